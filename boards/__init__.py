@@ -1,0 +1,1 @@
+"""Board tops, the UART protocol's decoder, YoWASP builds and their reports."""

@@ -1,0 +1,1 @@
+"""Amaranth gateware. May import :mod:`spikegate.golden` for shared constants and fixed-point definitions."""

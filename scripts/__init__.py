@@ -1,0 +1,1 @@
+"""The ``spikegate`` command and the benchmark scripts."""

@@ -1,0 +1,1 @@
+"""Amaranth -> Verilog -> cocotb: the simulation runner, stream drivers and monitors, the host bridge."""
