@@ -1,0 +1,296 @@
+"""The TTFS classifier: input spike events in, the class of the first output spike out.
+
+Schedule, one timestep ``k`` at a time, layers in order (the order of
+:mod:`spikegate.golden.ttfs_discrete`):
+
+* weight layer 0 takes the input events of step ``k`` straight from ``i_stream`` (they arrive
+  in step order), one ``ACCUMULATE`` pass each; a later layer takes the spikes that the layer
+  before it produced at step ``k`` (kept as lane-group fire masks in a small FIFO);
+* a layer with no source spike at step ``k`` runs one ``SCAN`` pass, and only when some of
+  its neurons are armed (could fire without new input); otherwise it is skipped;
+* after the output layer, the first output spike decides; the rest of the image's events
+  are drained and the result is sent.
+
+When no layer is armed and no event is due, the step counter jumps to the next input's step
+(or ends the image when the input has ended): idle timesteps cost nothing. Work is therefore
+one cycle per ``lanes`` weights read, plus one scan of ``ceil(n / lanes)`` cycles per layer
+and timestep while neurons are armed and idle, plus a few cycles per layer and step.
+"""
+
+import numpy as np
+
+from amaranth.hdl import Array, Module, Signal
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikegate.golden.ttfs_discrete import DiscreteConfig, DiscreteNetwork, WEIGHT_BITS
+from .layouts import (RESULT_COUNT_BITS, ClassifierResultLayout, FireMaskLayout, RowOp,
+                      SpikeEventLayout, index_bits)
+from .ttfs_layer import TTFSLayer
+
+__all__ = ["TTFSClassifier"]
+
+
+class TTFSClassifier(wiring.Component):
+    """A feed-forward TTFS network with an event-driven, sparse weight-lookup datapath.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Neurons per layer, input first (at least 2 layers; each 1 to 65536).
+    thetas : sequence of int
+        One threshold per weight layer (>= 1).
+    lanes : int
+        Weights read per cycle in every layer (1 to 16).
+    config : DiscreteConfig
+        Time grid and z fixed point.
+    weights : sequence of arrays, optional
+        Initial signed 8-bit weights per layer, shape ``(sizes[l], sizes[l+1])``.
+
+    Members
+    -------
+    i_stream : In(stream)
+        :class:`SpikeEventLayout` beats; each image is its spikes in non-decreasing step order
+        followed by one ``end`` beat. An event whose index is not below ``sizes[0]``, whose step
+        is not below ``timesteps``, or whose step is below the current step is dropped and
+        sets ``error`` in the result.
+    o_stream : Out(stream)
+        :class:`ClassifierResultLayout`, one beat per image.
+    idle : Out(1)
+        No image in progress: weights may be written and traced values read.
+    w_en, w_layer, w_src, w_dst, w_data : In
+        Write one weight of layer ``w_layer`` (taken only while ``idle``).
+    trace_layer, trace_addr, trace_step : In, In, Out
+        The spike step of neuron ``trace_addr`` of neuron layer ``trace_layer`` (1 = first
+        hidden layer), one cycle later; ``timesteps`` means it did not fire. Read while idle;
+        valid for the last image until the next one starts.
+    """
+
+    def __init__(self, sizes, thetas, lanes, config=None, weights=None):
+        sizes = tuple(sizes)
+        if len(sizes) < 2 or not all(isinstance(s, (int, np.integer)) and 1 <= s <= 65536 for s in sizes):
+            raise ValueError(f"sizes must be at least two integers from 1 to 65536, not {sizes!r}")
+        if len(thetas) != len(sizes) - 1:
+            raise ValueError(f"{len(sizes) - 1} weight layers need as many thresholds, not {len(thetas)}")
+        if not isinstance(lanes, (int, np.integer)) or not 1 <= lanes <= 16:
+            raise ValueError(f"lanes must be an integer from 1 to 16, not {lanes!r}")
+        config = config or DiscreteConfig()
+        if not isinstance(config, DiscreteConfig):
+            raise TypeError(f"config must be a DiscreteConfig, not {config!r}")
+        if weights is not None and len(weights) != len(sizes) - 1:
+            raise ValueError(f"{len(sizes) - 1} weight layers expected, not {len(weights)}")
+        self._sizes = tuple(int(s) for s in sizes)
+        self._lanes = int(lanes)
+        self._config = config
+        self.layers = [TTFSLayer(sizes[l], sizes[l + 1], lanes, int(thetas[l]), config,
+                                 None if weights is None else weights[l])
+                       for l in range(len(sizes) - 1)]
+        step_bits = config.step_bits
+        n_w = len(self.layers)
+        super().__init__({
+            "i_stream": In(stream.Signature(SpikeEventLayout(sizes[0], step_bits))),
+            "o_stream": Out(stream.Signature(ClassifierResultLayout(self._sizes, step_bits))),
+            "idle": Out(1),
+            "w_en": In(1),
+            "w_layer": In(index_bits(n_w)),
+            "w_src": In(index_bits(max(sizes[:-1]))),
+            "w_dst": In(index_bits(max(sizes[1:]))),
+            "w_data": In(WEIGHT_BITS),
+            "trace_layer": In(index_bits(len(sizes))),
+            "trace_addr": In(index_bits(max(sizes[1:]))),
+            "trace_step": Out(step_bits),
+        })
+
+    @classmethod
+    def from_network(cls, net, lanes):
+        """Build from a :class:`~spikegate.golden.ttfs_discrete.DiscreteNetwork`."""
+        if not isinstance(net, DiscreteNetwork):
+            raise TypeError(f"net must be a DiscreteNetwork, not {net!r}")
+        return cls(net.sizes, net.thetas, lanes, net.config, net.weights)
+
+    @property
+    def sizes(self):
+        return self._sizes
+
+    @property
+    def lanes(self):
+        return self._lanes
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        T = self._config.timesteps
+        sizes, L = self._sizes, self._lanes
+        n_w = len(self.layers)
+        for l, layer in enumerate(self.layers):
+            m.submodules[f"layer{l}"] = layer
+
+        # Fire-mask FIFOs between layers: at most one entry per lane group and step.
+        fifos = []
+        for l in range(n_w - 1):
+            lay = FireMaskLayout(self.layers[l].groups, L)
+            f = fifo.SyncFIFO(width=lay.size, depth=self.layers[l].groups)
+            m.submodules[f"fires{l}"] = f
+            fifos.append((f, lay))
+            m.d.comb += [f.w_data.eq(self.layers[l].fire.as_value()),
+                         f.w_en.eq(self.layers[l].fire_valid)]
+
+        k = Signal(self._config.step_bits)
+        step_start = Signal()
+        for layer in self.layers:
+            m.d.comb += [layer.step.eq(k), layer.step_start.eq(step_start)]
+
+        head = self.i_stream.payload
+        issued = Signal()              # a command went to the current layer this step
+        in_spikes = Signal(RESULT_COUNT_BITS)
+        error = Signal()
+        cycles = Signal(RESULT_COUNT_BITS)
+        counting = Signal()
+        decided = Signal()
+        klass = Signal.like(self.o_stream.payload.klass)
+        dstep = Signal.like(self.o_stream.payload.decision_step)
+        clear_stats = Signal()
+        for layer in self.layers:
+            m.d.comb += layer.clear_stats.eq(clear_stats)
+
+        any_armed = Signal()
+        m.d.comb += any_armed.eq(sum((layer.armed != 0) for layer in self.layers) != 0)
+        head_late = Signal()
+        head_bad = Signal()
+        m.d.comb += [
+            head_bad.eq((head.index >= sizes[0]) | (head.step >= T)),
+            head_late.eq(head.step < k),
+        ]
+
+        cur_mask = Signal(L)
+        cur_group = Signal(16)
+        have_mask = Signal()
+        low_lane = Signal(range(L))
+        for i in reversed(range(L)):
+            with m.If(cur_mask[i]):
+                m.d.comb += low_lane.eq(i)
+
+        with m.If(counting):
+            m.d.sync += cycles.eq(cycles + 1)
+
+        def next_step():
+            # After the output layer: decide, end, or go on.
+            out = self.layers[-1]
+            with m.If(out.step_fired):
+                m.d.sync += [decided.eq(1), klass.eq(out.step_first), dstep.eq(k)]
+                m.next = "DRAIN"
+            with m.Elif((k == T - 1) | (self.i_stream.valid & head.end & ~any_armed)):
+                m.d.sync += [decided.eq(0), dstep.eq(T)]
+                m.next = "DRAIN"
+            with m.Else():
+                m.d.sync += [k.eq(k + 1), step_start.eq(1), issued.eq(0)]
+                m.next = "L0_SRC"
+
+        m.d.sync += step_start.eq(0)
+        m.d.comb += self.idle.eq(0)
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.idle.eq(1)
+                with m.If(self.i_stream.valid):
+                    m.d.comb += clear_stats.eq(1)
+                    m.d.sync += [cycles.eq(1), counting.eq(1), in_spikes.eq(0), error.eq(0),
+                                 k.eq(0), step_start.eq(1), issued.eq(0)]
+                    m.next = "CLEAR"
+            with m.State("CLEAR"):
+                for layer in self.layers:
+                    m.d.comb += [layer.cmd.valid.eq(1), layer.cmd.payload.op.eq(RowOp.CLEAR)]
+                m.next = "CLEAR_WAIT"
+            with m.State("CLEAR_WAIT"):
+                with m.If(sum(layer.busy for layer in self.layers) == 0):
+                    m.next = "L0_SRC"
+
+            for l, layer in enumerate(self.layers):
+                with m.State(f"L{l}_SRC"):
+                    scan = Signal(name=f"scan{l}")
+                    if l == 0:
+                        with m.If(self.i_stream.valid & ~head.end & (head_bad | head_late)):
+                            m.d.comb += self.i_stream.ready.eq(1)
+                            m.d.sync += error.eq(1)
+                        with m.Elif(self.i_stream.valid & ~head.end & (head.step == k)):
+                            m.d.comb += [layer.cmd.valid.eq(1),
+                                         layer.cmd.payload.op.eq(RowOp.ACCUMULATE),
+                                         layer.cmd.payload.src.eq(head.index),
+                                         self.i_stream.ready.eq(layer.cmd.ready)]
+                            with m.If(layer.cmd.ready):
+                                m.d.sync += [issued.eq(1), in_spikes.eq(in_spikes + 1)]
+                        with m.Elif(self.i_stream.valid & ~issued & ~any_armed & ~head.end &
+                                    (head.step > k)):
+                            # Nothing is armed and no spike is due before the next input:
+                            # no neuron can fire until then, so jump to its step.
+                            m.d.sync += k.eq(head.step)
+                        with m.Elif(self.i_stream.valid):
+                            m.d.comb += scan.eq(1)
+                    else:
+                        f, lay = fifos[l - 1]
+                        entry = lay(f.r_data)
+                        with m.If(have_mask):
+                            m.d.comb += [layer.cmd.valid.eq(1),
+                                         layer.cmd.payload.op.eq(RowOp.ACCUMULATE),
+                                         layer.cmd.payload.src.eq(cur_group * L + low_lane)]
+                            with m.If(layer.cmd.ready):
+                                m.d.sync += [issued.eq(1),
+                                             cur_mask.eq(cur_mask & (cur_mask - 1)),
+                                             have_mask.eq((cur_mask & (cur_mask - 1)) != 0)]
+                        with m.Elif(f.r_rdy):
+                            m.d.comb += f.r_en.eq(1)
+                            m.d.sync += [cur_mask.eq(entry.mask), cur_group.eq(entry.group),
+                                         have_mask.eq(1)]
+                        with m.Else():
+                            m.d.comb += scan.eq(1)
+                    with m.If(scan):
+                        # Sources of this step done: scan if nothing was issued and some
+                        # neuron could fire without input.
+                        with m.If(~issued & (layer.armed != 0)):
+                            m.d.comb += [layer.cmd.valid.eq(1), layer.cmd.payload.op.eq(RowOp.SCAN)]
+                            with m.If(layer.cmd.ready):
+                                m.next = f"L{l}_WAIT"
+                        with m.Else():
+                            m.next = f"L{l}_WAIT"
+                with m.State(f"L{l}_WAIT"):
+                    with m.If(~layer.busy):
+                        m.d.sync += issued.eq(0)
+                        if l + 1 < n_w:
+                            m.next = f"L{l + 1}_SRC"
+                        else:
+                            next_step()
+
+            with m.State("DRAIN"):
+                m.d.comb += self.i_stream.ready.eq(1)
+                with m.If(self.i_stream.valid & head.end):
+                    m.d.sync += counting.eq(0)
+                    m.next = "RESULT"
+            with m.State("RESULT"):
+                p = self.o_stream.payload
+                m.d.comb += [
+                    self.o_stream.valid.eq(1),
+                    p.decided.eq(decided),
+                    p.klass.eq(klass),
+                    p.decision_step.eq(dstep),
+                    p.error.eq(error),
+                    p.cycles.eq(cycles),
+                    p.spikes[0].eq(in_spikes),
+                ]
+                for l, layer in enumerate(self.layers):
+                    m.d.comb += [p.spikes[l + 1].eq(layer.spikes), p.lookups[l].eq(layer.lookups)]
+                with m.If(self.o_stream.ready):
+                    m.next = "IDLE"
+
+        # Weight writes and the trace port.
+        for l, layer in enumerate(self.layers):
+            m.d.comb += [layer.w_en.eq(self.w_en & self.idle & (self.w_layer == l)),
+                         layer.w_src.eq(self.w_src), layer.w_dst.eq(self.w_dst),
+                         layer.w_data.eq(self.w_data),
+                         layer.trace_addr.eq(self.trace_addr)]
+        trace_sel = Signal.like(self.trace_layer)
+        m.d.sync += trace_sel.eq(self.trace_layer)
+        steps = Array([self.layers[0].trace_step] + [layer.trace_step for layer in self.layers])
+        m.d.comb += self.trace_step.eq(steps[trace_sel])
+        return m

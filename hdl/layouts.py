@@ -1,0 +1,94 @@
+"""Stream payload layouts, defined once and shared by the gateware, the test benches and the
+host side (through ``.const()`` / ``.from_bits()``)."""
+
+from amaranth.lib import enum
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data
+
+from spikegate.golden.fixed import unsigned_bits
+
+__all__ = ["index_bits", "SpikeEventLayout", "RowCommandLayout", "RowOp", "FireMaskLayout",
+           "ClassifierResultLayout", "RESULT_COUNT_BITS"]
+
+RESULT_COUNT_BITS = 32
+
+
+def index_bits(n):
+    """Width of an index into ``n`` things (at least 1)."""
+    if n < 1:
+        raise ValueError(f"need at least one item, not {n!r}")
+    return unsigned_bits(n - 1)
+
+
+class SpikeEventLayout(data.StructLayout):
+    """One input spike, or the end-of-image marker.
+
+    Members
+    -------
+    index : unsigned(index_bits(n_inputs))
+        The neuron that spiked.
+    step : unsigned(step_bits)
+        The timestep of the spike. Events of one image arrive in non-decreasing step order.
+    end : 1
+        1 marks the end of the image (``index`` and ``step`` are ignored); every image ends
+        with exactly one such beat, an image with no spikes is just that beat.
+    """
+    def __init__(self, n_inputs, step_bits):
+        super().__init__({"index": unsigned(index_bits(n_inputs)), "step": unsigned(step_bits),
+                          "end": unsigned(1)})
+
+
+class RowOp(enum.IntEnum, shape=2):
+    """What a pass over a destination layer does."""
+    #: read the source's weight row and add it to the destinations (fire check fused)
+    ACCUMULATE = 0
+    #: visit every destination without reading weights (fire check only)
+    SCAN = 1
+    #: reset every destination's state (image start)
+    CLEAR = 2
+
+
+class RowCommandLayout(data.StructLayout):
+    """A request to the sparse weight-lookup datapath: walk the row of ``src``."""
+    def __init__(self, n_src):
+        super().__init__({"src": unsigned(index_bits(n_src)), "op": RowOp})
+
+
+class FireMaskLayout(data.StructLayout):
+    """The neurons of one lane group that fired in the current step."""
+    def __init__(self, n_groups, lanes):
+        super().__init__({"group": unsigned(index_bits(n_groups)), "mask": unsigned(lanes)})
+
+
+class ClassifierResultLayout(data.StructLayout):
+    """The result of one image.
+
+    Members
+    -------
+    decided : 1
+        0 when no output neuron fired by the last step (``klass`` is then 0).
+    klass : unsigned(index_bits(n_outputs))
+        The lowest-indexed output neuron among the first to fire.
+    decision_step : unsigned(step_bits)
+        The step of the decision (``timesteps`` when none).
+    error : 1
+        An input event was out of range or out of order; it was dropped.
+    cycles : unsigned(32)
+        Clock cycles from the image's first beat to the result.
+    spikes : array of unsigned(32), one per neuron layer (input first)
+        Spikes processed up to the decision.
+    lookups : array of unsigned(32), one per weight layer
+        Weights read.
+    """
+    def __init__(self, sizes, step_bits):
+        n_layers = len(sizes)
+        super().__init__({
+            "decided": unsigned(1),
+            "klass": unsigned(index_bits(sizes[-1])),
+            "decision_step": unsigned(step_bits),
+            "error": unsigned(1),
+            "cycles": unsigned(RESULT_COUNT_BITS),
+            "spikes": data.ArrayLayout(unsigned(RESULT_COUNT_BITS), n_layers),
+            "lookups": data.ArrayLayout(unsigned(RESULT_COUNT_BITS), n_layers - 1),
+        })

@@ -1,0 +1,185 @@
+"""The sparse, event-driven weight-lookup datapath, shared by every spiking layer.
+
+A spike event names a source neuron; the datapath reads that source's weight row, ``lanes``
+weights per cycle, and hands each group of ``lanes`` destination weights to the layer's
+neuron arithmetic. Weights of sources that did not spike are never read. It knows nothing
+about TTFS: the layer that uses it adds its own per-destination arithmetic on the beats.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.lib import stream
+
+from spikegate.golden.ttfs_discrete import WEIGHT_BITS
+from .layouts import RESULT_COUNT_BITS, RowCommandLayout, RowOp, index_bits
+
+__all__ = ["WeightLookup", "weight_words"]
+
+
+def weight_words(weights, lanes):
+    """Pack an ``(n_src, n_dst)`` integer matrix into the banked memory image.
+
+    Word ``src * groups + g`` holds the weights of destinations ``g*lanes .. g*lanes+lanes-1``
+    (lane ``l`` = destination ``g*lanes + l``; missing destinations are 0).
+    """
+    import numpy as np
+    w = np.asarray(weights)
+    n_src, n_dst = w.shape
+    groups = -(-n_dst // lanes)
+    padded = np.zeros((n_src, groups * lanes), dtype=np.int64)
+    padded[:, :n_dst] = w
+    return padded.reshape(n_src * groups, lanes).tolist()
+
+
+class WeightLookup(wiring.Component):
+    """Banked 8-bit weight memory and the row walker.
+
+    Parameters
+    ----------
+    n_src, n_dst : int
+        Sources (rows) and destinations (columns) of the weight matrix.
+    lanes : int
+        Weights read per cycle, 1 to 16. Destinations are spread over the lanes:
+        destination ``j`` is lane ``j % lanes`` of group ``j // lanes``.
+    init : array-like of int, shape (n_src, n_dst), optional
+        Initial weights (signed 8-bit). Zero when omitted.
+
+    Members
+    -------
+    cmd : In(stream)
+        :class:`RowCommandLayout`. Accepted when the walker is idle or issuing the last group
+        of the current row, so rows follow each other with no gap.
+    issue_valid, issue_group : Out
+        The group whose memory read is issued this cycle (for the user's own state memory,
+        which it reads at the same address so that both arrive together).
+    beat_valid, beat_group, beat_first, beat_last, beat_op, beat_weights : Out
+        One cycle after issue: the weights of that group (zero unless the op is
+        ``ACCUMULATE``). There is no back-pressure: the user takes every beat.
+    busy : Out
+        A row is being walked or a beat is in flight.
+    lookups : Out(unsigned(32))
+        Weights read since ``clear_count`` (valid lanes of ``ACCUMULATE`` beats only).
+    w_en, w_src, w_dst, w_data : In
+        Write one weight (run time loading); must not coincide with a walk.
+
+    Latency 1 cycle from issue to beat; throughput ``lanes`` weights per cycle; a row
+    takes ``ceil(n_dst / lanes)`` cycles.
+    """
+
+    def __init__(self, n_src, n_dst, lanes, init=None):
+        for name, v in (("n_src", n_src), ("n_dst", n_dst), ("lanes", lanes)):
+            if not isinstance(v, int) or v < 1:
+                raise TypeError(f"{name} must be a positive integer, not {v!r}")
+        if lanes > 16:
+            raise ValueError(f"lanes must be from 1 to 16, not {lanes}")
+        self._n_src, self._n_dst, self._lanes = n_src, n_dst, lanes
+        self._groups = -(-n_dst // lanes)
+        shape = data.ArrayLayout(signed(WEIGHT_BITS), lanes)
+        words = [] if init is None else weight_words(init, lanes)
+        if init is not None:
+            import numpy as np
+            a = np.asarray(init)
+            if a.shape != (n_src, n_dst):
+                raise ValueError(f"init must have shape ({n_src}, {n_dst}), not {a.shape}")
+            if a.min() < -128 or a.max() > 127:
+                raise ValueError("init weights must be in [-128, 127]")
+        self.weight_data = memory.MemoryData(shape=shape, depth=n_src * self._groups, init=words)
+        super().__init__({
+            "cmd": In(stream.Signature(RowCommandLayout(n_src))),
+            "issue_valid": Out(1),
+            "issue_group": Out(index_bits(self._groups)),
+            "beat_valid": Out(1),
+            "beat_group": Out(index_bits(self._groups)),
+            "beat_first": Out(1),
+            "beat_last": Out(1),
+            "beat_op": Out(RowOp),
+            "beat_weights": Out(shape),
+            "busy": Out(1),
+            "lookups": Out(RESULT_COUNT_BITS),
+            "clear_count": In(1),
+            "w_en": In(1),
+            "w_src": In(index_bits(n_src)),
+            "w_dst": In(index_bits(n_dst)),
+            "w_data": In(signed(WEIGHT_BITS)),
+        })
+
+    @property
+    def n_src(self):
+        return self._n_src
+
+    @property
+    def n_dst(self):
+        return self._n_dst
+
+    @property
+    def lanes(self):
+        return self._lanes
+
+    @property
+    def groups(self):
+        return self._groups
+
+    def elaborate(self, platform):
+        m = Module()
+        G, L = self._groups, self._lanes
+        m.submodules.mem = mem = memory.Memory(data=self.weight_data)
+        wp = mem.write_port(granularity=1)
+        rp = mem.read_port()
+
+        walking = Signal()
+        group = Signal(index_bits(G))
+        base = Signal(range(self._n_src * G + 1))
+        op = Signal(RowOp)
+        last_issue = Signal()
+        m.d.comb += last_issue.eq(walking & (group == G - 1))
+        m.d.comb += self.cmd.ready.eq(~walking | last_issue)
+
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [walking.eq(1), group.eq(0), op.eq(self.cmd.payload.op),
+                         base.eq(self.cmd.payload.src * G)]
+        with m.Elif(last_issue):
+            m.d.sync += walking.eq(0)
+        with m.Elif(walking):
+            m.d.sync += group.eq(group + 1)
+
+        m.d.comb += [
+            self.issue_valid.eq(walking),
+            self.issue_group.eq(group),
+            rp.addr.eq(base + group),
+            rp.en.eq(walking & (op == RowOp.ACCUMULATE)),
+        ]
+        beat_op = Signal(RowOp)
+        m.d.sync += [
+            self.beat_valid.eq(walking),
+            self.beat_group.eq(group),
+            self.beat_first.eq(walking & (group == 0)),
+            self.beat_last.eq(last_issue),
+            beat_op.eq(op),
+        ]
+        m.d.comb += self.beat_op.eq(beat_op)
+        with m.If(beat_op == RowOp.ACCUMULATE):
+            m.d.comb += self.beat_weights.eq(rp.data)
+        m.d.comb += self.busy.eq(walking | self.beat_valid)
+
+        # Weights read: the valid lanes of each ACCUMULATE beat.
+        last_lanes = self._n_dst - (G - 1) * L
+        n_read = Signal(range(L + 1))
+        m.d.comb += n_read.eq(Mux(self.beat_group == G - 1, last_lanes, L))
+        with m.If(self.clear_count):
+            m.d.sync += self.lookups.eq(0)
+        with m.Elif(self.beat_valid & (beat_op == RowOp.ACCUMULATE)):
+            m.d.sync += self.lookups.eq(self.lookups + n_read)
+
+        # Run-time loading of one weight.
+        dst_group = Signal(index_bits(G))
+        dst_lane = Signal(range(L))
+        m.d.comb += [dst_group.eq(self.w_dst // L), dst_lane.eq(self.w_dst % L)] if L > 1 else \
+            [dst_group.eq(self.w_dst), dst_lane.eq(0)]
+        m.d.comb += [
+            wp.addr.eq(self.w_src * G + dst_group),
+            wp.data.eq(self.w_data.replicate(L)),
+        ]
+        with m.If(self.w_en):
+            m.d.comb += wp.en.eq(1 << dst_lane)
+        return m

@@ -1,0 +1,232 @@
+"""One TTFS layer: the shared weight lookup plus the TTFS neuron arithmetic.
+
+The arithmetic is that of :mod:`spikegate.golden.ttfs_discrete`, lane by lane:
+``ttfs_fires`` (``z_k * (acc_w - theta) >= acc_wz`` for a neuron that has not fired) and
+``ttfs_accumulate`` (``acc_w += w``, ``acc_wz += w * z_k``), with the widths of
+``ttfs_widths``. The state of the destination neurons lives in one memory of
+``ceil(n_dst / lanes)`` words, each holding the ``lanes`` neurons of one lane group.
+"""
+
+import numpy as np
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.lib import stream
+
+from spikegate.golden.ttfs_discrete import DiscreteConfig, WEIGHT_BITS, ttfs_widths, z_table
+from .layouts import RESULT_COUNT_BITS, FireMaskLayout, RowCommandLayout, RowOp, index_bits
+from .lookup import WeightLookup
+
+__all__ = ["TTFSLayer", "neuron_state_layout"]
+
+
+def neuron_state_layout(widths, step_bits):
+    """One neuron's state: ``acc_w``, ``acc_wz`` (signed), ``fired``, ``step`` (of the spike)."""
+    return data.StructLayout({
+        "acc_w": signed(widths["acc_w_bits"]),
+        "acc_wz": signed(widths["acc_wz_bits"]),
+        "fired": unsigned(1),
+        "step": unsigned(step_bits),
+    })
+
+
+class TTFSLayer(wiring.Component):
+    """A layer of ``n_dst`` TTFS neurons fed by ``n_src`` sources.
+
+    Parameters
+    ----------
+    n_src, n_dst, lanes : int
+        See :class:`~spikegate.hdl.lookup.WeightLookup`.
+    theta : int
+        The layer's threshold in weight units (>= 1).
+    config : DiscreteConfig
+        Time grid and z fixed point.
+    init : array, optional
+        Initial signed 8-bit weights, shape ``(n_src, n_dst)``.
+
+    Members
+    -------
+    cmd : In(stream)
+        :class:`RowCommandLayout`: ``ACCUMULATE`` a source's row (fire check fused),
+        ``SCAN`` every neuron (fire check only), ``CLEAR`` every neuron (new image).
+    step : In
+        The current timestep; hold it steady from one cycle before a command to the end
+        of its pass. ``step_start`` (a strobe) forgets the previous step's first spike.
+    busy : Out
+        A pass is in flight.
+    fire_valid, fire : Out
+        :class:`FireMaskLayout`: the neurons of one group that fired, at most one beat per
+        group and step (no back-pressure).
+    step_fired, step_first : Out
+        Some neuron fired in the current step; the lowest-indexed one.
+    armed : Out
+        Neurons that have not fired and whose ``acc_w`` exceeds ``theta``: only they can
+        fire at a later step without new input (a layer with none needs no scan).
+    spikes, lookups : Out(unsigned(32))
+        Spikes of this layer's neurons and weights read, since ``clear_stats``.
+    trace_addr, trace_step : In, Out
+        Spike step of neuron ``trace_addr`` one cycle later (``timesteps`` = never). Use
+        only while idle.
+    w_en, w_src, w_dst, w_data : In
+        Write one weight.
+
+    A pass takes ``ceil(n_dst / lanes)`` cycles plus 2 of latency; passes overlap, so
+    back-to-back rows cost ``ceil(n_dst / lanes)`` cycles each.
+    """
+
+    def __init__(self, n_src, n_dst, lanes, theta, config=None, init=None):
+        config = config or DiscreteConfig()
+        if not isinstance(config, DiscreteConfig):
+            raise TypeError(f"config must be a DiscreteConfig, not {config!r}")
+        if not isinstance(theta, (int, np.integer)) or theta < 1:
+            raise ValueError(f"theta must be an integer >= 1, not {theta!r}")
+        self._lookup = WeightLookup(n_src, n_dst, lanes, init)
+        self._theta = int(theta)
+        self._config = config
+        self._widths = ttfs_widths(n_src, int(theta), config)
+        step_bits = config.step_bits
+        self._state_layout = neuron_state_layout(self._widths, step_bits)
+        G = self._lookup.groups
+        self.state_data = memory.MemoryData(
+            shape=data.ArrayLayout(self._state_layout, lanes), depth=G,
+            init=[[{"step": config.timesteps}] * lanes] * G)
+        super().__init__({
+            "cmd": In(stream.Signature(RowCommandLayout(n_src))),
+            "step": In(step_bits),
+            "step_start": In(1),
+            "busy": Out(1),
+            "fire_valid": Out(1),
+            "fire": Out(FireMaskLayout(G, lanes)),
+            "step_fired": Out(1),
+            "step_first": Out(index_bits(n_dst)),
+            "armed": Out(range(n_dst + 1)),
+            "spikes": Out(RESULT_COUNT_BITS),
+            "lookups": Out(RESULT_COUNT_BITS),
+            "clear_stats": In(1),
+            "trace_addr": In(index_bits(n_dst)),
+            "trace_step": Out(step_bits),
+            "w_en": In(1),
+            "w_src": In(index_bits(n_src)),
+            "w_dst": In(index_bits(n_dst)),
+            "w_data": In(signed(WEIGHT_BITS)),
+        })
+
+    @property
+    def lookup(self):
+        return self._lookup
+
+    @property
+    def theta(self):
+        return self._theta
+
+    @property
+    def widths(self):
+        return dict(self._widths)
+
+    @property
+    def groups(self):
+        return self._lookup.groups
+
+    def elaborate(self, platform):
+        m = Module()
+        lk = self._lookup
+        L, G, N = lk.lanes, lk.groups, lk.n_dst
+        cfg = self._config
+        m.submodules.lookup = lk
+        wiring.connect(m, wiring.flipped(self.cmd), lk.cmd)
+        m.d.comb += [
+            lk.clear_count.eq(self.clear_stats),
+            lk.w_en.eq(self.w_en), lk.w_src.eq(self.w_src),
+            lk.w_dst.eq(self.w_dst), lk.w_data.eq(self.w_data),
+            self.lookups.eq(lk.lookups),
+            self.busy.eq(lk.busy),
+        ]
+
+        m.submodules.state = mem = memory.Memory(data=self.state_data)
+        wp = mem.write_port()
+        rp = mem.read_port(transparent_for=(wp,))
+        tp = mem.read_port()
+        m.d.comb += [rp.addr.eq(lk.issue_group), rp.en.eq(lk.issue_valid)]
+
+        zs = z_table(cfg)
+        z = Signal(self._widths["z_bits"])
+        m.d.sync += z.eq(Array(Const(int(v), self._widths["z_bits"]) for v in zs)[self.step])
+
+        theta = Const(self._theta, self._widths["theta_bits"])
+        last_lanes = N - (G - 1) * L
+        is_last_group = Signal()
+        m.d.comb += is_last_group.eq(lk.beat_group == G - 1)
+        op = lk.beat_op
+
+        new = Signal(data.ArrayLayout(self._state_layout, L))
+        fire_mask = Signal(L)
+        armed_before = Signal(L)
+        armed_after = Signal(L)
+        for l in range(L):
+            st = rp.data[l]
+            nw = new[l]
+            w = lk.beat_weights[l]
+            lane_ok = Const(1) if l < last_lanes else ~is_last_group
+            diff = Signal(signed(self._widths["diff_bits"]), name=f"diff{l}")
+            fires = Signal(name=f"fires{l}")
+            m.d.comb += [
+                diff.eq(st.acc_w - theta),
+                fires.eq(lane_ok & ~st.fired & (op != RowOp.CLEAR) & (z * diff >= st.acc_wz)),
+                fire_mask[l].eq(fires),
+                armed_before[l].eq(lane_ok & ~st.fired & (st.acc_w > theta)),
+            ]
+            with m.If(op == RowOp.CLEAR):
+                m.d.comb += [nw.acc_w.eq(0), nw.acc_wz.eq(0), nw.fired.eq(0),
+                             nw.step.eq(cfg.timesteps)]
+            with m.Else():
+                m.d.comb += [
+                    nw.acc_w.eq(st.acc_w + w),
+                    nw.acc_wz.eq(st.acc_wz + w * z),
+                    nw.fired.eq(st.fired | fires),
+                    nw.step.eq(Mux(fires, self.step, st.step)),
+                ]
+            m.d.comb += armed_after[l].eq(lane_ok & ~nw.fired & (nw.acc_w > theta) & (op != RowOp.CLEAR))
+
+        m.d.comb += [
+            wp.addr.eq(lk.beat_group),
+            wp.data.eq(new),
+            wp.en.eq(lk.beat_valid),
+        ]
+
+        # Fire masks for the next layer, the step's first spike, and the counters.
+        m.d.comb += [
+            self.fire_valid.eq(lk.beat_valid & (fire_mask != 0)),
+            self.fire.group.eq(lk.beat_group),
+            self.fire.mask.eq(fire_mask),
+        ]
+        first_lane = Signal(range(L))
+        for l in reversed(range(L)):
+            with m.If(fire_mask[l]):
+                m.d.comb += first_lane.eq(l)
+        with m.If(self.step_start):
+            m.d.sync += self.step_fired.eq(0)
+        with m.Elif(self.fire_valid & ~self.step_fired):
+            m.d.sync += [self.step_fired.eq(1),
+                         self.step_first.eq(lk.beat_group * L + first_lane)]
+
+        n_fires = Signal(range(L + 1))
+        m.d.comb += n_fires.eq(sum(fire_mask[l] for l in range(L)))
+        with m.If(self.clear_stats):
+            m.d.sync += self.spikes.eq(0)
+        with m.Elif(lk.beat_valid):
+            m.d.sync += self.spikes.eq(self.spikes + n_fires)
+
+        n_before = sum(armed_before[l] for l in range(L))
+        n_after = sum(armed_after[l] for l in range(L))
+        with m.If(lk.beat_valid & (op == RowOp.CLEAR)):
+            m.d.sync += self.armed.eq(0)
+        with m.Elif(lk.beat_valid):
+            m.d.sync += self.armed.eq(self.armed + n_after - n_before)
+
+        # Trace port.
+        trace_lane = Signal(range(L))
+        m.d.comb += [tp.addr.eq(self.trace_addr // L if L > 1 else self.trace_addr)]
+        m.d.sync += trace_lane.eq(self.trace_addr % L if L > 1 else 0)
+        m.d.comb += self.trace_step.eq(Array(tp.data[l].step for l in range(L))[trace_lane])
+        return m
