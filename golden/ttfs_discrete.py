@@ -63,7 +63,7 @@ from .fixed import signed_bits, unsigned_bits
 __all__ = [
     "NO_SPIKE", "WEIGHT_BITS", "DiscreteConfig", "DiscreteNetwork", "DiscreteResult",
     "z_table", "quantize_layer", "times_to_steps", "ttfs_fires", "ttfs_accumulate",
-    "ttfs_widths", "layer_fire_steps", "simulate",
+    "ttfs_widths", "layer_fire_steps", "simulate", "spike_events",
 ]
 
 NO_SPIKE = -1
@@ -331,3 +331,18 @@ def _simulate_chunk(net, x):
     lookups = spikes[:, :-1] * n_out
     return DiscreteResult(decision=decision.astype(np.int64), decision_step=k_d.astype(np.int64),
                           spike_steps=shown, lookups=lookups, spikes=spikes)
+
+
+def spike_events(steps):
+    """One image's input spikes in the order the hardware takes them.
+
+    ``steps``: ``(n_in,)`` input steps (NO_SPIKE for none). Returns ``(indices, steps)`` of the
+    spiking inputs sorted by step, ties by index (any order within a step gives the same
+    result; this one is canonical).
+    """
+    s = np.asarray(steps)
+    if s.ndim != 1:
+        raise ValueError(f"steps must be 1-D (one image), not shape {s.shape}")
+    idx = np.nonzero(s != NO_SPIKE)[0]
+    order = idx[np.lexsort((idx, s[idx]))]
+    return order.astype(np.int64), s[order].astype(np.int64)

@@ -67,18 +67,11 @@ class TTFSClassifier(wiring.Component):
     """
 
     def __init__(self, sizes, thetas, lanes, config=None, weights=None):
-        sizes = tuple(sizes)
-        if len(sizes) < 2 or not all(isinstance(s, (int, np.integer)) and 1 <= s <= 65536 for s in sizes):
-            raise ValueError(f"sizes must be at least two integers from 1 to 65536, not {sizes!r}")
-        if len(thetas) != len(sizes) - 1:
-            raise ValueError(f"{len(sizes) - 1} weight layers need as many thresholds, not {len(thetas)}")
-        if not isinstance(lanes, (int, np.integer)) or not 1 <= lanes <= 16:
-            raise ValueError(f"lanes must be an integer from 1 to 16, not {lanes!r}")
-        config = config or DiscreteConfig()
-        if not isinstance(config, DiscreteConfig):
-            raise TypeError(f"config must be a DiscreteConfig, not {config!r}")
-        if weights is not None and len(weights) != len(sizes) - 1:
-            raise ValueError(f"{len(sizes) - 1} weight layers expected, not {len(weights)}")
+        try:
+            config = self._check(sizes, thetas, lanes, config, weights)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True     # a refused construction is not an unused design
+            raise
         self._sizes = tuple(int(s) for s in sizes)
         self._lanes = int(lanes)
         self._config = config
@@ -100,6 +93,33 @@ class TTFSClassifier(wiring.Component):
             "trace_addr": In(index_bits(max(sizes[1:]))),
             "trace_step": Out(step_bits),
         })
+
+    @staticmethod
+    def _check(sizes, thetas, lanes, config, weights):
+        sizes = tuple(sizes)
+        if len(sizes) < 2 or not all(isinstance(s, (int, np.integer)) and 1 <= s <= 65536 for s in sizes):
+            raise ValueError(f"sizes must be at least two integers from 1 to 65536, not {sizes!r}")
+        if len(thetas) != len(sizes) - 1:
+            raise ValueError(f"{len(sizes) - 1} weight layers need as many thresholds, not {len(thetas)}")
+        if not isinstance(lanes, (int, np.integer)) or not 1 <= lanes <= 16:
+            raise ValueError(f"lanes must be an integer from 1 to 16, not {lanes!r}")
+        config = config or DiscreteConfig()
+        if not isinstance(config, DiscreteConfig):
+            raise TypeError(f"config must be a DiscreteConfig, not {config!r}")
+        for l, th in enumerate(thetas):
+            if not isinstance(th, (int, np.integer)) or th < 1:
+                raise ValueError(f"thetas[{l}] must be an integer >= 1, not {th!r}")
+        if weights is not None:
+            if len(weights) != len(sizes) - 1:
+                raise ValueError(f"{len(sizes) - 1} weight layers expected, not {len(weights)}")
+            for l, w in enumerate(weights):
+                w = np.asarray(w)
+                if w.shape != (sizes[l], sizes[l + 1]):
+                    raise ValueError(f"weights[{l}] must have shape ({sizes[l]}, {sizes[l + 1]}), "
+                                     f"not {w.shape}")
+                if w.size and (w.min() < -128 or w.max() > 127):
+                    raise ValueError(f"weights[{l}] must be in [-128, 127]")
+        return config
 
     @classmethod
     def from_network(cls, net, lanes):

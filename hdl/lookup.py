@@ -6,6 +6,8 @@ neuron arithmetic. Weights of sources that did not spike are never read. It know
 about TTFS: the layer that uses it adds its own per-destination arithmetic on the beats.
 """
 
+import numpy as np
+
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
@@ -23,7 +25,6 @@ def weight_words(weights, lanes):
     Word ``src * groups + g`` holds the weights of destinations ``g*lanes .. g*lanes+lanes-1``
     (lane ``l`` = destination ``g*lanes + l``; missing destinations are 0).
     """
-    import numpy as np
     w = np.asarray(weights)
     n_src, n_dst = w.shape
     groups = -(-n_dst // lanes)
@@ -68,22 +69,15 @@ class WeightLookup(wiring.Component):
     """
 
     def __init__(self, n_src, n_dst, lanes, init=None):
-        for name, v in (("n_src", n_src), ("n_dst", n_dst), ("lanes", lanes)):
-            if not isinstance(v, int) or v < 1:
-                raise TypeError(f"{name} must be a positive integer, not {v!r}")
-        if lanes > 16:
-            raise ValueError(f"lanes must be from 1 to 16, not {lanes}")
+        try:
+            self._check(n_src, n_dst, lanes, init)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True     # a refused construction is not an unused design
+            raise
         self._n_src, self._n_dst, self._lanes = n_src, n_dst, lanes
         self._groups = -(-n_dst // lanes)
         shape = data.ArrayLayout(signed(WEIGHT_BITS), lanes)
         words = [] if init is None else weight_words(init, lanes)
-        if init is not None:
-            import numpy as np
-            a = np.asarray(init)
-            if a.shape != (n_src, n_dst):
-                raise ValueError(f"init must have shape ({n_src}, {n_dst}), not {a.shape}")
-            if a.min() < -128 or a.max() > 127:
-                raise ValueError("init weights must be in [-128, 127]")
         self.weight_data = memory.MemoryData(shape=shape, depth=n_src * self._groups, init=words)
         super().__init__({
             "cmd": In(stream.Signature(RowCommandLayout(n_src))),
@@ -103,6 +97,20 @@ class WeightLookup(wiring.Component):
             "w_dst": In(index_bits(n_dst)),
             "w_data": In(signed(WEIGHT_BITS)),
         })
+
+    @staticmethod
+    def _check(n_src, n_dst, lanes, init):
+        for name, v in (("n_src", n_src), ("n_dst", n_dst), ("lanes", lanes)):
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise TypeError(f"{name} must be a positive integer, not {v!r}")
+        if lanes > 16:
+            raise ValueError(f"lanes must be from 1 to 16, not {lanes}")
+        if init is not None:
+            a = np.asarray(init)
+            if a.shape != (n_src, n_dst):
+                raise ValueError(f"init must have shape ({n_src}, {n_dst}), not {a.shape}")
+            if a.size and (a.min() < -128 or a.max() > 127):
+                raise ValueError("init weights must be in [-128, 127]")
 
     @property
     def n_src(self):

@@ -77,10 +77,14 @@ class TTFSLayer(wiring.Component):
 
     def __init__(self, n_src, n_dst, lanes, theta, config=None, init=None):
         config = config or DiscreteConfig()
-        if not isinstance(config, DiscreteConfig):
-            raise TypeError(f"config must be a DiscreteConfig, not {config!r}")
-        if not isinstance(theta, (int, np.integer)) or theta < 1:
-            raise ValueError(f"theta must be an integer >= 1, not {theta!r}")
+        try:
+            if not isinstance(config, DiscreteConfig):
+                raise TypeError(f"config must be a DiscreteConfig, not {config!r}")
+            if not isinstance(theta, (int, np.integer)) or theta < 1:
+                raise ValueError(f"theta must be an integer >= 1, not {theta!r}")
+        except (TypeError, ValueError):
+            self._MustUse__silence = True
+            raise
         self._lookup = WeightLookup(n_src, n_dst, lanes, init)
         self._theta = int(theta)
         self._config = config
