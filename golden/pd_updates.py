@@ -222,15 +222,12 @@ class PastRule(_OnlineRule):
         return out
 
     def flush(self):
-        """The rest of every pair's geometric series, to infinity: ``V_decayed / (1 - rx re)``.
+        """The pending tail of every pair's series, to infinity: ``V / (1 - rx re)``.
 
-        ``V`` holds each pair's product at its last update; the part already added (for pairs
-        that had no spike since) is accounted for by restarting from the present products.
+        ``V_ij`` is the pair's product at its last update ``u``; the terms from ``u`` on have not
+        been added yet, and without further spikes they decay by ``rx re`` per step.
         """
-        c = 1.0 / (1.0 - self.rx * self.re)
-        # The series of pair (i, j) from its last update u to infinity is V_ij / (1 - q); all of
-        # it is still pending, since updates only add the terms before the current step.
-        return c * self.v
+        return self.v / (1.0 - self.rx * self.re)
 
 
 def add_block(w, rows, cols, block, scale=1.0):

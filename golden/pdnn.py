@@ -164,6 +164,7 @@ class PDNetwork:
     """A stack of :class:`PDLayer` with ReLU hidden units and a softmax output."""
 
     kind = "add"
+    lr = 0.01            # set by train_online
 
     def __init__(self, sizes, *, seed=1234, weights=None, rule="past", **layer_kwargs):
         if rule not in ONLINE_RULES:
@@ -208,8 +209,6 @@ class PDNetwork:
             layer.adapt()
         c.samples += 1
         return out
-
-    lr = 0.01
 
     def predict(self, x):
         """Herded predictions on the sequence ``x`` (``(n, n_in)``), from a zero state.

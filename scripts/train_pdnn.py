@@ -133,7 +133,8 @@ def plot_curves(results, path, title=""):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for label, res in results.items():
+    for k, (label, res) in enumerate(results.items()):
+        color = f"C{k}"
         for name, run in res["runs"].items():
             h = run["history"][1:]
             if not h:
@@ -142,8 +143,8 @@ def plot_curves(results, path, title=""):
             acc = [100 * r["test_acc"] for r in h]
             gops = [r["gops"] for r in h]
             style = "-" if name == "pdnn" else "--"
-            axes[0].plot(ep, acc, style, marker=".", label=f"{label} {name.upper()}")
-            axes[1].semilogx(gops, acc, style, marker=".", label=f"{label} {name.upper()}")
+            axes[0].plot(ep, acc, style, color=color, marker=".", label=f"{label} {name.upper()}")
+            axes[1].semilogx(gops, acc, style, color=color, marker=".", label=f"{label} {name.upper()}")
     axes[0].set_xlabel("epoch")
     axes[0].set_ylabel("test accuracy (%)")
     axes[1].set_xlabel("training GOps (PD: additions; MLP: multiply-adds)")
