@@ -19,6 +19,7 @@ _COMMANDS = (
 # ``spikegate train ALGORITHM``: one module per algorithm.
 _TRAIN_COMMANDS = (
     "train_pdnn",
+    "train_ssgd",
 )
 
 

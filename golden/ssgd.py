@@ -1,0 +1,828 @@
+"""Sparse spiking gradient descent (Perez-Nieves & Goodman, NeurIPS 2021): the golden model.
+
+Backpropagation through time in a feed-forward LIF network that runs only through *active*
+entries, ``(timestep, sample, neuron)`` where the membrane is within ``B_th`` of threshold,
+with the surrogate derivative ``g(V) = 1 / (scale |V - V_th| + 1)**2``. Reference: the paper
+(arXiv 2105.08810) and the authors' code, ``npvoid/SparseSpikingBackprop``; where the paper is
+loose the code decides, and each such place names the file and function.
+
+Layout and conventions
+----------------------
+* Every activity array is **time-major**: ``(T, B, N)`` (steps, samples, neurons), so a time
+  step is one contiguous ``(B, N)`` slice. Weights are ``(n_in, n_out)``.
+* Forward, as ``SNNLayerOrig`` / ``SparseSNNLayer.forward`` in ``train_and_time.py``:
+  ``V[0] = 0``, ``S[0] = 0``, and for ``t = 0 .. T-2``::
+
+      V[t+1] = beta V[t] + (S_in[t] @ W) - S[t]       # reset by subtraction of V_th = 1
+      S[t+1] = V[t+1] > V_th
+
+  The input of the last step, ``S_in[T-1]``, is never used (as in the authors' loop).
+* Readout (``SNNReadout``): a leaky integrator ``O[0] = 0``,
+  ``O[t+1] = beta_r O[t] + (1 - beta_r) (S_L[t] @ W_out)``; the logits are ``max_t O``
+  and the loss the mean cross-entropy of their softmax (``time_snn``: ``LogSoftmax`` +
+  ``NLLLoss``), plus the authors' spike-count regularisers (``loss_reg``).
+* The reset is not differentiated (``rst`` is built from a comparison in the authors' code),
+  so with ``dV[t] = g(V[t] - V_th) dL/dS[t]`` (the local surrogate term) the exact weight
+  gradient is ``dW = sum_t trace[t]^T dV[t]`` with the input trace
+  ``trace[t+1] = beta trace[t] + S_in[t]``, ``trace[0] = 0`` (``SparseSNNLayer.forward``,
+  ``spk_trace``).
+* Active entry: ``|V[t] - V_th| < B_th`` (strict, ``mem > b_th and mem < 2 th - b_th`` in
+  ``SparseSNNLayer.forward``; the authors' ``config.py`` uses ``b_th = 0.8``, so
+  ``B_th = 1 - 0.8 = 0.2``). Step ``t = 0`` holds the constant initial state and is never
+  active here (the authors' mask includes it, but ``V[0] = 0`` is only active for
+  ``B_th > 1``, and its gradient is zero either way).
+
+The two backward passes
+-----------------------
+:func:`dense_backward` is ordinary BPTT with the same surrogate, written as the reverse
+recursion ``dI[t] = dV[t+1] + beta dI[t+1]`` (``dI[t] = dL/d(S_in[t] @ W)``), then
+``dW = S_in^T dI`` and ``dL/dS_in = dI W^T``: dense matrix products over every ``(t, b)``.
+
+:func:`sparse_backward` is the paper's algorithm (``SparseSNNLayer.backward`` and the CUDA
+kernels ``s3gd_w_backward_kernel`` / ``s3gd_s_backward_master_kernel``): ``dV`` only at the
+active entries; ``dW`` from the input trace at the active entries only; the gradient to the
+layer below only at *that* layer's active entries, through
+``Delta[t] = sum_{t' > t active} beta**(t'-1-t) dV[t']``. With every entry active the two are
+equal (up to float rounding): see the tests.
+
+Everything is vectorised over batch, time and neurons (NumPy only).
+"""
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+__all__ = [
+    "SSGDConfig", "LayerCache", "ActiveSet", "ForwardResult", "Gradients",
+    "surrogate", "active_mask", "encode_spike_times", "spike_raster",
+    "init_params", "lif_forward", "input_trace", "readout_forward", "forward",
+    "loss_and_readout_grad", "reg_loss_and_grad",
+    "dense_backward", "sparse_backward", "backward",
+    "active_fraction", "active_fraction_per_step", "cosine_similarity",
+    "predict", "accuracy", "Adam", "train",
+]
+
+BACKWARDS = ("dense", "sparse")
+
+
+def _positive(name, value, *, integer=False, allow_zero=False):
+    ok_type = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, ok_type):
+        kind = "an integer" if integer else "a number"
+        raise TypeError(f"{name} must be {kind}, not {value!r}")
+    if not math.isfinite(float(value)) or (value < 0 if allow_zero else value <= 0):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be finite and {bound}, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SSGDConfig:
+    """Network and training constants; defaults are the authors' Fashion-MNIST ``config.py``.
+
+    Parameters
+    ----------
+    n_steps : int
+        Time steps per sample ``T`` (``nb_steps = 100``).
+    tau_mem, tau_readout : float
+        Membrane and readout time constants in steps (10 ms at 1 ms steps):
+        ``beta = exp(-1 / tau_mem)``.
+    threshold : float
+        Firing threshold ``V_th`` (1).
+    b_th : float
+        Half-width ``B_th`` of the active band ``|V - V_th| < B_th`` (the paper's ``B_th``;
+        the code's ``b_th = 0.8`` is ``V_th - B_th``).
+    surrogate_scale : float
+        ``beta_s`` in ``g = 1 / (beta_s |V - V_th| + 1)**2`` (``SurrGradSpike.scale = 100``).
+    tau_eff, encode_threshold : float
+        Input encoding (``current2firing_time``): a pixel ``x > encode_threshold`` spikes at
+        step ``floor(tau_eff * log(x / (x - encode_threshold)))``; ``tau_eff = 20`` steps.
+    weight_multiplier : float
+        Weights are drawn ``N(0, (multiplier (1 - beta))**2 / n_in)`` (``init``, fmnist).
+    lambda_upper, lambda_lower, f_upper, f_lower, p_up : float
+        Spike-count regularisers of ``loss_reg`` (per-sample mean count above ``f_upper``,
+        per-neuron count below ``f_lower``).
+    lr, adam_betas, adam_eps : float
+        Adam (``torch.optim.Adam(lr=2e-4, betas=(0.9, 0.999))``, eps 1e-8).
+    batch_size : int
+        Samples per gradient step (256); the last partial batch of an epoch is dropped.
+    """
+    n_steps: int = 100
+    tau_mem: float = 10.0
+    tau_readout: float = 10.0
+    threshold: float = 1.0
+    b_th: float = 0.2
+    surrogate_scale: float = 100.0
+    tau_eff: float = 20.0
+    encode_threshold: float = 0.2
+    weight_multiplier: float = 20.0
+    lambda_upper: float = 0.06
+    lambda_lower: float = 100.0
+    f_upper: float = 1.0
+    f_lower: float = 1e-3
+    p_up: float = 1.0
+    lr: float = 2e-4
+    adam_betas: tuple = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    batch_size: int = 256
+
+    def __post_init__(self):
+        _positive("n_steps", self.n_steps, integer=True)
+        if self.n_steps < 2:
+            raise ValueError(f"n_steps must be >= 2, not {self.n_steps!r}")
+        for name in ("tau_mem", "tau_readout", "threshold", "b_th", "surrogate_scale",
+                     "tau_eff", "weight_multiplier", "lr", "adam_eps", "p_up"):
+            _positive(name, getattr(self, name))
+        for name in ("lambda_upper", "lambda_lower", "f_upper", "f_lower"):
+            _positive(name, getattr(self, name), allow_zero=True)
+        _positive("encode_threshold", self.encode_threshold, allow_zero=True)
+        _positive("batch_size", self.batch_size, integer=True)
+        b1, b2 = self.adam_betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"adam_betas must lie in [0, 1), not {self.adam_betas!r}")
+
+    @property
+    def beta(self):
+        """Membrane decay per step, ``exp(-1 / tau_mem)``."""
+        return math.exp(-1.0 / self.tau_mem)
+
+    @property
+    def beta_readout(self):
+        """Readout decay per step, ``exp(-1 / tau_readout)``."""
+        return math.exp(-1.0 / self.tau_readout)
+
+    def with_(self, **changes):
+        """A copy with some fields changed (validated)."""
+        return replace(self, **changes)
+
+
+# ----------------------------------------------------------------------------- primitives
+
+def surrogate(x, scale=100.0):
+    """Surrogate derivative ``1 / (scale |x| + 1)**2`` of the spike, ``x = V - V_th``.
+
+    As ``SurrGradSpike.backward`` and ``surr_grad_spike_kernel``. Keeps ``x``'s float dtype.
+    """
+    x = np.asarray(x)
+    d = np.abs(x) * x.dtype.type(scale) + x.dtype.type(1)
+    return np.reciprocal(d * d)
+
+
+def active_mask(v, threshold=1.0, b_th=0.2):
+    """Boolean mask of active entries, ``|v - threshold| < b_th`` (strict on both sides).
+
+    ``SparseSNNLayer.forward``: ``mem > b_th_code`` and ``mem < 2 th - b_th_code`` with
+    ``b_th_code = th - b_th``. Step 0 of a ``(T, B, N)`` array is *not* excluded here;
+    :func:`lif_forward` excludes it.
+    """
+    v = np.asarray(v)
+    return (v > threshold - b_th) & (v < threshold + b_th)
+
+
+def encode_spike_times(x, n_steps=100, tau_eff=20.0, threshold=0.2):
+    """Pixel intensities to integer spike steps (``current2firing_time`` + ``int`` cast).
+
+    A pixel ``x > threshold`` spikes once, at ``floor(tau_eff * log(x / (x - threshold)))``
+    (bright pixels early: ``x = 1`` gives step 4 with the defaults); a pixel ``x <= threshold``
+    never spikes, shown as the value ``n_steps``. Steps ``>= n_steps`` are clipped to
+    ``n_steps`` (no spike inside the window).
+
+    Parameters
+    ----------
+    x : array of float in [0, 1], any shape
+    n_steps : int
+    tau_eff : float, in steps
+    threshold : float
+
+    Returns
+    -------
+    int64 array of the shape of ``x``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1 or np.isnan(x).any()):
+        raise ValueError("pixel intensities must lie in [0, 1]")
+    _positive("n_steps", n_steps, integer=True)
+    _positive("tau_eff", tau_eff)
+    _positive("threshold", threshold, allow_zero=True)
+    off = x <= threshold
+    xs = np.where(off, 1.0, x)
+    with np.errstate(divide="ignore"):
+        t = tau_eff * np.log(xs / np.where(off, 1.0, xs - threshold))
+    t = np.floor(t)
+    t = np.where(off | (t >= n_steps), n_steps, t)
+    return t.astype(np.int64)
+
+
+def spike_raster(times, n_steps, dtype=np.float32):
+    """Spike steps ``(B, n_in)`` (``n_steps`` = none) to a time-major raster ``(T, B, n_in)``."""
+    times = np.asarray(times)
+    if times.ndim != 2:
+        raise ValueError(f"times must be 2-D (samples, inputs), not shape {times.shape}")
+    if times.size and (times.min() < 0 or times.max() > n_steps):
+        raise ValueError(f"spike steps must lie in [0, {n_steps}], not "
+                         f"[{times.min()}, {times.max()}]")
+    out = np.zeros((n_steps + 1,) + times.shape, dtype=dtype)
+    b, i = np.indices(times.shape, sparse=True)
+    out[times, b, i] = 1
+    return out[:n_steps]
+
+
+def init_params(sizes, cfg=None, seed=0, dtype=np.float32):
+    """Weights ``[W_1, ..., W_out]`` for layer sizes ``[n_in, h_1, ..., n_out]``.
+
+    Normal with std ``weight_multiplier (1 - beta) / sqrt(n_in)`` (the authors' ``init``
+    for Fashion-MNIST), from ``numpy.random.default_rng(seed)``.
+    """
+    cfg = cfg or SSGDConfig()
+    sizes = [int(_positive("layer size", s, integer=True)) for s in sizes]
+    if len(sizes) < 3:
+        raise ValueError(f"sizes needs an input, at least one hidden layer and an output, "
+                         f"not {sizes!r}")
+    rng = np.random.default_rng(seed)
+    scale = cfg.weight_multiplier * (1.0 - cfg.beta)
+    return [(rng.standard_normal((a, b)) * (scale / math.sqrt(a))).astype(dtype)
+            for a, b in zip(sizes[:-1], sizes[1:])]
+
+
+# ----------------------------------------------------------------------------- forward
+
+@dataclass
+class ActiveSet:
+    """The active entries of one layer, sorted by ``(t, b, j)``.
+
+    Members
+    -------
+    flat : int64 (n,)    index into the flattened ``(T, B, N)`` array
+    rows : int64 (n,)    ``t * B + b``
+    j : int64 (n,)       neuron
+    vm : float (n,)      ``V - V_th`` at the entry
+    urows : int64 (u,)   the distinct ``rows``, increasing
+    row_pos : int64 (n,) position of each entry's row in ``urows``
+    """
+    flat: np.ndarray
+    rows: np.ndarray
+    j: np.ndarray
+    vm: np.ndarray
+    urows: np.ndarray
+    row_pos: np.ndarray
+
+    @classmethod
+    def from_mask(cls, mask, v, threshold):
+        T, B, N = mask.shape
+        flat = np.flatnonzero(mask)
+        rows, j = np.divmod(flat, N)
+        vm = v.reshape(-1)[flat] - v.dtype.type(threshold)
+        if len(rows):
+            new = np.empty(len(rows), dtype=bool)
+            new[0] = True
+            np.not_equal(rows[1:], rows[:-1], out=new[1:])
+            urows = rows[new]
+            row_pos = np.cumsum(new) - 1
+        else:
+            urows = np.zeros(0, dtype=np.int64)
+            row_pos = np.zeros(0, dtype=np.int64)
+        return cls(flat, rows, j, vm, urows, row_pos)
+
+    def __len__(self):
+        return len(self.flat)
+
+    @property
+    def nbytes(self):
+        return sum(a.nbytes for a in (self.flat, self.rows, self.j, self.vm, self.urows,
+                                      self.row_pos))
+
+
+@dataclass
+class LayerCache:
+    """What one hidden layer keeps for its backward pass.
+
+    Dense mode keeps the membrane ``v`` ``(T, B, N)`` and the input ``x`` ``(T, B, n_in)``.
+    Sparse mode keeps only the :class:`ActiveSet` and the input trace at its distinct rows,
+    ``trace_rows`` ``(u, n_in)`` (the authors keep the whole trace, ``spk_trace``).
+    """
+    spikes: np.ndarray
+    counts: np.ndarray = None
+    v: np.ndarray = None
+    x: np.ndarray = None
+    active: ActiveSet = None
+    trace_rows: np.ndarray = None
+    n_active: int = 0
+
+    def saved_nbytes(self):
+        """Bytes held for the backward pass (not counting ``spikes``, used by the next layer)."""
+        n = 0
+        for a in (self.v, self.x, self.trace_rows):
+            if a is not None:
+                n += a.nbytes
+        if self.active is not None:
+            n += self.active.nbytes
+        return n
+
+
+@dataclass
+class ForwardResult:
+    """Output of :func:`forward`: per-hidden-layer caches, readout trace and logits."""
+    layers: list
+    out: np.ndarray          # readout O, (T, B, C)
+    logits: np.ndarray       # max over time, (B, C)
+    t_max: np.ndarray        # argmax over time, (B, C)
+    mode: str
+    x_shape: tuple
+    timings: dict = field(default_factory=dict)
+
+
+def lif_forward(x, w, cfg, spike_fn=None):
+    """One LIF layer over ``T`` steps: membrane ``v`` and spikes ``s``, both ``(T, B, N)``.
+
+    ``x`` is the input spike raster ``(T, B, n_in)``; see the module docstring for the
+    update. The float dtype is ``w``'s.
+
+    ``spike_fn`` (for gradient checks only) replaces the emitted spike ``V > V_th`` by
+    ``spike_fn(V - V_th)``, e.g. a smooth function whose derivative is the surrogate; the
+    reset still subtracts the hard spike, as the backward pass assumes.
+    """
+    x = np.asarray(x)
+    T, B, n_in = x.shape
+    if w.ndim != 2 or w.shape[0] != n_in:
+        raise ValueError(f"weights of shape {w.shape} do not take {n_in} inputs")
+    N = w.shape[1]
+    dt = w.dtype.type
+    h = (x[:T - 1].reshape(-1, n_in).astype(w.dtype, copy=False) @ w).reshape(T - 1, B, N)
+    v = np.empty((T, B, N), dtype=w.dtype)
+    s = np.empty((T, B, N), dtype=w.dtype)
+    v[0] = 0
+    s[0] = 0
+    beta, th = dt(cfg.beta), dt(cfg.threshold)
+    if spike_fn is None:
+        for t in range(T - 1):
+            vt = v[t + 1]
+            np.multiply(v[t], beta, out=vt)
+            vt += h[t]
+            vt -= s[t]
+            np.greater(vt, th, out=s[t + 1])
+        return v, s
+    reset = np.zeros((B, N), dtype=w.dtype)
+    for t in range(T - 1):
+        vt = v[t + 1]
+        np.multiply(v[t], beta, out=vt)
+        vt += h[t]
+        vt -= reset
+        s[t + 1] = spike_fn(vt - th)
+        np.greater(vt, th, out=reset)
+    return v, s
+
+
+def input_trace(x, beta, rows=None, dtype=None):
+    """Input trace ``trace[t+1] = beta trace[t] + x[t]``, ``trace[0] = 0``, of ``(T, B, n_in)``.
+
+    With ``rows`` (indices ``t * B + b``), only those rows, ``(len(rows), n_in)``. The scan
+    stops at the last step needed.
+    """
+    T, B, n_in = x.shape
+    dtype = dtype or x.dtype
+    stop = T if rows is None or len(rows) == 0 else int(rows[-1] // B) + 1
+    tr = np.empty((max(stop, 1), B, n_in), dtype=dtype)
+    tr[0] = 0
+    b = dtype.type(beta) if hasattr(dtype, "type") else np.dtype(dtype).type(beta)
+    for t in range(stop - 1):
+        np.multiply(tr[t], b, out=tr[t + 1])
+        tr[t + 1] += x[t]
+    if rows is None:
+        return tr
+    return tr.reshape(-1, n_in)[rows]
+
+
+def readout_forward(s, w, cfg):
+    """Leaky-integrator readout ``O`` ``(T, B, C)``, logits ``max_t O`` and their argmax."""
+    T, B, N = s.shape
+    C = w.shape[1]
+    h = (s[:T - 1].reshape(-1, N) @ w).reshape(T - 1, B, C)
+    br = w.dtype.type(cfg.beta_readout)
+    out = np.empty((T, B, C), dtype=w.dtype)
+    out[0] = 0
+    one_m = w.dtype.type(1.0) - br
+    for t in range(T - 1):
+        np.multiply(out[t], br, out=out[t + 1])
+        out[t + 1] += one_m * h[t]
+    t_max = np.argmax(out, axis=0)
+    logits = np.take_along_axis(out, t_max[None], axis=0)[0]
+    return out, logits, t_max
+
+
+def _as_raster(x, cfg, dtype):
+    x = np.asarray(x)
+    if x.ndim == 2 and np.issubdtype(x.dtype, np.integer):
+        return spike_raster(x, cfg.n_steps, dtype)
+    if x.ndim != 3:
+        raise ValueError("input must be spike steps (B, n_in) of integers or a raster "
+                         f"(T, B, n_in), not an array of shape {x.shape}")
+    if x.shape[0] != cfg.n_steps:
+        raise ValueError(f"raster has {x.shape[0]} steps, the config says {cfg.n_steps}")
+    return x
+
+
+def forward(params, x, cfg, mode="dense", spike_fn=None):
+    """Run the network and keep what the ``mode`` backward needs.
+
+    Parameters
+    ----------
+    params : list of weight arrays ``[W_1, ..., W_out]``
+    x : int spike steps ``(B, n_in)`` from :func:`encode_spike_times`, or a raster
+        ``(T, B, n_in)``
+    cfg : SSGDConfig
+    mode : ``"dense"``, ``"sparse"``, or ``"none"`` (inference only: nothing kept)
+    spike_fn : optional, see :func:`lif_forward` (gradient checks)
+    """
+    if mode not in BACKWARDS + ("none",):
+        raise ValueError(f"mode must be one of {BACKWARDS + ('none',)}, not {mode!r}")
+    dtype = params[0].dtype
+    x = _as_raster(x, cfg, dtype)
+    layers = []
+    h_in = x
+    timings = {}
+    for li, w in enumerate(params[:-1]):
+        v, s = lif_forward(h_in, w, cfg, spike_fn)
+        cache = LayerCache(spikes=s, counts=s.sum(axis=0, dtype=np.float64))
+        if mode == "dense":
+            cache.v, cache.x = v, h_in
+        elif mode == "sparse":
+            mask = active_mask(v, cfg.threshold, cfg.b_th)
+            mask[0] = False
+            act = ActiveSet.from_mask(mask, v, cfg.threshold)
+            cache.active = act
+            cache.trace_rows = input_trace(h_in, cfg.beta, act.urows, dtype)
+        else:
+            cache.v = v       # kept for statistics only
+        if mode != "dense":
+            cache.n_active = len(cache.active) if cache.active is not None else 0
+        layers.append(cache)
+        h_in = s
+    out, logits, t_max = readout_forward(h_in, params[-1], cfg)
+    return ForwardResult(layers, out, logits, t_max, mode, x.shape, timings)
+
+
+# ----------------------------------------------------------------------------- losses
+
+def loss_and_readout_grad(fwd, labels, w_out, cfg):
+    """Cross-entropy of ``softmax(max_t O)``; gradients of the readout weights and of ``O``'s
+    input current ``dh`` ``(T-1, B, C)`` (``dh[t]`` is the gradient of ``S_L[t] @ W_out``).
+
+    Returns ``(loss, dW_out, dh)``; the loss is the batch mean (``NLLLoss``).
+    """
+    labels = np.asarray(labels)
+    logits = fwd.logits.astype(np.float64)
+    B, C = logits.shape
+    if labels.shape != (B,):
+        raise ValueError(f"labels must have shape ({B},), not {labels.shape}")
+    z = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    loss = float(-np.mean(np.log(p[np.arange(B), labels])))
+    dlog = p
+    dlog[np.arange(B), labels] -= 1.0
+    dlog /= B
+    T = fwd.out.shape[0]
+    dt = w_out.dtype
+    d_out = np.zeros((T, B, C), dtype=dt)
+    np.put_along_axis(d_out, fwd.t_max[None], dlog.astype(dt)[None], axis=0)
+    # O[t+1] = br O[t] + (1-br) h[t]  =>  dh[t] = (1-br) A[t],  A[t] = dO[t+1] + br A[t+1]
+    br = dt.type(cfg.beta_readout)
+    acc = np.empty((T - 1, B, C), dtype=dt)
+    acc[T - 2] = d_out[T - 1]
+    for t in range(T - 3, -1, -1):
+        np.multiply(acc[t + 1], br, out=acc[t])
+        acc[t] += d_out[t + 1]
+    dh = acc * (dt.type(1.0) - br)
+    s_last = fwd.layers[-1].spikes
+    N = s_last.shape[2]
+    dw_out = s_last[:T - 1].reshape(-1, N).T @ dh.reshape(-1, C)
+    return loss, dw_out, dh
+
+
+def reg_loss_and_grad(counts, cfg, batch_size=None):
+    """The authors' ``loss_reg`` on one hidden layer's spike counts and its gradient.
+
+    ``counts`` is ``(B, N)``, the spikes summed over time (:attr:`LayerCache.counts`).
+
+    ``loss_upper = lambda_upper * relu(mean_j count[b, j] - f_upper) ** p_up`` and
+    ``loss_lower = lambda_lower * sum_j relu(f_lower - count[b, j]) ** 2 / N``, summed over
+    the batch and divided by ``batch_size``. The gradient with respect to ``S[t, b, j]``
+    does not depend on ``t``: returned as ``(B, N)``.
+    """
+    count = np.asarray(counts, dtype=np.float64)
+    if count.ndim != 2:
+        raise ValueError(f"counts must be (B, N), not shape {count.shape}")
+    B, N = count.shape
+    bs = batch_size or B
+    up = count.mean(axis=1) - cfg.f_upper                # (B,)
+    upc = np.maximum(up, 0.0)
+    low = np.maximum(cfg.f_lower - count, 0.0)           # (B, N)
+    loss = (cfg.lambda_upper * np.sum(upc ** cfg.p_up)
+            + cfg.lambda_lower * np.sum(low ** 2) / N) / bs
+    d_up = np.where(up > 0, cfg.lambda_upper * cfg.p_up * upc ** (cfg.p_up - 1), 0.0) / N
+    grad = (d_up[:, None] - 2.0 * cfg.lambda_lower * low / N) / bs
+    return float(loss), grad
+
+
+# ----------------------------------------------------------------------------- backward
+
+@dataclass
+class Gradients:
+    """Weight gradients (same order as ``params``), losses and per-layer timings (s)."""
+    grads: list
+    loss: float
+    reg_loss: float
+    layer_times: list
+    readout_time: float
+
+    @property
+    def hidden_time(self):
+        return float(sum(self.layer_times))
+
+
+def _reverse_scan(d, beta, t_lo=0, t_hi=None):
+    """``out[t] = d[t+1] + beta out[t+1]``, ``out[T-1] = 0``, for ``(T, ...)`` arrays.
+
+    Only steps ``t_lo <= t < t_hi`` are computed (the rest are left zero): ``t_hi`` is the
+    last step with a non-zero ``d``.
+    """
+    T = d.shape[0]
+    out = np.zeros_like(d)
+    t_hi = T - 1 if t_hi is None else min(t_hi, T - 1)
+    b = d.dtype.type(beta)
+    if t_hi >= 1:
+        out[t_hi - 1] = d[t_hi]
+        for t in range(t_hi - 2, t_lo - 1, -1):
+            np.multiply(out[t + 1], b, out=out[t])
+            out[t] += d[t + 1]
+    return out
+
+
+def dense_backward(params, fwd, labels, cfg, active_only=False):
+    """Reference BPTT with the surrogate, through every entry (see the module docstring).
+
+    With ``active_only``, the surrogate is zeroed outside the active entries: the same
+    gradient as :func:`sparse_backward`, computed the dense way (a test oracle).
+    """
+    if fwd.mode != "dense":
+        raise ValueError(f"dense_backward needs forward(..., mode='dense'), not {fwd.mode!r}")
+    t0 = time.perf_counter()
+    loss, dw_out, dh = loss_and_readout_grad(fwd, labels, params[-1], cfg)
+    T, B, C = dh.shape[0] + 1, dh.shape[1], dh.shape[2]
+    w_out = params[-1]
+    N = w_out.shape[0]
+    g_s = np.zeros((T, B, N), dtype=w_out.dtype)
+    g_s[:T - 1] = (dh.reshape(-1, C) @ w_out.T).reshape(T - 1, B, N)
+    readout_time = time.perf_counter() - t0
+    grads = [None] * len(params)
+    grads[-1] = dw_out
+    layer_times = [0.0] * (len(params) - 1)
+    regs = [reg_loss_and_grad(c.counts, cfg, B) for c in fwd.layers]
+    reg_total = sum(r[0] for r in regs)
+    th = w_out.dtype.type(cfg.threshold)
+    for li in range(len(params) - 2, -1, -1):
+        t0 = time.perf_counter()
+        cache = fwd.layers[li]
+        w = params[li]
+        g_s += regs[li][1].astype(g_s.dtype)[None]
+        dv = surrogate(cache.v - th, cfg.surrogate_scale)
+        if active_only:
+            mask = active_mask(cache.v, cfg.threshold, cfg.b_th)
+            mask[0] = False
+            dv *= mask
+        dv *= g_s
+        di = _reverse_scan(dv, cfg.beta)                     # dI[t] = dL/d(x[t] @ W)
+        n_in = w.shape[0]
+        grads[li] = cache.x.reshape(-1, n_in).T @ di.reshape(-1, w.shape[1])
+        if li > 0:
+            g_s = (di.reshape(-1, w.shape[1]) @ w.T).reshape(T, B, n_in)
+        layer_times[li] = time.perf_counter() - t0
+    return Gradients(grads, loss, reg_total, layer_times, readout_time)
+
+
+def sparse_backward(params, fwd, labels, cfg):
+    """The paper's sparse backward pass (see the module docstring).
+
+    Per hidden layer, top down, with ``g`` the gradient of the loss with respect to the
+    layer's spikes *at its active entries only*:
+
+    1. ``dV = surrogate(V - V_th) * g`` at the active entries (``surr_grad_spike_kernel``).
+    2. ``dW = trace_rows^T @ D``, ``D`` the ``dV`` laid out on the distinct active
+       ``(t, b)`` rows: ``sum`` over active entries of ``trace[t, b, :] dV`` into column
+       ``j`` (``s3gd_w_backward_kernel``).
+    3. For the layer below, only at *its* active entries ``(t, b, i)``:
+       ``g_below = sum_j W[i, j] Delta[t, b, j]``,
+       ``Delta[t] = sum_{t' > t} beta**(t'-1-t) dV[t']`` (``s3gd_s_backward_master_kernel``).
+       The spike-count regulariser's gradient is added at the same entries.
+    """
+    if fwd.mode != "sparse":
+        raise ValueError(f"sparse_backward needs forward(..., mode='sparse'), not {fwd.mode!r}")
+    t0 = time.perf_counter()
+    loss, dw_out, dh = loss_and_readout_grad(fwd, labels, params[-1], cfg)
+    T, B, C = dh.shape[0] + 1, dh.shape[1], dh.shape[2]
+    top = fwd.layers[-1].active
+    w_out = params[-1]
+    dt = w_out.dtype
+    # gradient at the top hidden layer's active entries: rows with t <= T-2 feed the readout
+    g = np.zeros(len(top), dtype=dt)
+    keep = top.rows < (T - 1) * B
+    if keep.any():
+        ur = top.urows[top.urows < (T - 1) * B]
+        g_rows = dh.reshape(-1, C)[ur] @ w_out.T                      # (u', N)
+        g[keep] = g_rows[top.row_pos[keep], top.j[keep]]
+    readout_time = time.perf_counter() - t0
+    grads = [None] * len(params)
+    grads[-1] = dw_out
+    layer_times = [0.0] * (len(params) - 1)
+    regs = [reg_loss_and_grad(c.counts, cfg, B) for c in fwd.layers]
+    reg_total = sum(r[0] for r in regs)
+    for li in range(len(params) - 2, -1, -1):
+        t0 = time.perf_counter()
+        cache = fwd.layers[li]
+        act = cache.active
+        w = params[li]
+        n_in, N = w.shape
+        g = g + regs[li][1][act.rows % B, act.j].astype(dt)
+        dv = surrogate(act.vm, cfg.surrogate_scale) * g
+        d_rows = np.zeros((len(act.urows), N), dtype=dt)
+        d_rows[act.row_pos, act.j] = dv
+        grads[li] = cache.trace_rows.T @ d_rows if len(act) else np.zeros_like(w)
+        if li > 0:
+            below = fwd.layers[li - 1].active
+            g = np.zeros(len(below), dtype=dt)
+            t_lo = int(below.rows[0] // B) if len(below) else 0
+            t_hi = int(act.rows[-1] // B) if len(act) else 0
+            if t_hi > t_lo:
+                # Delta is needed on steps t_lo .. t_hi-1 only (zero from t_hi on): scan a
+                # window of steps t_lo .. t_hi, not the whole (T, B, N) array.
+                base = t_lo * B * N
+                d_win = np.zeros((t_hi - t_lo + 1, B, N), dtype=dt)
+                keep = act.flat >= base
+                d_win.reshape(-1)[act.flat[keep] - base] = dv[keep]
+                delta = _reverse_scan(d_win, cfg.beta)
+                need = below.urows < t_hi * B
+                ur = below.urows[need] - t_lo * B
+                if len(ur):
+                    g_rows = delta.reshape(-1, N)[ur] @ w.T             # (u', n_in)
+                    sel = need[below.row_pos]
+                    g[sel] = g_rows[below.row_pos[sel], below.j[sel]]
+        layer_times[li] = time.perf_counter() - t0
+    return Gradients(grads, loss, reg_total, layer_times, readout_time)
+
+
+def backward(params, fwd, labels, cfg):
+    """:func:`dense_backward` or :func:`sparse_backward`, as ``fwd.mode`` says."""
+    if fwd.mode == "dense":
+        return dense_backward(params, fwd, labels, cfg)
+    if fwd.mode == "sparse":
+        return sparse_backward(params, fwd, labels, cfg)
+    raise ValueError(f"no backward pass for a forward run with mode {fwd.mode!r}")
+
+
+# ----------------------------------------------------------------------------- statistics
+
+def active_fraction(v, cfg, skip_first=True):
+    """Fraction of active entries of a ``(T, B, N)`` membrane array (step 0 excluded)."""
+    v = np.asarray(v)
+    if v.ndim != 3:
+        raise ValueError(f"v must be (T, B, N), not shape {v.shape}")
+    m = active_mask(v[1:] if skip_first else v, cfg.threshold, cfg.b_th)
+    return float(m.mean()) if m.size else 0.0
+
+
+def active_fraction_per_step(v, cfg):
+    """Fraction of active ``(b, j)`` at each step ``t``, shape ``(T,)`` (step 0 is 0)."""
+    v = np.asarray(v)
+    if v.ndim != 3:
+        raise ValueError(f"v must be (T, B, N), not shape {v.shape}")
+    f = active_mask(v, cfg.threshold, cfg.b_th).mean(axis=(1, 2))
+    f[0] = 0.0
+    return f
+
+
+def cosine_similarity(a, b):
+    """Cosine of the angle between two arrays (flattened), in float64.
+
+    Two all-zero arrays give 1.0 (identical); one all-zero array gives 0.0.
+    """
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"arrays differ in size: {a.size} vs {b.size}")
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0 and nb == 0:
+        return 1.0
+    if na == 0 or nb == 0:
+        return 0.0
+    return float(np.dot(a, b) / (na * nb))
+
+
+# ----------------------------------------------------------------------------- training
+
+def predict(params, times, cfg, batch_size=256):
+    """Class predictions ``argmax_c max_t O`` for spike steps ``(n, n_in)``."""
+    preds = []
+    for i in range(0, len(times), batch_size):
+        f = forward(params, times[i:i + batch_size], cfg, mode="none")
+        preds.append(np.argmax(f.logits, axis=1))
+    return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+
+
+def accuracy(params, times, labels, cfg, batch_size=256):
+    """Fraction of correct predictions."""
+    if len(times) == 0:
+        raise ValueError("no samples to evaluate")
+    return float(np.mean(predict(params, times, cfg, batch_size) == np.asarray(labels)))
+
+
+class Adam:
+    """Adam, as ``torch.optim.Adam`` (bias-corrected, no weight decay); updates in place."""
+
+    def __init__(self, params, lr=2e-4, betas=(0.9, 0.999), eps=1e-8):
+        self.params = params
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.m = [np.zeros_like(p, dtype=np.float64) for p in params]
+        self.v = [np.zeros_like(p, dtype=np.float64) for p in params]
+        self.t = 0
+
+    def step(self, grads):
+        self.t += 1
+        b1, b2 = self.betas
+        c1 = 1 - b1 ** self.t
+        c2 = 1 - b2 ** self.t
+        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * np.square(g, dtype=np.float64)
+            step = self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
+            p -= step.astype(p.dtype)
+
+
+def train(params, times, labels, cfg, *, backward_mode="sparse", epochs=1, seed=0,
+          test=None, on_batch=None, on_epoch=None):
+    """Train ``params`` in place with Adam; return a history dict.
+
+    Parameters
+    ----------
+    times, labels : encoded training set (``(n, n_in)`` spike steps) and labels
+    backward_mode : ``"dense"`` or ``"sparse"``
+    epochs : int
+    seed : int, for the shuffling (``numpy.random.default_rng(seed)``)
+    test : optional ``(times, labels)`` evaluated after every epoch
+    on_batch : optional callable ``(epoch, batch_index, n_batches, record)``
+    on_epoch : optional callable ``(epoch, history)``
+
+    History keys: ``loss`` (cross-entropy per step), ``reg_loss``, ``active`` (fraction per
+    hidden layer per step), ``bwd_time`` / ``fwd_time`` (s per step), ``hidden_bwd_time``
+    per layer, ``train_acc`` / ``test_acc`` per epoch (train accuracy on the batches seen).
+    """
+    if backward_mode not in BACKWARDS:
+        raise ValueError(f"backward_mode must be one of {BACKWARDS}, not {backward_mode!r}")
+    _positive("epochs", epochs, integer=True, allow_zero=True)
+    times = np.asarray(times)
+    labels = np.asarray(labels)
+    n = len(times)
+    bs = cfg.batch_size
+    n_batches = n // bs
+    if n_batches == 0:
+        raise ValueError(f"{n} training samples is fewer than one batch of {bs}")
+    rng = np.random.default_rng(seed)
+    opt = Adam(params, cfg.lr, cfg.adam_betas, cfg.adam_eps)
+    hist = {k: [] for k in ("loss", "reg_loss", "active", "fwd_time", "bwd_time",
+                            "hidden_bwd_time", "train_acc", "test_acc", "epoch_time")}
+    n_hidden = len(params) - 1
+    for ep in range(epochs):
+        t_ep = time.perf_counter()
+        order = rng.permutation(n)
+        correct = 0
+        for bi in range(n_batches):
+            idx = order[bi * bs:(bi + 1) * bs]
+            t0 = time.perf_counter()
+            fwd = forward(params, times[idx], cfg, mode=backward_mode)
+            t1 = time.perf_counter()
+            gr = backward(params, fwd, labels[idx], cfg)
+            t2 = time.perf_counter()
+            opt.step(gr.grads)
+            correct += int(np.sum(np.argmax(fwd.logits, axis=1) == labels[idx]))
+            if backward_mode == "sparse":
+                act = [c.n_active / c.spikes[1:].size for c in fwd.layers]
+            else:
+                act = [active_fraction(c.v, cfg) for c in fwd.layers]
+            rec = {"loss": gr.loss, "reg_loss": gr.reg_loss, "active": act,
+                   "fwd_time": t1 - t0, "bwd_time": t2 - t1,
+                   "hidden_bwd_time": list(gr.layer_times)}
+            for k, v in rec.items():
+                hist[k].append(v)
+            if on_batch is not None:
+                on_batch(ep, bi, n_batches, rec)
+        hist["train_acc"].append(correct / (n_batches * bs))
+        if test is not None:
+            hist["test_acc"].append(accuracy(params, test[0], test[1], cfg))
+        hist["epoch_time"].append(time.perf_counter() - t_ep)
+        if on_epoch is not None:
+            on_epoch(ep, hist)
+    assert len(hist["active"]) == 0 or len(hist["active"][0]) == n_hidden
+    return hist
