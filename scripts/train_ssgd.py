@@ -145,13 +145,13 @@ def run(args):
     if any(h < 1 for h in args.hidden):
         raise ValueError(f"--hidden sizes must be >= 1, not {args.hidden}")
     cfg = SSGDConfig(n_steps=args.steps, batch_size=batch, lr=lr, b_th=args.b_th)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     data = prepare_data(args.dataset, args.data, cfg.n_steps, args.limit_train,
                         args.limit_test)
     if len(data[0]) < batch:
         raise ValueError(f"{len(data[0])} training samples is fewer than one batch "
                          f"(--batch-size {batch})")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     params, hist = train_run(data, args.hidden, cfg, args.backward, epochs, args.seed,
                              progress=not args.no_progress)
