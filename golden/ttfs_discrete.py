@@ -78,14 +78,16 @@ class DiscreteConfig:
     Parameters
     ----------
     timesteps : int
-        ``T``: steps ``0 .. T-1`` (1 to 4096).
+        ``T``: steps ``0 .. T-1`` (1 to 4096). Default 32.
     dt : float
-        Time units per step (> 0).
+        Time units per step (> 0). Default 1/8: a horizon of 4 time units (z up to e**4),
+        the digits' 16 grey levels on 8 steps. On digits, 16, 32, 64 and 128 steps over the
+        same horizon give the same accuracy within 1 point; fewer steps mean fewer scans.
     z_frac_bits : int
         ``F``: fractional bits of ``z_k`` (0 to 16). ``z_{T-1}`` must stay below ``2**30``.
     """
-    timesteps: int = 64
-    dt: float = 1.0 / 16
+    timesteps: int = 32
+    dt: float = 1.0 / 8
     z_frac_bits: int = 8
 
     def __post_init__(self):

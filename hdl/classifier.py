@@ -164,7 +164,6 @@ class TTFSClassifier(wiring.Component):
             m.d.comb += [layer.step.eq(k), layer.step_start.eq(step_start)]
 
         head = self.i_stream.payload
-        issued = Signal()              # a command went to the current layer this step
         in_spikes = Signal(RESULT_COUNT_BITS)
         error = Signal()
         cycles = Signal(RESULT_COUNT_BITS)
@@ -178,46 +177,42 @@ class TTFSClassifier(wiring.Component):
 
         any_armed = Signal()
         m.d.comb += any_armed.eq(sum((layer.armed != 0) for layer in self.layers) != 0)
-        head_late = Signal()
-        head_bad = Signal()
-        m.d.comb += [
-            head_bad.eq((head.index >= sizes[0]) | (head.step >= T)),
-            head_late.eq(head.step < k),
-        ]
+        def head_status(kk):
+            """(bad, now, later) of the input head relative to step ``kk``: an event that is
+            out of range or late; an event of step ``kk``; the end marker or a later event."""
+            bad = ~head.end & ((head.index >= sizes[0]) | (head.step >= T) | (head.step < kk))
+            return bad, ~head.end & ~bad & (head.step == kk), head.end | (~bad & (head.step > kk))
 
-        cur_mask = Signal(L)
-        cur_group = Signal(16)
-        have_mask = Signal()
-        low_lane = Signal(range(L))
-        for i in reversed(range(L)):
-            with m.If(cur_mask[i]):
-                m.d.comb += low_lane.eq(i)
+        head_bad, head_now, head_later = head_status(k)
+
+        # Per layer and step: ``done`` = no more commands will be issued to it this step.
+        done = [Signal(name=f"done{l}") for l in range(n_w)]
+        issued0 = Signal()
+        quiet = [~layer.busy for layer in self.layers]
+        masks = []
+        for l in range(1, n_w):
+            cur_mask = Signal(L, name=f"cur_mask{l}")
+            cur_group = Signal(range(self.layers[l - 1].groups), name=f"cur_group{l}")
+            have = Signal(name=f"have_mask{l}")
+            low = Signal(range(L), name=f"low_lane{l}")
+            for i in reversed(range(L)):
+                with m.If(cur_mask[i]):
+                    m.d.comb += low.eq(i)
+            masks.append((cur_mask, cur_group, have, low))
 
         with m.If(counting):
             m.d.sync += cycles.eq(cycles + 1)
-
-        def next_step():
-            # After the output layer: decide, end, or go on.
-            out = self.layers[-1]
-            with m.If(out.step_fired):
-                m.d.sync += [decided.eq(1), klass.eq(out.step_first), dstep.eq(k)]
-                m.next = "DRAIN"
-            with m.Elif((k == T - 1) | (self.i_stream.valid & head.end & ~any_armed)):
-                m.d.sync += [decided.eq(0), dstep.eq(T)]
-                m.next = "DRAIN"
-            with m.Else():
-                m.d.sync += [k.eq(k + 1), step_start.eq(1), issued.eq(0)]
-                m.next = "L0_SRC"
-
         m.d.sync += step_start.eq(0)
         m.d.comb += self.idle.eq(0)
+        out = self.layers[-1]
+
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.idle.eq(1)
                 with m.If(self.i_stream.valid):
                     m.d.comb += clear_stats.eq(1)
                     m.d.sync += [cycles.eq(1), counting.eq(1), in_spikes.eq(0), error.eq(0),
-                                 k.eq(0), step_start.eq(1), issued.eq(0)]
+                                 k.eq(0), step_start.eq(1)]
                     m.next = "CLEAR"
             with m.State("CLEAR"):
                 for layer in self.layers:
@@ -225,62 +220,96 @@ class TTFSClassifier(wiring.Component):
                 m.next = "CLEAR_WAIT"
             with m.State("CLEAR_WAIT"):
                 with m.If(sum(layer.busy for layer in self.layers) == 0):
-                    m.next = "L0_SRC"
+                    m.next = "STEP_START"
 
-            for l, layer in enumerate(self.layers):
-                with m.State(f"L{l}_SRC"):
-                    scan = Signal(name=f"scan{l}")
-                    if l == 0:
-                        with m.If(self.i_stream.valid & ~head.end & (head_bad | head_late)):
-                            m.d.comb += self.i_stream.ready.eq(1)
-                            m.d.sync += error.eq(1)
-                        with m.Elif(self.i_stream.valid & ~head.end & (head.step == k)):
-                            m.d.comb += [layer.cmd.valid.eq(1),
-                                         layer.cmd.payload.op.eq(RowOp.ACCUMULATE),
-                                         layer.cmd.payload.src.eq(head.index),
-                                         self.i_stream.ready.eq(layer.cmd.ready)]
-                            with m.If(layer.cmd.ready):
-                                m.d.sync += [issued.eq(1), in_spikes.eq(in_spikes + 1)]
-                        with m.Elif(self.i_stream.valid & ~issued & ~any_armed & ~head.end &
-                                    (head.step > k)):
-                            # Nothing is armed and no spike is due before the next input:
-                            # no neuron can fire until then, so jump to its step.
-                            m.d.sync += k.eq(head.step)
-                        with m.Elif(self.i_stream.valid):
-                            m.d.comb += scan.eq(1)
-                    else:
-                        f, lay = fifos[l - 1]
-                        entry = lay(f.r_data)
-                        with m.If(have_mask):
-                            m.d.comb += [layer.cmd.valid.eq(1),
-                                         layer.cmd.payload.op.eq(RowOp.ACCUMULATE),
-                                         layer.cmd.payload.src.eq(cur_group * L + low_lane)]
-                            with m.If(layer.cmd.ready):
-                                m.d.sync += [issued.eq(1),
-                                             cur_mask.eq(cur_mask & (cur_mask - 1)),
-                                             have_mask.eq((cur_mask & (cur_mask - 1)) != 0)]
-                        with m.Elif(f.r_rdy):
-                            m.d.comb += f.r_en.eq(1)
-                            m.d.sync += [cur_mask.eq(entry.mask), cur_group.eq(entry.group),
-                                         have_mask.eq(1)]
+            def start_step(kk, stay):
+                """Begin step ``kk`` (every layer idle, every FIFO empty): jump over idle
+                steps, end a finished image, or issue the step's first commands."""
+                bad, _, later = head_status(kk)
+                with m.If(self.i_stream.valid & ~any_armed & ~head.end & ~bad & (head.step > kk)):
+                    # Nothing armed, nothing due before the next input: jump to its step.
+                    m.d.sync += k.eq(head.step)
+                    m.next = "STEP_START"
+                with m.Elif(self.i_stream.valid & ~any_armed & head.end):
+                    # Input over and nothing armed: no neuron can ever fire again.
+                    m.d.sync += [decided.eq(0), dstep.eq(T)]
+                    m.next = "DRAIN"
+                with m.Elif(self.i_stream.valid):
+                    # Layers after the first scan now if armed: their check at step kk does
+                    # not depend on the spikes that reach them during step kk. The first
+                    # layer scans now if no input is due at step kk. (Commands issued now
+                    # reach the neurons two cycles later, when ``k`` is ``kk``.)
+                    for l in range(1, n_w):
+                        with m.If(self.layers[l].armed != 0):
+                            m.d.comb += [self.layers[l].cmd.valid.eq(1),
+                                         self.layers[l].cmd.payload.op.eq(RowOp.SCAN)]
+                    l0 = self.layers[0]
+                    with m.If(later & (l0.armed != 0)):
+                        m.d.comb += [l0.cmd.valid.eq(1), l0.cmd.payload.op.eq(RowOp.SCAN)]
+                    m.d.sync += [issued0.eq(0), done[0].eq(later)] + [d.eq(0) for d in done[1:]]
+                    m.next = "STEP"
+                with m.Else():
+                    m.next = stay
+
+            with m.State("STEP_START"):
+                start_step(k, "STEP_START")
+
+            with m.State("STEP"):
+                # Layer 0: the input events of step k, or one scan.
+                l0 = self.layers[0]
+                with m.If(~done[0] & self.i_stream.valid):
+                    with m.If(head_bad):
+                        m.d.comb += self.i_stream.ready.eq(1)
+                        m.d.sync += error.eq(1)
+                    with m.Elif(head_now):
+                        m.d.comb += [l0.cmd.valid.eq(1),
+                                     l0.cmd.payload.op.eq(RowOp.ACCUMULATE),
+                                     l0.cmd.payload.src.eq(head.index),
+                                     self.i_stream.ready.eq(l0.cmd.ready)]
+                        with m.If(l0.cmd.ready):
+                            m.d.sync += [issued0.eq(1), in_spikes.eq(in_spikes + 1)]
+                    with m.Else():     # head_later
+                        with m.If(~issued0 & (l0.armed != 0)):
+                            m.d.comb += [l0.cmd.valid.eq(1), l0.cmd.payload.op.eq(RowOp.SCAN)]
+                            with m.If(l0.cmd.ready):
+                                m.d.sync += done[0].eq(1)
                         with m.Else():
-                            m.d.comb += scan.eq(1)
-                    with m.If(scan):
-                        # Sources of this step done: scan if nothing was issued and some
-                        # neuron could fire without input.
-                        with m.If(~issued & (layer.armed != 0)):
-                            m.d.comb += [layer.cmd.valid.eq(1), layer.cmd.payload.op.eq(RowOp.SCAN)]
-                            with m.If(layer.cmd.ready):
-                                m.next = f"L{l}_WAIT"
-                        with m.Else():
-                            m.next = f"L{l}_WAIT"
-                with m.State(f"L{l}_WAIT"):
-                    with m.If(~layer.busy):
-                        m.d.sync += issued.eq(0)
-                        if l + 1 < n_w:
-                            m.next = f"L{l + 1}_SRC"
-                        else:
-                            next_step()
+                            m.d.sync += done[0].eq(1)
+                # Later layers: the spikes the layer before produced at step k. A layer is
+                # finished when the one before it is finished and quiet and nothing is queued.
+                finished = [Signal(name=f"finished{l}") for l in range(n_w)]
+                for l in range(n_w):
+                    m.d.comb += finished[l].eq(done[l])
+                for l in range(1, n_w):
+                    layer = self.layers[l]
+                    f, lay = fifos[l - 1]
+                    entry = lay(f.r_data)
+                    cur_mask, cur_group, have, low = masks[l - 1]
+                    with m.If(have):
+                        m.d.comb += [layer.cmd.valid.eq(1),
+                                     layer.cmd.payload.op.eq(RowOp.ACCUMULATE),
+                                     layer.cmd.payload.src.eq(cur_group * L + low)]
+                        with m.If(layer.cmd.ready):
+                            m.d.sync += [cur_mask.eq(cur_mask & (cur_mask - 1)),
+                                         have.eq((cur_mask & (cur_mask - 1)) != 0)]
+                    with m.Elif(f.r_rdy):
+                        m.d.comb += f.r_en.eq(1)
+                        m.d.sync += [cur_mask.eq(entry.mask), cur_group.eq(entry.group),
+                                     have.eq(1)]
+                    with m.Elif(finished[l - 1] & quiet[l - 1]):
+                        m.d.comb += finished[l].eq(1)
+                        m.d.sync += done[l].eq(1)
+                # The step ends when the last layer is done and its passes are through.
+                with m.If(finished[-1] & quiet[-1]):
+                    with m.If(out.step_fired):
+                        m.d.sync += [decided.eq(1), klass.eq(out.step_first), dstep.eq(k)]
+                        m.next = "DRAIN"
+                    with m.Elif(k == T - 1):
+                        m.d.sync += [decided.eq(0), dstep.eq(T)]
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.d.sync += [k.eq(k + 1), step_start.eq(1)]
+                        start_step(k + 1, "STEP_START")
 
             with m.State("DRAIN"):
                 m.d.comb += self.i_stream.ready.eq(1)
