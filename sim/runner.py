@@ -27,8 +27,9 @@ Environment
 ``SIM``
     ``verilator`` or ``icarus``: the simulator when the caller does not name one.
 ``WAVES``
-    ``1`` records a waveform (FST, opens in GTKWave and Surfer) in the run directory and
-    prints its path. Overrides the ``waves`` argument, as in cocotb.
+    ``1`` records a waveform in the run directory and prints its path: FST (Icarus, and
+    Verilator when ``lz4.h`` is installed), else VCD; GTKWave and Surfer open both.
+    Overrides the ``waves`` argument, as in cocotb.
 ``SPIKEGATE_BUILD``
     The build root (default: ``build/sim`` in the checkout, else ``./build/sim``).
 """
@@ -248,6 +249,27 @@ def _module_location(module):
     return str(root), module
 
 
+_fst_ok = None
+
+
+def _verilator_fst_ok():
+    """Verilator's FST writer needs ``lz4.h`` (``apt-get install liblz4-dev``); without it
+    waveforms are VCD, which GTKWave and Surfer open too."""
+    global _fst_ok
+    if _fst_ok is None:
+        cxx = os.environ.get("CXX", "c++")
+        try:
+            r = subprocess.run([cxx, "-E", "-x", "c++", "-"], input="#include <lz4.h>\n",
+                               capture_output=True, text=True, timeout=60)
+            _fst_ok = r.returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            _fst_ok = False
+        if not _fst_ok:
+            print("spikegate.sim: lz4.h not found (apt-get install liblz4-dev for FST); "
+                  "Verilator waveforms will be VCD")
+    return _fst_ok
+
+
 def _runtime_cache_dir(build_root, waves):
     from .tools import verilator_root
     h = hashlib.sha256()
@@ -393,7 +415,8 @@ def run_cocotb(factory, *, params=None, module, name=None, test_args=None, sim=N
     sim : {"verilator", "icarus"}, optional
         Default: ``$SIM``, else ``"verilator"``.
     waves : bool, optional
-        Record an FST waveform (``$WAVES`` overrides); its path is printed.
+        Record a waveform, FST or VCD (``$WAVES`` overrides); its path is printed and kept
+        in ``last_run().waves``.
     testcase : str or list of str, optional
         Run only these cocotb tests (default: all in ``module``).
     build_root : path, optional
@@ -449,7 +472,7 @@ def run_cocotb(factory, *, params=None, module, name=None, test_args=None, sim=N
     runner.extra_pythonpath = (pythonpath,)
     runner.timeout_s = timeout_s
     build_args = list(_VERILATOR_ARGS) if sim == "verilator" else []
-    if sim == "verilator" and waves:
+    if sim == "verilator" and waves and _verilator_fst_ok():
         build_args.append("--trace-fst")
     stamp = {"verilog_sha256": digest, "simulator": sim, "waves": waves,
              "build_args": build_args}
@@ -506,7 +529,7 @@ def run_cocotb(factory, *, params=None, module, name=None, test_args=None, sim=N
     wave_file = None
     if waves:
         if sim == "verilator":
-            wave_file = run_dir / "dump.fst"
+            wave_file = run_dir / ("dump.fst" if "--trace-fst" in build_args else "dump.vcd")
         else:
             wave_file = run_dir / f"{toplevel}.fst"
             plusargs.append(f"+dumpfile_path={wave_file}")
