@@ -15,11 +15,13 @@ __all__ = ["main", "build_parser"]
 # Top-level subcommands, one module each.
 _COMMANDS = (
     "doctor",
+    "eval_ttfs",
 )
 # ``spikegate train ALGORITHM``: one module per algorithm.
 _TRAIN_COMMANDS = (
     "train_pdnn",
     "train_ssgd",
+    "train_ttfs",
 )
 
 

@@ -1,0 +1,138 @@
+"""Benchmarks of the TTFS golden model: accuracy, sparsity, training time, throughput.
+
+Prints one table row per network (targets, not tests):
+
+* ``digits``, hidden 64: float >= 97 %, 8-bit discrete >= 96 % (test split);
+* MNIST 784-600-10 (the FPGA prototype): 8-bit discrete >= 97.0 %, <= 13 % input-to-hidden
+  and <= 5 % hidden-to-output weights looked up, <= 139 mean spikes to decision;
+* MNIST 784-500-10 (fits an ECP5-85F: 426k 8-bit weights) and 784-128-10 (fits an iCE40
+  UP5K's SPRAM: 131k), their accuracies;
+* training seconds per MNIST epoch and the discrete model's evaluation throughput.
+
+Every trained model is written to ``--out`` (``<name>.npz``) and reused on the next run when
+present (``--retrain`` trains again), so the long MNIST runs can be done one at a time::
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 nice -n 10 \\
+        python -m spikegate.scripts.bench_ttfs --only mnist-600 --data /path/to/mnist
+
+MNIST comes from ``--data`` or ``SPIKEGATE_DATA``; without it the MNIST rows are skipped.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spikegate.golden.data import DataError, load_dataset
+from spikegate.golden.encoding import EncodingConfig
+from spikegate.golden.model_file import load_model, save_model
+from spikegate.golden import ttfs
+
+from .eval_ttfs import evaluate
+from .train_ttfs import train_model
+
+# name: (data set, hidden, encoding, train config, targets)
+BENCHES = {
+    "digits-64": ("digits", [64], EncodingConfig("graded"),
+                  dict(epochs=60, lr_decay=0.97, dropout=0.1),
+                  dict(float=0.97, discrete=0.96)),
+    "mnist-600": ("mnist", [600], EncodingConfig("binary"),
+                  dict(epochs=12, lr_decay=0.85, dropout=0.05, late=0.01),
+                  dict(discrete=0.970, lookups=(0.13, 0.05), spikes=139)),
+    "mnist-500": ("mnist", [500], EncodingConfig("binary"),
+                  dict(epochs=12, lr_decay=0.85, dropout=0.05, late=0.01),
+                  dict()),
+    "mnist-128": ("mnist", [128], EncodingConfig("binary"),
+                  dict(epochs=12, lr_decay=0.85, dropout=0.05, late=0.01),
+                  dict()),
+}
+
+
+def _row(name, model, summary, targets):
+    lk = [s["mean"] for s in summary["lookup_fraction"]]
+    cells = {
+        "net": name,
+        "sizes": "-".join(map(str, model.sizes)),
+        "weights": f"{sum(w.size for w in model.int_weights) / 1000:.0f}k",
+        "float %": f"{100 * summary['float_accuracy']:.2f}",
+        "8-bit %": f"{100 * summary['discrete_accuracy']:.2f}",
+        "lookups % (per layer)": "/".join(f"{100 * v:.1f}" for v in lk),
+        "spikes mean/med": f"{summary['total_spikes']['mean']:.0f}/{summary['total_spikes']['median']:.0f}",
+        "steps mean/med": f"{summary['timesteps']['mean']:.1f}/{summary['timesteps']['median']:.0f}",
+        "s/epoch": f"{model.training.get('seconds_per_epoch', float('nan')):.1f}",
+        "epochs": str(model.training.get("config", {}).get("epochs", "?")),
+        "eval/s": f"{summary['discrete_samples_per_s']:.0f}",
+    }
+    verdict = []
+    if "float" in targets:
+        verdict.append(("float", summary["float_accuracy"] >= targets["float"]))
+    if "discrete" in targets:
+        verdict.append(("8-bit", summary["discrete_accuracy"] >= targets["discrete"]))
+    if "lookups" in targets:
+        verdict.append(("lookups", all(v <= t for v, t in zip(lk, targets["lookups"]))))
+    if "spikes" in targets:
+        verdict.append(("spikes", summary["total_spikes"]["mean"] <= targets["spikes"]))
+    cells["targets"] = " ".join(f"{k}:{'met' if ok else 'MISSED'}" for k, ok in verdict) or "-"
+    return cells
+
+
+def _print_table(rows):
+    if not rows:
+        print("no results")
+        return
+    cols = list(rows[0])
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+    print("  ".join(f"{c:<{widths[c]}}" for c in cols))
+    for r in rows:
+        print("  ".join(f"{r[c]:<{widths[c]}}" for c in cols))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default=None, help="MNIST IDX directory (default: $SPIKEGATE_DATA)")
+    p.add_argument("--out", default="bench_ttfs_out", help="directory of the trained models")
+    p.add_argument("--only", default=None, help="comma-separated bench names: " + ", ".join(BENCHES))
+    p.add_argument("--epochs", type=int, default=None, help="override the epochs of every run")
+    p.add_argument("--retrain", action="store_true", help="train even when the model file exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    names = list(BENCHES) if args.only is None else [n.strip() for n in args.only.split(",")]
+    for n in names:
+        if n not in BENCHES:
+            p.error(f"unknown bench {n!r}; expected some of {', '.join(BENCHES)}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    root = args.data or os.environ.get("SPIKEGATE_DATA")
+    datasets, rows = {}, []
+    for name in names:
+        dname, hidden, enc, train_kw, targets = BENCHES[name]
+        if dname not in datasets:
+            try:
+                datasets[dname] = load_dataset(dname, root)
+            except DataError as e:
+                print(f"{name}: skipped ({e})", file=sys.stderr)
+                continue
+        ds = datasets[dname]
+        path = out / f"{name}.npz"
+        if path.exists() and not args.retrain:
+            model = load_model(path)
+            summary, _ = evaluate(model, ds.x_test, ds.y_test)
+        else:
+            kw = dict(train_kw)
+            if args.epochs is not None:
+                kw["epochs"] = args.epochs
+            cfg = ttfs.TrainConfig(seed=0, **kw)
+            model, summary, _ = train_model(ds, hidden, enc, cfg, quiet=args.quiet)
+            save_model(path, model)
+        rows.append(_row(name, model, summary, targets))
+        print(f"{name}: float {summary['float_accuracy']:.4f} 8-bit {summary['discrete_accuracy']:.4f}",
+              file=sys.stderr, flush=True)
+    _print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

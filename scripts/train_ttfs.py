@@ -1,0 +1,162 @@
+"""``spikegate train ttfs``: train a TTFS network (Mostafa 2017), quantize it, write a model file.
+
+Digits by default; MNIST / Fashion-MNIST from their IDX directory (``--data`` or
+``SPIKEGATE_DATA``). After training, the weights are quantized to signed 8 bits per layer,
+the float and the 8-bit discrete model are evaluated on the test split, and the model file
+(:mod:`spikegate.golden.model_file`) is written with those accuracies in its training info.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spikegate.golden.data import DATASETS, load_dataset
+from spikegate.golden.encoding import ENCODING_MODES, EncodingConfig, encode
+from spikegate.golden.model_file import TTFSModelFile, save_model
+from spikegate.golden.progress import Progress
+from spikegate.golden import ttfs
+from spikegate.golden.ttfs_discrete import DiscreteConfig
+
+from .eval_ttfs import evaluate, format_table
+
+__all__ = ["add_parser", "run", "train_model", "parse_hidden", "DEFAULTS"]
+
+# Per data set defaults: (encoding mode, epochs, dropout).
+DEFAULTS = {
+    "digits": ("graded", 40, 0.1),
+    "mnist": ("binary", 10, 0.1),
+    "fashion-mnist": ("binary", 10, 0.1),
+}
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "ttfs", help="time-to-first-spike network (Mostafa 2017), exact gradients",
+        description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="digits", choices=DATASETS, help="data set (default: digits)")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="IDX directory for mnist / fashion-mnist (default: $SPIKEGATE_DATA)")
+    p.add_argument("--hidden", default="64", help="hidden layer sizes, comma separated (default: 64)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: digits 40, mnist / fashion-mnist 10)")
+    p.add_argument("--batch-size", type=int, default=32, help="minibatch size (default: 32)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    p.add_argument("--lr-decay", type=float, default=0.95, help="learning rate factor per epoch (default: 0.95)")
+    p.add_argument("--dropout", type=float, default=None,
+                   help="spike dropout probability while training (default: 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialization and shuffling (default: 0)")
+    p.add_argument("--encoding", default=None, choices=ENCODING_MODES,
+                   help="pixel to spike time rule (default: graded for digits, binary otherwise)")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="binary encoding: pixels above it spike at t=0 (default: 0.5)")
+    p.add_argument("--train-limit", type=int, default=None, help="use the first N training samples")
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="model file to write (default: ttfs-<dataset>.npz)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS threads (default: 1; the small products here run slower on more)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+    return p
+
+
+def _blas_threads(n):
+    """Limit BLAS threads (threadpoolctl ships with scikit-learn); a no-op without it."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+def parse_hidden(text):
+    """``"600"`` or ``"128,64"`` to a list of positive ints (ValueError otherwise)."""
+    try:
+        sizes = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--hidden must be comma-separated positive integers, not {text!r}") from None
+    if not sizes or any(n < 1 for n in sizes):
+        raise ValueError(f"--hidden must be comma-separated positive integers, not {text!r}")
+    return sizes
+
+
+def train_model(ds, hidden, encoding, cfg, *, train_limit=None, quiet=False, discrete=None):
+    """Train on data set ``ds``; returns ``(TTFSModelFile, summary, seconds_per_epoch)``.
+
+    ``summary`` is :func:`spikegate.scripts.eval_ttfs.evaluate`'s on the test split; the model
+    file's training info holds the data set, sizes, hyper-parameters, timing and accuracies.
+    """
+    x, y = ds.x_train, ds.y_train
+    if train_limit is not None:
+        if train_limit < 1:
+            raise ValueError(f"--train-limit must be >= 1, not {train_limit!r}")
+        x, y = x[:train_limit], y[:train_limit]
+    times = encode(x, encoding)
+    rate = float(np.mean(np.isfinite(times)))
+    if rate == 0:
+        raise ValueError(f"no input pixel spikes with encoding {encoding}")
+    sizes = [ds.n_inputs] + list(hidden) + [ds.n_classes]
+    net = ttfs.TTFSNetwork.create(sizes, seed=cfg.seed, input_rate=rate)
+    z = ttfs.times_to_z(times)
+    bar = None
+    n_batches = (len(z) + cfg.batch_size - 1) // cfg.batch_size
+
+    def callback(epoch, batch, nb, loss, acc):
+        nonlocal bar
+        if quiet:
+            return
+        if batch == 1:
+            bar = Progress(nb, desc=f"epoch {epoch + 1}/{cfg.epochs}")
+        bar.update(1, loss=loss, acc=acc)
+        if batch == nb and sys.stderr.isatty():
+            bar.close()         # end the line (a log already has the final update's line)
+
+    t0 = time.perf_counter()
+    history = ttfs.train(net, z, y, cfg, callback=callback)
+    seconds = time.perf_counter() - t0
+    per_epoch = seconds / cfg.epochs if cfg.epochs else 0.0
+    model = TTFSModelFile.from_float(net.weights, discrete=discrete or DiscreteConfig(),
+                                     encoding=encoding)
+    summary, _ = evaluate(model, ds.x_test, ds.y_test)
+    model.training = {
+        "dataset": ds.name,
+        "sizes": sizes,
+        "train_samples": int(len(y)),
+        "input_rate": rate,
+        "config": cfg.to_dict(),
+        "loss_history": [float(h) for h in history],
+        "train_seconds": seconds,
+        "seconds_per_epoch": per_epoch,
+        "float_accuracy": summary["float_accuracy"],
+        "discrete_accuracy": summary["discrete_accuracy"],
+    }
+    return model, summary, per_epoch
+
+
+def run(args):
+    hidden = parse_hidden(args.hidden)
+    mode, epochs, dropout = DEFAULTS[args.dataset]
+    mode = args.encoding or mode
+    encoding = EncodingConfig(mode=mode, threshold=args.threshold)
+    cfg = ttfs.TrainConfig(
+        epochs=args.epochs if args.epochs is not None else epochs,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed, lr_decay=args.lr_decay,
+        dropout=args.dropout if args.dropout is not None else dropout)
+    if not 0 <= cfg.dropout < 1:
+        raise ValueError(f"--dropout must be in [0, 1), not {cfg.dropout!r}")
+    output = Path(args.output or f"ttfs-{args.dataset}.npz")
+    if not output.parent.is_dir():
+        raise ValueError(f"output directory {str(output.parent)!r} does not exist")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, not {args.threads!r}")
+    ds = load_dataset(args.dataset, args.data)
+    with _blas_threads(args.threads):
+        model, summary, per_epoch = train_model(ds, hidden, encoding, cfg,
+                                                train_limit=args.train_limit, quiet=args.quiet)
+    save_model(output, model)
+    print(format_table(summary, f"{args.dataset} test, sizes {'-'.join(map(str, model.sizes))}, "
+                                f"{per_epoch:.1f} s/epoch"))
+    print(f"wrote {output}")
+    return 0
