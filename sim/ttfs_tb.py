@@ -1,0 +1,114 @@
+"""cocotb test bench for the TTFS classifier's Verilog (:class:`~spikegate.hdl.classifier.TTFSClassifier`).
+
+Payloads are packed and unpacked through the layouts of :mod:`spikegate.hdl.layouts`, never
+with hand-written bit offsets. Used by the cocotb tests and by ``spikegate sim``.
+"""
+
+import numpy as np
+
+import cocotb
+from cocotb.triggers import FallingEdge, RisingEdge
+
+from spikegate.golden.ttfs_discrete import DiscreteConfig, spike_events
+from spikegate.hdl.layouts import ClassifierResultLayout, SpikeEventLayout
+from .stream import StreamDriver, StreamMonitor, start_clock_and_reset
+
+__all__ = ["ClassifierTB", "image_payloads", "unpack_result"]
+
+
+def image_payloads(steps, n_inputs, config):
+    """The input stream of one image: its spikes (step order) and the end marker, as ints."""
+    lay = SpikeEventLayout(n_inputs, config.step_bits)
+    idx, st = spike_events(steps)
+    beats = [{"index": int(i), "step": int(s), "end": 0} for i, s in zip(idx, st)]
+    beats.append({"index": 0, "step": 0, "end": 1})
+    return [lay.const(b).as_value().value for b in beats]
+
+
+def unpack_result(raw, sizes, config):
+    """A result payload (int) as a dict: decided, klass, decision_step, error, cycles,
+    spikes (list, input first), lookups (list)."""
+    lay = ClassifierResultLayout(tuple(sizes), config.step_bits)
+    r = lay.from_bits(raw)
+    return {
+        "decided": int(r.decided), "klass": int(r.klass), "decision_step": int(r.decision_step),
+        "error": int(r.error), "cycles": int(r.cycles),
+        "spikes": [int(r.spikes[i]) for i in range(len(sizes))],
+        "lookups": [int(r.lookups[i]) for i in range(len(sizes) - 1)],
+    }
+
+
+class ClassifierTB:
+    """Owns the clock, the reset, the input driver and the result monitor.
+
+    Parameters
+    ----------
+    dut : cocotb handle of the classifier toplevel
+    sizes : sequence of int
+    config : DiscreteConfig
+    stall_in, stall_out : float
+        Probabilities of idle cycles on the input and of back-pressure on the output.
+    seed : int
+        Seed of the stalls.
+    """
+
+    def __init__(self, dut, sizes, config=None, *, stall_in=0.0, stall_out=0.0, seed=None):
+        self.dut = dut
+        self.sizes = tuple(int(s) for s in sizes)
+        self.config = config or DiscreteConfig()
+        self.stall_in, self.stall_out, self.seed = stall_in, stall_out, seed
+
+    async def start(self):
+        await start_clock_and_reset(self.dut)
+        self.dut.w_en.value = 0
+        self.source = StreamDriver(self.dut, "i_stream", stall=self.stall_in or None,
+                                   seed=None if self.seed is None else self.seed + 1)
+        self.sink = StreamMonitor(self.dut, "o_stream", stall=self.stall_out or None,
+                                  seed=None if self.seed is None else self.seed + 2)
+
+    async def reset(self, cycles=2):
+        """Pulse the synchronous reset (e.g. in the middle of an image)."""
+        self.dut.rst.value = 1
+        for _ in range(cycles):
+            await RisingEdge(self.dut.clk)
+        self.dut.rst.value = 0
+
+    async def classify(self, steps, timeout_cycles=None):
+        """Send one image (input steps, NO_SPIKE for none) and return its result dict."""
+        n = len(self.sink.received)
+        self.source.send_all(image_payloads(steps, self.sizes[0], self.config))
+        limit = timeout_cycles or 200 + 40 * sum(self.sizes) * self.config.timesteps
+        for _ in range(limit):
+            if len(self.sink.received) > n:
+                break
+            await RisingEdge(self.dut.clk)
+        else:
+            raise AssertionError(f"no result within {limit} cycles")
+        return unpack_result(self.sink.received[n][0], self.sizes, self.config)
+
+    async def read_trace(self):
+        """Spike step of every neuron of every layer after the input (``timesteps`` = none)."""
+        out = []
+        await FallingEdge(self.dut.clk)
+        for layer in range(1, len(self.sizes)):
+            vals = []
+            for j in range(self.sizes[layer]):
+                self.dut.trace_layer.value = layer
+                self.dut.trace_addr.value = j
+                await FallingEdge(self.dut.clk)
+                vals.append(self.dut.trace_step.value.to_unsigned())
+            out.append(np.array(vals))
+        return out
+
+    async def load_weights(self, weights):
+        """Write every weight of every layer through the write port (classifier idle)."""
+        await FallingEdge(self.dut.clk)
+        for l, w in enumerate(weights):
+            for (i, j), v in np.ndenumerate(np.asarray(w)):
+                self.dut.w_en.value = 1
+                self.dut.w_layer.value = l
+                self.dut.w_src.value = i
+                self.dut.w_dst.value = j
+                self.dut.w_data.value = int(v) & 0xFF
+                await FallingEdge(self.dut.clk)
+        self.dut.w_en.value = 0
