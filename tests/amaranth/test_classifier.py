@@ -267,3 +267,17 @@ def test_new_weights_are_used():
 def test_bad_parameters(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         TTFSClassifier(**kwargs)
+
+
+def test_fires_on_exact_equality():
+    # z_3 * (93 - 29) == 93 * z_0 exactly with the default grid: the compare is ">=", so the
+    # neuron fires at step 3, not 4 (a ">" would pass every trained-network test).
+    cfg = DiscreteConfig()
+    from spikegate.golden.ttfs_discrete import z_table
+    z = z_table(cfg)
+    assert z[3] * (93 - 29) == 93 * z[0]
+    net = DiscreteNetwork([np.array([[93]], np.int8), np.array([[127]], np.int8)], [29, 1], cfg)
+    images = [np.array([0], np.int32)]
+    results, traces = run_images(net, images, 1)
+    check_against_golden(net, images, results, traces, "equality")
+    assert traces[0][0][0] == 3
