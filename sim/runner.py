@@ -457,6 +457,8 @@ def run_cocotb(factory, *, params=None, module, name=None, test_args=None, sim=N
     if timeout_s is not None and not timeout_s > 0:
         raise ValueError(f"timeout_s must be positive, not {timeout_s!r}")
 
+    pythonpath, module_name = _module_location(module)
+
     component = factory(**params)
     if not isinstance(component, wiring.Component):
         raise TypeError(f"factory must return an Amaranth wiring.Component, not {component!r}")
@@ -466,7 +468,6 @@ def run_cocotb(factory, *, params=None, module, name=None, test_args=None, sim=N
     build_root = Path(build_root) if build_root is not None else default_build_root()
     build_dir = (build_root / _build_dir_name(toplevel, params, sim, waves)).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    pythonpath, module_name = _module_location(module)
 
     runner = _runner_class(sim)()
     runner.extra_pythonpath = (pythonpath,)
@@ -515,8 +516,11 @@ def run_cocotb(factory, *, params=None, module, name=None, test_args=None, sim=N
 
     # One run directory per pytest test (or per call outside pytest).
     current = os.environ.get("PYTEST_CURRENT_TEST", "")
-    run_name = current.rsplit("::", 1)[-1].split(" ")[0] if current else "run"
-    run_name = re.sub(r"[^A-Za-z0-9_.=-]", "_", run_name)[:80] or "run"
+    node = current.rsplit(" ", 1)[0] if current else ""
+    run_name = node.rsplit("::", 1)[-1] if node else "run"
+    run_name = re.sub(r"[^A-Za-z0-9_.=-]", "_", run_name)[:72] or "run"
+    if node:   # tests of the same name in different modules share a build, not a run dir
+        run_name += "_" + hashlib.sha256(node.encode()).hexdigest()[:6]
     run_dir = build_dir / "runs" / run_name
     run_dir.mkdir(parents=True, exist_ok=True)
     for old_file in run_dir.glob("*.npy"):
