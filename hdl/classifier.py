@@ -26,6 +26,7 @@ from amaranth.lib.wiring import In, Out
 from spikegate.golden.ttfs_discrete import DiscreteConfig, DiscreteNetwork, WEIGHT_BITS
 from .layouts import (RESULT_COUNT_BITS, ClassifierResultLayout, FireMaskLayout, RowOp,
                       SpikeEventLayout, index_bits)
+from .params import checking
 from .ttfs_layer import TTFSLayer
 
 __all__ = ["TTFSClassifier"]
@@ -67,11 +68,8 @@ class TTFSClassifier(wiring.Component):
     """
 
     def __init__(self, sizes, thetas, lanes, config=None, weights=None):
-        try:
+        with checking(self):
             config = self._check(sizes, thetas, lanes, config, weights)
-        except (TypeError, ValueError):
-            self._MustUse__silence = True     # a refused construction is not an unused design
-            raise
         self._sizes = tuple(int(s) for s in sizes)
         self._lanes = int(lanes)
         self._config = config

@@ -14,6 +14,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.lib import stream
 
 from spikegate.golden.ttfs_discrete import WEIGHT_BITS
+from .params import checking
 from .layouts import RESULT_COUNT_BITS, RowCommandLayout, RowOp, index_bits
 
 __all__ = ["WeightLookup", "weight_words"]
@@ -69,11 +70,8 @@ class WeightLookup(wiring.Component):
     """
 
     def __init__(self, n_src, n_dst, lanes, init=None):
-        try:
+        with checking(self):
             self._check(n_src, n_dst, lanes, init)
-        except (TypeError, ValueError):
-            self._MustUse__silence = True     # a refused construction is not an unused design
-            raise
         self._n_src, self._n_dst, self._lanes = n_src, n_dst, lanes
         self._groups = -(-n_dst // lanes)
         shape = data.ArrayLayout(signed(WEIGHT_BITS), lanes)

@@ -17,6 +17,7 @@ from amaranth.lib import stream
 from spikegate.golden.ttfs_discrete import DiscreteConfig, WEIGHT_BITS, ttfs_widths, z_table
 from .layouts import RESULT_COUNT_BITS, FireMaskLayout, RowCommandLayout, RowOp, index_bits
 from .lookup import WeightLookup
+from .params import checking
 
 __all__ = ["TTFSLayer", "neuron_state_layout"]
 
@@ -77,14 +78,11 @@ class TTFSLayer(wiring.Component):
 
     def __init__(self, n_src, n_dst, lanes, theta, config=None, init=None):
         config = config or DiscreteConfig()
-        try:
+        with checking(self):
             if not isinstance(config, DiscreteConfig):
                 raise TypeError(f"config must be a DiscreteConfig, not {config!r}")
             if not isinstance(theta, (int, np.integer)) or theta < 1:
                 raise ValueError(f"theta must be an integer >= 1, not {theta!r}")
-        except (TypeError, ValueError):
-            self._MustUse__silence = True
-            raise
         self._lookup = WeightLookup(n_src, n_dst, lanes, init)
         self._theta = int(theta)
         self._config = config
