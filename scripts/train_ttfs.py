@@ -20,6 +20,7 @@ from spikegate.golden import ttfs
 from spikegate.golden.ttfs_discrete import DiscreteConfig
 
 from .eval_ttfs import evaluate, format_table
+from .train_sign import add_sign_arguments, run_sign
 
 __all__ = ["add_parser", "run", "train_model", "parse_hidden", "DEFAULTS"]
 
@@ -57,6 +58,7 @@ def add_parser(subparsers):
     p.add_argument("--threads", type=int, default=1,
                    help="BLAS threads (default: 1; the small products here run slower on more)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_sign_arguments(p)
     p.set_defaults(func=run)
     return p
 
@@ -136,6 +138,8 @@ def train_model(ds, hidden, encoding, cfg, *, train_limit=None, quiet=False, dis
 
 
 def run(args):
+    if args.rule == "sign":
+        return run_sign(args, default_encoding=DEFAULTS[args.dataset][0])
     hidden = parse_hidden(args.hidden)
     mode, epochs, dropout = DEFAULTS[args.dataset]
     mode = args.encoding or mode

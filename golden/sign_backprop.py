@@ -1,0 +1,363 @@
+"""On-chip learning: popcount-based sign backpropagation on the 8-bit discrete TTFS model.
+
+This is the specification the hardware learning unit matches bit for bit. It learns on the
+:class:`~spikegate.golden.ttfs_discrete.DiscreteNetwork` (signed 8-bit weights, integer
+thresholds) one image at a time, with nothing but signs, popcounts, comparisons and a
+saturating add. The float exact-gradient rule it is compared with is
+:func:`spikegate.golden.ttfs.train` (then :func:`~spikegate.golden.ttfs_discrete.quantize_layer`).
+
+The forward pass
+    :func:`~spikegate.golden.ttfs_discrete.simulate` on the image, with its semantics: the
+    run stops after the decision step ``k_d``; ``last = k_d``, or ``T - 1`` when no output
+    fired ("no decision"). A neuron *fired* when its step in
+    :attr:`~spikegate.golden.ttfs_discrete.DiscreteResult.spike_steps` is not ``NO_SPIKE``,
+    i.e. it fired at a step ``<= last``; a neuron that would fire after ``last`` counts as
+    not fired. Input pixels are layer 0 and follow the same definition.
+
+The rule, per training image with label ``c`` (all deltas in {-1, 0, +1}; +1 = "spike
+earlier", -1 = "spike later"):
+
+1. **Output deltas.** Every output ``o != c`` that fired gets ``delta_o = -1``;
+   ``delta_c = +1`` if the decision is not ``c`` (another class, or no decision), else 0.
+   Every other output gets 0. So a correct decision with no other output firing at ``k_d``
+   changes nothing, and on a tie that ``c`` won on the lower index the other outputs firing
+   at ``k_d`` are still pushed later (and ``c`` gets 0); on a tie that ``c`` lost on the
+   index, ``c`` gets +1 and the others -1.
+2. **Hidden deltas** (every neuron ``h`` of a hidden layer, whether it fired or not), from
+   the *pre-update* weights ``w_ho`` (int8) of the weight layer above and the deltas
+   ``delta_o`` of the layer above, with bit vectors over ``o``: ``w_pos = w_ho > 0``,
+   ``w_neg = w_ho < 0``, ``d_pos = delta_o > 0``, ``d_neg = delta_o < 0``::
+
+       P_h = popcount((w_pos & d_pos) | (w_neg & d_neg))     # votes for "earlier"
+       N_h = popcount((w_pos & d_neg) | (w_neg & d_pos))     # votes for "later"
+       delta_h = +1 if P_h > N_h, -1 if N_h > P_h, 0 if P_h == N_h
+
+   i.e. ``delta_h = sign(sum_o sign(w_ho) * delta_o)``; zero weights and zero deltas vote
+   for neither. With more than one hidden layer the same rule runs layer by layer, top down
+   (the deltas of hidden layer ``l`` come from the deltas of layer ``l + 1`` and the signs
+   of weight layer ``l + 1``). The input layer gets no delta. Counts are exact integers in
+   ``0 .. n_above`` (the popcount of :mod:`spikegate.golden.popcount`).
+3. **Causal sets.** Source ``i`` (layer ``l``) is in the causal set of destination ``j``
+   (layer ``l + 1``) iff ``i`` fired and either ``j`` fired and ``step_i < step_j``
+   (strictly: a source firing at the same step as ``j`` did not cause it), or ``j`` did not
+   fire (then every source that fired in the run, up to ``last``, is in it). **Neurons that
+   never spiked therefore learn from every source spike of the run.**
+4. **Weight update**, after all deltas of the image were computed from the pre-update
+   weights: for every destination ``j`` with ``delta_j != 0`` and every source ``i`` in its
+   causal set::
+
+       w_ij <- saturate(w_ij + delta_j * 2**lr_shift, -128, 127)
+
+   ``lr_shift`` is an integer ``0 .. 6`` (step 1 to 64). Saturating, never wrapping; exact
+   integers (no rounding, no stochastic rounding: the step is a power of two). Every weight
+   layer is updated (the output layer with the output deltas, the hidden layers with their
+   deltas); the thresholds ``theta`` never change. Weights outside the causal sets, and all
+   weights into destinations with delta 0, are not written.
+5. **Labels** outside ``0 .. n_classes - 1`` raise ``ValueError`` naming the label and no
+   weight changes (the hardware refuses them with an error flag).
+
+Initial weights
+    :func:`random_discrete_network`: per layer, float weights drawn as in
+    :func:`spikegate.golden.ttfs.init_weights` (normal, positive mean ``init_mean / n_eff``,
+    standard deviation ``init_std / sqrt(n_eff)``, ``n_eff`` = fan-in, times the input
+    spike rate for the first layer, so that a typical input brings a neuron's weight sum to
+    about ``init_mean`` thresholds and neurons fire), then ``w = clip(rint(w_real * theta),
+    -128, 127)`` as int8 with the given integer threshold ``theta`` (the same for every
+    layer by default). ``theta`` sets the learning resolution: a step of 1 is ``1/theta`` of
+    the threshold.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .popcount import popcount
+from .ttfs_discrete import (
+    NO_SPIKE, DiscreteConfig, DiscreteNetwork, DiscreteResult, simulate,
+)
+
+__all__ = [
+    "MAX_LR_SHIFT", "SignStepInfo", "check_label", "output_deltas", "hidden_deltas",
+    "causal_mask", "apply_update", "sign_backprop_step", "train_sign", "evaluate_discrete",
+    "random_discrete_network",
+]
+
+#: Largest ``lr_shift`` (step ``2**6 = 64``).
+MAX_LR_SHIFT = 6
+_WMIN, _WMAX = -128, 127
+
+
+@dataclass
+class SignStepInfo:
+    """What one :func:`sign_backprop_step` computed (the hardware test's expectations).
+
+    Members
+    -------
+    result : DiscreteResult
+        The forward pass (batch of 1) with the pre-update weights.
+    decision : int
+        Class decided before the update (-1 = none).
+    deltas : list of int8 arrays
+        Per layer, input first: ``deltas[0]`` is all 0 (inputs get no delta); ``deltas[l]``
+        ``(sizes[l],)`` in {-1, 0, +1}; the last entry is the output deltas.
+    pos_counts, neg_counts : list of int64 arrays
+        Per layer ``l`` (same indexing as ``deltas``): ``P_h`` and ``N_h`` of each neuron of
+        hidden layer ``l``; empty arrays for the input and output layers.
+    causal : list of bool arrays
+        Per weight layer ``l``: ``(sizes[l], sizes[l + 1])``, source ``i`` in the causal set
+        of destination ``j``.
+    updated : list of int
+        Per weight layer: the weights written (causal and ``delta_j != 0``).
+    changed : list of int
+        Per weight layer: the weights whose value changed (written and not stuck at a
+        saturation bound).
+    """
+    result: DiscreteResult
+    decision: int
+    deltas: list
+    pos_counts: list
+    neg_counts: list
+    causal: list
+    updated: list
+    changed: list
+
+
+def check_label(label, n_classes):
+    """Return ``label`` as an int; ``ValueError`` (naming it) unless it is in ``0 .. n_classes-1``."""
+    if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
+        raise ValueError(f"label must be an integer class in 0..{n_classes - 1}, not {label!r}")
+    if not 0 <= int(label) < n_classes:
+        raise ValueError(f"label {int(label)} is outside the class range 0..{n_classes - 1}")
+    return int(label)
+
+
+def _check_lr_shift(lr_shift):
+    if isinstance(lr_shift, (bool, np.bool_)) or not isinstance(lr_shift, (int, np.integer)) \
+            or not 0 <= lr_shift <= MAX_LR_SHIFT:
+        raise ValueError(f"lr_shift must be an integer from 0 to {MAX_LR_SHIFT}, not {lr_shift!r}")
+    return int(lr_shift)
+
+
+def output_deltas(out_steps, decision, label):
+    """Clause 1: output deltas (int8 in {-1, 0, +1}) of one image.
+
+    ``out_steps``: ``(n_out,)`` output spike steps as :func:`simulate` reports them
+    (``NO_SPIKE`` = did not fire by ``last``); ``decision``: the decided class or -1;
+    ``label``: the (checked) label.
+    """
+    fired = np.asarray(out_steps) != NO_SPIKE
+    d = np.where(fired, -1, 0).astype(np.int8)
+    d[label] = 1 if int(decision) != label else 0
+    return d
+
+
+def hidden_deltas(w_above, deltas_above):
+    """Clause 2: deltas of a layer from the weight signs and deltas of the layer above.
+
+    ``w_above``: ``(n, n_above)`` int weights (pre-update); ``deltas_above``: ``(n_above,)``.
+    Returns ``(delta, P, N)``: int8 deltas ``(n,)`` and the two popcounts (int64 ``(n,)``).
+    """
+    w = np.asarray(w_above)
+    d = np.asarray(deltas_above)
+    w_pos, w_neg = w > 0, w < 0
+    d_pos, d_neg = (d > 0)[None, :], (d < 0)[None, :]
+    p = popcount((w_pos & d_pos) | (w_neg & d_neg), axis=1)
+    n = popcount((w_pos & d_neg) | (w_neg & d_pos), axis=1)
+    return np.sign(p - n).astype(np.int8), p, n
+
+
+def causal_mask(src_steps, dst_steps):
+    """Clause 3: ``(n_src, n_dst)`` bool, source ``i`` in the causal set of destination ``j``."""
+    s = np.asarray(src_steps)[:, None]
+    t = np.asarray(dst_steps)[None, :]
+    s_fired = s != NO_SPIKE
+    t_fired = t != NO_SPIKE
+    return s_fired & (~t_fired | (s < t))
+
+
+def apply_update(w, causal, delta, lr_shift):
+    """Clause 4 on one weight layer: returns ``(new_w int8, written, changed)`` (new array)."""
+    lr_shift = _check_lr_shift(lr_shift)
+    w = np.asarray(w)
+    write = causal & (np.asarray(delta) != 0)[None, :]
+    step = np.asarray(delta, dtype=np.int16)[None, :] << lr_shift
+    new = np.where(write, np.clip(w.astype(np.int16) + step, _WMIN, _WMAX), w).astype(np.int8)
+    return new, int(np.count_nonzero(write)), int(np.count_nonzero(new != w))
+
+
+def sign_backprop_step(net, input_steps, label, lr_shift=0):
+    """One training image: forward pass, deltas, causal sets, weight update (in place).
+
+    Parameters
+    ----------
+    net : DiscreteNetwork
+        Its ``weights`` are replaced by the updated int8 arrays (thresholds unchanged).
+    input_steps : array_like of int, ``(n_in,)``
+        The encoded image (``NO_SPIKE`` = pixel never spikes), as for :func:`simulate`.
+    label : int
+        The class, ``0 .. n_classes - 1``.
+    lr_shift : int
+        Step ``2**lr_shift``, ``0 .. 6``.
+
+    Returns
+    -------
+    SignStepInfo
+
+    Raises
+    ------
+    ValueError
+        For a label outside the class range (naming it; nothing is changed), a bad
+        ``lr_shift`` or bad input steps.
+    """
+    n_classes = net.sizes[-1]
+    label = check_label(label, n_classes)
+    lr_shift = _check_lr_shift(lr_shift)
+    x = np.asarray(input_steps)
+    if x.ndim != 1:
+        raise ValueError(f"input_steps must be one image (n_in,), not shape {x.shape}")
+    res = simulate(net, x[None])
+    steps = [s[0] for s in res.spike_steps]
+    decision = int(res.decision[0])
+    L = len(net.weights)
+    deltas = [None] * (L + 1)
+    pos = [np.zeros(0, dtype=np.int64) for _ in range(L + 1)]
+    neg = [np.zeros(0, dtype=np.int64) for _ in range(L + 1)]
+    deltas[L] = output_deltas(steps[L], decision, label)
+    for l in range(L - 1, 0, -1):
+        deltas[l], pos[l], neg[l] = hidden_deltas(net.weights[l], deltas[l + 1])
+    deltas[0] = np.zeros(net.sizes[0], dtype=np.int8)
+    causal = [causal_mask(steps[l], steps[l + 1]) for l in range(L)]
+    new_weights, updated, changed = [], [], []
+    for l in range(L):
+        w, n_w, n_c = apply_update(net.weights[l], causal[l], deltas[l + 1], lr_shift)
+        new_weights.append(w)
+        updated.append(n_w)
+        changed.append(n_c)
+    net.weights = new_weights
+    return SignStepInfo(result=res, decision=decision, deltas=deltas, pos_counts=pos,
+                        neg_counts=neg, causal=causal, updated=updated, changed=changed)
+
+
+def _check_data(net, steps, y):
+    steps = np.asarray(steps)
+    y = np.asarray(y)
+    if steps.ndim != 2 or steps.shape[1] != net.sizes[0]:
+        raise ValueError(f"steps must have shape (n, {net.sizes[0]}), not {steps.shape}")
+    if y.shape != (len(steps),):
+        raise ValueError(f"labels must have shape ({len(steps)},), not {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be integers, not {y.dtype}")
+    bad = (y < 0) | (y >= net.sizes[-1])
+    if np.any(bad):
+        raise ValueError(f"label {int(y[bad][0])} is outside the class range 0..{net.sizes[-1] - 1}")
+    return steps, y
+
+
+def train_sign(net, steps_train, y_train, epochs=1, lr_shift=0, seed=0, callback=None):
+    """Online training with :func:`sign_backprop_step`, one image at a time, in place.
+
+    Each epoch visits the training images in the order ``rng.permutation(n)`` with
+    ``rng = numpy.random.default_rng(seed)`` (one generator for the whole run).
+
+    Parameters
+    ----------
+    net : DiscreteNetwork (updated in place)
+    steps_train : ``(n, n_in)`` int input steps
+    y_train : ``(n,)`` int labels (all checked before anything is trained)
+    epochs, lr_shift, seed : int
+    callback : callable, optional
+        ``callback(epoch, i, n, running_accuracy)`` after every image (``i`` from 1); the
+        running accuracy is that of the decisions taken before each update in this epoch.
+
+    Returns
+    -------
+    list of dict
+        Per epoch: ``train_accuracy`` (online, pre-update decisions), ``no_decision``
+        (fraction), ``updated`` and ``changed`` (weights, per weight layer, summed over
+        the epoch), ``seconds`` and ``images_per_s``.
+    """
+    import time
+
+    steps, y = _check_data(net, steps_train, y_train)
+    lr_shift = _check_lr_shift(lr_shift)
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"epochs must be an integer >= 0, not {epochs!r}")
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    L = len(net.weights)
+    history = []
+    for epoch in range(epochs):
+        perm = rng.permutation(n)
+        ok = none = 0
+        updated = np.zeros(L, dtype=np.int64)
+        changed = np.zeros(L, dtype=np.int64)
+        t0 = time.perf_counter()
+        for i, k in enumerate(perm):
+            info = sign_backprop_step(net, steps[k], int(y[k]), lr_shift)
+            ok += info.decision == int(y[k])
+            none += info.decision < 0
+            updated += info.updated
+            changed += info.changed
+            if callback is not None:
+                callback(epoch, i + 1, n, ok / (i + 1))
+        seconds = time.perf_counter() - t0
+        history.append({
+            "train_accuracy": ok / n if n else float("nan"),
+            "no_decision": none / n if n else float("nan"),
+            "updated": updated.tolist(),
+            "changed": changed.tolist(),
+            "seconds": seconds,
+            "images_per_s": n / seconds if seconds > 0 else float("inf"),
+        })
+    return history
+
+
+def evaluate_discrete(net, steps, y):
+    """Accuracy of the discrete model on ``steps`` / labels ``y`` (batch :func:`simulate`).
+
+    Returns ``(accuracy, no_decision_fraction)``.
+    """
+    steps, y = _check_data(net, steps, y)
+    if len(y) == 0:
+        return float("nan"), float("nan")
+    res = simulate(net, steps)
+    return float(np.mean(res.decision == y)), float(np.mean(res.decision < 0))
+
+
+def random_discrete_network(sizes, seed=0, theta=32, *, config=None, init_mean=4.0,
+                            init_std=1.0, input_rate=1.0):
+    """A :class:`DiscreteNetwork` with random int8 weights that can fire (module docstring).
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Neurons per layer, input first (at least two entries, all >= 1).
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+    theta : int or sequence of int
+        Threshold per layer (one int for all layers), >= 1.
+    config : DiscreteConfig, optional
+    init_mean, init_std : float
+        Mean weight sum (in thresholds) of a typical input, and the spread (as in
+        :func:`spikegate.golden.ttfs.init_weights`).
+    input_rate : float
+        Fraction of input pixels that spike, in ``(0, 1]``.
+    """
+    sizes = tuple(int(s) for s in sizes)
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"sizes must be at least two positive layer sizes, not {sizes!r}")
+    thetas = [theta] * (len(sizes) - 1) if np.isscalar(theta) else list(theta)
+    if len(thetas) != len(sizes) - 1:
+        raise ValueError(f"{len(sizes) - 1} weight layers but {len(thetas)} thresholds")
+    for t in thetas:
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
+            raise ValueError(f"theta must be an integer >= 1, not {t!r}")
+    if not 0 < input_rate <= 1:
+        raise ValueError(f"input_rate must be in (0, 1], not {input_rate!r}")
+    rng = np.random.default_rng(seed)
+    weights = []
+    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        n_eff = n_in * input_rate if l == 0 else n_in
+        w = rng.normal(init_mean / n_eff, init_std / np.sqrt(n_eff), size=(n_in, n_out))
+        weights.append(np.clip(np.rint(w * thetas[l]), _WMIN, _WMAX).astype(np.int8))
+    return DiscreteNetwork(weights, [int(t) for t in thetas], config or DiscreteConfig())
