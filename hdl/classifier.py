@@ -41,8 +41,10 @@ class TTFSClassifier(wiring.Component):
         Neurons per layer, input first (at least 2 layers; each 1 to 65536).
     thetas : sequence of int
         One threshold per weight layer (>= 1).
-    lanes : int
-        Weights read per cycle in every layer (1 to 16).
+    lanes : int or sequence of int
+        Weights read per cycle (1 to 16): one number for every weight layer, or one per
+        weight layer (a small output layer needs fewer lanes than a wide hidden one; each
+        lane costs two multipliers).
     config : DiscreteConfig
         Time grid and z fixed point.
     weights : sequence of arrays, optional
@@ -71,9 +73,9 @@ class TTFSClassifier(wiring.Component):
         with checking(self):
             config = self._check(sizes, thetas, lanes, config, weights)
         self._sizes = tuple(int(s) for s in sizes)
-        self._lanes = int(lanes)
+        self._lanes = self._lanes_per_layer(lanes, len(sizes) - 1)
         self._config = config
-        self.layers = [TTFSLayer(sizes[l], sizes[l + 1], lanes, int(thetas[l]), config,
+        self.layers = [TTFSLayer(sizes[l], sizes[l + 1], self._lanes[l], int(thetas[l]), config,
                                  None if weights is None else weights[l])
                        for l in range(len(sizes) - 1)]
         step_bits = config.step_bits
@@ -99,8 +101,7 @@ class TTFSClassifier(wiring.Component):
             raise ValueError(f"sizes must be at least two integers from 1 to 65536, not {sizes!r}")
         if len(thetas) != len(sizes) - 1:
             raise ValueError(f"{len(sizes) - 1} weight layers need as many thresholds, not {len(thetas)}")
-        if not isinstance(lanes, (int, np.integer)) or not 1 <= lanes <= 16:
-            raise ValueError(f"lanes must be an integer from 1 to 16, not {lanes!r}")
+        TTFSClassifier._lanes_per_layer(lanes, len(sizes) - 1)
         config = config or DiscreteConfig()
         if not isinstance(config, DiscreteConfig):
             raise TypeError(f"config must be a DiscreteConfig, not {config!r}")
@@ -119,6 +120,14 @@ class TTFSClassifier(wiring.Component):
                     raise ValueError(f"weights[{l}] must be in [-128, 127]")
         return config
 
+    @staticmethod
+    def _lanes_per_layer(lanes, n_w):
+        per = [lanes] * n_w if isinstance(lanes, (int, np.integer)) else list(lanes)
+        if len(per) != n_w or not all(isinstance(x, (int, np.integer)) and 1 <= x <= 16 for x in per):
+            raise ValueError(f"lanes must be an integer from 1 to 16, or {n_w} of them (one per "
+                             f"weight layer), not {lanes!r}")
+        return tuple(int(x) for x in per)
+
     @classmethod
     def from_network(cls, net, lanes):
         """Build from a :class:`~spikegate.golden.ttfs_discrete.DiscreteNetwork`."""
@@ -132,6 +141,7 @@ class TTFSClassifier(wiring.Component):
 
     @property
     def lanes(self):
+        """Lanes per weight layer (a tuple)."""
         return self._lanes
 
     @property
@@ -141,7 +151,7 @@ class TTFSClassifier(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         T = self._config.timesteps
-        sizes, L = self._sizes, self._lanes
+        sizes = self._sizes
         n_w = len(self.layers)
         for l, layer in enumerate(self.layers):
             m.submodules[f"layer{l}"] = layer
@@ -149,7 +159,7 @@ class TTFSClassifier(wiring.Component):
         # Fire-mask FIFOs between layers: at most one entry per lane group and step.
         fifos = []
         for l in range(n_w - 1):
-            lay = FireMaskLayout(self.layers[l].groups, L)
+            lay = FireMaskLayout(self.layers[l].groups, self._lanes[l])
             f = fifo.SyncFIFO(width=lay.size, depth=self.layers[l].groups)
             m.submodules[f"fires{l}"] = f
             fifos.append((f, lay))
@@ -189,6 +199,7 @@ class TTFSClassifier(wiring.Component):
         quiet = [~layer.busy for layer in self.layers]
         masks = []
         for l in range(1, n_w):
+            L = self._lanes[l - 1]      # the fire masks come from the layer before
             cur_mask = Signal(L, name=f"cur_mask{l}")
             cur_group = Signal(range(self.layers[l - 1].groups), name=f"cur_group{l}")
             have = Signal(name=f"have_mask{l}")
@@ -286,7 +297,7 @@ class TTFSClassifier(wiring.Component):
                     with m.If(have):
                         m.d.comb += [layer.cmd.valid.eq(1),
                                      layer.cmd.payload.op.eq(RowOp.ACCUMULATE),
-                                     layer.cmd.payload.src.eq(cur_group * L + low)]
+                                     layer.cmd.payload.src.eq(cur_group * self._lanes[l - 1] + low)]
                         with m.If(layer.cmd.ready):
                             m.d.sync += [cur_mask.eq(cur_mask & (cur_mask - 1)),
                                          have.eq((cur_mask & (cur_mask - 1)) != 0)]
@@ -324,6 +335,7 @@ class TTFSClassifier(wiring.Component):
                     p.error.eq(error),
                     p.cycles.eq(cycles),
                     p.spikes[0].eq(in_spikes),
+                    p.scan_cycles.eq(sum(layer.scan_cycles for layer in self.layers)),
                 ]
                 for l, layer in enumerate(self.layers):
                     m.d.comb += [p.spikes[l + 1].eq(layer.spikes), p.lookups[l].eq(layer.lookups)]

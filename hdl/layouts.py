@@ -80,6 +80,8 @@ class ClassifierResultLayout(data.StructLayout):
         Spikes processed up to the decision.
     lookups : array of unsigned(32), one per weight layer
         Weights read.
+    scan_cycles : unsigned(32)
+        Cycles spent in scan passes (fire checks without input), all layers added up.
     """
     def __init__(self, sizes, step_bits):
         n_layers = len(sizes)
@@ -91,4 +93,5 @@ class ClassifierResultLayout(data.StructLayout):
             "cycles": unsigned(RESULT_COUNT_BITS),
             "spikes": data.ArrayLayout(unsigned(RESULT_COUNT_BITS), n_layers),
             "lookups": data.ArrayLayout(unsigned(RESULT_COUNT_BITS), n_layers - 1),
+            "scan_cycles": unsigned(RESULT_COUNT_BITS),
         })

@@ -64,8 +64,9 @@ class TTFSLayer(wiring.Component):
     armed : Out
         Neurons that have not fired and whose ``acc_w`` exceeds ``theta``: only they can
         fire at a later step without new input (a layer with none needs no scan).
-    spikes, lookups : Out(unsigned(32))
-        Spikes of this layer's neurons and weights read, since ``clear_stats``.
+    spikes, lookups, scan_cycles : Out(unsigned(32))
+        Spikes of this layer's neurons, weights read and cycles of scan passes, since
+        ``clear_stats``.
     trace_addr, trace_step : In, Out
         Spike step of neuron ``trace_addr`` one cycle later (``timesteps`` = never). Use
         only while idle.
@@ -105,6 +106,7 @@ class TTFSLayer(wiring.Component):
             "armed": Out(range(n_dst + 1)),
             "spikes": Out(RESULT_COUNT_BITS),
             "lookups": Out(RESULT_COUNT_BITS),
+            "scan_cycles": Out(RESULT_COUNT_BITS),
             "clear_stats": In(1),
             "trace_addr": In(index_bits(n_dst)),
             "trace_step": Out(step_bits),
@@ -218,6 +220,11 @@ class TTFSLayer(wiring.Component):
             m.d.sync += self.spikes.eq(0)
         with m.Elif(lk.beat_valid):
             m.d.sync += self.spikes.eq(self.spikes + n_fires)
+
+        with m.If(self.clear_stats):
+            m.d.sync += self.scan_cycles.eq(0)
+        with m.Elif(lk.beat_valid & (op == RowOp.SCAN)):
+            m.d.sync += self.scan_cycles.eq(self.scan_cycles + 1)
 
         n_before = sum(armed_before[l] for l in range(L))
         n_after = sum(armed_after[l] for l in range(L))

@@ -27,7 +27,7 @@ def image_payloads(steps, n_inputs, config):
 
 def unpack_result(raw, sizes, config):
     """A result payload (int) as a dict: decided, klass, decision_step, error, cycles,
-    spikes (list, input first), lookups (list)."""
+    spikes (list, input first), lookups (list), scan_cycles."""
     lay = ClassifierResultLayout(tuple(sizes), config.step_bits)
     r = lay.from_bits(raw)
     return {
@@ -35,6 +35,7 @@ def unpack_result(raw, sizes, config):
         "error": int(r.error), "cycles": int(r.cycles),
         "spikes": [int(r.spikes[i]) for i in range(len(sizes))],
         "lookups": [int(r.lookups[i]) for i in range(len(sizes) - 1)],
+        "scan_cycles": int(r.scan_cycles),
     }
 
 

@@ -113,12 +113,14 @@ def random_case(seed, sizes, n_images=8, timesteps=32, dt=1 / 8):
     return net, list(x)
 
 
-# Lane counts that divide the layer sizes and that do not.
-@pytest.mark.parametrize("lanes", [1, 3, 4, 8])
+# Lane counts that divide the layer sizes and that do not; different lanes per layer.
+@pytest.mark.parametrize("lanes", [1, 3, 4, 8, "mixed"])
 # Two and three weight layers, sizes below and above the lane count.
 @pytest.mark.parametrize("sizes", [(20, 12, 5), (9, 16, 7, 4)])
 def test_random_networks(lanes, sizes):
-    seed = 100 + lanes
+    seed = 100 + (lanes if lanes != "mixed" else 99)
+    if lanes == "mixed":
+        lanes = (3, 1) if len(sizes) == 3 else (5, 2, 1)
     net, images = random_case(seed, sizes)
     results, traces = run_images(net, images, lanes)
     g = check_against_golden(net, images, results, traces, f"seed {seed}, lanes {lanes}, sizes {sizes}")
@@ -261,6 +263,7 @@ def test_new_weights_are_used():
     ({"sizes": (5,), "thetas": [], "lanes": 4}, ValueError, "sizes"),
     ({"sizes": (5, 3), "thetas": [1, 2], "lanes": 4}, ValueError, "thresholds"),
     ({"sizes": (5, 3), "thetas": [1], "lanes": 17}, ValueError, "lanes"),
+    ({"sizes": (5, 3, 2), "thetas": [1, 1], "lanes": (2,)}, ValueError, "lanes"),
     ({"sizes": (5, 3), "thetas": [0], "lanes": 4}, ValueError, "theta"),
     ({"sizes": (5, 3), "thetas": [1], "lanes": 4, "config": "x"}, TypeError, "DiscreteConfig"),
 ])
