@@ -53,6 +53,7 @@ def _ab_measure(params, times, labels, cfg, n_batches, seed, repeats):
            for m in ("dense", "sparse")}
     cos = []
     active = []
+    per_step = []
     for _ in range(n_batches):
         idx = rng.choice(len(times), bs, replace=False)
         xb, yb = times[idx], labels[idx]
@@ -72,6 +73,7 @@ def _ab_measure(params, times, labels, cfg, n_batches, seed, repeats):
                 grads[mode] = g.grads
                 if mode == "dense":
                     active.append([S.active_fraction(c.v, cfg) for c in f.layers])
+                    per_step.append([S.active_fraction_per_step(c.v, cfg) for c in f.layers])
                 del f, g
         cos.append([S.cosine_similarity(a, b) for a, b in zip(grads["dense"], grads["sparse"])])
         for mode in ("dense", "sparse"):
@@ -85,7 +87,7 @@ def _ab_measure(params, times, labels, cfg, n_batches, seed, repeats):
             res[mode]["peak"].append(peak)
             res[mode]["saved"].append(saved)
             del f, g
-    return res, np.asarray(cos), np.asarray(active)
+    return res, np.asarray(cos), np.asarray(active), np.mean(per_step, axis=0)
 
 
 def _row(name, dense, sparse, ratio, paper):
@@ -112,6 +114,8 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=2, help="timing repeats per batch")
     p.add_argument("--json", default=None, metavar="FILE", help="write all results here")
     p.add_argument("--png", default=None, metavar="FILE", help="training curves")
+    p.add_argument("--params", default=None, metavar="FILE",
+                   help="save both trained networks here (.npz)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
@@ -137,7 +141,10 @@ def main(argv=None):
             with open(args.json + f".{mode}.partial", "w") as f:
                 json.dump(_jsonable(runs[mode]), f)
     load_mid = _uptime()
-    ab, cos, active_ab = _ab_measure(params["sparse"], data[0], data[1], cfg,
+    if args.params:
+        np.savez(args.params, **{f"{m}_w{i}": w for m in params for i, w in
+                                 enumerate(params[m])})
+    ab, cos, active_ab, per_step = _ab_measure(params["sparse"], data[0], data[1], cfg,
                                      args.ab_batches, args.seed + 1, args.repeats)
     load_end = _uptime()
 
@@ -209,6 +216,13 @@ def main(argv=None):
         f"{n} {c:.4f}" for n, c in zip(names, cm)), "", PAPER["cosine"]))
     lines.append(_row("active entries at trained weights (A/B)", "", ", ".join(
         f"{100 * a:.2f}%" for a in active_ab.mean(axis=0)), "", ""))
+    edges = np.linspace(0, cfg.n_steps, 11).astype(int)
+    lines += ["", "active entries by time step at the trained weights (A/B batches), %:",
+              "| layer | " + " | ".join(f"t {a}-{b - 1}" for a, b in zip(edges[:-1], edges[1:]))
+              + " |", "|---" * 11 + "|"]
+    for li, ps in enumerate(per_step):
+        lines.append(f"| {li + 1} | " + " | ".join(
+            f"{100 * ps[a:b].mean():.2f}" for a, b in zip(edges[:-1], edges[1:])) + " |")
     print("\n".join(lines))
 
     if args.png:
@@ -219,6 +233,7 @@ def main(argv=None):
                "threads": threads, "dense": _jsonable(hd), "sparse": _jsonable(hs),
                "ab": {m: {k: list(map(float, v)) for k, v in ab[m].items()} for m in ab},
                "cosine": cos.tolist(), "active_ab": active_ab.tolist(),
+               "active_per_step": per_step.tolist(),
                "table": lines}
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
