@@ -61,13 +61,16 @@ import numpy as np
 from .fixed import signed_bits, unsigned_bits
 
 __all__ = [
-    "NO_SPIKE", "WEIGHT_BITS", "DiscreteConfig", "DiscreteNetwork", "DiscreteResult",
+    "NO_SPIKE", "WEIGHT_BITS", "THETA_BITS", "THETA_MAX", "DiscreteConfig", "DiscreteNetwork", "DiscreteResult",
     "z_table", "quantize_layer", "times_to_steps", "ttfs_fires", "ttfs_accumulate",
     "ttfs_widths", "layer_fire_steps", "simulate", "spike_events",
 ]
 
 NO_SPIKE = -1
 WEIGHT_BITS = 8
+#: Width of a threshold in the hardware (a run-time register): thresholds are 1 .. 2**16 - 1.
+THETA_BITS = 16
+THETA_MAX = (1 << THETA_BITS) - 1
 _WMIN, _WMAX = -(1 << (WEIGHT_BITS - 1)), (1 << (WEIGHT_BITS - 1)) - 1
 
 
@@ -125,8 +128,8 @@ def z_table(config):
 def quantize_layer(w_float):
     """Quantize one layer's float weights to signed 8-bit with an integer threshold.
 
-    Returns ``(w_int8, theta)`` with ``theta = max(1, round(127 / max|w|))`` (1 when every
-    weight is 0) and ``w_int8 = clip(rint(w * theta), -128, 127)``.
+    Returns ``(w_int8, theta)`` with ``theta = clip(round(127 / max|w|), 1, THETA_MAX)`` (1 when
+    every weight is 0) and ``w_int8 = clip(rint(w * theta), -128, 127)``.
     """
     w = np.asarray(w_float, dtype=np.float64)
     if w.ndim != 2 or w.size == 0:
@@ -134,7 +137,7 @@ def quantize_layer(w_float):
     if not np.all(np.isfinite(w)):
         raise ValueError("weights contain NaN or infinity")
     m = float(np.max(np.abs(w)))
-    theta = max(1, int(round(_WMAX / m))) if m > 0 else 1
+    theta = min(THETA_MAX, max(1, int(round(_WMAX / m)))) if m > 0 else 1
     q = np.clip(np.rint(w * theta), _WMIN, _WMAX).astype(np.int8)
     return q, theta
 
@@ -167,10 +170,13 @@ def ttfs_accumulate(acc_w, acc_wz, w, z_k):
 
 
 def ttfs_widths(fan_in, theta, config):
-    """Bit widths of one layer's neuron state, sized so that nothing overflows.
+    """Bit widths of one layer's neuron state, sized so that nothing overflows for any
+    threshold up to ``theta`` (the hardware passes :data:`THETA_MAX`, its thresholds being
+    run-time registers).
 
     Returns a dict: ``z_bits`` (unsigned), ``acc_w_bits`` and ``acc_wz_bits`` (signed),
-    ``theta_bits`` (unsigned), ``product_bits`` (signed; ``z * (acc_w - theta)``).
+    ``theta_bits`` (unsigned), ``diff_bits`` (signed; ``acc_w - theta``), ``product_bits``
+    (signed; ``z * (acc_w - theta)``).
     """
     if fan_in < 1:
         raise ValueError(f"fan_in must be >= 1, not {fan_in!r}")
@@ -222,8 +228,9 @@ class DiscreteNetwork:
             ws.append(w.astype(np.int8))
         self.weights = ws
         for l, th in enumerate(self.thetas):
-            if not isinstance(th, (int, np.integer)) or th < 1:
-                raise ValueError(f"layer {l}: theta must be an integer >= 1, not {th!r}")
+            if not isinstance(th, (int, np.integer)) or not 1 <= th <= THETA_MAX:
+                raise ValueError(f"layer {l}: theta must be an integer from 1 to {THETA_MAX}, "
+                                 f"not {th!r}")
         self.thetas = [int(t) for t in self.thetas]
 
     @classmethod

@@ -23,7 +23,7 @@ from amaranth.hdl import Array, Module, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikegate.golden.ttfs_discrete import DiscreteConfig, DiscreteNetwork, WEIGHT_BITS
+from spikegate.golden.ttfs_discrete import THETA_BITS, DiscreteConfig, DiscreteNetwork, WEIGHT_BITS
 from .layouts import (RESULT_COUNT_BITS, ClassifierResultLayout, FireMaskLayout, RowOp,
                       SpikeEventLayout, index_bits)
 from .params import checking
@@ -63,6 +63,11 @@ class TTFSClassifier(wiring.Component):
         No image in progress: weights may be written and traced values read.
     w_en, w_layer, w_src, w_dst, w_data : In
         Write one weight of layer ``w_layer`` (taken only while ``idle``).
+    rb_en, rb_data : In, Out
+        Read back the weight addressed by ``w_layer``, ``w_src``, ``w_dst``: ``rb_data``
+        holds it one cycle after ``rb_en`` (taken only while ``idle``).
+    theta_en, theta_data : In
+        Set the threshold of layer ``w_layer`` (taken only while ``idle``).
     trace_layer, trace_addr, trace_step : In, In, Out
         The spike step of neuron ``trace_addr`` of neuron layer ``trace_layer`` (1 = first
         hidden layer), one cycle later; ``timesteps`` means it did not fire. Read while idle;
@@ -89,6 +94,10 @@ class TTFSClassifier(wiring.Component):
             "w_src": In(index_bits(max(sizes[:-1]))),
             "w_dst": In(index_bits(max(sizes[1:]))),
             "w_data": In(WEIGHT_BITS),
+            "rb_en": In(1),
+            "rb_data": Out(WEIGHT_BITS),
+            "theta_en": In(1),
+            "theta_data": In(THETA_BITS),
             "trace_layer": In(index_bits(len(sizes))),
             "trace_addr": In(index_bits(max(sizes[1:]))),
             "trace_step": Out(step_bits),
@@ -106,8 +115,9 @@ class TTFSClassifier(wiring.Component):
         if not isinstance(config, DiscreteConfig):
             raise TypeError(f"config must be a DiscreteConfig, not {config!r}")
         for l, th in enumerate(thetas):
-            if not isinstance(th, (int, np.integer)) or th < 1:
-                raise ValueError(f"thetas[{l}] must be an integer >= 1, not {th!r}")
+            if not isinstance(th, (int, np.integer)) or not 1 <= th <= (1 << THETA_BITS) - 1:
+                raise ValueError(f"thetas[{l}] must be an integer from 1 to "
+                                 f"{(1 << THETA_BITS) - 1}, not {th!r}")
         if weights is not None:
             if len(weights) != len(sizes) - 1:
                 raise ValueError(f"{len(sizes) - 1} weight layers expected, not {len(weights)}")
@@ -342,12 +352,20 @@ class TTFSClassifier(wiring.Component):
                 with m.If(self.o_stream.ready):
                     m.next = "IDLE"
 
-        # Weight writes and the trace port.
+        # Weight and threshold writes, weight read-back, and the trace port.
         for l, layer in enumerate(self.layers):
-            m.d.comb += [layer.w_en.eq(self.w_en & self.idle & (self.w_layer == l)),
+            sel = self.idle & (self.w_layer == l)
+            m.d.comb += [layer.w_en.eq(self.w_en & sel),
                          layer.w_src.eq(self.w_src), layer.w_dst.eq(self.w_dst),
                          layer.w_data.eq(self.w_data),
+                         layer.rb_en.eq(self.rb_en & sel),
+                         layer.rb_src.eq(self.w_src), layer.rb_dst.eq(self.w_dst),
+                         layer.theta_w_en.eq(self.theta_en & sel),
+                         layer.theta_w_data.eq(self.theta_data),
                          layer.trace_addr.eq(self.trace_addr)]
+        rb_sel = Signal.like(self.w_layer)
+        m.d.sync += rb_sel.eq(self.w_layer)
+        m.d.comb += self.rb_data.eq(Array(layer.rb_data for layer in self.layers)[rb_sel])
         trace_sel = Signal.like(self.trace_layer)
         m.d.sync += trace_sel.eq(self.trace_layer)
         steps = Array([self.layers[0].trace_step] + [layer.trace_step for layer in self.layers])

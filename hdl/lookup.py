@@ -8,7 +8,7 @@ about TTFS: the layer that uses it adds its own per-destination arithmetic on th
 
 import numpy as np
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Array, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.lib import stream
@@ -64,6 +64,9 @@ class WeightLookup(wiring.Component):
         Weights read since ``clear_count`` (valid lanes of ``ACCUMULATE`` beats only).
     w_en, w_src, w_dst, w_data : In
         Write one weight (run time loading); must not coincide with a walk.
+    rb_en, rb_src, rb_dst, rb_data : In, Out
+        Read one weight back: ``rb_data`` holds it one cycle after ``rb_en``. Taken only
+        while no row is walked (the walk owns the read port).
 
     Latency 1 cycle from issue to beat; throughput ``lanes`` weights per cycle; a row
     takes ``ceil(n_dst / lanes)`` cycles.
@@ -94,6 +97,10 @@ class WeightLookup(wiring.Component):
             "w_src": In(index_bits(n_src)),
             "w_dst": In(index_bits(n_dst)),
             "w_data": In(signed(WEIGHT_BITS)),
+            "rb_en": In(1),
+            "rb_src": In(index_bits(n_src)),
+            "rb_dst": In(index_bits(n_dst)),
+            "rb_data": Out(signed(WEIGHT_BITS)),
         })
 
     @staticmethod
@@ -152,9 +159,15 @@ class WeightLookup(wiring.Component):
         m.d.comb += [
             self.issue_valid.eq(walking),
             self.issue_group.eq(group),
-            rp.addr.eq(base + group),
-            rp.en.eq(walking & (op == RowOp.ACCUMULATE)),
         ]
+        rb_lane = Signal(range(L))
+        with m.If(walking):
+            m.d.comb += [rp.addr.eq(base + group), rp.en.eq(op == RowOp.ACCUMULATE)]
+        with m.Else():
+            m.d.comb += [rp.addr.eq(self.rb_src * G + (self.rb_dst // L if L > 1 else self.rb_dst)),
+                         rp.en.eq(self.rb_en)]
+        m.d.sync += rb_lane.eq(self.rb_dst % L if L > 1 else 0)
+        m.d.comb += self.rb_data.eq(Array(rp.data[l] for l in range(L))[rb_lane])
         beat_op = Signal(RowOp)
         m.d.sync += [
             self.beat_valid.eq(walking),

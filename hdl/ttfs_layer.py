@@ -14,7 +14,8 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.lib import stream
 
-from spikegate.golden.ttfs_discrete import DiscreteConfig, WEIGHT_BITS, ttfs_widths, z_table
+from spikegate.golden.ttfs_discrete import (THETA_BITS, THETA_MAX, DiscreteConfig, WEIGHT_BITS,
+                                            ttfs_widths, z_table)
 from .layouts import RESULT_COUNT_BITS, FireMaskLayout, RowCommandLayout, RowOp, index_bits
 from .lookup import WeightLookup
 from .params import checking
@@ -40,7 +41,8 @@ class TTFSLayer(wiring.Component):
     n_src, n_dst, lanes : int
         See :class:`~spikegate.hdl.lookup.WeightLookup`.
     theta : int
-        The layer's threshold in weight units (>= 1).
+        The layer's initial threshold in weight units (1 to ``THETA_MAX``); a run-time
+        register (``theta_w_en``), the datapath widths cover every threshold.
     config : DiscreteConfig
         Time grid and z fixed point.
     init : array, optional
@@ -72,6 +74,10 @@ class TTFSLayer(wiring.Component):
         only while idle.
     w_en, w_src, w_dst, w_data : In
         Write one weight.
+    rb_en, rb_src, rb_dst, rb_data : In, Out
+        Read one weight back (``rb_data`` one cycle later); only while no pass runs.
+    theta_w_en, theta_w_data : In
+        Set the threshold; only while no pass runs.
 
     A pass takes ``ceil(n_dst / lanes)`` cycles plus 2 of latency; passes overlap, so
     back-to-back rows cost ``ceil(n_dst / lanes)`` cycles each.
@@ -82,12 +88,12 @@ class TTFSLayer(wiring.Component):
         with checking(self):
             if not isinstance(config, DiscreteConfig):
                 raise TypeError(f"config must be a DiscreteConfig, not {config!r}")
-            if not isinstance(theta, (int, np.integer)) or theta < 1:
-                raise ValueError(f"theta must be an integer >= 1, not {theta!r}")
+            if not isinstance(theta, (int, np.integer)) or not 1 <= theta <= THETA_MAX:
+                raise ValueError(f"theta must be an integer from 1 to {THETA_MAX}, not {theta!r}")
         self._lookup = WeightLookup(n_src, n_dst, lanes, init)
         self._theta = int(theta)
         self._config = config
-        self._widths = ttfs_widths(n_src, int(theta), config)
+        self._widths = ttfs_widths(n_src, THETA_MAX, config)
         step_bits = config.step_bits
         self._state_layout = neuron_state_layout(self._widths, step_bits)
         G = self._lookup.groups
@@ -114,6 +120,12 @@ class TTFSLayer(wiring.Component):
             "w_src": In(index_bits(n_src)),
             "w_dst": In(index_bits(n_dst)),
             "w_data": In(signed(WEIGHT_BITS)),
+            "rb_en": In(1),
+            "rb_src": In(index_bits(n_src)),
+            "rb_dst": In(index_bits(n_dst)),
+            "rb_data": Out(signed(WEIGHT_BITS)),
+            "theta_w_en": In(1),
+            "theta_w_data": In(THETA_BITS),
         })
 
     @property
@@ -143,6 +155,8 @@ class TTFSLayer(wiring.Component):
             lk.clear_count.eq(self.clear_stats),
             lk.w_en.eq(self.w_en), lk.w_src.eq(self.w_src),
             lk.w_dst.eq(self.w_dst), lk.w_data.eq(self.w_data),
+            lk.rb_en.eq(self.rb_en), lk.rb_src.eq(self.rb_src), lk.rb_dst.eq(self.rb_dst),
+            self.rb_data.eq(lk.rb_data),
             self.lookups.eq(lk.lookups),
             self.busy.eq(lk.busy),
         ]
@@ -157,7 +171,9 @@ class TTFSLayer(wiring.Component):
         z = Signal(self._widths["z_bits"])
         m.d.sync += z.eq(Array(Const(int(v), self._widths["z_bits"]) for v in zs)[self.step])
 
-        theta = Const(self._theta, self._widths["theta_bits"])
+        theta = Signal(THETA_BITS, init=self._theta)
+        with m.If(self.theta_w_en):
+            m.d.sync += theta.eq(self.theta_w_data)
         last_lanes = N - (G - 1) * L
         is_last_group = Signal()
         m.d.comb += is_last_group.eq(lk.beat_group == G - 1)

@@ -60,8 +60,10 @@ class ClassifierTB:
         self.stall_in, self.stall_out, self.seed = stall_in, stall_out, seed
 
     async def start(self):
+        for port in ("w_en", "rb_en", "theta_en", "w_layer", "w_src", "w_dst", "w_data",
+                     "theta_data", "trace_layer", "trace_addr"):
+            getattr(self.dut, port).value = 0
         await start_clock_and_reset(self.dut)
-        self.dut.w_en.value = 0
         self.source = StreamDriver(self.dut, "i_stream", stall=self.stall_in or None,
                                    seed=None if self.seed is None else self.seed + 1)
         self.sink = StreamMonitor(self.dut, "o_stream", stall=self.stall_out or None,

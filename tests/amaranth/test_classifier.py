@@ -227,12 +227,14 @@ def _reset_run(net, lanes, make_tb):
     sim.run()
 
 
-def test_new_weights_are_used():
+def test_new_weights_and_thresholds_are_used_and_read_back():
     net, images = random_case(13, (20, 12, 5), n_images=3)
     rng = np.random.default_rng(14)
     new_w = [rng.integers(-40, 100, w.shape).astype(np.int8) for w in net.weights]
-    net2 = DiscreteNetwork(new_w, net.thetas, net.config)
+    new_t = [t + 17 for t in net.thetas]
+    net2 = DiscreteNetwork(new_w, new_t, net.config)
     got = []
+    readback = {}
 
     def bench(dut):
         async def tb(ctx):
@@ -244,7 +246,22 @@ def test_new_weights_are_used():
                     ctx.set(dut.w_dst, j)
                     ctx.set(dut.w_data, int(v) & 0xFF)
                     await ctx.tick()
-            ctx.set(dut.w_en, 0)
+                ctx.set(dut.w_en, 0)
+                ctx.set(dut.theta_en, 1)
+                ctx.set(dut.theta_data, new_t[l])
+                await ctx.tick()
+                ctx.set(dut.theta_en, 0)
+            for l, w in enumerate(new_w):
+                vals = np.zeros(w.shape, np.int64)
+                for (i, j), _ in np.ndenumerate(w):
+                    ctx.set(dut.w_layer, l)
+                    ctx.set(dut.w_src, i)
+                    ctx.set(dut.w_dst, j)
+                    ctx.set(dut.rb_en, 1)
+                    await ctx.tick()
+                    ctx.set(dut.rb_en, 0)
+                    vals[i, j] = ctx.get(dut.rb_data)
+                readback[l] = np.where(vals > 127, vals - 256, vals)
             for img in images:
                 for beat in image_beats(img):
                     await stream_put(ctx, dut.i_stream, beat)
@@ -253,7 +270,9 @@ def test_new_weights_are_used():
         return tb
 
     run_images(net, images, 4, extra=bench, trace=False)
-    check_against_golden(net2, images, got[0::2], got[1::2], "new weights, seed 13")
+    for l, w in enumerate(new_w):
+        np.testing.assert_array_equal(readback[l], w, err_msg=f"read-back of layer {l}, seed 14")
+    check_against_golden(net2, images, got[0::2], got[1::2], "new weights and thresholds, seed 13")
     g_old = simulate(net, np.asarray(images))
     g_new = simulate(net2, np.asarray(images))
     assert not np.array_equal(g_old.spike_steps[1], g_new.spike_steps[1]), "weights should matter"
