@@ -68,8 +68,10 @@ __all__ = [
 
 NO_SPIKE = -1
 WEIGHT_BITS = 8
-#: Width of a threshold in the hardware (a run-time register): thresholds are 1 .. 2**16 - 1.
-THETA_BITS = 16
+#: Width of a threshold in the hardware (a run-time register): thresholds are 1 .. 4095
+#: (``127 / max|w|``: any layer whose largest weight is above 0.031). 12 bits keep
+#: ``acc_w - theta`` within 16 bits for small fan-ins, so the compare fits one iCE40 DSP.
+THETA_BITS = 12
 THETA_MAX = (1 << THETA_BITS) - 1
 _WMIN, _WMAX = -(1 << (WEIGHT_BITS - 1)), (1 << (WEIGHT_BITS - 1)) - 1
 
