@@ -69,9 +69,16 @@ def _stall_source(stall, seed, who):
                         f"not {stall!r}") from None
 
 
-def _unsigned(value):
-    # A one-bit port reads as a Logic, wider ones as a LogicArray.
-    return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
+def _unsigned(value, where, allow_x):
+    """A port's value as an int. A one-bit port reads as a Logic, wider ones as a
+    LogicArray; X or Z bits raise :class:`StreamProtocolError` naming ``where``, or read as
+    0 with ``allow_x``."""
+    if value.is_resolvable:
+        return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
+    if allow_x:
+        return int("0" + "".join("1" if c == "1" else "0" for c in str(value)), 2)
+    raise StreamProtocolError(f"{where}: payload {value} has X/Z bits while valid, at "
+                              f"{get_sim_time(unit='ns')} ns (allow_x=True reads them as 0)")
 
 
 class StreamDriver:
@@ -165,6 +172,10 @@ class StreamMonitor:
     check_rules : bool
         Raise :class:`StreamProtocolError` (failing the test) if ``valid`` falls or the
         payload changes while a transfer is pending.
+    allow_x : bool
+        Read X/Z payload bits as 0 instead of raising :class:`StreamProtocolError` (for
+        payloads with don't-care fields; Icarus shows uninitialised bits as X, Verilator
+        as 0).
 
     Members
     -------
@@ -172,7 +183,8 @@ class StreamMonitor:
         ``(payload, time_ns)`` of each transfer, in order.
     """
 
-    def __init__(self, dut, prefix, *, clk="clk", stall=None, seed=None, check_rules=True):
+    def __init__(self, dut, prefix, *, clk="clk", stall=None, seed=None, check_rules=True,
+                 allow_x=False):
         self.name = prefix
         self.valid = getattr(dut, f"{prefix}__valid")
         self.ready = getattr(dut, f"{prefix}__ready")
@@ -180,6 +192,7 @@ class StreamMonitor:
         self.clock = getattr(dut, clk)
         self._stall = _stall_source(stall, seed, f"StreamMonitor({prefix})")
         self.check_rules = check_rules
+        self.allow_x = allow_x
         self.received = []
         self._new = Event()
         self._taken = 0
@@ -193,7 +206,7 @@ class StreamMonitor:
             valid = self.valid.value == 1
             ready = self.ready.value == 1
             if valid:
-                payload = _unsigned(self.payload.value)
+                payload = _unsigned(self.payload.value, self.name, self.allow_x)
             if self.check_rules and pending is not None:
                 if not valid:
                     raise StreamProtocolError(
