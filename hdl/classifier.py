@@ -19,8 +19,8 @@ and timestep while neurons are armed and idle, plus a few cycles per layer and s
 
 import numpy as np
 
-from amaranth.hdl import Array, Module, Signal
-from amaranth.lib import fifo, stream, wiring
+from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikegate.golden.ttfs_discrete import THETA_BITS, DiscreteConfig, DiscreteNetwork, WEIGHT_BITS
@@ -68,21 +68,37 @@ class TTFSClassifier(wiring.Component):
         holds it one cycle after ``rb_en`` (taken only while ``idle``).
     theta_en, theta_data : In
         Set the threshold of layer ``w_layer`` (taken only while ``idle``).
+    learn_en, learn_label, learn_shift : In (``learning=True`` only)
+        Sampled when an image starts: learn from it with this label and step
+        ``2**learn_shift`` (:mod:`spikegate.golden.sign_backprop`). A label outside the
+        classes is refused: ``label_error`` in the result, no weight changes. Learning runs
+        after the image's end marker and before the result: output deltas, hidden deltas (a
+        ``DELTA`` pass per neuron of each hidden layer, two popcounts and a comparison each),
+        then a ``LEARN`` read-modify-write pass over the weight row of every source that
+        fired.
     trace_layer, trace_addr, trace_step : In, In, Out
         The spike step of neuron ``trace_addr`` of neuron layer ``trace_layer`` (1 = first
         hidden layer), one cycle later; ``timesteps`` means it did not fire. Read while idle;
         valid for the last image until the next one starts.
     """
 
-    def __init__(self, sizes, thetas, lanes, config=None, weights=None):
+    def __init__(self, sizes, thetas, lanes, config=None, weights=None, *, learning=False):
         with checking(self):
             config = self._check(sizes, thetas, lanes, config, weights)
+            if learning and any(s > 1024 for s in sizes[2:]):
+                raise ValueError(f"on-chip learning counts votes over at most 1024 neurons per "
+                                 f"layer after the first hidden one, not {sizes[2:]!r}")
+        self._learning = bool(learning)
         self._sizes = tuple(int(s) for s in sizes)
         self._lanes = self._lanes_per_layer(lanes, len(sizes) - 1)
         self._config = config
         self.layers = [TTFSLayer(sizes[l], sizes[l + 1], self._lanes[l], int(thetas[l]), config,
-                                 None if weights is None else weights[l])
+                                 None if weights is None else weights[l], learning=learning)
                        for l in range(len(sizes) - 1)]
+        if learning:
+            from .learning import DeltaVoter
+            # voters[l - 1] turns the votes of weight layer l into deltas of neuron layer l.
+            self.voters = [DeltaVoter(sizes[l + 1], self._lanes[l]) for l in range(1, len(sizes) - 1)]
         step_bits = config.step_bits
         n_w = len(self.layers)
         super().__init__({
@@ -101,6 +117,8 @@ class TTFSClassifier(wiring.Component):
             "trace_layer": In(index_bits(len(sizes))),
             "trace_addr": In(index_bits(max(sizes[1:]))),
             "trace_step": Out(step_bits),
+            **({"learn_en": In(1), "learn_label": In(index_bits(sizes[-1])),
+                "learn_shift": In(3)} if learning else {}),
         })
 
     @staticmethod
@@ -139,11 +157,15 @@ class TTFSClassifier(wiring.Component):
         return tuple(int(x) for x in per)
 
     @classmethod
-    def from_network(cls, net, lanes):
+    def from_network(cls, net, lanes, *, learning=False):
         """Build from a :class:`~spikegate.golden.ttfs_discrete.DiscreteNetwork`."""
         if not isinstance(net, DiscreteNetwork):
             raise TypeError(f"net must be a DiscreteNetwork, not {net!r}")
-        return cls(net.sizes, net.thetas, lanes, net.config, net.weights)
+        return cls(net.sizes, net.thetas, lanes, net.config, net.weights, learning=learning)
+
+    @property
+    def learning(self):
+        return self._learning
 
     @property
     def sizes(self):
@@ -219,6 +241,36 @@ class TTFSClassifier(wiring.Component):
                     m.d.comb += low.eq(i)
             masks.append((cur_mask, cur_group, have, low))
 
+        # On-chip learning: the label and step of the image, and the log of its input spikes.
+        learning = self._learning
+        learn_active = Signal()
+        label = Signal(index_bits(sizes[-1]))
+        label_error = Signal()
+        lr_shift = Signal(3)
+        learn_cycles = Signal(RESULT_COUNT_BITS)
+        in_learn = Signal()
+        trace_en = [Signal(name=f"learn_trace_en{l}") for l in range(n_w)]
+        trace_addr = [Signal(index_bits(sizes[l + 1]), name=f"learn_trace_addr{l}") for l in range(n_w)]
+        idx = Signal(range(max(sizes) + 1))
+        out_idx = Signal(range(max(sizes) + 1))
+        if learning:
+            log_lay = data.StructLayout({"index": index_bits(sizes[0]), "step": self._config.step_bits})
+            m.submodules.in_log = in_log = memory.Memory(shape=log_lay, depth=sizes[0], init=[])
+            log_w = in_log.write_port()
+            log_r = in_log.read_port()
+            log_overflow = Signal()
+            for layer in self.layers:
+                m.d.comb += layer.lr_shift.eq(lr_shift)
+            for l, voter in enumerate(self.voters):
+                m.submodules[f"voter{l}"] = voter
+                above = self.layers[l + 1]
+                m.d.comb += [voter.votes_valid.eq(above.votes_valid),
+                             voter.votes_group.eq(above.votes_group),
+                             voter.votes_last.eq(above.votes_last),
+                             voter.votes_p.eq(above.votes_p), voter.votes_n.eq(above.votes_n)]
+            with m.If(in_learn):
+                m.d.sync += learn_cycles.eq(learn_cycles + 1)
+
         with m.If(counting):
             m.d.sync += cycles.eq(cycles + 1)
         m.d.sync += step_start.eq(0)
@@ -231,7 +283,15 @@ class TTFSClassifier(wiring.Component):
                 with m.If(self.i_stream.valid):
                     m.d.comb += clear_stats.eq(1)
                     m.d.sync += [cycles.eq(1), counting.eq(1), in_spikes.eq(0), error.eq(0),
-                                 k.eq(0), step_start.eq(1)]
+                                 k.eq(0), step_start.eq(1), learn_cycles.eq(0)]
+                    if learning:
+                        bad_label = self.learn_label >= sizes[-1]
+                        m.d.sync += [learn_active.eq(self.learn_en & ~bad_label),
+                                     label_error.eq(self.learn_en & bad_label),
+                                     label.eq(self.learn_label), lr_shift.eq(self.learn_shift),
+                                     log_overflow.eq(0)]
+                    else:
+                        m.d.sync += [learn_active.eq(0), label_error.eq(0)]
                     m.next = "CLEAR"
             with m.State("CLEAR"):
                 for layer in self.layers:
@@ -287,6 +347,13 @@ class TTFSClassifier(wiring.Component):
                                      self.i_stream.ready.eq(l0.cmd.ready)]
                         with m.If(l0.cmd.ready):
                             m.d.sync += [issued0.eq(1), in_spikes.eq(in_spikes + 1)]
+                            if learning:
+                                with m.If(in_spikes < sizes[0]):
+                                    m.d.comb += [log_w.addr.eq(in_spikes), log_w.en.eq(1),
+                                                 log_w.data.index.eq(head.index),
+                                                 log_w.data.step.eq(head.step)]
+                                with m.Else():
+                                    m.d.sync += log_overflow.eq(1)
                     with m.Else():     # head_later
                         with m.If(~issued0 & (l0.armed != 0)):
                             m.d.comb += [l0.cmd.valid.eq(1), l0.cmd.payload.op.eq(RowOp.SCAN)]
@@ -333,8 +400,20 @@ class TTFSClassifier(wiring.Component):
             with m.State("DRAIN"):
                 m.d.comb += self.i_stream.ready.eq(1)
                 with m.If(self.i_stream.valid & head.end):
-                    m.d.sync += counting.eq(0)
-                    m.next = "RESULT"
+                    if learning:
+                        with m.If(learn_active & ~log_overflow):
+                            m.d.sync += [idx.eq(0), in_learn.eq(1)]
+                            m.next = "LD_OUT_ADDR"
+                        with m.Else():
+                            m.d.sync += [counting.eq(0), error.eq(error | log_overflow)]
+                            m.next = "RESULT"
+                    else:
+                        m.d.sync += counting.eq(0)
+                        m.next = "RESULT"
+
+            if learning:
+                self._learning_states(m, sizes, n_w, T, decided, klass, label, idx, out_idx,
+                                      trace_en, trace_addr, log_r, in_spikes, counting, in_learn)
             with m.State("RESULT"):
                 p = self.o_stream.payload
                 m.d.comb += [
@@ -346,6 +425,8 @@ class TTFSClassifier(wiring.Component):
                     p.cycles.eq(cycles),
                     p.spikes[0].eq(in_spikes),
                     p.scan_cycles.eq(sum(layer.scan_cycles for layer in self.layers)),
+                    p.label_error.eq(label_error),
+                    p.learn_cycles.eq(learn_cycles),
                 ]
                 for l, layer in enumerate(self.layers):
                     m.d.comb += [p.spikes[l + 1].eq(layer.spikes), p.lookups[l].eq(layer.lookups)]
@@ -362,7 +443,7 @@ class TTFSClassifier(wiring.Component):
                          layer.rb_src.eq(self.w_src), layer.rb_dst.eq(self.w_dst),
                          layer.theta_w_en.eq(self.theta_en & sel),
                          layer.theta_w_data.eq(self.theta_data),
-                         layer.trace_addr.eq(self.trace_addr)]
+                         layer.trace_addr.eq(Mux(trace_en[l], trace_addr[l], self.trace_addr))]
         rb_sel = Signal.like(self.w_layer)
         m.d.sync += rb_sel.eq(self.w_layer)
         m.d.comb += self.rb_data.eq(Array(layer.rb_data for layer in self.layers)[rb_sel])
@@ -371,3 +452,85 @@ class TTFSClassifier(wiring.Component):
         steps = Array([self.layers[0].trace_step] + [layer.trace_step for layer in self.layers])
         m.d.comb += self.trace_step.eq(steps[trace_sel])
         return m
+
+    def _learning_states(self, m, sizes, n_w, T, decided, klass, label, idx, out_idx,
+                         trace_en, trace_addr, log_r, in_spikes, counting, in_learn):
+        """The learning phase, after the image's end marker (see the class docstring)."""
+        out = self.layers[-1]
+        # 1. Output deltas, from each output's spike step (trace port of the last layer).
+        with m.State("LD_OUT_ADDR"):
+            m.d.comb += [trace_en[-1].eq(1), trace_addr[-1].eq(idx)]
+            m.next = "LD_OUT_DATA"
+        with m.State("LD_OUT_DATA"):
+            fired = out.trace_step != T
+            is_label = idx == label
+            delta = Signal(signed(2))
+            with m.If(fired & ~is_label):
+                m.d.comb += delta.eq(-1)
+            with m.Elif(is_label & ~(decided & (klass == label))):
+                m.d.comb += delta.eq(1)
+            m.d.comb += [out.delta_w_en.eq(1), out.delta_w_addr.eq(idx), out.delta_w_data.eq(delta)]
+            with m.If(idx == sizes[-1] - 1):
+                m.d.sync += [idx.eq(0), out_idx.eq(0)]
+                m.next = f"LD_HID{n_w - 1}" if n_w > 1 else "LU0_ADDR"
+            with m.Else():
+                m.d.sync += idx.eq(idx + 1)
+                m.next = "LD_OUT_ADDR"
+        # 2. Hidden deltas, top down: a DELTA pass over each neuron's row in the layer above.
+        for l in range(n_w - 1, 0, -1):
+            above, below, voter = self.layers[l], self.layers[l - 1], self.voters[l - 1]
+            with m.State(f"LD_HID{l}"):
+                with m.If(idx < sizes[l]):
+                    m.d.comb += [above.cmd.valid.eq(1), above.cmd.payload.op.eq(RowOp.DELTA),
+                                 above.cmd.payload.src.eq(idx)]
+                    with m.If(above.cmd.ready):
+                        m.d.sync += idx.eq(idx + 1)
+                with m.If(voter.delta_valid):
+                    m.d.comb += [below.delta_w_en.eq(1), below.delta_w_addr.eq(out_idx),
+                                 below.delta_w_data.eq(voter.delta)]
+                    m.d.sync += out_idx.eq(out_idx + 1)
+                    with m.If(out_idx == sizes[l] - 1):
+                        m.d.sync += [idx.eq(0), out_idx.eq(0)]
+                        m.next = f"LD_HID{l - 1}" if l > 1 else "LU0_ADDR"
+        # 3. Updates: a LEARN pass over the row of every source that fired.
+        l0 = self.layers[0]
+        m.d.comb += log_r.addr.eq(idx)      # the read port re-reads entry idx every cycle
+        with m.State("LU0_ADDR"):
+            with m.If(idx == in_spikes):
+                m.d.sync += idx.eq(0)
+                m.next = "LU1_ADDR" if n_w > 1 else "LEARN_WAIT"
+            with m.Else():
+                m.next = "LU0_CMD"
+        with m.State("LU0_CMD"):
+            m.d.comb += [l0.cmd.valid.eq(1), l0.cmd.payload.op.eq(RowOp.LEARN),
+                         l0.cmd.payload.src.eq(log_r.data.index),
+                         l0.cmd.payload.tag.eq(log_r.data.step)]
+            with m.If(l0.cmd.ready):
+                m.d.sync += idx.eq(idx + 1)
+                m.next = "LU0_ADDR"
+        for l in range(1, n_w):
+            layer, below = self.layers[l], self.layers[l - 1]
+            with m.State(f"LU{l}_ADDR"):
+                with m.If(idx == sizes[l]):
+                    m.d.sync += idx.eq(0)
+                    m.next = f"LU{l + 1}_ADDR" if l + 1 < n_w else "LEARN_WAIT"
+                with m.Else():
+                    m.d.comb += [trace_en[l - 1].eq(1), trace_addr[l - 1].eq(idx)]
+                    m.next = f"LU{l}_CMD"
+            with m.State(f"LU{l}_CMD"):
+                # Keep addressing neuron idx: the trace port re-reads it every cycle.
+                m.d.comb += [trace_en[l - 1].eq(1), trace_addr[l - 1].eq(idx)]
+                with m.If(below.trace_step == T):
+                    m.d.sync += idx.eq(idx + 1)
+                    m.next = f"LU{l}_ADDR"
+                with m.Else():
+                    m.d.comb += [layer.cmd.valid.eq(1), layer.cmd.payload.op.eq(RowOp.LEARN),
+                                 layer.cmd.payload.src.eq(idx),
+                                 layer.cmd.payload.tag.eq(below.trace_step)]
+                    with m.If(layer.cmd.ready):
+                        m.d.sync += idx.eq(idx + 1)
+                        m.next = f"LU{l}_ADDR"
+        with m.State("LEARN_WAIT"):
+            with m.If(sum(layer.busy for layer in self.layers) == 0):
+                m.d.sync += [counting.eq(0), in_learn.eq(0)]
+                m.next = "RESULT"

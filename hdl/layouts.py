@@ -39,7 +39,7 @@ class SpikeEventLayout(data.StructLayout):
                           "end": unsigned(1)})
 
 
-class RowOp(enum.IntEnum, shape=2):
+class RowOp(enum.IntEnum, shape=3):
     """What a pass over a destination layer does."""
     #: read the source's weight row and add it to the destinations (fire check fused)
     ACCUMULATE = 0
@@ -47,12 +47,20 @@ class RowOp(enum.IntEnum, shape=2):
     SCAN = 1
     #: reset every destination's state (image start)
     CLEAR = 2
+    #: read the source's weight row and vote with the destinations' deltas (learning)
+    DELTA = 3
+    #: read the source's weight row, step it by the destinations' deltas, write it back
+    LEARN = 4
 
 
 class RowCommandLayout(data.StructLayout):
-    """A request to the sparse weight-lookup datapath: walk the row of ``src``."""
-    def __init__(self, n_src):
-        super().__init__({"src": unsigned(index_bits(n_src)), "op": RowOp})
+    """A request to the sparse weight-lookup datapath: walk the row of ``src``.
+
+    ``tag`` travels with the row's beats untouched (the TTFS layer passes the source's
+    spike step for learning)."""
+    def __init__(self, n_src, tag_bits=1):
+        super().__init__({"src": unsigned(index_bits(n_src)), "op": RowOp,
+                          "tag": unsigned(tag_bits)})
 
 
 class FireMaskLayout(data.StructLayout):
@@ -82,6 +90,10 @@ class ClassifierResultLayout(data.StructLayout):
         Weights read.
     scan_cycles : unsigned(32)
         Cycles spent in scan passes (fire checks without input), all layers added up.
+    label_error : 1
+        A training image's label was out of range: it was refused, no weight changed.
+    learn_cycles : unsigned(32)
+        Cycles of the learning phase (0 when the image was not learned).
     """
     def __init__(self, sizes, step_bits):
         n_layers = len(sizes)
@@ -94,4 +106,6 @@ class ClassifierResultLayout(data.StructLayout):
             "spikes": data.ArrayLayout(unsigned(RESULT_COUNT_BITS), n_layers),
             "lookups": data.ArrayLayout(unsigned(RESULT_COUNT_BITS), n_layers - 1),
             "scan_cycles": unsigned(RESULT_COUNT_BITS),
+            "label_error": unsigned(1),
+            "learn_cycles": unsigned(RESULT_COUNT_BITS),
         })

@@ -55,9 +55,11 @@ class WeightLookup(wiring.Component):
     issue_valid, issue_group : Out
         The group whose memory read is issued this cycle (for the user's own state memory,
         which it reads at the same address so that both arrive together).
-    beat_valid, beat_group, beat_first, beat_last, beat_op, beat_weights : Out
-        One cycle after issue: the weights of that group (zero unless the op is
-        ``ACCUMULATE``). There is no back-pressure: the user takes every beat.
+    beat_valid, beat_group, beat_first, beat_last, beat_op, beat_tag, beat_weights : Out
+        One cycle after issue: the weights of that group (zero for ops that read no
+        weights: ``SCAN``, ``CLEAR``). There is no back-pressure: the user takes every beat.
+    ww_en, ww_data : In
+        Write back, during a beat, lanes ``ww_en`` of the beat's word (read-modify-write).
     busy : Out
         A row is being walked or a beat is in flight.
     lookups : Out(unsigned(32))
@@ -72,7 +74,7 @@ class WeightLookup(wiring.Component):
     takes ``ceil(n_dst / lanes)`` cycles.
     """
 
-    def __init__(self, n_src, n_dst, lanes, init=None):
+    def __init__(self, n_src, n_dst, lanes, init=None, *, tag_bits=1):
         with checking(self):
             self._check(n_src, n_dst, lanes, init)
         self._n_src, self._n_dst, self._lanes = n_src, n_dst, lanes
@@ -81,7 +83,7 @@ class WeightLookup(wiring.Component):
         words = [] if init is None else weight_words(init, lanes)
         self.weight_data = memory.MemoryData(shape=shape, depth=n_src * self._groups, init=words)
         super().__init__({
-            "cmd": In(stream.Signature(RowCommandLayout(n_src))),
+            "cmd": In(stream.Signature(RowCommandLayout(n_src, tag_bits))),
             "issue_valid": Out(1),
             "issue_group": Out(index_bits(self._groups)),
             "beat_valid": Out(1),
@@ -89,7 +91,10 @@ class WeightLookup(wiring.Component):
             "beat_first": Out(1),
             "beat_last": Out(1),
             "beat_op": Out(RowOp),
+            "beat_tag": Out(tag_bits),
             "beat_weights": Out(shape),
+            "ww_en": In(lanes),
+            "ww_data": In(shape),
             "busy": Out(1),
             "lookups": Out(RESULT_COUNT_BITS),
             "clear_count": In(1),
@@ -144,13 +149,16 @@ class WeightLookup(wiring.Component):
         group = Signal(index_bits(G))
         base = Signal(range(self._n_src * G + 1))
         op = Signal(RowOp)
+        tag = Signal.like(self.beat_tag)
+        reads = Signal()
+        m.d.comb += reads.eq((op == RowOp.ACCUMULATE) | (op == RowOp.DELTA) | (op == RowOp.LEARN))
         last_issue = Signal()
         m.d.comb += last_issue.eq(walking & (group == G - 1))
         m.d.comb += self.cmd.ready.eq(~walking | last_issue)
 
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [walking.eq(1), group.eq(0), op.eq(self.cmd.payload.op),
-                         base.eq(self.cmd.payload.src * G)]
+                         tag.eq(self.cmd.payload.tag), base.eq(self.cmd.payload.src * G)]
         with m.Elif(last_issue):
             m.d.sync += walking.eq(0)
         with m.Elif(walking):
@@ -162,14 +170,19 @@ class WeightLookup(wiring.Component):
         ]
         rb_lane = Signal(range(L))
         with m.If(walking):
-            m.d.comb += [rp.addr.eq(base + group), rp.en.eq(op == RowOp.ACCUMULATE)]
+            m.d.comb += [rp.addr.eq(base + group), rp.en.eq(reads)]
         with m.Else():
             m.d.comb += [rp.addr.eq(self.rb_src * G + (self.rb_dst // L if L > 1 else self.rb_dst)),
                          rp.en.eq(self.rb_en)]
         m.d.sync += rb_lane.eq(self.rb_dst % L if L > 1 else 0)
         m.d.comb += self.rb_data.eq(Array(rp.data[l] for l in range(L))[rb_lane])
         beat_op = Signal(RowOp)
+        beat_reads = Signal()
+        beat_addr = Signal.like(rp.addr)
         m.d.sync += [
+            beat_reads.eq(walking & reads),
+            beat_addr.eq(base + group),
+            self.beat_tag.eq(tag),
             self.beat_valid.eq(walking),
             self.beat_group.eq(group),
             self.beat_first.eq(walking & (group == 0)),
@@ -177,7 +190,7 @@ class WeightLookup(wiring.Component):
             beat_op.eq(op),
         ]
         m.d.comb += self.beat_op.eq(beat_op)
-        with m.If(beat_op == RowOp.ACCUMULATE):
+        with m.If(beat_reads):
             m.d.comb += self.beat_weights.eq(rp.data)
         m.d.comb += self.busy.eq(walking | self.beat_valid)
 
@@ -195,10 +208,13 @@ class WeightLookup(wiring.Component):
         dst_lane = Signal(range(L))
         m.d.comb += [dst_group.eq(self.w_dst // L), dst_lane.eq(self.w_dst % L)] if L > 1 else \
             [dst_group.eq(self.w_dst), dst_lane.eq(0)]
-        m.d.comb += [
-            wp.addr.eq(self.w_src * G + dst_group),
-            wp.data.eq(self.w_data.replicate(L)),
-        ]
-        with m.If(self.w_en):
-            m.d.comb += wp.en.eq(1 << dst_lane)
+        with m.If(self.beat_valid & (self.ww_en != 0)):
+            m.d.comb += [wp.addr.eq(beat_addr), wp.data.eq(self.ww_data), wp.en.eq(self.ww_en)]
+        with m.Else():
+            m.d.comb += [
+                wp.addr.eq(self.w_src * G + dst_group),
+                wp.data.eq(self.w_data.replicate(L)),
+            ]
+            with m.If(self.w_en):
+                m.d.comb += wp.en.eq(1 << dst_lane)
         return m

@@ -79,18 +79,33 @@ class TTFSLayer(wiring.Component):
     theta_w_en, theta_w_data : In
         Set the threshold; only while no pass runs.
 
+    With ``learning=True`` (the rule of :mod:`spikegate.golden.sign_backprop`), also:
+
+    delta_w_en, delta_w_addr, delta_w_data : In
+        Set the delta (-1, 0, +1) of one neuron of this layer.
+    votes_valid, votes_group, votes_last, votes_p, votes_n : Out
+        During a ``DELTA`` pass over a source's row: per lane, whether the lane's weight
+        sign and delta vote "earlier" (``w > 0`` and ``delta > 0``, or ``w < 0`` and
+        ``delta < 0``) or "later" (the opposite pairings); the bits of one source's row
+        over its groups, to be counted by popcounts.
+    lr_shift : In(3)
+        A ``LEARN`` pass over a source's row (``tag`` = the source's spike step) adds
+        ``delta * 2**lr_shift`` (saturating to [-128, 127]) to the weight of every lane whose
+        delta is not 0 and whose neuron did not fire, or fired after the source.
+
     A pass takes ``ceil(n_dst / lanes)`` cycles plus 2 of latency; passes overlap, so
     back-to-back rows cost ``ceil(n_dst / lanes)`` cycles each.
     """
 
-    def __init__(self, n_src, n_dst, lanes, theta, config=None, init=None):
+    def __init__(self, n_src, n_dst, lanes, theta, config=None, init=None, *, learning=False):
         config = config or DiscreteConfig()
         with checking(self):
             if not isinstance(config, DiscreteConfig):
                 raise TypeError(f"config must be a DiscreteConfig, not {config!r}")
             if not isinstance(theta, (int, np.integer)) or not 1 <= theta <= THETA_MAX:
                 raise ValueError(f"theta must be an integer from 1 to {THETA_MAX}, not {theta!r}")
-        self._lookup = WeightLookup(n_src, n_dst, lanes, init)
+        self._learning = bool(learning)
+        self._lookup = WeightLookup(n_src, n_dst, lanes, init, tag_bits=config.step_bits)
         self._theta = int(theta)
         self._config = config
         self._widths = ttfs_widths(n_src, THETA_MAX, config)
@@ -100,8 +115,24 @@ class TTFSLayer(wiring.Component):
         self.state_data = memory.MemoryData(
             shape=data.ArrayLayout(self._state_layout, lanes), depth=G,
             init=[[{"step": config.timesteps}] * lanes] * G)
+        learn_ports = {}
+        if self._learning:
+            self.delta_data = memory.MemoryData(shape=data.ArrayLayout(signed(2), lanes), depth=G,
+                                                init=[])
+            learn_ports = {
+                "lr_shift": In(3),
+                "delta_w_en": In(1),
+                "delta_w_addr": In(index_bits(n_dst)),
+                "delta_w_data": In(signed(2)),
+                "votes_valid": Out(1),
+                "votes_group": Out(index_bits(G)),
+                "votes_last": Out(1),
+                "votes_p": Out(lanes),
+                "votes_n": Out(lanes),
+            }
         super().__init__({
-            "cmd": In(stream.Signature(RowCommandLayout(n_src))),
+            **learn_ports,
+            "cmd": In(stream.Signature(RowCommandLayout(n_src, step_bits))),
             "step": In(step_bits),
             "step_start": In(1),
             "busy": Out(1),
@@ -143,6 +174,10 @@ class TTFSLayer(wiring.Component):
     @property
     def groups(self):
         return self._lookup.groups
+
+    @property
+    def learning(self):
+        return self._learning
 
     def elaborate(self, platform):
         m = Module()
@@ -192,7 +227,8 @@ class TTFSLayer(wiring.Component):
             fires = Signal(name=f"fires{l}")
             m.d.comb += [
                 diff.eq(st.acc_w - theta),
-                fires.eq(lane_ok & ~st.fired & (op != RowOp.CLEAR) & (z * diff >= st.acc_wz)),
+                fires.eq(lane_ok & ~st.fired & ((op == RowOp.ACCUMULATE) | (op == RowOp.SCAN)) &
+                         (z * diff >= st.acc_wz)),
                 fire_mask[l].eq(fires),
                 armed_before[l].eq(lane_ok & ~st.fired & (st.acc_w > theta)),
             ]
@@ -211,8 +247,11 @@ class TTFSLayer(wiring.Component):
         m.d.comb += [
             wp.addr.eq(lk.beat_group),
             wp.data.eq(new),
-            wp.en.eq(lk.beat_valid),
+            wp.en.eq(lk.beat_valid & ((op == RowOp.ACCUMULATE) | (op == RowOp.SCAN) |
+                                      (op == RowOp.CLEAR))),
         ]
+        if self._learning:
+            self._elaborate_learning(m, rp, is_last_group, last_lanes)
 
         # Fire masks for the next layer, the step's first spike, and the counters.
         m.d.comb += [
@@ -246,7 +285,7 @@ class TTFSLayer(wiring.Component):
         n_after = sum(armed_after[l] for l in range(L))
         with m.If(lk.beat_valid & (op == RowOp.CLEAR)):
             m.d.sync += self.armed.eq(0)
-        with m.Elif(lk.beat_valid):
+        with m.Elif(lk.beat_valid & ((op == RowOp.ACCUMULATE) | (op == RowOp.SCAN))):
             m.d.sync += self.armed.eq(self.armed + n_after - n_before)
 
         # Trace port.
@@ -255,3 +294,52 @@ class TTFSLayer(wiring.Component):
         m.d.sync += trace_lane.eq(self.trace_addr % L if L > 1 else 0)
         m.d.comb += self.trace_step.eq(Array(tp.data[l].step for l in range(L))[trace_lane])
         return m
+
+    def _elaborate_learning(self, m, rp, is_last_group, last_lanes):
+        lk = self._lookup
+        L, T = lk.lanes, self._config.timesteps
+        m.submodules.deltas = dmem = memory.Memory(data=self.delta_data)
+        dwp = dmem.write_port(granularity=1)
+        drp = dmem.read_port()
+        m.d.comb += [drp.addr.eq(lk.issue_group), drp.en.eq(lk.issue_valid)]
+        m.d.comb += [
+            dwp.addr.eq(self.delta_w_addr // L if L > 1 else self.delta_w_addr),
+            dwp.data.eq(self.delta_w_data.replicate(L)),
+        ]
+        with m.If(self.delta_w_en):
+            m.d.comb += dwp.en.eq(1 << (self.delta_w_addr % L if L > 1 else 0))
+
+        op = lk.beat_op
+        new_w = Signal.like(lk.beat_weights)
+        ww_en = Signal(L)
+        for l in range(L):
+            lane_ok = Const(1) if l < last_lanes else ~is_last_group
+            d = drp.data[l]
+            w = lk.beat_weights[l]
+            st = rp.data[l]
+            m.d.comb += [
+                self.votes_p[l].eq(lane_ok & (((w > 0) & (d > 0)) | ((w < 0) & (d < 0)))),
+                self.votes_n[l].eq(lane_ok & (((w > 0) & (d < 0)) | ((w < 0) & (d > 0)))),
+            ]
+            # sign_backprop.apply_update: causal when the destination did not fire, or fired
+            # strictly after the source (tag = the source's step).
+            causal = Signal(name=f"causal{l}")
+            m.d.comb += causal.eq(~st.fired | (lk.beat_tag < st.step))
+            step = Signal(signed(WEIGHT_BITS + 8), name=f"step{l}")
+            m.d.comb += step.eq(d << self.lr_shift)
+            total = Signal(signed(WEIGHT_BITS + 9), name=f"total{l}")
+            m.d.comb += total.eq(w + step)
+            with m.If(total > 127):
+                m.d.comb += new_w[l].eq(127)
+            with m.Elif(total < -128):
+                m.d.comb += new_w[l].eq(-128)
+            with m.Else():
+                m.d.comb += new_w[l].eq(total)
+            m.d.comb += ww_en[l].eq(lane_ok & (d != 0) & causal)
+        with m.If(lk.beat_valid & (op == RowOp.LEARN)):
+            m.d.comb += [lk.ww_en.eq(ww_en), lk.ww_data.eq(new_w)]
+        m.d.comb += [
+            self.votes_valid.eq(lk.beat_valid & (op == RowOp.DELTA)),
+            self.votes_group.eq(lk.beat_group),
+            self.votes_last.eq(lk.beat_last),
+        ]

@@ -5,7 +5,11 @@ following its rules (valid never waits for ready; the payload holds until the tr
 optionally idling a random number of cycles first (seeded by the caller's ``rng``).
 """
 
-__all__ = ["stream_put", "stream_get"]
+import numpy as np
+
+from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteConfig, DiscreteNetwork, spike_events
+
+__all__ = ["stream_put", "stream_get", "image_beats", "random_ttfs_case"]
 
 
 async def _idle(ctx, rng, p_stall, max_stall):
@@ -29,3 +33,25 @@ async def stream_get(ctx, s, *, rng=None, p_stall=0.0, max_stall=4):
     payload, = await ctx.tick().sample(s.payload).until(s.valid)
     ctx.set(s.ready, 0)
     return payload
+
+
+def image_beats(steps):
+    """One image's input stream as ``SpikeEventLayout`` dicts: its spikes in the hardware's
+    order, then the end marker."""
+    idx, st = spike_events(steps)
+    return [{"index": int(i), "step": int(s), "end": 0} for i, s in zip(idx, st)] + \
+           [{"index": 0, "step": 0, "end": 1}]
+
+
+def random_ttfs_case(seed, sizes, n_images=8, timesteps=32, dt=1 / 8):
+    """A random discrete network that fires and decides, and random input steps (test data).
+
+    Weights uniform in [-40, 100), thresholds scaled to the fan-in (4 to 12 times it), 60 %
+    of the inputs spiking at steps 0 .. 11."""
+    rng = np.random.default_rng(seed)
+    ws = [rng.integers(-40, 100, (a, b)).astype(np.int8) for a, b in zip(sizes[:-1], sizes[1:])]
+    thetas = [max(10, int(a * rng.uniform(4, 12))) for a in sizes[:-1]]
+    net = DiscreteNetwork(ws, thetas, DiscreteConfig(timesteps=timesteps, dt=dt))
+    x = rng.integers(0, 12, (n_images, sizes[0])).astype(np.int32)
+    x[rng.random(x.shape) > 0.6] = NO_SPIKE
+    return net, list(x)

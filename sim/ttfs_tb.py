@@ -9,7 +9,8 @@ import numpy as np
 import cocotb
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from spikegate.golden.ttfs_discrete import DiscreteConfig, spike_events
+from spikegate.golden.ttfs_discrete import DiscreteConfig
+from .amaranth_tb import image_beats
 from spikegate.hdl.layouts import ClassifierResultLayout, SpikeEventLayout
 from .stream import StreamDriver, StreamMonitor, start_clock_and_reset
 
@@ -19,10 +20,7 @@ __all__ = ["ClassifierTB", "image_payloads", "unpack_result"]
 def image_payloads(steps, n_inputs, config):
     """The input stream of one image: its spikes (step order) and the end marker, as ints."""
     lay = SpikeEventLayout(n_inputs, config.step_bits)
-    idx, st = spike_events(steps)
-    beats = [{"index": int(i), "step": int(s), "end": 0} for i, s in zip(idx, st)]
-    beats.append({"index": 0, "step": 0, "end": 1})
-    return [lay.const(b).as_value().value for b in beats]
+    return [lay.const(b).as_value().value for b in image_beats(steps)]
 
 
 def unpack_result(raw, sizes, config):

@@ -9,16 +9,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from spikegate.golden.ttfs_discrete import (NO_SPIKE, DiscreteConfig, DiscreteNetwork, simulate,
-                                            spike_events)
+from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteConfig, DiscreteNetwork, simulate
 from spikegate.hdl.classifier import TTFSClassifier
-from spikegate.sim.amaranth_tb import stream_get, stream_put
-
-
-def image_beats(steps):
-    idx, st = spike_events(steps)
-    return [{"index": int(i), "step": int(s), "end": 0} for i, s in zip(idx, st)] + \
-           [{"index": 0, "step": 0, "end": 1}]
+from spikegate.sim.amaranth_tb import image_beats, random_ttfs_case as random_case, stream_get, stream_put
 
 
 def result_dict(p, n_layers):
@@ -100,17 +93,6 @@ def check_against_golden(net, images, results, traces, context):
             assert not len(bad), (f"{msg}: layer {l + 1} neuron {bad[0]}: hardware step {hw[bad[0]]}, "
                                   f"golden {g.spike_steps[l + 1][b][bad[0]]}")
     return g
-
-
-def random_case(seed, sizes, n_images=8, timesteps=32, dt=1 / 8):
-    rng = np.random.default_rng(seed)
-    ws = [rng.integers(-40, 100, (a, b)).astype(np.int8) for a, b in zip(sizes[:-1], sizes[1:])]
-    # Thresholds scaled to the fan-in, so that the networks fire and decide.
-    thetas = [max(10, int(a * rng.uniform(4, 12))) for a in sizes[:-1]]
-    net = DiscreteNetwork(ws, thetas, DiscreteConfig(timesteps=timesteps, dt=dt))
-    x = rng.integers(0, 12, (n_images, sizes[0])).astype(np.int32)
-    x[rng.random(x.shape) > 0.6] = NO_SPIKE
-    return net, list(x)
 
 
 # Lane counts that divide the layer sizes and that do not; different lanes per layer.

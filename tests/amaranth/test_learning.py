@@ -1,0 +1,143 @@
+"""On-chip sign backprop in Amaranth's simulator against :mod:`spikegate.golden.sign_backprop`:
+after every training image, every weight of every layer equals the golden model's."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from spikegate.golden.sign_backprop import hidden_deltas, sign_backprop_step
+from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteConfig, DiscreteNetwork, simulate
+from spikegate.hdl.classifier import TTFSClassifier
+from spikegate.hdl.learning import DeltaVoter
+from spikegate.sim.amaranth_tb import image_beats, random_ttfs_case as random_case, stream_get, stream_put
+
+
+async def read_weights(ctx, dut, net):
+    out = []
+    for l, w in enumerate(net.weights):
+        vals = np.zeros(w.shape, np.int64)
+        for (i, j), _ in np.ndenumerate(w):
+            ctx.set(dut.w_layer, l)
+            ctx.set(dut.w_src, i)
+            ctx.set(dut.w_dst, j)
+            ctx.set(dut.rb_en, 1)
+            await ctx.tick()
+            ctx.set(dut.rb_en, 0)
+            vals[i, j] = ctx.get(dut.rb_data)
+        out.append(np.where(vals > 127, vals - 256, vals))
+    return out
+
+
+def run_training(net, images, labels, lanes, lr_shift, learn=None):
+    dut = TTFSClassifier.from_network(net, lanes, learning=True)
+    learn = [True] * len(images) if learn is None else learn
+    results, weights = [], []
+
+    async def bench(ctx):
+        for img, lab, on in zip(images, labels, learn):
+            ctx.set(dut.learn_en, int(on))
+            ctx.set(dut.learn_label, int(lab))
+            ctx.set(dut.learn_shift, lr_shift)
+            for beat in image_beats(img):
+                await stream_put(ctx, dut.i_stream, beat)
+            p = await stream_get(ctx, dut.o_stream)
+            results.append({"klass": p.klass, "decided": p.decided, "label_error": p.label_error,
+                            "learn_cycles": p.learn_cycles, "error": p.error})
+            weights.append(await read_weights(ctx, dut, net))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return results, weights
+
+
+def golden_training(net, images, labels, lr_shift, learn=None):
+    net = DiscreteNetwork([w.copy() for w in net.weights], list(net.thetas), net.config)
+    learn = [True] * len(images) if learn is None else learn
+    out = []
+    for img, lab, on in zip(images, labels, learn):
+        if on:
+            sign_backprop_step(net, img, int(lab), lr_shift)
+        out.append([w.astype(np.int64) for w in net.weights])
+    return out
+
+
+# Two and three weight layers; lanes that do and do not divide the sizes; two step sizes.
+@pytest.mark.parametrize("sizes, lanes, lr_shift", [
+    ((20, 12, 5), 4, 0), ((20, 12, 5), (3, 2), 2), ((9, 16, 7, 4), (5, 2, 1), 1),
+])
+def test_learning_matches_golden(sizes, lanes, lr_shift):
+    seed = 300 + sum(sizes) + lr_shift
+    net, images = random_case(seed, sizes, n_images=10)
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, sizes[-1], len(images))
+    learn = [True] * 8 + [False, True]          # learning switched off for one image
+    results, weights = run_training(net, images, labels, lanes, lr_shift, learn)
+    expected = golden_training(net, images, labels, lr_shift, learn)
+    changed = 0
+    for b, (hw, gw) in enumerate(zip(weights, expected)):
+        for l in range(len(gw)):
+            bad = np.argwhere(hw[l] != gw[l])
+            assert not len(bad), (f"seed {seed}, image {b}, layer {l}, weight {tuple(bad[0])}: "
+                                  f"hardware {hw[l][tuple(bad[0])]}, golden {gw[l][tuple(bad[0])]}")
+        changed += sum(int((gw[l] != (expected[b - 1][l] if b else net.weights[l])).sum())
+                       for l in range(len(gw)))
+        assert results[b]["label_error"] == 0 and results[b]["error"] == 0
+        assert (results[b]["learn_cycles"] > 0) == learn[b]
+    assert changed > 0, "the case should change weights"
+
+
+def test_label_out_of_range_is_refused():
+    net, images = random_case(21, (20, 12, 5), n_images=2)
+    results, weights = run_training(net, images, [7, 2], 4, 0)   # 7 is not a class of 5
+    assert results[0]["label_error"] == 1 and results[0]["learn_cycles"] == 0
+    for l, w in enumerate(net.weights):
+        np.testing.assert_array_equal(weights[0][l], w, err_msg="a refused label changed weights")
+    assert results[1]["label_error"] == 0
+
+
+def test_delta_voter_against_golden():
+    # Random weight rows and deltas, including all-zero and all-one masks.
+    seed = 77
+    rng = np.random.default_rng(seed)
+    n, lanes = 10, 3
+    rows = [rng.integers(-2, 3, n) for _ in range(20)] + [np.ones(n, int), -np.ones(n, int), np.zeros(n, int)]
+    deltas = [rng.integers(-1, 2, n) for _ in range(len(rows) - 3)] + [np.ones(n, int)] * 3
+    dut = DeltaVoter(n, lanes)
+    got = []
+    G = -(-n // lanes)
+
+    async def producer(ctx):
+        for w, d in zip(rows, deltas):
+            for g in range(G):
+                p = n_ = 0
+                for l in range(lanes):
+                    j = g * lanes + l
+                    if j < n:
+                        p |= int((w[j] > 0 and d[j] > 0) or (w[j] < 0 and d[j] < 0)) << l
+                        n_ |= int((w[j] > 0 and d[j] < 0) or (w[j] < 0 and d[j] > 0)) << l
+                ctx.set(dut.votes_valid, 1)
+                ctx.set(dut.votes_group, g)
+                ctx.set(dut.votes_last, int(g == G - 1))
+                ctx.set(dut.votes_p, p)
+                ctx.set(dut.votes_n, n_)
+                await ctx.tick()
+        ctx.set(dut.votes_valid, 0)
+        await ctx.tick().repeat(dut.latency + 2)
+
+    async def consumer(ctx):
+        async for _, _, valid, delta, pc, nc in ctx.tick().sample(dut.delta_valid, dut.delta,
+                                                                 dut.p_count, dut.n_count):
+            if valid:
+                got.append((delta, pc, nc))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer, background=True)
+    sim.run()
+    assert len(got) == len(rows), f"seed {seed}"
+    for r, (w, d) in enumerate(zip(rows, deltas)):
+        gd, gp, gn = hidden_deltas(np.asarray(w)[None, :].astype(np.int8), np.asarray(d).astype(np.int8))
+        assert got[r] == (int(gd[0]), int(gp[0]), int(gn[0])), f"seed {seed}, row {r}"
