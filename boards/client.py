@@ -86,6 +86,7 @@ def _result(view):
         "cycles": int(view.cycles), "scan_cycles": int(view.scan_cycles),
         "spikes": [int(view.spikes[i]) for i in range(len(view.spikes))],
         "lookups": [int(view.lookups[i]) for i in range(len(view.lookups))],
+        "learn_cycles": int(view.learn_cycles),
     }
 
 
@@ -258,12 +259,17 @@ class Client:
         raw = self.request(P.Command.CLASSIFY, self._image(steps))
         return _result(P.unpack(P.ClassifyReply(len(self.info.sizes)), raw))
 
-    def train(self, steps, label):
-        """Learn from one image and its label (devices with the learning unit); the result
-        of the image as :meth:`classify`."""
+    def train(self, steps, label, lr_shift=0):
+        """Learn from one image and its label with weight step ``2**lr_shift`` (devices with
+        the learning unit); the result of the image as :meth:`classify`, plus
+        ``learn_cycles``."""
         if not isinstance(label, (int, np.integer)) or not 0 <= label <= 0xFFFF:
             raise ValueError(f"label must be an integer from 0 to 65535, not {label!r}")
-        payload = int(label).to_bytes(2, "little") + self._image(steps)
+        if not isinstance(lr_shift, (int, np.integer)) or not 0 <= lr_shift <= P.MAX_LR_SHIFT:
+            raise ValueError(f"lr_shift must be an integer from 0 to {P.MAX_LR_SHIFT}, "
+                             f"not {lr_shift!r}")
+        payload = P.pack(P.TrainHeader(), {"label": int(label), "lr_shift": int(lr_shift)})
+        payload += self._image(steps)
         raw = self.request(P.Command.TRAIN, payload)
         return _result(P.unpack(P.ClassifyReply(len(self.info.sizes)), raw))
 

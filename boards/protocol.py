@@ -43,10 +43,12 @@ Commands (:class:`Command`; payload layouts below)
     order of :func:`~spikegate.golden.ttfs_discrete.spike_events`), at most ``n_inputs`` of
     them; a pixel that never spikes is left out. A 784-pixel image with every pixel spiking
     is 2352 bytes; typically far fewer. Reply: :class:`ClassifyReply`.
-``TRAIN`` (LEN ``2 + 3 * n_events``)
-    label u16 then the events, as ``CLASSIFY``; the classifier learns from the image with its
-    label (only when built with the learning unit, otherwise ``UNSUPPORTED``). Reply:
-    :class:`ClassifyReply` of the image (``flags`` bit 1: label refused).
+``TRAIN`` (LEN ``3 + 3 * n_events``)
+    :class:`TrainHeader` (label u16, lr_shift u8: weight step ``2**lr_shift``, 0 to 6, see
+    :mod:`spikegate.golden.sign_backprop`) then the events, as ``CLASSIFY``; the classifier
+    learns from the image with its label (only when built with the learning unit, otherwise
+    ``UNSUPPORTED``). Reply: :class:`ClassifyReply` of the image (``flags`` bit 1: label
+    refused; ``learn_cycles``: cycles of the learning phase).
 ``STATS`` (LEN 0)
     Reply: :class:`StatsReply` (images classified or trained, error replies sent).
 ``RESET_STATS`` (LEN 0)
@@ -65,7 +67,7 @@ only after the whole frame has arrived and passed every check). Checks in this o
 4. ``BAD_LENGTH``: LEN is not what the command takes, or larger than the device's buffer
    (``max_payload`` of IDENTIFY; such a payload is received and dropped).
 5. ``UNSUPPORTED``: ``TRAIN`` without the learning unit.
-6. ``OUT_OF_RANGE``: a layer, neuron, count, threshold, label, event index or step out of
+6. ``OUT_OF_RANGE``: a layer, neuron, count, threshold, label, lr_shift, event index or step out of
    range, or events out of step order.
 
 ``BUSY``: bytes arrived while the device was carrying out a request or sending its reply;
@@ -86,7 +88,7 @@ from amaranth.lib import data, enum
 
 __all__ = [
     "VERSION", "SYNC", "REPLY_SYNC", "CRC_INIT", "CRC_POLY", "FRAME_TIMEOUT_MS", "MAX_CHUNK",
-    "Command", "Status", "ChunkHeader", "ThetaPayload", "Event", "ClassifyReply", "StatsReply",
+    "Command", "Status", "ChunkHeader", "TrainHeader", "MAX_LR_SHIFT", "ThetaPayload", "Event", "ClassifyReply", "StatsReply",
     "crc16_update", "crc16", "encode_request", "encode_reply", "max_payload",
     "DeviceInfo", "encode_identify", "decode_identify", "pack", "unpack", "encode_events",
     "classify_reply_layout", "DT_FRAC_BITS", "dt_units", "REQUEST_OVERHEAD",
@@ -101,6 +103,8 @@ CRC_POLY = 0x1021
 CRC_INIT = 0xFFFF
 #: Default frame timeout of the device.
 FRAME_TIMEOUT_MS = 50
+#: Largest ``lr_shift`` of TRAIN (as :data:`spikegate.golden.sign_backprop.MAX_LR_SHIFT`).
+MAX_LR_SHIFT = 6
 #: Largest ``count`` of a LOAD_WEIGHTS / READ_WEIGHTS chunk.
 MAX_CHUNK = 256
 #: ``dt`` travels as an unsigned integer in units of ``2**-DT_FRAC_BITS``.
@@ -155,8 +159,14 @@ class Event(data.StructLayout):
         super().__init__({"index": unsigned(16), "step": unsigned(8)})
 
 
+class TrainHeader(data.StructLayout):
+    """The first 3 bytes of a TRAIN payload."""
+    def __init__(self):
+        super().__init__({"label": unsigned(16), "lr_shift": unsigned(8)})
+
+
 class ClassifyReply(data.StructLayout):
-    """CLASSIFY / TRAIN reply (``14 + 4 * (2 * n_layers - 1)`` bytes).
+    """CLASSIFY / TRAIN reply (``18 + 4 * (2 * n_layers - 1)`` bytes).
 
     Members
     -------
@@ -172,6 +182,8 @@ class ClassifyReply(data.StructLayout):
     scan_cycles : u32
     spikes : u32 per neuron layer (input first)
     lookups : u32 per weight layer
+    learn_cycles : u32
+        Cycles of the learning phase (0 for CLASSIFY).
     """
     def __init__(self, n_layers):
         super().__init__({
@@ -179,6 +191,7 @@ class ClassifyReply(data.StructLayout):
             "flags": unsigned(8), "cycles": unsigned(32), "scan_cycles": unsigned(32),
             "spikes": data.ArrayLayout(unsigned(32), n_layers),
             "lookups": data.ArrayLayout(unsigned(32), n_layers - 1),
+            "learn_cycles": unsigned(32),
         })
 
 
@@ -237,7 +250,7 @@ def encode_reply(cmd, status, payload=b""):
 def max_payload(n_inputs, max_chunk=MAX_CHUNK):
     """Bytes of the device's frame buffer: a full weight chunk, or a TRAIN request with one
     event per input."""
-    return max(ChunkHeader().size // 8 + max_chunk, 2 + 3 * n_inputs)
+    return max(ChunkHeader().size // 8 + max_chunk, TrainHeader().size // 8 + 3 * n_inputs)
 
 
 def pack(layout, values):

@@ -1,0 +1,290 @@
+# amaranth: UnusedElaboratable=no
+"""The protocol engine (gateware decoder/encoder) in Amaranth's simulator, driven byte by
+byte with a real (small) classifier behind it: every error case gets its error reply and
+leaves the weights and thresholds intact; loads, read-back, classification against the
+golden model; the timeout; bytes arriving mid-request (BUSY); statistics."""
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module
+from amaranth.sim import Simulator
+
+from spikegate.boards import protocol as P
+from spikegate.boards.client import Client
+from spikegate.boards.top import connect_classifier
+from spikegate.golden.ttfs_discrete import DiscreteConfig, DiscreteNetwork, simulate
+from spikegate.hdl.classifier import TTFSClassifier
+from spikegate.hdl.protocol import ProtocolEngine
+
+C, S = P.Command, P.Status
+TIMEOUT = 200
+SEED = 11
+
+
+def small_net(seed=SEED):
+    rng = np.random.default_rng(seed)
+    ws = [rng.integers(-30, 90, (10, 6)).astype(np.int8), rng.integers(-30, 90, (6, 3)).astype(np.int8)]
+    return DiscreteNetwork(ws, [70, 60], DiscreteConfig(timesteps=12))
+
+
+class _Bytes:
+    """A transport over bytes already received (for :meth:`Client.read_reply`)."""
+    def __init__(self, data):
+        self.data = bytearray(data)
+
+    def read(self, n):
+        out, self.data[:n] = bytes(self.data[:n]), b""
+        return out
+
+
+def replies(raw):
+    """Parse every reply frame in ``raw`` with the client's parser: [(status, cmd, payload)]."""
+    t = _Bytes(raw)
+    c = Client(t)
+    out = []
+    while t.data:
+        out.append(c.read_reply())
+    return out
+
+
+def run(net, pieces, *, learning=False, max_chunk=8, seed=SEED, stall=0.3):
+    """Send ``pieces`` (bytes, or an int: that many idle cycles) into the engine, each after
+    the reply to the one before; return the reply bytes. The reply stream is back-pressured at random (seeded)."""
+    m = Module()
+    clf = TTFSClassifier.from_network(net, (2, 1), learning=learning)
+    eng = ProtocolEngine(net.sizes, clf.lanes, net.config, clk_freq_hz=1_000_000,
+                         timeout_cycles=TIMEOUT, learning=learning, max_chunk=max_chunk,
+                         result_layout=clf.o_stream.payload.shape())
+    m.submodules.clf, m.submodules.eng = clf, eng
+    connect_classifier(m, eng, clf)
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    out = bytearray()
+    rng = np.random.default_rng(seed)
+
+    async def sender(ctx):
+        for p in pieces:
+            if isinstance(p, int):
+                await ctx.tick().repeat(p)
+                continue
+            for b in p:
+                ctx.set(eng.i_stream.payload, b)
+                ctx.set(eng.i_stream.valid, 1)
+                await ctx.tick()
+                ctx.set(eng.i_stream.valid, 0)
+                gap = int(rng.integers(0, 3))
+                if gap:
+                    await ctx.tick().repeat(gap)
+            # request/response: wait for the reply (or the timeout) before the next piece
+            await ctx.tick().until(eng.busy == 0)
+        await ctx.tick().repeat(3 * TIMEOUT)
+
+    async def receiver(ctx):
+        pending = None
+        async for _, _, valid, ready, byte in ctx.tick().sample(eng.o_stream.valid,
+                                                               eng.o_stream.ready,
+                                                               eng.o_stream.payload):
+            if pending is not None:
+                assert valid and byte == pending, "o_stream: payload changed before transfer"
+            if valid and ready:
+                out.append(byte)
+                pending = None
+            else:
+                pending = byte if valid else None
+            ctx.set(eng.o_stream.ready, int(rng.random() >= stall))
+
+    sim.add_testbench(sender)
+    sim.add_testbench(receiver, background=True)
+    sim.run()
+    return bytes(out), eng
+
+
+def req(cmd, payload=b""):
+    return P.encode_request(cmd, payload)
+
+
+def chunk(layer, src, dst, count, data=None):
+    h = P.pack(P.ChunkHeader(), {"layer": layer, "src": src, "dst": dst, "count": count})
+    return h if data is None else h + bytes(np.asarray(data, np.int8).tobytes())
+
+
+def read_all(net):
+    """Requests that read every weight back, in chunks of 8."""
+    out = []
+    for l, w in enumerate(net.weights):
+        n_out = w.shape[1]
+        for s in range(0, w.size, 8):
+            out.append(req(C.READ_WEIGHTS, chunk(l, s // n_out, s % n_out, min(8, w.size - s))))
+    return out
+
+
+def weights_from(reps, net):
+    flat = b"".join(p for st, _, p in reps)
+    ws, i = [], 0
+    for w in net.weights:
+        ws.append(np.frombuffer(flat[i:i + w.size], np.int8).reshape(w.shape))
+        i += w.size
+    return ws
+
+
+def test_identify():
+    net = small_net()
+    raw, eng = run(net, [req(C.IDENTIFY)])
+    (st, cmd, payload), = replies(raw)
+    assert (st, cmd) == (S.OK, C.IDENTIFY.value)
+    info = P.decode_identify(payload)
+    assert info == eng.info and info.sizes == net.sizes and info.timesteps == 12
+
+
+def _bad_crc():
+    f = bytearray(req(C.IDENTIFY))
+    f[-1] ^= 0x10
+    return bytes(f)
+
+
+def _bad_length_frame(cmd, payload):
+    body = bytes([cmd.value]) + len(payload).to_bytes(2, "little") + payload
+    return bytes([P.SYNC]) + body + P.crc16(body).to_bytes(2, "little")
+
+
+# every malformed request: (name, frame, expected status)
+BAD = [
+    ("bad crc", _bad_crc(), S.BAD_CRC),
+    ("bad crc in payload", req(C.LOAD_THETA, b"\x00\x05\x00")[:-2] + b"\x00\x00", S.BAD_CRC),
+    ("unknown command 0x00", req(0x00), S.BAD_COMMAND),
+    ("unknown command 0x7f", req(0x7F, b"\x01\x02"), S.BAD_COMMAND),
+    ("identify with payload", req(C.IDENTIFY, b"\x00"), S.BAD_LENGTH),
+    ("theta 2 bytes", req(C.LOAD_THETA, b"\x00\x05"), S.BAD_LENGTH),
+    ("load length != 7 + count", req(C.LOAD_WEIGHTS, chunk(0, 0, 0, 3, [1, 2])), S.BAD_LENGTH),
+    ("load header cut", req(C.LOAD_WEIGHTS, b"\x00\x00\x00"), S.BAD_LENGTH),
+    ("read 8 bytes", req(C.READ_WEIGHTS, chunk(0, 0, 0, 1) + b"\x00"), S.BAD_LENGTH),
+    ("classify 4 bytes", req(C.CLASSIFY, b"\x00\x00\x00\x00"), S.BAD_LENGTH),
+    ("longer than the buffer", req(C.CLASSIFY, bytes(3 * 20)), S.BAD_LENGTH),
+    ("train unsupported", req(C.TRAIN, b"\x00\x00\x00"), S.UNSUPPORTED),
+    ("theta layer 2", req(C.LOAD_THETA, b"\x02\x05\x00"), S.OUT_OF_RANGE),
+    ("theta 0", req(C.LOAD_THETA, b"\x00\x00\x00"), S.OUT_OF_RANGE),
+    ("theta 4096", req(C.LOAD_THETA, b"\x00\x00\x10"), S.OUT_OF_RANGE),
+    ("load layer 2", req(C.LOAD_WEIGHTS, chunk(2, 0, 0, 1, [5])), S.OUT_OF_RANGE),
+    ("load src 10", req(C.LOAD_WEIGHTS, chunk(0, 10, 0, 1, [5])), S.OUT_OF_RANGE),
+    ("load dst 6", req(C.LOAD_WEIGHTS, chunk(0, 0, 6, 1, [5])), S.OUT_OF_RANGE),
+    ("load past the layer", req(C.LOAD_WEIGHTS, chunk(1, 5, 1, 3, [5, 5, 5])), S.OUT_OF_RANGE),
+    ("read count 0", req(C.READ_WEIGHTS, chunk(0, 0, 0, 0)), S.OUT_OF_RANGE),
+    ("read count > max_chunk", req(C.READ_WEIGHTS, chunk(0, 0, 0, 9)), S.OUT_OF_RANGE),
+    ("read past the layer", req(C.READ_WEIGHTS, chunk(0, 9, 4, 3)), S.OUT_OF_RANGE),
+    ("event index 10", req(C.CLASSIFY, P.pack(P.Event(), {"index": 10, "step": 0})), S.OUT_OF_RANGE),
+    ("event step 12", req(C.CLASSIFY, P.pack(P.Event(), {"index": 1, "step": 12})), S.OUT_OF_RANGE),
+    ("events out of order", req(C.CLASSIFY, P.pack(P.Event(), {"index": 1, "step": 5})
+                                + P.pack(P.Event(), {"index": 2, "step": 4})), S.OUT_OF_RANGE),
+]
+
+
+def test_every_error_gets_its_reply_and_changes_nothing():
+    net = small_net()
+    frames = [f for _, f, _ in BAD]
+    raw, eng = run(net, frames + [req(C.STATS)] + read_all(net) + [req(C.LOAD_THETA, b"\x00\x01\x00")])
+    reps = replies(raw)
+    assert len(reps) == len(BAD) + 1 + len(read_all(net)) + 1, f"{len(reps)} replies"
+    for (name, frame, want), (st, cmd, payload) in zip(BAD, reps):
+        assert st == want, f"{name}: {st.name}, expected {want.name}"
+        assert payload == b"", name
+    st, _, payload = reps[len(BAD)]
+    stats = P.unpack(P.StatsReply(), payload)
+    assert (int(stats.images), int(stats.errors)) == (0, len(BAD))
+    got = weights_from(reps[len(BAD) + 1:-1], net)
+    for l, w in enumerate(net.weights):
+        assert np.array_equal(got[l], w), f"layer {l} changed"
+    assert reps[-1][0] == S.OK
+
+
+def test_load_read_back_wraps_rows_and_classifies_like_golden():
+    net = small_net()
+    new = small_net(seed=99)
+    frames = [req(C.LOAD_THETA, P.pack(P.ThetaPayload(), {"layer": l, "theta": t}))
+              for l, t in enumerate(new.thetas)]
+    for l, w in enumerate(new.weights):
+        flat = w.ravel()
+        n_out = w.shape[1]
+        for s in range(0, flat.size, 7):        # chunks of 7 cross row ends
+            part = flat[s:s + 7]
+            frames.append(req(C.LOAD_WEIGHTS, chunk(l, s // n_out, s % n_out, len(part), part)))
+    frames += read_all(net)
+    rng = np.random.default_rng(SEED)
+    steps = np.where(rng.random((5, 10)) < 0.7, rng.integers(0, 12, (5, 10)), -1)
+    frames += [req(C.CLASSIFY, P.encode_events(s, 12)) for s in steps]
+    frames += [req(C.STATS), req(C.RESET_STATS), req(C.STATS)]
+    raw, _ = run(net, frames)
+    reps = replies(raw)
+    n_load = len(frames) - len(read_all(net)) - len(steps) - 3
+    assert all(st == S.OK for st, _, _ in reps), [st.name for st, _, _ in reps]
+    got = weights_from(reps[n_load:n_load + len(read_all(net))], net)
+    for l, w in enumerate(new.weights):
+        assert np.array_equal(got[l], w), f"layer {l} read back differs"
+    g = simulate(new, steps)
+    results = reps[n_load + len(read_all(net)):]
+    for b in range(len(steps)):
+        r = P.unpack(P.ClassifyReply(3), results[b][2])
+        d = int(g.decision[b])
+        assert int(r.decided) == int(d >= 0), f"image {b}"
+        if d >= 0:
+            assert (int(r.klass), int(r.decision_step)) == (d, int(g.decision_step[b])), f"image {b}"
+        assert [int(r.spikes[i]) for i in range(3)] == g.spikes[b].tolist(), f"image {b}"
+        assert [int(r.lookups[i]) for i in range(2)] == g.lookups[b].tolist(), f"image {b}"
+        assert int(r.flags) == 0 and int(r.cycles) > 0
+    s1 = P.unpack(P.StatsReply(), results[-3][2])
+    s2 = P.unpack(P.StatsReply(), results[-1][2])
+    assert int(s1.images) == len(steps) and int(s1.errors) == 0
+    assert int(s2.images) == 0
+
+
+def test_timeout_then_next_request_answered():
+    net = small_net()
+    frame = req(C.LOAD_WEIGHTS, chunk(0, 0, 0, 4, [1, 2, 3, 4]))
+    # a frame that stops after 6 bytes, a long silence, then a good request
+    raw, _ = run(net, [frame[:6], 2 * TIMEOUT, req(C.READ_WEIGHTS, chunk(0, 0, 0, 4))])
+    (st1, _, _), (st2, _, data) = replies(raw)
+    assert st1 == S.TIMEOUT
+    assert st2 == S.OK and data == net.weights[0].ravel()[:4].tobytes(), "weights changed"
+
+
+def test_bytes_during_a_request_get_busy():
+    net = small_net()
+    steps = np.arange(10) % 12
+    # the second frame arrives while the first is carried out and answered
+    raw, _ = run(net, [req(C.CLASSIFY, P.encode_events(steps, 12)) + req(C.IDENTIFY),
+                       2 * TIMEOUT, req(C.IDENTIFY)])
+    sts = [st for st, _, _ in replies(raw)]
+    assert sts[0] == S.OK and S.BUSY in sts[1:-1] and sts[-1] == S.OK, [s.name for s in sts]
+
+
+def test_garbage_between_frames_is_dropped():
+    net = small_net()
+    raw, _ = run(net, [b"\x00\x13\x37", req(C.IDENTIFY)])
+    (st, cmd, _), = replies(raw)
+    assert (st, cmd) == (S.OK, C.IDENTIFY.value)
+
+
+def test_train_with_learning_unit():
+    net = small_net()
+    steps = np.arange(10) % 12
+    payload = P.pack(P.TrainHeader(), {"label": 1, "lr_shift": 2}) + P.encode_events(steps, 12)
+    bad_label = P.pack(P.TrainHeader(), {"label": 3, "lr_shift": 0})
+    bad_shift = P.pack(P.TrainHeader(), {"label": 0, "lr_shift": 7})
+    raw, _ = run(net, [req(C.TRAIN, payload), req(C.TRAIN, bad_label), req(C.TRAIN, bad_shift),
+                       req(C.IDENTIFY)], learning=True)
+    reps = replies(raw)
+    assert [st for st, _, _ in reps] == [S.OK, S.OUT_OF_RANGE, S.OUT_OF_RANGE, S.OK]
+    r = P.unpack(P.ClassifyReply(3), reps[0][2])
+    assert int(r.learn_cycles) > 0 and int(r.flags) == 0
+    assert P.decode_identify(reps[-1][2]).learning
+
+
+def test_parameter_checks():
+    cfg = DiscreteConfig(timesteps=12)
+    with pytest.raises(ValueError, match="256 timesteps"):
+        ProtocolEngine((4, 2), (1,), DiscreteConfig(timesteps=300, dt=1 / 128), clk_freq_hz=1, timeout_cycles=10)
+    with pytest.raises(ValueError, match="timeout_cycles"):
+        ProtocolEngine((4, 2), (1,), cfg, clk_freq_hz=1, timeout_cycles=1)
+    with pytest.raises(ValueError, match="sizes"):
+        ProtocolEngine((70000, 2), (1,), cfg, clk_freq_hz=1, timeout_cycles=10)
+    with pytest.raises(TypeError, match="DiscreteConfig"):
+        ProtocolEngine((4, 2), (1,), None, clk_freq_hz=1, timeout_cycles=10)
