@@ -40,7 +40,7 @@ Overflow guard
     produce infinities.
 
 Loss
-    ``CE(softmax(-z_out), label)`` of the output layer, with a non-spiking output counted as
+    ``CE(softmax(-s * z_out), label)`` of the output layer (``s = softmax_scale``, 1 by default), with a non-spiking output counted as
     ``z_nospike`` (no gradient through it) and every ``z`` capped at ``z_nospike``; plus the
     weight-sum cost ``K * sum_j max(0, 1 - sum_i w_ij)`` per layer (keeps neurons able to
     fire); plus ``early * mean(z_label)`` (optional, favours an early correct spike so that it
@@ -66,7 +66,7 @@ import numpy as np
 __all__ = [
     "Z_MAX", "MAX_GROUPS", "TTFSNetwork", "TrainConfig", "Adam",
     "times_to_z", "z_to_times", "layer_forward", "layer_backward", "forward", "loss_and_grads",
-    "predict", "accuracy", "train", "init_weights",
+    "predict", "accuracy", "train", "init_weights", "snap_to_grid",
 ]
 
 Z_MAX = 1e12
@@ -297,15 +297,31 @@ class TTFSNetwork:
         return (self.weights[0].shape[0],) + tuple(w.shape[1] for w in self.weights)
 
 
-def forward(net, z_in, *, drop=0.0, rng=None):
+def snap_to_grid(z, dt, steps=0):
+    """Hidden spikes as the discrete model sees them: ``t -> dt * ceil(t / dt)`` (the first
+    step at or after the float spike), ``inf`` from step ``steps`` on (``steps = 0``: no
+    horizon). Returns z."""
+    with np.errstate(divide="ignore"):
+        k = np.ceil(np.log(z) / dt - 1e-9)
+    if steps:
+        k = np.where(k <= steps - 1, k, np.inf)
+    return np.exp(k * dt)
+
+
+def forward(net, z_in, *, drop=0.0, rng=None, grid=None):
     """Spikes of every layer: a list of ``(batch, n)`` z arrays (input first) and the caches.
 
     ``drop > 0`` (training only) deletes each input and hidden spike with that probability
     (spike dropout, drawn from ``rng``); the gradients stay exact for the thinned network.
+    ``grid = (dt, steps)`` (training only) snaps hidden spikes with :func:`snap_to_grid`
+    before the next layer sees them; :func:`loss_and_grads` passes their gradient straight
+    through.
     """
     z = np.asarray(z_in, dtype=np.float64)
     zs, caches = [], []
     for l, w in enumerate(net.weights):
+        if l and grid is not None:
+            z = snap_to_grid(z, *grid)
         if drop:
             z = np.where(rng.random(z.shape) < drop, np.inf, z)
         zs.append(z)
@@ -315,9 +331,9 @@ def forward(net, z_in, *, drop=0.0, rng=None):
     return zs, caches
 
 
-def _softmax_ce(z_out, labels, z_nospike):
+def _softmax_ce(z_out, labels, z_nospike, scale=1.0):
     zl = np.minimum(np.where(np.isfinite(z_out), z_out, z_nospike), z_nospike)
-    logits = -zl
+    logits = -scale * zl
     logits = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(logits)
     p = e / e.sum(axis=1, keepdims=True)
@@ -326,7 +342,7 @@ def _softmax_ce(z_out, labels, z_nospike):
     loss = float(np.mean(-np.log(np.maximum(p[idx, labels], 1e-300))))
     onehot = np.zeros_like(p)
     onehot[idx, labels] = 1.0
-    dz = (onehot - p) / n                     # dL/dz = -(dL/dlogit)
+    dz = scale * (onehot - p) / n             # dL/dz = -scale * dL/dlogit
     dz = np.where(np.isfinite(z_out) & (z_out < z_nospike), dz, 0.0)
     return loss, dz
 
@@ -367,6 +383,10 @@ class TrainConfig:
     jitter: float = 0.0
     dropout: float = 0.0
     late: float = 0.0
+    softmax_scale: float = 1.0
+    grid_dt: float = 0.0
+    grid_steps: int = 0
+    grid_output: bool = False
 
     def __post_init__(self):
         if not isinstance(self.epochs, (int, np.integer)) or self.epochs < 0:
@@ -377,6 +397,11 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, not {self.lr!r}")
         if not self.z_nospike > 1:
             raise ValueError(f"z_nospike must be > 1, not {self.z_nospike!r}")
+        if not self.grid_dt >= 0 or not self.grid_steps >= 0:
+            raise ValueError(f"grid_dt and grid_steps must be >= 0, not {self.grid_dt!r}, "
+                             f"{self.grid_steps!r}")
+        if not self.softmax_scale > 0:
+            raise ValueError(f"softmax_scale must be > 0, not {self.softmax_scale!r}")
         if not self.clip_norm > 0:
             raise ValueError(f"clip_norm must be > 0, not {self.clip_norm!r}")
         if not 0 <= self.dropout < 1:
@@ -399,9 +424,12 @@ def loss_and_grads(net, z_in, labels, cfg=TrainConfig(), rng=None):
     labels = np.asarray(labels)
     if cfg.dropout and rng is None:
         raise ValueError("dropout needs an rng")
-    zs, caches = forward(net, z_in, drop=cfg.dropout, rng=rng)
+    grid = (cfg.grid_dt, cfg.grid_steps) if cfg.grid_dt else None
+    zs, caches = forward(net, z_in, drop=cfg.dropout, rng=rng, grid=grid)
     z_out = zs[-1]
-    loss, dz = _softmax_ce(z_out, labels, cfg.z_nospike)
+    if grid is not None and cfg.grid_output:
+        z_out = snap_to_grid(z_out, *grid)        # loss on the decision grid (straight through)
+    loss, dz = _softmax_ce(z_out, labels, cfg.z_nospike, cfg.softmax_scale)
     if cfg.early:
         idx = np.arange(len(labels))
         zl = z_out[idx, labels]
@@ -409,11 +437,13 @@ def loss_and_grads(net, z_in, labels, cfg=TrainConfig(), rng=None):
         loss += cfg.early * float(np.mean(np.where(ok, zl, 0.0)))
         dz[idx, labels] += np.where(ok, cfg.early / len(labels), 0.0)
     grads = [None] * len(net.weights)
+    z_decision = np.min(z_out, axis=1) if z_out.shape[1] else np.full(len(z_out), np.inf)
+    z_decision = np.where(np.isfinite(z_decision), z_decision, Z_MAX)
     for l in range(len(net.weights) - 1, -1, -1):
         if cfg.late and l < len(net.weights) - 1:
             # dz is dL/dz of layer l+1's inputs = hidden layer l+1's spikes
             zh = zs[l + 1]
-            ok = np.isfinite(zh)
+            ok = zh < z_decision[:, None]             # only spikes before the decision count
             inv = np.where(ok, 1.0 / np.where(ok, zh, 1.0), 0.0)
             loss += cfg.late * float(inv.sum()) / len(labels)
             dz = dz - cfg.late * inv * inv / len(labels)
@@ -470,12 +500,13 @@ def accuracy(net, z_in, labels, batch_size=1000):
     return float(np.mean(predict(net, z_in, batch_size) == labels))
 
 
-def train(net, z_train, y_train, cfg=TrainConfig(), *, callback=None):
+def train(net, z_train, y_train, cfg=TrainConfig(), *, callback=None, epoch_callback=None):
     """Train ``net`` in place with Adam; returns the per-epoch mean training loss.
 
     ``z_train``: ``(n, n_in)`` input z (``times_to_z`` of the encoded images).
     ``callback(epoch, batch, n_batches, loss, acc)`` is called after every minibatch with the
-    running mean loss and training accuracy of the epoch (for progress bars).
+    running mean loss and training accuracy of the epoch (for progress bars);
+    ``epoch_callback(epoch, net, mean_loss)`` after every epoch (for checkpoints).
     """
     z_train = np.asarray(z_train, dtype=np.float64)
     y_train = np.asarray(y_train)
@@ -507,4 +538,6 @@ def train(net, z_train, y_train, cfg=TrainConfig(), *, callback=None):
                 callback(epoch, bi + 1, n_batches, tot_loss / seen, tot_ok / seen)
         history.append(tot_loss / max(seen, 1))
         opt.lr *= cfg.lr_decay
+        if epoch_callback is not None:
+            epoch_callback(epoch, net, history[-1])
     return history

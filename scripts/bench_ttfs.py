@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from spikegate.golden.data import DataError, load_dataset
-from spikegate.golden.encoding import EncodingConfig
+from spikegate.golden.encoding import EncodingConfig, encode
 from spikegate.golden.model_file import load_model, save_model
 from spikegate.golden import ttfs
 
@@ -37,16 +37,16 @@ from .train_ttfs import train_model
 # name: (data set, hidden, encoding, train config, targets)
 BENCHES = {
     "digits-64": ("digits", [64], EncodingConfig("graded"),
-                  dict(epochs=60, lr_decay=0.97, dropout=0.1),
+                  dict(epochs=60, lr_decay=0.97, dropout=0.1, softmax_scale=3.0),
                   dict(float=0.97, discrete=0.96)),
     "mnist-600": ("mnist", [600], EncodingConfig("binary"),
-                  dict(epochs=12, lr_decay=0.85, dropout=0.05, late=0.01),
+                  dict(epochs=10, lr_decay=0.8, late=0.01),
                   dict(discrete=0.970, lookups=(0.13, 0.05), spikes=139)),
     "mnist-500": ("mnist", [500], EncodingConfig("binary"),
-                  dict(epochs=12, lr_decay=0.85, dropout=0.05, late=0.01),
+                  dict(epochs=10, lr_decay=0.8, late=0.01),
                   dict()),
     "mnist-128": ("mnist", [128], EncodingConfig("binary"),
-                  dict(epochs=12, lr_decay=0.85, dropout=0.05, late=0.01),
+                  dict(epochs=10, lr_decay=0.8, late=0.01),
                   dict()),
 }
 
@@ -125,7 +125,15 @@ def main(argv=None):
             if args.epochs is not None:
                 kw["epochs"] = args.epochs
             cfg = ttfs.TrainConfig(seed=0, **kw)
-            model, summary, _ = train_model(ds, hidden, enc, cfg, quiet=args.quiet)
+            z_test = ttfs.times_to_z(encode(ds.x_test, enc))
+
+            def report(epoch, net, loss, name=name, z_test=z_test, y_test=ds.y_test):
+                acc = ttfs.accuracy(net, z_test, y_test)
+                print(f"{name}: epoch {epoch + 1} loss {loss:.4f} float test {acc:.4f}",
+                      file=sys.stderr, flush=True)
+
+            model, summary, _ = train_model(ds, hidden, enc, cfg, quiet=args.quiet,
+                                            epoch_callback=report)
             save_model(path, model)
         rows.append(_row(name, model, summary, targets))
         print(f"{name}: float {summary['float_accuracy']:.4f} 8-bit {summary['discrete_accuracy']:.4f}",

@@ -24,11 +24,12 @@ from .train_sign import add_sign_arguments, run_sign
 
 __all__ = ["add_parser", "run", "train_model", "parse_hidden", "DEFAULTS"]
 
-# Per data set defaults: (encoding mode, epochs, dropout).
+# Per data set defaults: the encoding and the training hyper-parameters that differ from
+# TrainConfig's (chosen by the runs of scripts/bench_ttfs.py).
 DEFAULTS = {
-    "digits": ("graded", 40, 0.1),
-    "mnist": ("binary", 10, 0.1),
-    "fashion-mnist": ("binary", 10, 0.1),
+    "digits": ("graded", dict(epochs=60, lr_decay=0.97, dropout=0.1, softmax_scale=3.0)),
+    "mnist": ("binary", dict(epochs=10, lr_decay=0.8, late=0.01)),
+    "fashion-mnist": ("binary", dict(epochs=10, lr_decay=0.8, late=0.01)),
 }
 
 
@@ -41,12 +42,18 @@ def add_parser(subparsers):
                    help="IDX directory for mnist / fashion-mnist (default: $SPIKEGATE_DATA)")
     p.add_argument("--hidden", default="64", help="hidden layer sizes, comma separated (default: 64)")
     p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs (default: digits 40, mnist / fashion-mnist 10)")
+                   help="training epochs (default: digits 60, mnist / fashion-mnist 10)")
     p.add_argument("--batch-size", type=int, default=32, help="minibatch size (default: 32)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    p.add_argument("--lr-decay", type=float, default=0.95, help="learning rate factor per epoch (default: 0.95)")
+    p.add_argument("--lr-decay", type=float, default=None,
+                   help="learning rate factor per epoch (default: digits 0.97, otherwise 0.8)")
     p.add_argument("--dropout", type=float, default=None,
-                   help="spike dropout probability while training (default: 0.1)")
+                   help="spike dropout probability while training (default: digits 0.1, otherwise 0)")
+    p.add_argument("--late", type=float, default=None,
+                   help="weight of the cost on hidden spikes before the decision (sparsity; "
+                        "default: digits 0, otherwise 0.01)")
+    p.add_argument("--softmax-scale", type=float, default=None,
+                   help="softmax over -scale * z_out (default: digits 3, otherwise 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialization and shuffling (default: 0)")
     p.add_argument("--encoding", default=None, choices=ENCODING_MODES,
                    help="pixel to spike time rule (default: graded for digits, binary otherwise)")
@@ -84,11 +91,13 @@ def parse_hidden(text):
     return sizes
 
 
-def train_model(ds, hidden, encoding, cfg, *, train_limit=None, quiet=False, discrete=None):
+def train_model(ds, hidden, encoding, cfg, *, train_limit=None, quiet=False, discrete=None,
+                epoch_callback=None):
     """Train on data set ``ds``; returns ``(TTFSModelFile, summary, seconds_per_epoch)``.
 
     ``summary`` is :func:`spikegate.scripts.eval_ttfs.evaluate`'s on the test split; the model
     file's training info holds the data set, sizes, hyper-parameters, timing and accuracies.
+    ``epoch_callback(epoch, net, loss)`` is passed to :func:`spikegate.golden.ttfs.train`.
     """
     x, y = ds.x_train, ds.y_train
     if train_limit is not None:
@@ -116,7 +125,7 @@ def train_model(ds, hidden, encoding, cfg, *, train_limit=None, quiet=False, dis
             bar.close()         # end the line (a log already has the final update's line)
 
     t0 = time.perf_counter()
-    history = ttfs.train(net, z, y, cfg, callback=callback)
+    history = ttfs.train(net, z, y, cfg, callback=callback, epoch_callback=epoch_callback)
     seconds = time.perf_counter() - t0
     per_epoch = seconds / cfg.epochs if cfg.epochs else 0.0
     model = TTFSModelFile.from_float(net.weights, discrete=discrete or DiscreteConfig(),
@@ -141,15 +150,14 @@ def run(args):
     if args.rule == "sign":
         return run_sign(args, default_encoding=DEFAULTS[args.dataset][0])
     hidden = parse_hidden(args.hidden)
-    mode, epochs, dropout = DEFAULTS[args.dataset]
+    mode, kw = DEFAULTS[args.dataset]
     mode = args.encoding or mode
     encoding = EncodingConfig(mode=mode, threshold=args.threshold)
-    cfg = ttfs.TrainConfig(
-        epochs=args.epochs if args.epochs is not None else epochs,
-        batch_size=args.batch_size, lr=args.lr, seed=args.seed, lr_decay=args.lr_decay,
-        dropout=args.dropout if args.dropout is not None else dropout)
-    if not 0 <= cfg.dropout < 1:
-        raise ValueError(f"--dropout must be in [0, 1), not {cfg.dropout!r}")
+    kw = dict(kw, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    for name in ("epochs", "lr_decay", "dropout", "late", "softmax_scale"):
+        if getattr(args, name) is not None:
+            kw[name] = getattr(args, name)
+    cfg = ttfs.TrainConfig(**kw)
     output = Path(args.output or f"ttfs-{args.dataset}.npz")
     if not output.parent.is_dir():
         raise ValueError(f"output directory {str(output.parent)!r} does not exist")
