@@ -12,7 +12,8 @@ from spikegate.golden.ttfs_discrete import DiscreteConfig
 from spikegate.sim.runner import test_args
 from spikegate.sim.ttfs_tb import ClassifierTB
 
-_FIELDS = ("decided", "klass", "decision_step", "error", "cycles", "scan_cycles")
+_FIELDS = ("decided", "klass", "decision_step", "error", "cycles", "scan_cycles", "label_error",
+           "learn_cycles")
 
 
 @cocotb.test()
@@ -29,8 +30,15 @@ async def run_images(dut):
     out["spikes"] = np.zeros((n, len(sizes)), np.int64)
     out["lookups"] = np.zeros((n, len(sizes) - 1), np.int64)
     traces = [np.zeros((n, s), np.int64) for s in sizes[1:]] if a.get("trace") else None
+    labels = a.get("labels")
+    weights = [np.zeros((n, x, y), np.int8) for x, y in zip(sizes[:-1], sizes[1:])] \
+        if a.get("read_weights") else None
     for b in range(n):
-        r = await tb.classify(steps[b])
+        r = await tb.classify(steps[b], label=None if labels is None else int(labels[b]),
+                              lr_shift=int(a.get("lr_shift", 0)))
+        if weights is not None:
+            for l, w in enumerate(await tb.read_weights()):
+                weights[l][b] = w
         for f in _FIELDS:
             out[f][b] = r[f]
         out["spikes"][b] = r["spikes"]
@@ -41,6 +49,9 @@ async def run_images(dut):
     if traces is not None:
         for l, tr in enumerate(traces):
             out[f"trace{l + 1}"] = tr
+    if weights is not None:
+        for l, w in enumerate(weights):
+            out[f"weights{l}"] = w
     tmp = Path(a["out"]).with_suffix(".tmp.npz")
     np.savez(tmp, **out)
     tmp.replace(a["out"])

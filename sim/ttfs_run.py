@@ -35,13 +35,22 @@ class HardwareResult:
     spikes: np.ndarray
     lookups: np.ndarray
     spike_steps: list = None
-    build_dir: Path = None
+    label_error: np.ndarray = None
+    learn_cycles: np.ndarray = None
+    #: with ``read_weights``: per weight layer, ``(n_images, n_in, n_out)`` int8, the weights
+    #: after each image
+    weights: list = None
 
 
 def simulate_hardware(net, steps, lanes, *, trace=True, sim=None, waves=None, out_dir=None,
-                      stall_in=0.0, stall_out=0.0, seed=None, timeout_s=None):
+                      stall_in=0.0, stall_out=0.0, seed=None, timeout_s=None,
+                      labels=None, lr_shift=0, read_weights=False):
     """Classify ``steps`` (``(n, n_in)`` input steps) on the Verilog of
-    ``TTFSClassifier.from_network(net, lanes)``; returns a :class:`HardwareResult`."""
+    ``TTFSClassifier.from_network(net, lanes)``; returns a :class:`HardwareResult`.
+
+    With ``labels`` (one per image) the classifier is built with on-chip learning and learns
+    from every image (step ``2**lr_shift``); ``read_weights`` reads every weight back after
+    each image."""
     if not isinstance(net, DiscreteNetwork):
         raise TypeError(f"net must be a DiscreteNetwork, not {net!r}")
     steps = np.asarray(steps, dtype=np.int64)
@@ -49,14 +58,18 @@ def simulate_hardware(net, steps, lanes, *, trace=True, sim=None, waves=None, ou
         raise ValueError(f"steps must have shape (n >= 1, {net.sizes[0]}), not {steps.shape}")
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         out = Path(tmp) / "results.npz"
-        lanes_name = "_".join(map(str, (lanes,) if isinstance(lanes, int) else lanes))
+        lanes_name = "_".join(map(str, (lanes,) if isinstance(lanes, int) else lanes)) + \
+            ("_learn" if labels is not None else "")
         run_cocotb(TTFSClassifier, module="spikegate.sim.ttfs_cocotb", sim=sim, waves=waves,
                    name=f"ttfs_classifier_l{lanes_name}",
                    params={"sizes": net.sizes, "thetas": net.thetas, "lanes": lanes,
-                           "config": net.config, "weights": net.weights},
+                           "config": net.config, "weights": net.weights,
+                           "learning": labels is not None},
                    test_args={"config": net.config.to_dict(), "sizes": list(net.sizes),
                               "steps": steps, "trace": bool(trace), "out": str(out),
-                              "stall_in": stall_in, "stall_out": stall_out, "seed": seed},
+                              "stall_in": stall_in, "stall_out": stall_out, "seed": seed,
+                              "labels": None if labels is None else np.asarray(labels, np.int64),
+                              "lr_shift": int(lr_shift), "read_weights": bool(read_weights)},
                    timeout_s=timeout_s)
         with np.load(out) as r:
             d = {k: r[k] for k in r.files}
@@ -70,7 +83,9 @@ def simulate_hardware(net, steps, lanes, *, trace=True, sim=None, waves=None, ou
         decision=np.where(decided, d["klass"], -1),
         decision_step=np.where(decided, d["decision_step"], -1),
         error=d["error"], cycles=d["cycles"], scan_cycles=d["scan_cycles"],
-        spikes=d["spikes"], lookups=d["lookups"], spike_steps=spike_steps)
+        spikes=d["spikes"], lookups=d["lookups"], spike_steps=spike_steps,
+        label_error=d["label_error"], learn_cycles=d["learn_cycles"],
+        weights=[d[f"weights{l}"] for l in range(len(net.weights))] if read_weights else None)
 
 
 def first_mismatch(hw, golden, steps=None):

@@ -34,6 +34,7 @@ def unpack_result(raw, sizes, config):
         "spikes": [int(r.spikes[i]) for i in range(len(sizes))],
         "lookups": [int(r.lookups[i]) for i in range(len(sizes) - 1)],
         "scan_cycles": int(r.scan_cycles),
+        "label_error": int(r.label_error), "learn_cycles": int(r.learn_cycles),
     }
 
 
@@ -59,8 +60,10 @@ class ClassifierTB:
 
     async def start(self):
         for port in ("w_en", "rb_en", "theta_en", "w_layer", "w_src", "w_dst", "w_data",
-                     "theta_data", "trace_layer", "trace_addr"):
-            getattr(self.dut, port).value = 0
+                     "theta_data", "trace_layer", "trace_addr", "learn_en", "learn_label",
+                     "learn_shift"):
+            if hasattr(self.dut, port):
+                getattr(self.dut, port).value = 0
         await start_clock_and_reset(self.dut)
         self.source = StreamDriver(self.dut, "i_stream", stall=self.stall_in or None,
                                    seed=None if self.seed is None else self.seed + 1)
@@ -74,11 +77,21 @@ class ClassifierTB:
             await RisingEdge(self.dut.clk)
         self.dut.rst.value = 0
 
-    async def classify(self, steps, timeout_cycles=None):
-        """Send one image (input steps, NO_SPIKE for none) and return its result dict."""
+    async def classify(self, steps, timeout_cycles=None, *, label=None, lr_shift=0):
+        """Send one image (input steps, NO_SPIKE for none) and return its result dict.
+
+        With ``label`` (a classifier built with ``learning=True``), learn from it with step
+        ``2**lr_shift``; without, learning is off for this image."""
+        if hasattr(self.dut, "learn_en"):
+            self.dut.learn_en.value = int(label is not None)
+            self.dut.learn_label.value = 0 if label is None else int(label)
+            self.dut.learn_shift.value = int(lr_shift)
+        elif label is not None:
+            raise ValueError("this classifier was built without learning")
         n = len(self.sink.received)
         self.source.send_all(image_payloads(steps, self.sizes[0], self.config))
-        limit = timeout_cycles or 200 + 40 * sum(self.sizes) * self.config.timesteps
+        limit = timeout_cycles or 200 + 40 * sum(self.sizes) * self.config.timesteps + \
+            (0 if label is None else 4 * sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:])))
         for _ in range(limit):
             if len(self.sink.received) > n:
                 break
@@ -99,6 +112,24 @@ class ClassifierTB:
                 await FallingEdge(self.dut.clk)
                 vals.append(self.dut.trace_step.value.to_unsigned())
             out.append(np.array(vals))
+        return out
+
+    async def read_weights(self):
+        """Every weight of every layer through the read-back port (classifier idle)."""
+        out = []
+        await FallingEdge(self.dut.clk)
+        for l, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+            w = np.zeros((a, b), np.int64)
+            for i in range(a):
+                for j in range(b):
+                    self.dut.w_layer.value = l
+                    self.dut.w_src.value = i
+                    self.dut.w_dst.value = j
+                    self.dut.rb_en.value = 1
+                    await FallingEdge(self.dut.clk)
+                    w[i, j] = self.dut.rb_data.value.to_signed()
+            out.append(w)
+        self.dut.rb_en.value = 0
         return out
 
     async def load_weights(self, weights):
