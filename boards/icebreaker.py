@@ -1,0 +1,166 @@
+"""The iCEBreaker board: iCE40 UP5K, 12 MHz oscillator, UART over its FTDI.
+
+:class:`ICEBreakerDesign` wraps a board top (default :class:`spikegate.boards.top.BoardTop`):
+an ``SB_PLL40_PAD`` makes the ``sync`` clock from the 12 MHz pin when a faster clock is asked
+for, a power-on counter holds ``sync`` in reset until the PLL has locked and the block RAMs
+are readable (iCE40 BRAMs read as zero for ~3 us after configuration), and the FTDI UART's
+``rx``/``tx`` pins are wired to the top's ``rx``/``tx``.
+"""
+
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth.lib import io
+
+from .fit import DEVICES, check_fit
+
+__all__ = ["ICEBreakerDesign", "ice40_pll", "OSC_HZ", "DEFAULT_CLK_HZ", "DEFAULT_LANES",
+           "platform"]
+
+#: The board's oscillator (pin 35).
+OSC_HZ = 12_000_000
+#: The ``sync`` clock by default: the Fmax target of the digits network on the UP5K.
+DEFAULT_CLK_HZ = 30_000_000
+#: Lanes per weight layer of the digits 64-64-10 network that fit the UP5K's 8 DSPs
+#: (two multipliers per lane) and 30 block RAMs.
+DEFAULT_LANES = (3, 1)
+#: Largest relative error of the PLL's output accepted (the UART's baud divisor is computed
+#: from the achieved frequency, so this only bounds how far from the request we land).
+PLL_TOLERANCE = 0.01
+
+
+def ice40_pll(f_in_hz, f_out_hz):
+    """Parameters of an iCE40 ``SB_PLL40`` (SIMPLE feedback) for ``f_out_hz`` from ``f_in_hz``.
+
+    The search of ``icepll``: ``f_pfd = f_in / (DIVR + 1)`` in 10..133 MHz, ``f_vco = f_pfd *
+    (DIVF + 1)`` in 533..1066 MHz, ``f_out = f_vco / 2**DIVQ`` (DIVQ 1..6) in 16..275 MHz; the
+    closest output wins.
+
+    Returns
+    -------
+    dict
+        ``DIVR``, ``DIVF``, ``DIVQ``, ``FILTER_RANGE`` and ``f_out_hz`` (achieved, float).
+
+    Raises
+    ------
+    ValueError
+        If no setting lands within :data:`PLL_TOLERANCE` of ``f_out_hz``.
+    """
+    if not 16e6 <= f_out_hz <= 275e6:
+        raise ValueError(f"iCE40 PLL output must be 16 to 275 MHz, not {f_out_hz / 1e6:g} MHz")
+    best = None
+    for divr in range(16):
+        f_pfd = f_in_hz / (divr + 1)
+        if not 10e6 <= f_pfd <= 133e6:
+            continue
+        for divf in range(128):
+            f_vco = f_pfd * (divf + 1)
+            if not 533e6 <= f_vco <= 1066e6:
+                continue
+            for divq in range(1, 7):
+                f = f_vco / (1 << divq)
+                if best is None or abs(f - f_out_hz) < abs(best[0] - f_out_hz):
+                    best = (f, divr, divf, divq, f_pfd)
+    if best is None or abs(best[0] - f_out_hz) > PLL_TOLERANCE * f_out_hz:
+        got = "none" if best is None else f"{best[0] / 1e6:.3f} MHz"
+        raise ValueError(f"no iCE40 PLL setting makes {f_out_hz / 1e6:g} MHz from "
+                         f"{f_in_hz / 1e6:g} MHz within {PLL_TOLERANCE:.0%} (closest: {got})")
+    f, divr, divf, divq, f_pfd = best
+    filter_range = next(i for i, lim in enumerate((17e6, 26e6, 44e6, 66e6, 101e6, float("inf")),
+                                                  start=1) if f_pfd < lim)
+    return {"DIVR": divr, "DIVF": divf, "DIVQ": divq, "FILTER_RANGE": filter_range,
+            "f_out_hz": f}
+
+
+def platform():
+    """A fresh :class:`amaranth_boards.icebreaker.ICEBreakerPlatform`."""
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    return ICEBreakerPlatform()
+
+
+def _default_top(net, lanes, *, clk_freq_hz):
+    from .top import BoardTop
+    return BoardTop(net, lanes, clk_freq_hz=clk_freq_hz)
+
+
+class ICEBreakerDesign(Elaboratable):
+    """A board top on the iCEBreaker.
+
+    Parameters
+    ----------
+    net : DiscreteNetwork
+        The network; its size must fit the UP5K (checked before building, see
+        :func:`spikegate.boards.fit.check_fit`).
+    lanes : int or sequence of int, optional
+        Lanes per weight layer (default :data:`DEFAULT_LANES`, sized for digits 64-64-10).
+    clk_freq_hz : int, optional
+        The ``sync`` clock: :data:`OSC_HZ` uses the oscillator directly, anything else goes
+        through the PLL (16 to 275 MHz; default :data:`DEFAULT_CLK_HZ`).
+    make_top : callable, optional
+        ``make_top(net, lanes, clk_freq_hz=...)`` returns the Component with ``rx: In(1)``,
+        ``tx: Out(1)`` (default :class:`spikegate.boards.top.BoardTop`).
+
+    Raises
+    ------
+    ResourceError
+        The weights or multipliers alone exceed the UP5K.
+    ValueError
+        No PLL setting reaches ``clk_freq_hz``.
+    """
+
+    board = "icebreaker"
+    device = DEVICES["iCE40UP5K"]
+
+    def __init__(self, net, lanes=None, *, clk_freq_hz=DEFAULT_CLK_HZ, make_top=None):
+        if lanes is None:
+            lanes = DEFAULT_LANES if len(net.sizes) == 3 else 1
+        check_fit(net.sizes, lanes, self.device)
+        if clk_freq_hz == OSC_HZ:
+            self.pll = None
+            self.clk_freq_hz = float(OSC_HZ)
+        else:
+            self.pll = ice40_pll(OSC_HZ, clk_freq_hz)
+            self.clk_freq_hz = self.pll["f_out_hz"]
+        self.net, self.lanes = net, lanes
+        self.top = (make_top or _default_top)(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = ClockDomain("sync")
+        clk_io = platform.request("clk12", dir="-")
+        locked = Signal()
+        clk = Signal()  # the sync clock, named so that it can carry the clock constraint
+        m.d.comb += ClockSignal("sync").eq(clk)
+        if self.pll is None:
+            m.submodules.clk_buf = clk_buf = io.Buffer("i", clk_io)
+            m.d.comb += [clk.eq(clk_buf.i), locked.eq(1)]
+        else:
+            p = self.pll
+            m.submodules.pll = Instance(
+                "SB_PLL40_PAD",
+                p_FEEDBACK_PATH="SIMPLE",
+                p_DIVR=p["DIVR"], p_DIVF=p["DIVF"], p_DIVQ=p["DIVQ"],
+                p_FILTER_RANGE=p["FILTER_RANGE"],
+                i_PACKAGEPIN=clk_io.io,
+                i_RESETB=1, i_BYPASS=0,
+                o_PLLOUTGLOBAL=clk,
+                o_LOCK=locked)
+        if self.pll is not None:
+            platform.add_clock_constraint(clk, self.clk_freq_hz)
+        # Power-on reset: counts on the sync clock once locked, from 0 (the iCE40 loads every
+        # flip-flop as 0), and releases the reset 15 us later (BRAMs read 0 for ~3 us).
+        m.domains.por = ClockDomain("por", reset_less=True, local=True)
+        m.d.comb += ClockSignal("por").eq(clk)
+        delay = int(15e-6 * self.clk_freq_hz)
+        timer = Signal(range(delay + 1))
+        with m.If(~locked):
+            m.d.por += timer.eq(0)
+        with m.Elif(timer != delay):
+            m.d.por += timer.eq(timer + 1)
+        m.d.comb += ResetSignal("sync").eq(timer != delay)
+
+        m.submodules.top = self.top
+        uart = platform.request("uart", 0)
+        m.d.comb += [self.top.rx.eq(uart.rx.i), uart.tx.o.eq(self.top.tx)]
+        if hasattr(self.top, "leds"):
+            for i in range(len(self.top.leds)):
+                m.d.comb += platform.request("led", i).o.eq(self.top.leds[i])
+        return m

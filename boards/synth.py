@@ -1,0 +1,326 @@
+"""Bitstreams with the YoWASP tools, and the resource and timing report of nextpnr.
+
+:func:`synthesize` builds a board design (:class:`~spikegate.boards.icebreaker.ICEBreakerDesign`
+or :class:`~spikegate.boards.ulx3s.ULX3SDesign`) through its Amaranth platform: Yosys
+(``synth_ice40 -dsp`` / ``synth_ecp5``), nextpnr (``--report``, ``--timing-allow-fail`` so that a
+missed clock is reported rather than aborted), then icepack / ecppack. The
+:class:`SynthReport` holds the resources used against what the device has, and the Fmax of
+the ``sync`` clock against its target, read from nextpnr's JSON report; :func:`parse_log`
+reads the same numbers from nextpnr's log, so each can be checked against the other.
+
+A design that does not fit raises :class:`~spikegate.boards.fit.ResourceError` naming the
+resource; one that misses its clock raises :class:`TimingError` with the critical path.
+"""
+
+import json
+import re
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .fit import DEVICES, ResourceError
+from .toolchain import apply_yowasp_env
+
+__all__ = ["SynthReport", "SynthError", "TimingError", "synthesize", "parse_log",
+           "parse_report", "ClassifierShim", "make_design", "BOARDS", "format_markdown",
+           "format_table", "write_reports"]
+
+#: Boards :func:`make_design` knows.
+BOARDS = ("icebreaker", "ulx3s")
+
+_NAME = "top"
+
+
+class SynthError(RuntimeError):
+    """A tool failed for a reason other than fit; the message ends with its log's last lines."""
+
+
+class TimingError(RuntimeError):
+    """The ``sync`` clock's Fmax is below its target; ``report`` holds the whole report."""
+
+    def __init__(self, report):
+        self.report = report
+        path = " -> ".join(report.critical_path[:1] + report.critical_path[-1:])
+        super().__init__(
+            f"{report.board}: Fmax {report.fmax_mhz:.2f} MHz misses the {report.target_mhz:.2f} MHz "
+            f"target; critical path {path} ({len(report.critical_path)} nets; full path in "
+            f"{report.build_dir}/{_NAME}.tim and {_NAME}_report.json)")
+
+
+@dataclass
+class SynthReport:
+    """Resources and timing of one build.
+
+    ``resources`` maps nextpnr's cell name to ``{"used": n, "available": n}`` (only the cells
+    that matter: logic, flip-flops, block RAM, SPRAM, multipliers, PLL). ``ffs`` is the
+    flip-flop count from Yosys's statistics (on the iCE40 flip-flops share the logic cells).
+    ``critical_path`` lists the path's nets, source first.
+    """
+    board: str
+    device: str
+    sizes: list
+    lanes: list
+    target_mhz: float
+    fmax_mhz: float
+    resources: dict
+    ffs: int
+    critical_path: list = field(default_factory=list)
+    seconds: float = 0.0
+    build_dir: str = ""
+    bitstream: str = ""
+
+    @property
+    def timing_met(self):
+        return self.fmax_mhz >= self.target_mhz
+
+    def to_dict(self):
+        d = asdict(self)
+        d["timing_met"] = self.timing_met
+        return d
+
+
+def _cells(device):
+    dev = DEVICES[device]
+    names = [dev.logic, dev.ff, dev.bram, dev.spram, dev.dsp,
+             "ICESTORM_PLL" if dev.family == "ice40" else "EHXPLLL",
+             None if dev.family == "ice40" else "TRELLIS_RAMW"]
+    return [n for i, n in enumerate(names) if n and n not in names[:i]]
+
+
+def parse_report(path, device):
+    """``(resources, fmax_by_clock, critical_path)`` from nextpnr's ``--report`` JSON.
+
+    ``fmax_by_clock`` maps each clock net to ``(achieved_mhz, target_mhz)``; the critical path
+    is the list of net names of the first (worst) path.
+    """
+    rep = json.loads(Path(path).read_text())
+    util = rep.get("utilization", {})
+    resources = {c: {"used": int(util[c]["used"]), "available": int(util[c]["available"])}
+                 for c in _cells(device) if c in util}
+    fmax = {clk: (float(v["achieved"]), float(v["constraint"]))
+            for clk, v in rep.get("fmax", {}).items()}
+    path = []
+    for cp in rep.get("critical_paths", [])[:1]:
+        for seg in cp.get("path", []):
+            if seg.get("type") == "routing" and seg.get("net"):
+                path.append(seg["net"])
+    return resources, fmax, path
+
+
+_UTIL_RE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
+_FMAX_RE = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((PASS|FAIL) at ([\d.]+) MHz\)")
+
+
+def parse_log(text, device):
+    """``(resources, fmax_by_clock)`` from nextpnr's log: its last "Device utilisation" table and
+    its last "Max frequency for clock" line of each clock (as :func:`parse_report`)."""
+    resources = {}
+    for name, used, avail in _UTIL_RE.findall(text):
+        resources[name] = {"used": int(used), "available": int(avail)}
+    resources = {c: resources[c] for c in _cells(device) if c in resources}
+    fmax = {}
+    for clk, got, _, want in _FMAX_RE.findall(text):
+        fmax[clk] = (float(got), float(want))
+    return resources, fmax
+
+
+def _yosys_ffs(text, family):
+    """Flip-flops in Yosys's last statistics table (``SB_DFF*`` / ``TRELLIS_FF``)."""
+    stats = text.rsplit("=== design hierarchy ===", 1)[-1] if "=== design hierarchy ===" in text \
+        else text.rsplit("Printing statistics.", 1)[-1]
+    pat = r"^\s+(\d+)\s+\S*\s*(SB_DFF\w*)\s*$|^\s+(SB_DFF\w*)\s+(\d+)\s*$" if family == "ice40" \
+        else r"^\s+(\d+)\s+\S*\s*(TRELLIS_FF)\s*$|^\s+(TRELLIS_FF)\s+(\d+)\s*$"
+    total = 0
+    for a, b, c, d in re.findall(pat, stats, re.M):
+        total += int(a or d)
+    return total
+
+
+def _fail_on_overflow(log, device):
+    """Raise :class:`ResourceError` for the first cell of nextpnr's utilisation (or its
+    "unable to place" error) beyond the device."""
+    resources, _ = parse_log(log, device)
+    for name, r in resources.items():
+        if r["used"] > r["available"]:
+            raise ResourceError(name, r["used"], r["available"], device)
+    for name, used, avail in _UTIL_RE.findall(log):
+        if int(used) > int(avail):
+            raise ResourceError(name, int(used), int(avail), device)
+    m = re.search(r"no (?:BELs|Bels) remaining to implement cell type '(\w+)'", log)
+    if m:
+        raise ResourceError(m.group(1), "more", DEVICES[device].resources.get(m.group(1), "fewer"),
+                            device)
+
+
+def synthesize(design, platform, build_dir, *, seed=1, check_timing=True):
+    """Build ``design`` on ``platform`` in ``build_dir``; return a :class:`SynthReport`.
+
+    Raises
+    ------
+    ResourceError
+        The design does not fit (the resource named, from nextpnr).
+    TimingError
+        ``check_timing`` and the ``sync`` clock misses its target.
+    SynthError
+        A tool failed otherwise.
+    """
+    apply_yowasp_env()
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    device = design.device.name
+    family = design.device.family
+    nextpnr_opts = f"--report {_NAME}_report.json --timing-allow-fail --seed {int(seed)}"
+    overrides = {"nextpnr_opts": nextpnr_opts}
+    if family == "ice40":
+        overrides["synth_opts"] = "-dsp"
+    for f in build_dir.glob(f"{_NAME}*"):
+        f.unlink()
+    t0 = time.monotonic()
+    try:
+        platform.build(design, name=_NAME, build_dir=str(build_dir), do_program=False,
+                       **overrides)
+    except subprocess.CalledProcessError as e:
+        log_path = build_dir / f"{_NAME}.tim"
+        log = log_path.read_text(errors="replace") if log_path.exists() else ""
+        _fail_on_overflow(log, device)
+        rpt = build_dir / f"{_NAME}.rpt"
+        tail = "\n".join((log or (rpt.read_text(errors="replace") if rpt.exists() else ""))
+                         .splitlines()[-15:])
+        raise SynthError(f"{design.board}: {e.cmd if isinstance(e.cmd, str) else 'build'} failed "
+                         f"(exit {e.returncode}); logs in {build_dir}:\n{tail}") from None
+    seconds = time.monotonic() - t0
+    resources, fmax, path = parse_report(build_dir / f"{_NAME}_report.json", device)
+    for name, r in resources.items():
+        if r["used"] > r["available"]:
+            raise ResourceError(name, r["used"], r["available"], device)
+    target = design.clk_freq_hz / 1e6
+    sync = [v for k, v in fmax.items() if "sync" in k or "pll" in k.lower() or "clk" in k.lower()]
+    achieved = min(v[0] for v in sync) if sync else float("nan")
+    rpt = (build_dir / f"{_NAME}.rpt").read_text(errors="replace")
+    bit = build_dir / (f"{_NAME}.bin" if family == "ice40" else f"{_NAME}.bit")
+    n_w = len(design.net.sizes) - 1
+    lanes = [design.lanes] * n_w if isinstance(design.lanes, int) else list(design.lanes)
+    report = SynthReport(
+        board=design.board + (f"-{design.variant}" if hasattr(design, "variant") else ""),
+        device=device, sizes=list(design.net.sizes), lanes=list(lanes),
+        target_mhz=target, fmax_mhz=achieved, resources=resources,
+        ffs=_yosys_ffs(rpt, family), critical_path=path, seconds=seconds,
+        build_dir=str(build_dir), bitstream=str(bit) if bit.exists() else "")
+    if check_timing and not report.timing_met:
+        raise TimingError(report)
+    return report
+
+
+# --- reports ---------------------------------------------------------------------------
+
+_LABELS = {"ICESTORM_LC": "LCs", "ICESTORM_RAM": "EBR", "ICESTORM_SPRAM": "SPRAM",
+           "ICESTORM_DSP": "DSP", "ICESTORM_PLL": "PLL", "TRELLIS_COMB": "LUT4",
+           "TRELLIS_FF": "FFs", "DP16KD": "EBR", "MULT18X18D": "MULT18", "EHXPLLL": "PLL",
+           "TRELLIS_RAMW": "LUT RAM"}
+
+
+def _rows(report):
+    rows = []
+    for name, r in report.resources.items():
+        pct = 100.0 * r["used"] / r["available"] if r["available"] else 0.0
+        rows.append((f"{_LABELS.get(name, name)} ({name})", f"{r['used']}", f"{r['available']}",
+                     f"{pct:.0f}%"))
+    if DEVICES[report.device].family == "ice40":
+        rows.append(("FFs (SB_DFF*, in LCs)", str(report.ffs), "5280", f"{100 * report.ffs / 5280:.0f}%"))
+    status = "PASS" if report.timing_met else "FAIL"
+    rows.append(("Fmax (MHz)", f"{report.fmax_mhz:.2f}", f"{report.target_mhz:.2f} target", status))
+    return rows
+
+
+def format_table(report):
+    """Plain-text table of a :class:`SynthReport`."""
+    head = (f"{report.board} ({report.device}), network {'-'.join(map(str, report.sizes))}, "
+            f"lanes {tuple(report.lanes)}, build {report.seconds:.0f} s")
+    rows = [("resource", "used", "available", "%")] + _rows(report)
+    w = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = [head] + ["  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i])
+                                for i, c in enumerate(r)) for r in rows]
+    if report.critical_path:
+        lines.append(f"critical path: {report.critical_path[0]} -> {report.critical_path[-1]}")
+    return "\n".join(lines)
+
+
+def format_markdown(report):
+    """Markdown table of a :class:`SynthReport`."""
+    lines = [f"### {report.board} ({report.device})", "",
+             f"Network {'-'.join(map(str, report.sizes))}, lanes {tuple(report.lanes)}, "
+             f"build {report.seconds:.0f} s.", "",
+             "| resource | used | available | % |", "|---|---:|---:|---:|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in _rows(report)]
+    if report.critical_path:
+        lines += ["", "Critical path (nets): " + " -> ".join(f"`{n}`" for n in report.critical_path)]
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(report, out_dir):
+    """Write ``<board>_synth.json`` and ``<board>_synth.md`` in ``out_dir``; return their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    j = out / f"{report.board}_synth.json"
+    md = out / f"{report.board}_synth.md"
+    j.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    md.write_text(format_markdown(report))
+    return j, md
+
+
+# --- designs -----------------------------------------------------------------------------
+
+class ClassifierShim(wiring.Component):
+    """The classifier alone behind two pins, for synthesis without the UART protocol.
+
+    ``rx`` shifts into a register that feeds every input of the classifier (spike events,
+    weight writes, read-back and trace addresses); every output is XOR-reduced into ``tx``
+    through a register, so nothing is optimized away. Not a functional top.
+    """
+    rx: In(1)
+    tx: Out(1)
+
+    def __init__(self, net, lanes, *, clk_freq_hz):
+        from spikegate.hdl.classifier import TTFSClassifier
+        self.classifier = TTFSClassifier.from_network(net, lanes)
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.classifier = c = self.classifier
+        ins = [c.i_stream.payload, c.i_stream.valid, c.o_stream.ready, c.w_en, c.w_layer,
+               c.w_src, c.w_dst, c.w_data, c.rb_en, c.theta_en, c.theta_data, c.trace_layer,
+               c.trace_addr]
+        width = sum(len(v.as_value() if hasattr(v, "as_value") else v) for v in ins)
+        sr = Signal(width)
+        m.d.sync += sr.eq(Cat(self.rx, sr[:-1]))
+        m.d.comb += Cat(*[v.as_value() if hasattr(v, "as_value") else v for v in ins]).eq(sr)
+        outs = Cat(c.o_stream.payload.as_value(), c.o_stream.valid, c.i_stream.ready, c.idle,
+                   c.rb_data, c.trace_step)
+        m.d.sync += self.tx.eq(outs.xor())
+        return m
+
+
+def make_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None, shim=False):
+    """The board design and its platform: ``(design, platform)``.
+
+    ``shim`` puts :class:`ClassifierShim` in place of the board top (the classifier alone).
+    """
+    if board == "icebreaker":
+        from . import icebreaker as b
+        kw = {}
+    elif board == "ulx3s":
+        from . import ulx3s as b
+        kw = {"variant": variant}
+    else:
+        raise ValueError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
+    design_cls = b.ICEBreakerDesign if board == "icebreaker" else b.ULX3SDesign
+    design = design_cls(net, lanes, clk_freq_hz=clk_freq_hz or b.DEFAULT_CLK_HZ,
+                        make_top=ClassifierShim if shim else None, **kw)
+    plat = b.platform() if board == "icebreaker" else b.platform(variant)
+    return design, plat

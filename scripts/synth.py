@@ -1,0 +1,89 @@
+"""``spikegate synth --board NAME``: build a bitstream with the YoWASP tools and report the
+resources used against the device and nextpnr's Fmax against the target clock.
+
+Without ``--model`` the network is a digits 64-64-10 TTFS network trained for a few epochs
+(seed 0): the weights are only the bitstream's initial contents (the board loads a model at
+run time), its shape is what is built.
+"""
+
+import sys
+from pathlib import Path
+
+__all__ = ["add_parser", "run", "default_network"]
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("synth", help="build a bitstream (YoWASP) and report resources and Fmax",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--board", required=True, choices=("icebreaker", "ulx3s"))
+    p.add_argument("--variant", default="85F", choices=("25F", "45F", "85F"),
+                   help="ULX3S ECP5 size (default 85F)")
+    p.add_argument("--model", default=None, help="model file (.npz); default: digits 64-64-10")
+    p.add_argument("--lanes", default=None,
+                   help="lanes per weight layer: one number or comma-separated, one per layer "
+                        "(default: the board's)")
+    p.add_argument("--clock-mhz", type=float, default=None,
+                   help="sync clock in MHz (default: the board's target, through the PLL)")
+    p.add_argument("--shim", action="store_true",
+                   help="build the classifier alone (no UART protocol), to measure it")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--out", default="synth_out", help="build and report directory")
+    p.set_defaults(func=run)
+    return p
+
+
+def parse_lanes(text):
+    """``"3,1"`` -> ``(3, 1)``, ``"8"`` -> ``8``, None -> None."""
+    if text is None:
+        return None
+    try:
+        parts = [int(t) for t in str(text).split(",")]
+    except ValueError:
+        raise ValueError(f"--lanes must be integers separated by commas, not {text!r}") from None
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def default_network(epochs=2, seed=0):
+    """A digits 64-64-10 :class:`DiscreteNetwork` (golden training, ``epochs``, ``seed``)."""
+    from spikegate.golden import ttfs
+    from spikegate.golden.data import load_dataset
+    from spikegate.golden.encoding import EncodingConfig, encode
+    from spikegate.golden.ttfs_discrete import DiscreteNetwork
+    d = load_dataset("digits")
+    net = ttfs.TTFSNetwork.create((64, 64, 10), seed=seed)
+    ttfs.train(net, ttfs.times_to_z(encode(d.x_train, EncodingConfig(mode="graded"))), d.y_train,
+               ttfs.TrainConfig(epochs=epochs, seed=seed))
+    return DiscreteNetwork.from_float(net.weights)
+
+
+def run(args):
+    from spikegate.boards.fit import ResourceError
+    from spikegate.boards.synth import (SynthError, TimingError, format_table, make_design,
+                                        synthesize, write_reports)
+    lanes = parse_lanes(args.lanes)
+    if args.model:
+        from spikegate.golden.model_file import load_model
+        net = load_model(args.model).network()
+    else:
+        net = default_network()
+    clk = None if args.clock_mhz is None else int(round(args.clock_mhz * 1e6))
+    out = Path(args.out)
+    try:
+        design, plat = make_design(args.board, net, lanes, variant=args.variant,
+                                   clk_freq_hz=clk, shim=args.shim)
+        name = design.board + (f"-{design.variant}" if hasattr(design, "variant") else "")
+        report = synthesize(design, plat, out / f"build_{name}", seed=args.seed,
+                            check_timing=False)
+    except ResourceError as e:
+        print(f"spikegate synth: does not fit: {e}", file=sys.stderr)
+        return 1
+    except SynthError as e:
+        print(f"spikegate synth: {e}", file=sys.stderr)
+        return 1
+    print(format_table(report))
+    j, md = write_reports(report, out)
+    print(f"wrote {j} and {md}; bitstream {report.bitstream}")
+    if not report.timing_met:
+        print(f"spikegate synth: {TimingError(report)}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,148 @@
+"""Board bitstreams with the YoWASP tools, their resource/Fmax report, PLLs and fit checks.
+
+The two bitstream builds (``@pytest.mark.synth``, a few minutes each on 2 cores) guard the
+capability of building for both boards; the report they return is checked against nextpnr's
+log, parsed independently. The rest is fast: PLL settings against ``icepll`` / ``ecppll``,
+the fit check, and the log parser on a canned log.
+"""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from spikegate.boards.fit import ResourceError, check_fit, weight_block_rams
+from spikegate.boards.icebreaker import ice40_pll
+from spikegate.boards.synth import (_fail_on_overflow, format_markdown, make_design, parse_log,
+                                    parse_report, synthesize, write_reports)
+from spikegate.boards.ulx3s import ecp5_pll
+from spikegate.golden.ttfs_discrete import DiscreteNetwork
+
+SEED = 0
+
+
+def _network(sizes, seed=SEED):
+    rng = np.random.default_rng(seed)
+    return DiscreteNetwork.from_float([rng.normal(0, 0.3, (a, b))
+                                       for a, b in zip(sizes[:-1], sizes[1:])])
+
+
+# --- PLLs ------------------------------------------------------------------------------------
+
+# (f_in, f_out) -> what icepll prints (DIVR, DIVF, DIVQ, FILTER_RANGE).
+@pytest.mark.parametrize("f_in, f_out, expect", [
+    (12e6, 30e6, (0, 79, 5, 1)),
+    (12e6, 48e6, (0, 63, 4, 1)),
+])
+def test_ice40_pll_matches_icepll(f_in, f_out, expect):
+    p = ice40_pll(f_in, f_out)
+    assert (p["DIVR"], p["DIVF"], p["DIVQ"], p["FILTER_RANGE"]) == expect, p
+    assert p["f_out_hz"] == pytest.approx(f_in * (p["DIVF"] + 1) / (p["DIVR"] + 1) / 2 ** p["DIVQ"])
+
+
+@pytest.mark.parametrize("f_out", [40e6, 50e6, 80e6, 100e6])
+def test_ecp5_pll_in_range(f_out):
+    p = ecp5_pll(25e6, f_out)
+    assert p["f_out_hz"] == pytest.approx(25e6 / p["CLKI_DIV"] * p["CLKFB_DIV"])
+    assert abs(p["f_out_hz"] - f_out) <= 0.01 * f_out, p
+    assert 400e6 <= p["f_out_hz"] * p["CLKOP_DIV"] <= 800e6, p
+
+
+def test_pll_refuses_unreachable():
+    with pytest.raises(ValueError, match="iCE40 PLL output must be 16 to 275 MHz"):
+        ice40_pll(12e6, 5e6)
+    with pytest.raises(ValueError, match="ECP5 PLL output must be"):
+        ecp5_pll(25e6, 500e6)
+
+
+# --- fit ---------------------------------------------------------------------------------
+
+def test_fit_names_the_resource():
+    # MNIST 784-128-10: 100k weight bytes; the UP5K has 30 x 512 bytes of block RAM.
+    with pytest.raises(ResourceError, match="ICESTORM_RAM") as e:
+        check_fit((784, 128, 10), (3, 1), "iCE40UP5K")
+    assert e.value.used > e.value.available == 30
+    # 4 lanes per layer: 16 multipliers, the UP5K has 8 DSPs.
+    with pytest.raises(ResourceError, match="16 ICESTORM_DSP but the device has 8"):
+        check_fit((64, 64, 10), 4, "iCE40UP5K")
+    check_fit((64, 64, 10), (3, 1), "iCE40UP5K")
+    check_fit((784, 128, 10), 8, "LFE5U-85F")
+
+
+def test_design_refuses_before_building():
+    with pytest.raises(ResourceError, match="MULT18X18D"):
+        make_design("ulx3s", _network((64, 64, 10)), 8, variant="25F", shim=True)
+    with pytest.raises(ValueError, match="board must be one of"):
+        make_design("icestick", _network((64, 64, 10)))
+
+
+def test_weight_block_rams():
+    # 64 x ceil(64/3) = 1408 words of 24 bits: as 512x8 blocks, 3 deep x 3 wide = 9.
+    assert weight_block_rams((64, 64), 3, "iCE40UP5K") == 9
+    # 16-bit words (2 lanes), 64*32 = 2048 deep -> 8 blocks of 256x16.
+    assert weight_block_rams((64, 64), 2, "iCE40UP5K") == 8
+
+
+_LOG = """\
+Info: Device utilisation:
+Info: 	         ICESTORM_LC:  3000/ 5280    56%
+Info: 	        ICESTORM_RAM:    12/   30    40%
+Info: 	               SB_IO:     4/   96     4%
+Info: 	         ICESTORM_DSP:    10/    8   125%
+Info: Max frequency for clock 'clk': 21.47 MHz (FAIL at 30.00 MHz)
+Info: Max frequency for clock 'clk': 31.02 MHz (PASS at 30.00 MHz)
+"""
+
+
+def test_parse_log_and_overflow():
+    res, fmax = parse_log(_LOG, "iCE40UP5K")
+    assert res["ICESTORM_LC"] == {"used": 3000, "available": 5280}
+    assert "SB_IO" not in res
+    assert fmax == {"clk": (31.02, 30.0)}  # the last line of each clock
+    with pytest.raises(ResourceError, match="10 ICESTORM_DSP but the device has 8"):
+        _fail_on_overflow(_LOG, "iCE40UP5K")
+    _fail_on_overflow(_LOG.replace("10/    8", " 8/    8"), "iCE40UP5K")
+
+
+# --- bitstreams --------------------------------------------------------------------------
+
+def _check_report_against_log(report, build_dir):
+    """The JSON report's numbers and the log's, parsed independently, agree."""
+    log = (build_dir / "top.tim").read_text()
+    from_log, fmax_log = parse_log(log, report.device)
+    from_json, fmax_json, _ = parse_report(build_dir / "top_report.json", report.device)
+    assert from_log == from_json == report.resources, (from_log, from_json)
+    assert set(fmax_log) == set(fmax_json)
+    for clk, (got, want) in fmax_json.items():
+        assert fmax_log[clk][0] == pytest.approx(got, abs=0.006), (clk, fmax_log, fmax_json)
+        assert fmax_log[clk][1] == pytest.approx(want, abs=0.006)
+    assert report.fmax_mhz == pytest.approx(min(v[0] for v in fmax_json.values()))
+    assert report.target_mhz == pytest.approx(min(v[1] for v in fmax_json.values()), abs=0.01)
+    assert report.ffs > 0
+    for cell, r in report.resources.items():
+        assert 0 <= r["used"] <= r["available"], (cell, r)
+        assert re.search(rf"{cell}:\s+{r['used']}/", log), cell
+
+
+@pytest.mark.synth
+@pytest.mark.slow
+@pytest.mark.parametrize("board, variant, cells", [
+    ("icebreaker", None, ("ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_DSP", "ICESTORM_PLL")),
+    ("ulx3s", "25F", ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D", "EHXPLLL")),
+])
+def test_board_bitstream_builds(board, variant, cells, tmp_path):
+    """The board top (UART protocol + digits-sized classifier) builds to a bitstream; timing is
+    reported, not required here (the Fmax targets are benchmarks: scripts/bench_boards.py)."""
+    net = _network((64, 64, 10))
+    design, plat = make_design(board, net, variant=variant or "85F")
+    report = synthesize(design, plat, tmp_path / "build", check_timing=False)
+    assert report.bitstream and (tmp_path / "build" / report.bitstream.split("/")[-1]).stat().st_size > 10000
+    for cell in cells:
+        assert cell in report.resources, (cell, report.resources)
+    assert report.resources[cells[-1]]["used"] >= 1  # the PLL is there
+    _check_report_against_log(report, tmp_path / "build")
+    j, md = write_reports(report, tmp_path)
+    assert json.loads(j.read_text())["fmax_mhz"] == pytest.approx(report.fmax_mhz)
+    assert md.read_text() == format_markdown(report) and "Fmax" in md.read_text()
+    print(f"{board}: build {report.seconds:.0f} s, Fmax {report.fmax_mhz:.2f} MHz")
