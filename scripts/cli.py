@@ -16,7 +16,6 @@ __all__ = ["main", "build_parser"]
 _COMMANDS = (
     "doctor",
     "eval_ttfs",
-    "run",
     "synth",
 )
 # ``spikegate train ALGORITHM``: one module per algorithm.
