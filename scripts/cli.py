@@ -16,6 +16,7 @@ __all__ = ["main", "build_parser"]
 _COMMANDS = (
     "doctor",
     "eval_ttfs",
+    "run",
     "synth",
 )
 # ``spikegate train ALGORITHM``: one module per algorithm.

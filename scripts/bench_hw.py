@@ -1,0 +1,153 @@
+"""Hardware benchmark of the TTFS classifier (simulated Verilog, Verilator): cycles per
+classification against the physical bound, lookups against golden, scaling, learning.
+
+Prints tables (targets, not tests):
+
+1. Digits test set (all 360 images), lanes 4 and 8, the benchmark network (hidden 64):
+   cycles per classification against the bound ``weights looked up / lanes`` (target
+   <= 1.5x), with the breakdown: row-pass cycles (each spike's row, ``ceil(n / lanes)``
+   cycles per layer), scan cycles (fire checks with no input), and the rest (control,
+   pipeline latency, image start and end; layers overlap within a step, so the parts can
+   add up to more than the total). Every image is compared with the golden model (class,
+   decision step, spikes and lookups per layer, every neuron's spike step).
+2. MNIST sizes: the same parameterized design elaborated at 784-600-10 (Verilog size and
+   time) and simulated at 784-128-10 on MNIST-like images against golden.
+3. On-chip learning: cycles per training image (forward + learning) on digits.
+
+The network is ``--model FILE`` (a ``spikegate train ttfs`` model file), else the digits
+benchmark network of ``bench_ttfs`` (trained here, cached in ``--out``).
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spikegate.golden.data import load_dataset
+from spikegate.golden.model_file import load_model, save_model
+from spikegate.golden.sign_backprop import random_discrete_network
+from spikegate.golden.ttfs_discrete import NO_SPIKE, simulate
+from spikegate.sim.ttfs_run import first_mismatch, simulate_hardware
+
+
+def table(rows, cols):
+    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in cols]
+    line = " | ".join(c.ljust(w) for c, w in zip(cols, widths))
+    out = [line, "-|-".join("-" * w for w in widths)]
+    out += [" | ".join(str(r[c]).ljust(w) for c, w in zip(cols, widths)) for r in rows]
+    return "\n".join(out)
+
+
+def benchmark_network(args):
+    if args.model:
+        return load_model(args.model)
+    path = Path(args.out) / "digits-64.npz"
+    if path.is_file():
+        return load_model(path)
+    from spikegate.golden.ttfs import TrainConfig
+    from .bench_ttfs import BENCHES
+    from .train_ttfs import train_model
+    _, hidden, enc, cfg, _ = BENCHES["digits-64"]
+    print("training the digits benchmark network (bench_ttfs digits-64) ...", file=sys.stderr)
+    model, _, _ = train_model(load_dataset("digits"), hidden, enc, TrainConfig(**cfg), quiet=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_model(path, model)
+    return model
+
+
+def cycles_table(model, steps, lanes_list, sim):
+    net = model.network()
+    g = simulate(net, steps)
+    rows = []
+    for lanes in lanes_list:
+        t0 = time.perf_counter()
+        hw = simulate_hardware(net, steps, lanes, trace=True, sim=sim)
+        secs = time.perf_counter() - t0
+        bad = first_mismatch(hw, g)
+        per = [lanes] * len(net.weights) if isinstance(lanes, int) else list(lanes)
+        groups = [-(-n // L) for n, L in zip(net.sizes[1:], per)]
+        row_cycles = sum(hw.spikes[:, l] * groups[l] for l in range(len(groups)))
+        bound = sum(g.lookups[:, l] / per[l] for l in range(len(per)))
+        rows.append({
+            "lanes": lanes, "images": len(steps),
+            "agree": "100 %" if bad is None else f"NO: {bad}",
+            "cycles": f"{hw.cycles.mean():.0f}",
+            "bound": f"{bound.mean():.0f}",
+            "ratio": f"{hw.cycles.sum() / bound.sum():.2f}",
+            "row passes": f"{row_cycles.mean():.0f}",
+            "scans": f"{hw.scan_cycles.mean():.0f}",
+            "rest": f"{(hw.cycles - row_cycles - hw.scan_cycles).mean():.0f}",
+            "lookups/layer": "/".join(f"{x:.0f}" for x in hw.lookups.mean(0)),
+            "sim s": f"{secs:.0f}",
+        })
+        if bad is not None:
+            print(f"MISMATCH lanes {lanes}: {bad}", file=sys.stderr)
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="bench_hw", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=None, help="TTFS model file (default: train digits-64)")
+    p.add_argument("--out", default="bench-out", help="cache directory (default: bench-out)")
+    p.add_argument("--lanes", default="4,8", help="lane counts, comma separated (default: 4,8)")
+    p.add_argument("--images", type=int, default=None, help="limit the test images")
+    p.add_argument("--sim", default=None, help="verilator (default) or icarus")
+    p.add_argument("--skip-mnist-scale", action="store_true")
+    p.add_argument("--skip-learning", action="store_true")
+    args = p.parse_args(argv)
+
+    model = benchmark_network(args)
+    ds = load_dataset("digits")
+    x = ds.x_test if args.images is None else ds.x_test[:args.images]
+    steps = model.encode(x)
+    lanes_list = [int(v) for v in args.lanes.split(",")]
+    print(f"\n## Cycles per classification, digits test set, network {'-'.join(map(str, model.sizes))}, "
+          f"{model.discrete.timesteps} steps of {model.discrete.dt}\n")
+    cols = ["lanes", "images", "agree", "cycles", "bound", "ratio", "row passes", "scans", "rest",
+            "lookups/layer", "sim s"]
+    print(table(cycles_table(model, steps, lanes_list, args.sim), cols))
+    print("\ntarget: ratio <= 1.5 at 4 and 8 lanes; agree = 100 % of images (class, step, spikes, "
+          "lookups, every neuron's spike step)")
+
+    if not args.skip_mnist_scale:
+        from amaranth.back import verilog
+        from spikegate.hdl.classifier import TTFSClassifier
+        print("\n## MNIST sizes (same design, parameters only)\n")
+        rows = []
+        big = random_discrete_network((784, 600, 10), seed=1, input_rate=0.13)
+        t0 = time.perf_counter()
+        v = verilog.convert(TTFSClassifier.from_network(big, 8), name="top")
+        rows.append({"net": "784-600-10", "what": "Verilog generated",
+                     "result": f"{len(v) / 1e6:.1f} MB in {time.perf_counter() - t0:.0f} s"})
+        rng = np.random.default_rng(2)
+        net = random_discrete_network((784, 128, 10), seed=2, input_rate=0.13)
+        xs = (rng.random((20, 784)) < 0.13)
+        st = np.where(xs, 0, NO_SPIKE).astype(np.int32)
+        g = simulate(net, st)
+        hw = simulate_hardware(net, st, 8, trace=True, sim=args.sim)
+        bad = first_mismatch(hw, g)
+        bound = (g.lookups / 8).sum(1)
+        rows.append({"net": "784-128-10", "what": "20 random binary images, 8 lanes",
+                     "result": f"agree {'100 %' if bad is None else bad}, cycles {hw.cycles.mean():.0f}, "
+                               f"bound {bound.mean():.0f}, ratio {hw.cycles.sum() / bound.sum():.2f}"})
+        print(table(rows, ["net", "what", "result"]))
+
+    if not args.skip_learning:
+        print("\n## On-chip learning, digits training images\n")
+        net = model.network()
+        st = model.encode(ds.x_train[:50])
+        rows = []
+        for lanes in lanes_list:
+            hw = simulate_hardware(net, st, lanes, trace=False, labels=ds.y_train[:50], sim=args.sim)
+            rows.append({"lanes": lanes, "images": 50,
+                         "forward cycles": f"{(hw.cycles - hw.learn_cycles).mean():.0f}",
+                         "learning cycles": f"{hw.learn_cycles.mean():.0f}",
+                         "total per image": f"{hw.cycles.mean():.0f}"})
+        print(table(rows, ["lanes", "images", "forward cycles", "learning cycles", "total per image"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The stages of ``spikegate run``: train, eval, sim, compare, synth, report.
+
+Each stage writes its result into the run directory together with the key of its inputs
+(a hash of the model file's bytes and the stage's options); ``run`` skips a stage whose
+result exists under the same key, so a second run with nothing changed only re-renders the
+report. Inputs (model file, data set) are checked before anything is written; the report is
+written to a temporary folder and moved into place at the end, so a failed run leaves no
+partial report.
+"""
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spikegate.golden.data import load_dataset
+from spikegate.golden.model_file import load_model, save_model
+from spikegate.golden.ttfs_discrete import NO_SPIKE, simulate
+
+__all__ = ["Flow", "PROTOTYPE"]
+
+#: The FPGA prototype's figures (Mostafa et al. 2017): MNIST 784-600-10, 8-bit weights.
+PROTOTYPE = {"accuracy": 0.97, "lookup_fraction": [0.13, 0.05], "spikes": 139}
+
+
+def _hash_file(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _key(**parts):
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+class Flow:
+    """One run directory and the options of its stages."""
+
+    def __init__(self, out, *, dataset="digits", data=None, images=100, lanes=8,
+                 board="icebreaker", board_lanes=None, waves=False, force=False):
+        if images < 1:
+            raise ValueError(f"--images must be >= 1, not {images!r}")
+        self.out = Path(out)
+        self.dataset_name, self.data = dataset, data
+        self.images, self.lanes, self.board = images, lanes, board
+        self.board_lanes, self.waves, self.force = board_lanes, waves, force
+        self._ds = None
+        self.stages = {}           # name -> {"seconds", "cached"}
+
+    # -- inputs ---------------------------------------------------------------------------
+    @property
+    def ds(self):
+        if self._ds is None:
+            self._ds = load_dataset(self.dataset_name, self.data)
+        return self._ds
+
+    def _cached(self, name, path, key):
+        meta = Path(str(path) + ".key")
+        if not self.force and Path(path).exists() and meta.is_file() and meta.read_text() == key:
+            self.stages[name] = {"seconds": 0.0, "cached": True}
+            _log(f"== {name}: up to date ({path})")
+            return True
+        return False
+
+    def _done(self, name, path, key, t0):
+        Path(str(path) + ".key").write_text(key)
+        self.stages[name] = {"seconds": round(time.perf_counter() - t0, 1), "cached": False}
+        _log(f"== {name}: {self.stages[name]['seconds']} s")
+
+    # -- stages ---------------------------------------------------------------------------
+    def train(self, model=None, *, hidden=(64,), epochs=None, seed=0):
+        """The model file: ``model`` when given (checked), else trained on the data set."""
+        if model is not None:
+            load_model(model)          # raises ModelFileError with a clear message
+            self.stages["train"] = {"seconds": 0.0, "cached": True, "model": str(model)}
+            return Path(model)
+        path = self.out / "model.npz"
+        key = _key(stage="train", dataset=self.dataset_name, hidden=list(hidden), epochs=epochs,
+                   seed=seed)
+        if self._cached("train", path, key):
+            return path
+        from spikegate.golden.ttfs import TrainConfig
+        from .bench_ttfs import BENCHES
+        from .train_ttfs import train_model
+        t0 = time.perf_counter()
+        if self.dataset_name == "digits":
+            _, _, enc, cfg, _ = BENCHES["digits-64"]
+        else:
+            _, _, enc, cfg, _ = BENCHES["mnist-128"]
+        cfg = dict(cfg, seed=seed)
+        if epochs is not None:
+            cfg["epochs"] = epochs
+        _log(f"== train: {self.dataset_name}, hidden {list(hidden)}, {cfg['epochs']} epochs")
+        model_file, _, _ = train_model(self.ds, list(hidden), enc, TrainConfig(**cfg))
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_model(path, model_file)
+        self._done("train", path, key, t0)
+        return path
+
+    def eval(self, model_path):
+        from .eval_ttfs import evaluate
+        path = self.out / "eval.json"
+        key = _key(stage="eval", model=_hash_file(model_path), dataset=self.dataset_name)
+        if self._cached("eval", path, key):
+            return json.loads(path.read_text())
+        t0 = time.perf_counter()
+        _log(f"== eval: float and 8-bit golden models on {len(self.ds.y_test)} test images")
+        summary, _ = evaluate(load_model(model_path), self.ds.x_test, self.ds.y_test)
+        path.write_text(json.dumps(summary, indent=1))
+        self._done("eval", path, key, t0)
+        return summary
+
+    def sample(self):
+        n = min(self.images, len(self.ds.y_test))
+        return self.ds.x_test[:n], self.ds.y_test[:n]
+
+    def sim(self, model_path):
+        """Simulate the Verilog on the sample; ``sim.npz`` holds the hardware's results."""
+        from spikegate.sim.ttfs_run import simulate_hardware
+        path = self.out / "sim.npz"
+        key = _key(stage="sim", model=_hash_file(model_path), dataset=self.dataset_name,
+                   images=self.images, lanes=self.lanes, waves=self.waves)
+        if self._cached("sim", path, key):
+            return dict(np.load(path))
+        t0 = time.perf_counter()
+        model = load_model(model_path)
+        x, _ = self.sample()
+        _log(f"== sim: generate Verilog, build with Verilator, run {len(x)} images "
+             f"(lanes {self.lanes})")
+        hw = simulate_hardware(model.network(), model.encode(x), self.lanes, trace=True,
+                               waves=self.waves)
+        arrays = {"decision": hw.decision, "decision_step": hw.decision_step, "error": hw.error,
+                  "cycles": hw.cycles, "scan_cycles": hw.scan_cycles, "spikes": hw.spikes,
+                  "lookups": hw.lookups}
+        for l, s in enumerate(hw.spike_steps):
+            arrays[f"spike_steps{l + 1}"] = s
+        np.savez(path, **arrays)
+        self._done("sim", path, key, t0)
+        return dict(np.load(path))
+
+    def compare(self, model_path, sim_arrays):
+        """Hardware against golden on the sample: ``None`` or the first mismatch."""
+        from spikegate.sim.ttfs_run import HardwareResult, first_mismatch
+        model = load_model(model_path)
+        x, _ = self.sample()
+        g = simulate(model.network(), model.encode(x))
+        n_layers = len(model.sizes)
+        hw = HardwareResult(
+            decision=sim_arrays["decision"], decision_step=sim_arrays["decision_step"],
+            error=sim_arrays["error"], cycles=sim_arrays["cycles"],
+            scan_cycles=sim_arrays["scan_cycles"], spikes=sim_arrays["spikes"],
+            lookups=sim_arrays["lookups"],
+            spike_steps=[sim_arrays[f"spike_steps{l}"] for l in range(1, n_layers)])
+        return first_mismatch(hw, g), g
+
+    def synth(self, model_path):
+        """Bitstream and resource/timing report for the board (``synth.json``)."""
+        path = self.out / "synth.json"
+        key = _key(stage="synth", model=_hash_file(model_path), board=self.board,
+                   lanes=self.board_lanes)
+        if self._cached("synth", path, key):
+            return json.loads(path.read_text())
+        from spikegate.boards.synth import make_design, synthesize
+        t0 = time.perf_counter()
+        model = load_model(model_path)
+        _log(f"== synth: {self.board} bitstream with YoWASP (Yosys, nextpnr)")
+        design, platform = make_design(self.board, model.network(), self.board_lanes)
+        report = synthesize(design, platform, self.out / "synth-build", check_timing=False)
+        d = report.to_dict()
+        path.write_text(json.dumps(d, indent=1))
+        self._done("synth", path, key, t0)
+        return d

@@ -1,0 +1,168 @@
+"""The report of ``spikegate run``: Markdown, JSON and PNG in one folder.
+
+:func:`write_report` renders into a temporary folder next to the destination and renames it
+into place, so a report is either complete or absent.
+"""
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from spikegate.golden.ttfs_discrete import NO_SPIKE
+
+__all__ = ["agreement", "write_report"]
+
+
+def agreement(sim, golden):
+    """Per image: does the hardware equal golden in class, step, spikes, lookups and every
+    neuron's spike step?"""
+    ok = (sim["decision"] == golden.decision) & (sim["decision_step"] == golden.decision_step)
+    ok &= (sim["error"] == 0)
+    ok &= (sim["spikes"] == golden.spikes).all(axis=1) & (sim["lookups"] == golden.lookups).all(axis=1)
+    for l in range(1, len(golden.spike_steps)):
+        ok &= (sim[f"spike_steps{l}"] == golden.spike_steps[l]).all(axis=1)
+    return ok
+
+
+def _plots(tmp, golden, sim, steps0, sizes, label0):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    paths = {}
+    decided = golden.decision >= 0
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    total = golden.spikes.sum(axis=1)
+    ax[0].hist(total, bins=30, color="#3b6ea5")
+    ax[0].axvline(total.mean(), color="k", ls="--", label=f"mean {total.mean():.0f}")
+    ax[0].set_xlabel("spikes until the decision (all layers)")
+    ax[0].set_ylabel("images")
+    ax[0].legend()
+    ts = golden.decision_step[decided] + 1
+    ax[1].hist(ts, bins=np.arange(0.5, max(ts.max() if len(ts) else 1, 1) + 1.5), color="#a5583b")
+    if len(ts):
+        ax[1].axvline(ts.mean(), color="k", ls="--", label=f"mean {ts.mean():.1f}")
+        ax[1].legend()
+    ax[1].set_xlabel("timesteps until the decision")
+    fig.tight_layout()
+    paths["histograms"] = "histograms.png"
+    fig.savefig(tmp / paths["histograms"], dpi=110)
+    plt.close(fig)
+
+    # Spike raster of image 0 (hardware trace; identical to golden when they agree).
+    layers = [steps0] + [sim[f"spike_steps{l}"][0] for l in range(1, len(sizes))]
+    names = ["input"] + [f"hidden {l}" for l in range(1, len(sizes) - 1)] + ["output"]
+    fig, axes = plt.subplots(len(layers), 1, figsize=(8, 2 + 1.6 * len(layers)), sharex=True,
+                             gridspec_kw={"height_ratios": [max(2, min(s, 60) / 10) for s in sizes]})
+    k_d = int(sim["decision_step"][0])
+    for ax, st, name, n in zip(axes, layers, names, sizes):
+        idx = np.flatnonzero(st != NO_SPIKE)
+        ax.scatter(st[idx], idx, s=6, color="#222")
+        ax.set_ylabel(f"{name}\n({n})")
+        ax.set_ylim(-1, n)
+        if k_d >= 0:
+            ax.axvline(k_d, color="#c33", lw=1)
+    if k_d >= 0:
+        win = int(sim["decision"][0])
+        axes[-1].scatter([k_d], [win], s=80, facecolors="none", edgecolors="#c33",
+                         label=f"decision: class {win} at step {k_d} (label {label0})")
+        axes[-1].legend(loc="upper right", fontsize=8)
+    axes[-1].set_xlabel("timestep")
+    fig.suptitle("spike raster of test image 0 (hardware trace)")
+    fig.tight_layout()
+    paths["raster"] = "raster.png"
+    fig.savefig(tmp / paths["raster"], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def write_report(dest, *, model, dataset, eval_summary, y_sample, steps_sample, golden, sim,
+                 mismatch, synth, stages, lanes, prototype):
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=dest.parent))
+    try:
+        ok = agreement(sim, golden)
+        n = len(y_sample)
+        hw_acc = float(np.mean(sim["decision"] == y_sample))
+        g_acc_sample = float(np.mean(golden.decision == y_sample))
+        cycles = sim["cycles"].astype(float)
+        fmax = synth.get("fmax_mhz") if synth else None
+        target = synth.get("target_mhz") if synth else None
+        data = {
+            "dataset": dataset, "sizes": list(model.sizes), "lanes": lanes,
+            "timesteps": model.discrete.timesteps, "dt": model.discrete.dt,
+            "encoding": model.encoding.to_dict(),
+            "accuracy": {"float": eval_summary.get("float_accuracy"),
+                         "golden_8bit": eval_summary["discrete_accuracy"],
+                         "golden_8bit_sample": g_acc_sample, "hardware_sample": hw_acc,
+                         "test_images": eval_summary["samples"], "sample_images": n},
+            "agreement": {"images": n, "agree": int(ok.sum()), "fraction": float(ok.mean()),
+                          "first_mismatch": mismatch},
+            "lookup_fraction": [s["mean"] for s in eval_summary["lookup_fraction"]],
+            "lookup_fraction_prototype": prototype["lookup_fraction"],
+            "spikes_to_decision": eval_summary["total_spikes"],
+            "spikes_prototype": prototype["spikes"],
+            "timesteps_to_decision": eval_summary["timesteps"],
+            "cycles_per_classification": {"mean": float(cycles.mean()),
+                                          "median": float(np.median(cycles))},
+            "lookup_bound_cycles": float((golden.lookups / np.asarray(
+                [lanes] * golden.lookups.shape[1] if isinstance(lanes, int) else lanes)).sum(1).mean()),
+            "classifications_per_s_at_fmax": (fmax * 1e6 / cycles.mean()) if fmax else None,
+            "synth": synth,
+            "stages": stages,
+        }
+        paths = _plots(tmp, golden, sim, steps_sample[0], model.sizes, int(y_sample[0]))
+        (tmp / "report.json").write_text(json.dumps(data, indent=1, default=str))
+        acc = data["accuracy"]
+        lines = [
+            f"# spikegate run: {dataset}, network {'-'.join(map(str, model.sizes))}",
+            "",
+            f"TTFS classifier, 8-bit weights, {model.discrete.timesteps} timesteps of "
+            f"{model.discrete.dt:g}, {model.encoding.mode} input encoding; hardware simulated "
+            f"as Verilog (Verilator) with {lanes} lane(s) on the first {n} test images.",
+            "",
+            "| quantity | value | reference |",
+            "|---|---|---|",
+            f"| accuracy, float model | {100 * acc['float']:.2f} % ({acc['test_images']} test images) | |"
+            if acc["float"] is not None else "| accuracy, float model | n/a | |",
+            f"| accuracy, 8-bit golden model | {100 * acc['golden_8bit']:.2f} % ({acc['test_images']} test images) | |",
+            f"| accuracy, hardware | {100 * hw_acc:.2f} % ({n} images; golden on the same: {100 * g_acc_sample:.2f} %) | |",
+            f"| hardware = golden (class, step, spikes, lookups, every neuron's spike step) | "
+            f"{int(ok.sum())}/{n} images ({100 * ok.mean():.1f} %) | must be 100 % |",
+        ]
+        for l, (f, pf) in enumerate(zip(data["lookup_fraction"], prototype["lookup_fraction"] + [None] * 9)):
+            ref = f"prototype {100 * pf:.0f} %" if pf is not None else ""
+            lines.append(f"| weights looked up, layer {l} | {100 * f:.1f} % | {ref} |")
+        sp, ts = data["spikes_to_decision"], data["timesteps_to_decision"]
+        lines += [
+            f"| spikes until the decision | mean {sp['mean']:.1f}, median {sp['median']:.0f} | prototype 139 (MNIST) |",
+            f"| timesteps until the decision | mean {ts['mean']:.1f}, median {ts['median']:.0f} | of {model.discrete.timesteps} |",
+            f"| cycles per classification | mean {cycles.mean():.0f}, median {np.median(cycles):.0f} | "
+            f"lookup bound {data['lookup_bound_cycles']:.0f} |",
+        ]
+        if synth:
+            lines.append(f"| Fmax ({synth['board']}, {synth['device']}) | {fmax:.1f} MHz | target {target:.1f} MHz |")
+            lines.append(f"| classifications per second at Fmax | {data['classifications_per_s_at_fmax']:,.0f} | |")
+            for name, r in synth["resources"].items():
+                lines.append(f"| {name} | {r['used']} / {r['available']} | |")
+        else:
+            lines.append("| synthesis | skipped (--no-synth) | |")
+        if mismatch:
+            lines += ["", "## First disagreement", "", "```", json.dumps(mismatch, indent=1), "```"]
+        lines += ["", "## Spikes and timesteps until the decision (golden model, sample)", "",
+                  f"![histograms]({paths['histograms']})", "",
+                  "## Spike raster of test image 0", "", f"![raster]({paths['raster']})", "",
+                  "## Stages", "", "| stage | seconds | reused |", "|---|---|---|"]
+        for name, st in stages.items():
+            lines.append(f"| {name} | {st['seconds']} | {'yes' if st['cached'] else 'no'} |")
+        (tmp / "report.md").write_text("\n".join(lines) + "\n")
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
