@@ -1,0 +1,95 @@
+"""``spikegate run`` end to end on a tiny configuration, and its refusals.
+
+The run trains a small digits network for one epoch, simulates 12 test images as Verilog,
+and (marked ``synth``) builds the iCEBreaker bitstream. The report's numbers must come from
+the run: 100 % agreement, and counts equal to the golden model's on the same images.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from spikegate.golden.data import load_dataset
+from spikegate.golden.model_file import load_model
+from spikegate.golden.ttfs_discrete import simulate
+from spikegate.scripts.cli import main
+
+
+def _run(tmp_path, *extra):
+    out = tmp_path / "run"
+    code = main(["run", "--out", str(out), "--images", "12", "--epochs", "1", "--hidden", "16",
+                 "--lanes", "4", *extra])
+    return code, out
+
+
+def test_run_end_to_end_without_synthesis(tmp_path, capsys):
+    code, out = _run(tmp_path, "--no-synth")
+    assert code == 0
+    rep = json.loads((out / "report" / "report.json").read_text())
+    for f in ("report.md", "histograms.png", "raster.png"):
+        assert (out / "report" / f).stat().st_size > 100, f
+    assert rep["agreement"] == {"images": 12, "agree": 12, "fraction": 1.0, "first_mismatch": None}
+    # The numbers come from this run's model and images.
+    model = load_model(out / "model.npz")
+    ds = load_dataset("digits")
+    g = simulate(model.network(), model.encode(ds.x_test))
+    assert rep["accuracy"]["golden_8bit"] == pytest.approx(float(np.mean(g.decision == ds.y_test)))
+    g12 = simulate(model.network(), model.encode(ds.x_test[:12]))
+    assert rep["accuracy"]["hardware_sample"] == pytest.approx(float(np.mean(g12.decision == ds.y_test[:12])))
+    frac = g.lookup_fraction(model.network()).mean(axis=0)
+    assert rep["lookup_fraction"] == pytest.approx(frac.tolist())
+    sim = np.load(out / "sim.npz")
+    np.testing.assert_array_equal(sim["lookups"], g12.lookups)
+    assert "12/12 images (100.0 %)" in (out / "report" / "report.md").read_text()
+    # A second run reuses every stage.
+    code, _ = _run(tmp_path, "--no-synth")
+    assert code == 0
+    rep2 = json.loads((out / "report" / "report.json").read_text())
+    assert all(s["cached"] for s in rep2["stages"].values()), rep2["stages"]
+
+
+@pytest.mark.synth
+def test_run_with_synthesis(tmp_path):
+    code, out = _run(tmp_path)
+    assert code == 0
+    rep = json.loads((out / "report" / "report.json").read_text())
+    assert rep["synth"]["fmax_mhz"] > 0 and rep["classifications_per_s_at_fmax"] > 0
+    assert "Fmax" in (out / "report" / "report.md").read_text()
+
+
+def test_corrupt_model_is_refused_and_no_report(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 this is not a model")
+    out = tmp_path / "run"
+    code = main(["run", "--model", str(bad), "--out", str(out), "--no-synth"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "bad.npz" in err
+    assert not (out / "report").exists()
+
+
+def test_missing_data_directory_is_refused_and_no_report(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("SPIKEGATE_DATA", raising=False)
+    out = tmp_path / "run"
+    code = main(["run", "--dataset", "mnist", "--data", str(tmp_path / "nowhere"), "--out", str(out),
+                 "--no-synth"])
+    assert code == 2
+    assert "nowhere" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_compare_exits_nonzero_on_disagreement(tmp_path, capsys, monkeypatch):
+    # Break the hardware on purpose: the compare stage must name the image, neuron and step.
+    code, out = _run(tmp_path, "--no-synth")
+    assert code == 0
+    sim_path = out / "sim.npz"
+    d = dict(np.load(sim_path))
+    d["spike_steps1"] = d["spike_steps1"].copy()
+    d["spike_steps1"][3, 5] += 1
+    np.savez(sim_path, **d)
+    from spikegate.scripts.flow import Flow
+    flow = Flow(out, images=12, lanes=4)
+    mm, _ = flow.compare(out / "model.npz", dict(np.load(sim_path)))
+    assert mm["image"] == 3 and mm["layer"] == 1 and mm["neuron"] == 5
