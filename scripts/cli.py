@@ -14,6 +14,7 @@ __all__ = ["main", "build_parser"]
 
 # Top-level subcommands, one module each.
 _COMMANDS = (
+    "board",
     "doctor",
     "eval_ttfs",
     "run",

@@ -6,6 +6,7 @@ import pytest
 
 from spikegate.boards import protocol as P
 from spikegate.boards.client import Client, DeviceError, ModelMismatch, ProtocolError
+from spikegate.boards.fake import FakeDevice
 from spikegate.golden.ttfs_discrete import DiscreteConfig, DiscreteNetwork, simulate
 
 
@@ -26,85 +27,6 @@ def test_identify_round_trip():
     assert P.decode_identify(P.encode_identify(info)) == info
     with pytest.raises(ValueError):
         P.decode_identify(P.encode_identify(info)[:-1])
-
-
-class FakeDevice:
-    """The protocol in Python over a DiscreteNetwork: a transport the client writes to."""
-
-    def __init__(self, net, *, max_chunk=16, learning=False):
-        self.net = DiscreteNetwork([w.copy() for w in net.weights], list(net.thetas), net.config)
-        self.info = P.DeviceInfo(P.VERSION, net.sizes, (1,) * (len(net.sizes) - 1), 1_000_000,
-                                 net.config.timesteps, net.config.dt, net.config.z_frac_bits,
-                                 learning, P.max_payload(net.sizes[0], max_chunk), max_chunk)
-        self.out = bytearray()
-        self.fault = None        # "crc", "echo", "silent", "sync": spoil the next reply
-        self.requests = []
-
-    def write(self, data):
-        data = bytes(data)
-        assert data[0] == P.SYNC and P.crc16(data[1:-2]) == int.from_bytes(data[-2:], "little")
-        cmd, n = data[1], int.from_bytes(data[2:4], "little")
-        payload = data[4:4 + n]
-        assert len(payload) == n
-        self.requests.append((cmd, payload))
-        status, reply = self._execute(cmd, payload)
-        frame = bytearray(P.encode_reply(cmd, status, reply))
-        fault, self.fault = self.fault, None
-        if fault == "crc":
-            frame[-1] ^= 1
-        elif fault == "echo":
-            frame = bytearray(P.encode_reply(cmd ^ 0x40, status, reply))
-        elif fault == "sync":
-            frame[0] = 0
-        elif fault == "silent":
-            frame = frame[:3]
-        self.out += frame
-
-    def read(self, n):
-        data, self.out = bytes(self.out[:n]), self.out[n:]
-        return data
-
-    def reset_input(self):
-        self.out.clear()
-
-    def _execute(self, cmd, p):
-        C, S = P.Command, P.Status
-        sizes, n_w = self.net.sizes, len(self.net.sizes) - 1
-        if cmd == C.IDENTIFY.value:
-            return S.OK, P.encode_identify(self.info)
-        if cmd == C.LOAD_THETA.value:
-            v = P.unpack(P.ThetaPayload(), p)
-            if not (v.layer < n_w and 1 <= v.theta <= 4095):
-                return S.OUT_OF_RANGE, b""
-            self.net.thetas[int(v.layer)] = int(v.theta)
-            return S.OK, b""
-        if cmd in (C.LOAD_WEIGHTS.value, C.READ_WEIGHTS.value):
-            h = P.unpack(P.ChunkHeader(), p[:7])
-            layer, start = int(h.layer), None
-            if layer < n_w and h.src < sizes[layer] and h.dst < sizes[layer + 1]:
-                start = int(h.src) * sizes[layer + 1] + int(h.dst)
-            if (start is None or not 1 <= h.count <= self.info.max_chunk
-                    or start + h.count > self.net.weights[layer].size):
-                return S.OUT_OF_RANGE, b""
-            flat = self.net.weights[layer].reshape(-1)
-            if cmd == C.READ_WEIGHTS.value:
-                return S.OK, flat[start:start + int(h.count)].tobytes()
-            flat[start:start + int(h.count)] = np.frombuffer(p[7:], np.int8)
-            return S.OK, b""
-        if cmd == C.CLASSIFY.value:
-            steps = np.full(sizes[0], -1, np.int64)
-            for i in range(0, len(p), 3):
-                e = P.unpack(P.Event(), p[i:i + 3])
-                steps[int(e.index)] = int(e.step)
-            g = simulate(self.net, steps[None])
-            d = int(g.decision[0])
-            return S.OK, P.pack(P.ClassifyReply(len(sizes)), {
-                "decided": int(d >= 0), "klass": max(d, 0),
-                "decision_step": int(g.decision_step[0]) if d >= 0 else self.net.config.timesteps,
-                "spikes": g.spikes[0].tolist(), "lookups": g.lookups[0].tolist()})
-        if cmd == C.TRAIN.value:
-            return S.UNSUPPORTED, b""
-        return S.BAD_COMMAND, b""
 
 
 @pytest.fixture
