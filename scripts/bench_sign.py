@@ -15,10 +15,26 @@ of the 32 steps and makes the causal sets more selective):
   epoch, so the mean and minimum of the last 5 epochs are shown too);
 * the speed of each in training images/s (the sign rule: one image at a time, one thread).
 
+Measured (2026-11, 64-64-10, T = 32, dt = 1/8, 20 sign epochs, seeds 0 / 1 / 2):
+
+==========================  ==========================  ===========================
+run                          t_max = 1                   t_max = 3
+==========================  ==========================  ===========================
+exact, float / 8-bit         96.1 / 93.6 %               95.6 / 94.7 %
+sign from random             83.6 / 81.7 / 89.4 %        91.9 / 90.3 / 88.9 %
+sign fine-tune, 1 epoch      -9.7 / -6.7 / -9.4 points   -1.4 / -2.8 / -5.8 points
+==========================  ==========================  ===========================
+
+The sign rule's test accuracy swings by 3-8 points from one epoch to the next (one update
+moves every causal weight of every hidden neuron with a non-zero delta by 1/theta, and a
+correct decision with no other output at ``k_d`` is never reinforced: no margin), and its
+equilibrium (about 88-92 %) lies below the exact-gradient network's, so fine-tuning drifts
+down to it; the 1-point fine-tuning target is missed.
+
 The exact models are written to ``--out`` and reused when present (``--retrain``)::
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 nice -n 10 \\
-        python -m spikegate.scripts.bench_sign --seeds 0,1,2
+        python -m spikegate.scripts.bench_sign
 """
 
 import argparse
@@ -80,7 +96,8 @@ def main(argv=None):
     p.add_argument("--t-max", default="1,3",
                    help="graded encoding t_max values, comma separated (default: 1,3); every "
                         "run is done for each")
-    p.add_argument("--seeds", default="0", help="seeds of the random-init sign runs (default: 0)")
+    p.add_argument("--seeds", default="0,1,2",
+                   help="seeds (init and order) of the sign runs, comma separated (default: 0,1,2)")
     p.add_argument("--only", default="exact,sign-finetune,sign-random",
                    help="comma-separated runs (default: all three)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -111,22 +128,26 @@ def main(argv=None):
                   file=sys.stderr, flush=True)
         if "sign-finetune" in runs:
             base = summary["discrete_accuracy"]
-            model, s, hist = train_sign_model(ds, init=exact, epochs=args.ft_epochs,
-                                              lr_shift=args.lr_shift, seed=0, quiet=args.quiet)
-            save_model(out / f"sign-finetune-{tag}.npz", model)
-            drops = [base - h["test_accuracy"] for h in hist]
-            verdict = ", ".join(f"after {e + 1}: {100 * d:+.2f} {'met' if d <= 0.01 else 'MISSED'}"
-                                for e, d in enumerate(drops) if e in (0, len(drops) - 1))
-            rows.append({
-                "run": f"sign fine-tune (K={args.lr_shift}), t_max={t_max:g}",
-                "sizes": "-".join(map(str, model.sizes)), "epochs": str(args.ft_epochs),
-                "float %": f"{100 * s['float_accuracy']:.2f}",
-                "8-bit %": f"{100 * s['discrete_accuracy']:.2f}",
-                "curve (8-bit % per epoch)": f"{100 * base:.1f} -> " + _curve(hist),
-                "images/s": f"{model.training['images_per_s']:.0f}",
-                "target": f"drop <= 1.0: {verdict}",
-            })
-            print(f"sign-finetune t_max={t_max:g}: {_curve(hist)}", file=sys.stderr, flush=True)
+            for seed in seeds:
+                model, s, hist = train_sign_model(ds, init=exact, epochs=args.ft_epochs,
+                                                  lr_shift=args.lr_shift, seed=seed,
+                                                  quiet=args.quiet)
+                save_model(out / f"sign-finetune-{tag}-seed{seed}.npz", model)
+                drops = [base - h["test_accuracy"] for h in hist]
+                verdict = ", ".join(
+                    f"after {e + 1}: {100 * d:+.2f} {'met' if d <= 0.01 else 'MISSED'}"
+                    for e, d in enumerate(drops) if e in (0, len(drops) - 1))
+                rows.append({
+                    "run": f"sign fine-tune (K={args.lr_shift}, seed {seed}), t_max={t_max:g}",
+                    "sizes": "-".join(map(str, model.sizes)), "epochs": str(args.ft_epochs),
+                    "float %": f"{100 * s['float_accuracy']:.2f}",
+                    "8-bit %": f"{100 * s['discrete_accuracy']:.2f}",
+                    "curve (8-bit % per epoch)": f"{100 * base:.1f} -> " + _curve(hist),
+                    "images/s": f"{model.training['images_per_s']:.0f}",
+                    "target": f"drop <= 1.0: {verdict}",
+                })
+                print(f"sign-finetune t_max={t_max:g} seed {seed}: {_curve(hist)}",
+                      file=sys.stderr, flush=True)
         if "sign-random" in runs:
             for seed in seeds:
                 model, s, hist = train_sign_model(
