@@ -182,11 +182,18 @@ def run_sign(args, *, default_encoding="graded"):
         init = load_model(init)
     encoding = EncodingConfig(mode=args.encoding or default_encoding, threshold=args.threshold,
                               t_max=args.t_max)
+    # the time grid of a random init: --timesteps / --dt when the parser has them and they
+    # are given, else DiscreteConfig's default (T = 32, dt = 1/8)
+    grid = DiscreteConfig().to_dict()
+    for name in ("timesteps", "dt"):
+        if getattr(args, name, None) is not None:
+            grid[name] = getattr(args, name)
+    discrete = DiscreteConfig.from_dict(grid)
     ds = load_dataset(args.dataset, args.data)
     model, summary, history = train_sign_model(
         ds, hidden=hidden, encoding=encoding, init=init, epochs=args.epochs,
         lr_shift=args.lr_shift, theta=args.theta, seed=args.seed,
-        train_limit=args.train_limit, quiet=args.quiet)
+        train_limit=args.train_limit, quiet=args.quiet, discrete=discrete)
     save_model(output, model)
     t = model.training
     print(format_table(summary, f"{args.dataset} test, sign rule from {t['init']}, sizes "
