@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from spikegate.golden.ttfs_discrete import WEIGHT_BITS
 
-__all__ = ["Device", "DEVICES", "ResourceError", "weight_block_rams", "check_fit"]
+__all__ = ["Device", "DEVICES", "ResourceError", "block_count", "weight_block_rams", "check_fit"]
 
 
 class ResourceError(ValueError):
@@ -61,7 +61,7 @@ DEVICES = {
 }
 
 
-def _blocks(depth, width, shapes):
+def block_count(depth, width, shapes):
     """Fewest blocks of one of ``shapes`` holding a ``depth`` x ``width`` memory."""
     return min(-(-depth // d) * -(-width // w) for d, w in shapes)
 
@@ -75,7 +75,7 @@ def weight_block_rams(sizes, lanes, device):
     total = 0
     for l, n in enumerate(lanes):
         depth = sizes[l] * -(-sizes[l + 1] // n)
-        total += _blocks(depth, n * WEIGHT_BITS, dev.bram_shapes)
+        total += block_count(depth, n * WEIGHT_BITS, dev.bram_shapes)
     return total
 
 

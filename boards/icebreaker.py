@@ -158,9 +158,12 @@ class ICEBreakerDesign(Elaboratable):
         m.d.comb += ResetSignal("sync").eq(timer != delay)
 
         m.submodules.top = self.top
-        uart = platform.request("uart", 0)
-        m.d.comb += [self.top.rx.eq(uart.rx.i), uart.tx.o.eq(self.top.tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx_buf = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx_buf = io.Buffer("o", uart.tx)
+        m.d.comb += [self.top.rx.eq(rx_buf.i), tx_buf.o.eq(self.top.tx)]
         if hasattr(self.top, "leds"):
             for i in range(len(self.top.leds)):
-                m.d.comb += platform.request("led", i).o.eq(self.top.leds[i])
+                m.submodules[f"led{i}"] = led = io.Buffer("o", platform.request("led", i, dir="-"))
+                m.d.comb += led.o.eq(self.top.leds[i])
         return m

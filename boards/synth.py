@@ -258,7 +258,9 @@ def format_markdown(report):
              "| resource | used | available | % |", "|---|---:|---:|---:|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in _rows(report)]
     if report.critical_path:
-        lines += ["", "Critical path (nets): " + " -> ".join(f"`{n}`" for n in report.critical_path)]
+        cp = report.critical_path
+        lines += ["", f"Critical path: `{cp[0]}` -> `{cp[-1]}` ({len(cp)} nets; the whole path "
+                  f"is in `{_NAME}_report.json` of the build directory)"]
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,258 @@
+"""Per-board benchmark: Fmax, resources, cycles per classification, classifications per
+second and digits accuracy; and the largest MNIST network that fits each board on chip.
+
+For each board, the board top (UART protocol + classifier, :class:`spikegate.boards.top.BoardTop`)
+is built with the YoWASP tools at the board's target clock (iCE40 UP5K 30 MHz, ECP5 80 MHz);
+cycles per classification come from the classifier's Verilog in Verilator
+(:func:`spikegate.sim.ttfs_run.simulate_hardware`) on the digits test set, checked against the
+golden model; classifications per second are the board clock (and the reached Fmax) over
+the mean cycles, excluding the UART transfer of the image. Accuracy is the golden discrete
+model's (the hardware matches it bit for bit).
+
+The largest MNIST network ``784-h-10``: ``h`` is estimated from the block RAM the memories need
+(weights, neuron state) plus the overhead measured on the digits build, then confirmed by
+building it (stepping ``h`` down while nextpnr says it does not fit). Its accuracy is the
+golden model's when ``--mnist-models DIR`` holds ``mnist-<h>.npz``, else the size only; its
+cycles are measured on MNIST test images (trained weights if available, else a network
+trained for ``--mnist-epochs`` on MNIST, else random weights, which the table says).
+
+Run: ``python -m spikegate.scripts.bench_boards`` (about 30-40 minutes on 2 shared cores).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spikegate.boards.fit import DEVICES, ResourceError, block_count, weight_block_rams
+from spikegate.boards.synth import (SynthError, format_markdown, format_table, make_design,
+                                    synthesize, write_reports)
+from spikegate.golden.data import DataError, load_dataset
+from spikegate.golden.encoding import EncodingConfig
+from spikegate.golden.model_file import load_model, save_model
+from spikegate.golden.ttfs_discrete import DiscreteNetwork, simulate
+
+__all__ = ["main", "estimate_block_rams", "largest_hidden"]
+
+#: board key -> (board, variant, Fmax target MHz)
+TARGETS = {"icebreaker": ("icebreaker", None, 30.0), "ulx3s-85F": ("ulx3s", "85F", 80.0),
+           "ulx3s-25F": ("ulx3s", "25F", 80.0)}
+#: Lanes of the MNIST 784-h-10 search per board (weights per block RAM word).
+MNIST_LANES = {"icebreaker": (1, 1), "ulx3s-85F": 8, "ulx3s-25F": (8, 4)}
+
+
+def estimate_block_rams(net, lanes, device):
+    """Block RAMs of the weight and neuron-state memories (a lower bound of the design's)."""
+    from spikegate.hdl.ttfs_layer import neuron_state_layout
+    dev = DEVICES[device]
+    n_w = len(net.sizes) - 1
+    lanes = [lanes] * n_w if isinstance(lanes, int) else list(lanes)
+    total = weight_block_rams(net.sizes, lanes, dev)
+    for l in range(n_w):
+        width = neuron_state_layout(net.widths(l), net.config.step_bits).size * lanes[l]
+        total += block_count(-(-net.sizes[l + 1] // lanes[l]), width, dev.bram_shapes)
+    return total
+
+
+def _random_net(sizes, seed=0):
+    rng = np.random.default_rng(seed)
+    return DiscreteNetwork.from_float([rng.normal(0, 1.5 / np.sqrt(a), (a, b))
+                                       for a, b in zip(sizes[:-1], sizes[1:])])
+
+
+def largest_hidden(device, lanes, overhead, h_max=2048):
+    """Largest ``h`` whose ``784-h-10`` estimate plus ``overhead`` block RAMs fits ``device``."""
+    have = DEVICES[device].resources[DEVICES[device].bram]
+    lo, hi = 0, h_max
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if estimate_block_rams(_random_net((784, mid, 10)), lanes, device) + overhead <= have:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _digits_model(out, epochs):
+    from spikegate.golden import ttfs
+    from .train_ttfs import train_model
+    path = out / "digits-64.npz"
+    if path.exists():
+        return load_model(path)
+    ds = load_dataset("digits")
+    cfg = ttfs.TrainConfig(seed=0, epochs=epochs, lr_decay=0.97, dropout=0.1)
+    model, _, _ = train_model(ds, [64], EncodingConfig("graded"), cfg, quiet=True)
+    save_model(path, model)
+    return model
+
+
+def _cycles(net, steps, lanes, y=None):
+    """Mean / max cycles per classification in Verilator, and whether the decisions match golden."""
+    from spikegate.sim.ttfs_run import simulate_hardware
+    hw = simulate_hardware(net, steps, lanes, trace=False)
+    g = simulate(net, steps)
+    agree = bool(np.array_equal(hw.decision, g.decision))
+    return float(np.mean(hw.cycles)), int(np.max(hw.cycles)), agree
+
+
+def _synth(key, net, lanes, out, shim=False):
+    board, variant, target = TARGETS[key]
+    design, plat = make_design(board, net, lanes, variant=variant or "85F",
+                               clk_freq_hz=int(target * 1e6), shim=shim)
+    return synthesize(design, plat, out / f"build_{key}" / "-".join(map(str, net.sizes)),
+                      check_timing=False), design.lanes
+
+
+def _res(resources):
+    return ", ".join(f"{r['used']}/{r['available']} {n}" for n, r in resources.items())
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--boards", default="icebreaker,ulx3s-85F",
+                   help=f"comma-separated, of {', '.join(TARGETS)}")
+    p.add_argument("--out", default="bench_boards_out")
+    p.add_argument("--digits-epochs", type=int, default=60)
+    p.add_argument("--n-sim", type=int, default=None, help="digits test images in Verilator (all)")
+    p.add_argument("--mnist", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--mnist-models", default="bench_ttfs_out", help="directory of mnist-<h>.npz")
+    p.add_argument("--mnist-epochs", type=int, default=1)
+    p.add_argument("--mnist-train-limit", type=int, default=6000,
+                   help="training images of the quick MNIST model (when none is given)")
+    p.add_argument("--mnist-sim", type=int, default=100, help="MNIST test images in Verilator")
+    p.add_argument("--data", default=None, help="MNIST IDX directory (default $SPIKEGATE_DATA)")
+    args = p.parse_args(argv)
+    keys = [k.strip() for k in args.boards.split(",")]
+    for k in keys:
+        if k not in TARGETS:
+            p.error(f"unknown board {k!r}; expected some of {', '.join(TARGETS)}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    model = _digits_model(out, args.digits_epochs)
+    net = model.network()
+    ds = load_dataset("digits")
+    steps = model.encode(ds.x_test)
+    acc = float(np.mean(simulate(net, steps).decision == ds.y_test))
+    n_sim = len(steps) if args.n_sim is None else args.n_sim
+    rows, results = [], {"digits": {}, "mnist": {}}
+    overhead = {}
+    for key in keys:
+        t0 = time.monotonic()
+        rep, lanes = _synth(key, net, None, out)
+        write_reports(rep, out)
+        print(format_table(rep), flush=True)
+        overhead[key] = rep.resources[DEVICES[rep.device].bram]["used"] - \
+            estimate_block_rams(net, lanes, rep.device)
+        mean, worst, agree = _cycles(net, steps[:n_sim], lanes)
+        target = TARGETS[key][2]
+        row = {"board": key, "device": rep.device, "lanes": list(rep.lanes),
+               "fmax_mhz": rep.fmax_mhz, "target_mhz": target,
+               "met": rep.fmax_mhz >= target, "resources": rep.resources, "ffs": rep.ffs,
+               "cycles_mean": mean, "cycles_max": worst, "hw_matches_golden": agree,
+               "cls_per_s_at_clock": rep.target_mhz * 1e6 / mean,
+               "cls_per_s_at_fmax": min(rep.fmax_mhz, rep.target_mhz) * 1e6 / mean,
+               "accuracy": acc, "build_s": rep.seconds, "critical_path": rep.critical_path[:1]
+               + rep.critical_path[-1:], "bench_s": time.monotonic() - t0}
+        rows.append(row)
+        results["digits"][key] = row
+        (out / "bench_boards.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    if args.mnist:
+        root = args.data or os.environ.get("SPIKEGATE_DATA")
+        try:
+            mnist = load_dataset("mnist", root)
+        except (DataError, FileNotFoundError) as e:
+            mnist = None
+            print(f"MNIST: not available ({e}); sizes from random weights only", file=sys.stderr)
+        for key in keys:
+            results["mnist"][key] = _largest_mnist(key, overhead[key], mnist, args, out)
+            (out / "bench_boards.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    text = _tables(rows, results["mnist"])
+    print(text)
+    (out / "bench_boards.md").write_text(text + "\n")
+    return 0
+
+
+def _largest_mnist(key, overhead, mnist, args, out):
+    board, variant, target = TARGETS[key]
+    lanes = MNIST_LANES[key]
+    device = DEVICES["iCE40UP5K" if board == "icebreaker" else f"LFE5U-{variant}"].name
+    h = largest_hidden(device, lanes, max(overhead, 0))
+    rep = None
+    while h > 0:
+        net = _random_net((784, h, 10))
+        try:
+            rep, _ = _synth(key, net, lanes, out)
+            break
+        except ResourceError as e:
+            print(f"{key}: 784-{h}-10 does not fit ({e})", flush=True)
+            h = int(h * 0.9)
+        except SynthError as e:
+            print(f"{key}: 784-{h}-10 failed: {e}", flush=True)
+            return {"h": None, "error": str(e)}
+    print(format_table(rep), flush=True)
+    (out / f"{key}_mnist_synth.md").write_text(format_markdown(rep))
+    res = {"h": h, "lanes": rep.lanes, "fmax_mhz": rep.fmax_mhz, "resources": rep.resources,
+           "accuracy": None, "weights": "random"}
+    if mnist is None:
+        return res
+    path = Path(args.mnist_models) / f"mnist-{h}.npz"
+    if path.exists():
+        model = load_model(path)
+        res["weights"] = str(path)
+    else:
+        from spikegate.golden import ttfs
+        from .train_ttfs import train_model
+        cfg = ttfs.TrainConfig(seed=0, epochs=args.mnist_epochs, lr_decay=0.85, dropout=0.05,
+                               late=0.02)
+        t0 = time.monotonic()
+        model, _, _ = train_model(mnist, [h], EncodingConfig("binary"), cfg, quiet=True,
+                                  train_limit=args.mnist_train_limit)
+        save_model(out / f"mnist-{h}.npz", model)
+        res["weights"] = (f"quick model: {args.mnist_epochs} epoch(s) on {args.mnist_train_limit} "
+                          f"images ({time.monotonic() - t0:.0f} s), not a trained benchmark model")
+    net = model.network()
+    steps = model.encode(mnist.x_test)
+    res["accuracy"] = float(np.mean(simulate(net, steps).decision == mnist.y_test))
+    mean, worst, agree = _cycles(net, steps[:args.mnist_sim], rep.lanes)
+    res.update(cycles_mean=mean, cycles_max=worst, hw_matches_golden=agree,
+               cls_per_s=min(rep.fmax_mhz, target) * 1e6 / mean)
+    return res
+
+
+def _tables(rows, mnist):
+    lines = ["## Digits 64-64-10 per board", "",
+             "| board | lanes | Fmax MHz (target) | resources | cycles/cls mean (max) | "
+             "cls/s at clock | cls/s at min(Fmax, clock) | digits acc (golden) | HW = golden |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['board']} ({r['device']}) | {tuple(r['lanes'])} | {r['fmax_mhz']:.1f} "
+            f"({r['target_mhz']:.0f}, {'met' if r['met'] else 'MISSED'}) | "
+            f"{_res(r['resources'])}, {r['ffs']} FFs | {r['cycles_mean']:.0f} ({r['cycles_max']}) | "
+            f"{r['cls_per_s_at_clock']:,.0f} | {r['cls_per_s_at_fmax']:,.0f} | "
+            f"{r['accuracy']:.4f} | {r['hw_matches_golden']} |")
+    if mnist:
+        lines += ["", "## Largest MNIST 784-h-10 on chip", "",
+                  "| board | h | lanes | Fmax MHz | resources | weights | accuracy (golden) | "
+                  "cycles/cls mean (max) |", "|---|---|---|---|---|---|---|---|"]
+        for key, m in mnist.items():
+            if m.get("h") is None:
+                lines.append(f"| {key} | - | | | {m.get('error', '')} | | | |")
+                continue
+            acc = "n/a" if m["accuracy"] is None else f"{m['accuracy']:.4f}"
+            cyc = f"{m['cycles_mean']:.0f} ({m['cycles_max']})" if "cycles_mean" in m else "n/a"
+            lines.append(
+                f"| {key} | {m['h']} | {tuple(m['lanes'])} | {m['fmax_mhz']:.1f} | "
+                f"{_res(m['resources'])} | {m['weights']} | {acc} | {cyc} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
