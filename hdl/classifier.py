@@ -201,7 +201,11 @@ class TTFSClassifier(wiring.Component):
         k = Signal(self._config.step_bits)
         step_start = Signal()
         for layer in self.layers:
-            m.d.comb += [layer.step.eq(k), layer.step_start.eq(step_start)]
+            m.d.comb += [layer.step.eq(k), layer.step_start.eq(step_start),
+                         # Only LEARN commands use the tag (set below); driving it from a
+                         # signal rather than leaving it constant also keeps Yosys from
+                         # emitting a constant-only ``always @*`` that Icarus never runs.
+                         layer.cmd.payload.tag.eq(k)]
 
         head = self.i_stream.payload
         in_spikes = Signal(RESULT_COUNT_BITS)

@@ -61,6 +61,19 @@ _RUN_DIR_ENV = "SPIKEGATE_RUN_DIR"
 _NPY_KEY = "__spikegate_npy__"
 _STAMP = "spikegate-build.json"
 _SRC_ATTR = re.compile(r'^\s*\(\* src = "[^"]*" \*\)\n', re.MULTILINE)
+# Yosys makes every ``always @*`` block also wait on a register it initialises to 0 in its
+# declaration, so that the block runs at time 0. Icarus may apply that initialiser before
+# the blocks start waiting (the time-0 race of amaranth-lang/amaranth#594), and a block whose
+# real inputs then never change (a table lookup on a register held at 0) stays X. For
+# Icarus the trigger is set by ``initial #1`` instead, after every block waits on it.
+# Verilator (two-state) and synthesis never see this.
+_TIME0_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$",
+                            re.MULTILINE)
+
+
+def _icarus_time0_fix(text):
+    return _TIME0_TRIGGER.sub(lambda mm: f"{mm.group(1)}reg {mm.group(2)};\n"
+                                         f"{mm.group(1)}initial #1 {mm.group(2)} = 1'b0;", text)
 
 # Verilator: keep lint warnings from stopping a build of generated code.
 _VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-j", "2"]
@@ -490,7 +503,7 @@ def run_cocotb(factory, *, params=None, module, name=None, test_args=None, sim=N
             old = None
         if old != stamp or not binary.is_file():
             stamp_path.unlink(missing_ok=True)
-            source.write_text(text)
+            source.write_text(_icarus_time0_fix(text) if sim == "icarus" else text)
             runtime_cache = (_runtime_cache_dir(build_root, waves) if sim == "verilator"
                              else None)
             if runtime_cache is not None:
