@@ -9,7 +9,7 @@ import numpy as np
 
 from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteConfig, DiscreteNetwork, spike_events
 
-__all__ = ["stream_put", "stream_get", "image_beats", "random_ttfs_case"]
+__all__ = ["stream_put", "stream_get", "image_beats", "random_ttfs_case", "read_weights"]
 
 
 async def _idle(ctx, rng, p_stall, max_stall):
@@ -55,3 +55,21 @@ def random_ttfs_case(seed, sizes, n_images=8, timesteps=32, dt=1 / 8):
     x = rng.integers(0, 12, (n_images, sizes[0])).astype(np.int32)
     x[rng.random(x.shape) > 0.6] = NO_SPIKE
     return net, list(x)
+
+
+async def read_weights(ctx, dut, shapes):
+    """Every weight of a classifier through its read-back port, one per cycle (while idle):
+    a list of int64 arrays of ``shapes`` (one ``(n_in, n_out)`` per weight layer)."""
+    out = []
+    for l, shape in enumerate(shapes):
+        vals = np.zeros(shape, np.int64)
+        for i, j in np.ndindex(*shape):
+            ctx.set(dut.w_layer, l)
+            ctx.set(dut.w_src, i)
+            ctx.set(dut.w_dst, j)
+            ctx.set(dut.rb_en, 1)
+            await ctx.tick()
+            ctx.set(dut.rb_en, 0)
+            vals[i, j] = ctx.get(dut.rb_data)
+        out.append(np.where(vals > 127, vals - 256, vals))
+    return out

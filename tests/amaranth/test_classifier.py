@@ -11,7 +11,8 @@ from amaranth.sim import Simulator
 
 from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteConfig, DiscreteNetwork, simulate
 from spikegate.hdl.classifier import TTFSClassifier
-from spikegate.sim.amaranth_tb import image_beats, random_ttfs_case as random_case, stream_get, stream_put
+from spikegate.sim.amaranth_tb import (image_beats, random_ttfs_case as random_case, read_weights,
+                                       stream_get, stream_put)
 
 
 def result_dict(p, n_layers):
@@ -233,17 +234,8 @@ def test_new_weights_and_thresholds_are_used_and_read_back():
                 ctx.set(dut.theta_data, new_t[l])
                 await ctx.tick()
                 ctx.set(dut.theta_en, 0)
-            for l, w in enumerate(new_w):
-                vals = np.zeros(w.shape, np.int64)
-                for (i, j), _ in np.ndenumerate(w):
-                    ctx.set(dut.w_layer, l)
-                    ctx.set(dut.w_src, i)
-                    ctx.set(dut.w_dst, j)
-                    ctx.set(dut.rb_en, 1)
-                    await ctx.tick()
-                    ctx.set(dut.rb_en, 0)
-                    vals[i, j] = ctx.get(dut.rb_data)
-                readback[l] = np.where(vals > 127, vals - 256, vals)
+            for l, w in enumerate(await read_weights(ctx, dut, [w.shape for w in new_w])):
+                readback[l] = w
             for img in images:
                 for beat in image_beats(img):
                     await stream_put(ctx, dut.i_stream, beat)

@@ -9,23 +9,8 @@ from spikegate.golden.sign_backprop import hidden_deltas, sign_backprop_step
 from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteConfig, DiscreteNetwork, simulate
 from spikegate.hdl.classifier import TTFSClassifier
 from spikegate.hdl.learning import DeltaVoter
-from spikegate.sim.amaranth_tb import image_beats, random_ttfs_case as random_case, stream_get, stream_put
-
-
-async def read_weights(ctx, dut, net):
-    out = []
-    for l, w in enumerate(net.weights):
-        vals = np.zeros(w.shape, np.int64)
-        for (i, j), _ in np.ndenumerate(w):
-            ctx.set(dut.w_layer, l)
-            ctx.set(dut.w_src, i)
-            ctx.set(dut.w_dst, j)
-            ctx.set(dut.rb_en, 1)
-            await ctx.tick()
-            ctx.set(dut.rb_en, 0)
-            vals[i, j] = ctx.get(dut.rb_data)
-        out.append(np.where(vals > 127, vals - 256, vals))
-    return out
+from spikegate.sim.amaranth_tb import (image_beats, random_ttfs_case as random_case, read_weights,
+                                       stream_get, stream_put)
 
 
 def run_training(net, images, labels, lanes, lr_shift, learn=None):
@@ -43,7 +28,7 @@ def run_training(net, images, labels, lanes, lr_shift, learn=None):
             p = await stream_get(ctx, dut.o_stream)
             results.append({"klass": p.klass, "decided": p.decided, "label_error": p.label_error,
                             "learn_cycles": p.learn_cycles, "error": p.error})
-            weights.append(await read_weights(ctx, dut, net))
+            weights.append(await read_weights(ctx, dut, [w.shape for w in net.weights]))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
