@@ -84,6 +84,10 @@ def check_fit(sizes, lanes, device):
     multipliers (two per lane) overflow the multiplier cells of ``device``."""
     dev = DEVICES[device] if isinstance(device, str) else device
     lanes_t = [lanes] * (len(sizes) - 1) if isinstance(lanes, int) else list(lanes)
+    if len(lanes_t) != len(sizes) - 1 or not all(isinstance(n, int) and 1 <= n <= 16
+                                                  for n in lanes_t):
+        raise ValueError(f"lanes must be an integer from 1 to 16, or {len(sizes) - 1} of them "
+                         f"(one per weight layer), not {lanes!r}")
     n_bram = weight_block_rams(sizes, lanes_t, dev)
     have = dev.resources[dev.bram]
     if n_bram > have:

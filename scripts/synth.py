@@ -61,6 +61,16 @@ def run(args):
     from spikegate.boards.synth import (SynthError, TimingError, format_table, make_design,
                                         synthesize, write_reports)
     lanes = parse_lanes(args.lanes)
+    if not args.model and lanes is not None:
+        # Refuse a design that cannot fit before training the default network.
+        from spikegate.boards.fit import check_fit
+        from spikegate.boards.ulx3s import VARIANTS
+        device = "iCE40UP5K" if args.board == "icebreaker" else VARIANTS[args.variant]
+        try:
+            check_fit((64, 64, 10), lanes, device)
+        except ResourceError as e:
+            print(f"spikegate synth: does not fit: {e}", file=sys.stderr)
+            return 1
     if args.model:
         from spikegate.golden.model_file import load_model
         net = load_model(args.model).network()

@@ -146,3 +146,19 @@ def test_board_bitstream_builds(board, variant, cells, tmp_path):
     assert json.loads(j.read_text())["fmax_mhz"] == pytest.approx(report.fmax_mhz)
     assert md.read_text() == format_markdown(report) and "Fmax" in md.read_text()
     print(f"{board}: build {report.seconds:.0f} s, Fmax {report.fmax_mhz:.2f} MHz")
+
+
+def test_cli_refuses_too_large_design(capsys):
+    from spikegate.scripts.cli import main
+    assert main(["synth", "--board", "icebreaker", "--lanes", "4", "--out", "/nonexistent"]) == 1
+    err = capsys.readouterr().err
+    assert "does not fit" in err and "ICESTORM_DSP" in err, err
+    assert main(["synth", "--board", "icebreaker", "--lanes", "x"]) == 2
+    assert "--lanes must be integers" in capsys.readouterr().err
+
+
+def test_fit_refuses_bad_lanes():
+    with pytest.raises(ValueError, match="lanes must be an integer from 1 to 16, or 2 of them"):
+        check_fit((64, 64, 10), (3, 1, 2), "iCE40UP5K")
+    with pytest.raises(ValueError, match="lanes must be"):
+        check_fit((64, 64, 10), 0, "iCE40UP5K")
