@@ -27,27 +27,19 @@ from pathlib import Path
 import numpy as np
 
 from spikegate.golden.data import DataError, load_dataset
-from spikegate.golden.encoding import EncodingConfig, encode
+from spikegate.golden.encoding import encode
 from spikegate.golden.model_file import load_model, save_model
 from spikegate.golden import ttfs
 
 from .eval_ttfs import evaluate
-from .train_ttfs import train_model
+from .train_ttfs import configs_for, train_model
 
-# name: (data set, hidden, encoding, train config, targets)
+# name: (data set, hidden, training overrides of train_ttfs.DEFAULTS, targets)
 BENCHES = {
-    "digits-64": ("digits", [64], EncodingConfig("graded"),
-                  dict(epochs=60, lr_decay=0.97, dropout=0.1, softmax_scale=3.0),
-                  dict(float=0.97, discrete=0.96)),
-    "mnist-600": ("mnist", [600], EncodingConfig("binary"),
-                  dict(epochs=10, lr_decay=0.8, late=0.01),
-                  dict(discrete=0.970, lookups=(0.13, 0.05), spikes=139)),
-    "mnist-500": ("mnist", [500], EncodingConfig("binary"),
-                  dict(epochs=10, lr_decay=0.8, late=0.01),
-                  dict()),
-    "mnist-128": ("mnist", [128], EncodingConfig("binary"),
-                  dict(epochs=10, lr_decay=0.8, late=0.01),
-                  dict()),
+    "digits-64": ("digits", [64], dict(), dict(float=0.97, discrete=0.96)),
+    "mnist-600": ("mnist", [600], dict(), dict(discrete=0.970, lookups=(0.13, 0.05), spikes=139)),
+    "mnist-500": ("mnist", [500], dict(), dict()),
+    "mnist-128": ("mnist", [128], dict(), dict()),
 }
 
 
@@ -57,6 +49,8 @@ def _row(name, model, summary, targets):
         "net": name,
         "sizes": "-".join(map(str, model.sizes)),
         "weights": f"{sum(w.size for w in model.int_weights) / 1000:.0f}k",
+        "enc": model.encoding.mode,
+        "grid": f"{model.discrete.timesteps}x{model.discrete.dt:g}",
         "float %": f"{100 * summary['float_accuracy']:.2f}",
         "8-bit %": f"{100 * summary['discrete_accuracy']:.2f}",
         "lookups % (per layer)": "/".join(f"{100 * v:.1f}" for v in lk),
@@ -108,7 +102,7 @@ def main(argv=None):
     root = args.data or os.environ.get("SPIKEGATE_DATA")
     datasets, rows = {}, []
     for name in names:
-        dname, hidden, enc, train_kw, targets = BENCHES[name]
+        dname, hidden, train_kw, targets = BENCHES[name]
         if dname not in datasets:
             try:
                 datasets[dname] = load_dataset(dname, root)
@@ -124,7 +118,7 @@ def main(argv=None):
             kw = dict(train_kw)
             if args.epochs is not None:
                 kw["epochs"] = args.epochs
-            cfg = ttfs.TrainConfig(seed=0, **kw)
+            enc, cfg, discrete = configs_for(dname, seed=0, **kw)
             z_test = ttfs.times_to_z(encode(ds.x_test, enc))
 
             def report(epoch, net, loss, name=name, z_test=z_test, y_test=ds.y_test):
@@ -132,8 +126,8 @@ def main(argv=None):
                 print(f"{name}: epoch {epoch + 1} loss {loss:.4f} float test {acc:.4f}",
                       file=sys.stderr, flush=True)
 
-            model, summary, _ = train_model(ds, hidden, enc, cfg, quiet=args.quiet,
-                                            epoch_callback=report)
+            model, summary, _ = train_model(ds, hidden, enc, cfg, discrete=discrete,
+                                            quiet=args.quiet, epoch_callback=report)
             save_model(path, model)
         rows.append(_row(name, model, summary, targets))
         print(f"{name}: float {summary['float_accuracy']:.4f} 8-bit {summary['discrete_accuracy']:.4f}",

@@ -6,6 +6,7 @@ the float and the 8-bit discrete model are evaluated on the test split, and the 
 (:mod:`spikegate.golden.model_file`) is written with those accuracies in its training info.
 """
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -22,14 +23,17 @@ from spikegate.golden.ttfs_discrete import DiscreteConfig
 from .eval_ttfs import evaluate, format_table
 from .train_sign import add_sign_arguments, run_sign
 
-__all__ = ["add_parser", "run", "train_model", "parse_hidden", "DEFAULTS"]
+__all__ = ["add_parser", "run", "train_model", "configs_for", "parse_hidden", "DEFAULTS"]
 
-# Per data set defaults: the encoding and the training hyper-parameters that differ from
-# TrainConfig's (chosen by the runs of scripts/bench_ttfs.py).
+# Per data set defaults (chosen by the runs of scripts/bench_ttfs.py): the encoding, the
+# training hyper-parameters that differ from TrainConfig's, and the discrete time grid
+# (None: DiscreteConfig's default). digits: inputs over t in [0, 2] on a 1/16 grid, trained
+# aware of that grid.
 DEFAULTS = {
-    "digits": ("graded", dict(epochs=60, lr_decay=0.97, dropout=0.1, softmax_scale=3.0)),
-    "mnist": ("binary", dict(epochs=10, lr_decay=0.8, late=0.01)),
-    "fashion-mnist": ("binary", dict(epochs=10, lr_decay=0.8, late=0.01)),
+    "digits": ("graded", dict(epochs=100, lr_decay=0.98, dropout=0.1, softmax_scale=3.0),
+               dict(t_max=2.0), dict(timesteps=64, dt=1 / 16)),
+    "mnist": ("binary", dict(epochs=10, lr_decay=0.8, late=0.01), {}, None),
+    "fashion-mnist": ("binary", dict(epochs=10, lr_decay=0.8, late=0.01), {}, None),
 }
 
 
@@ -42,11 +46,11 @@ def add_parser(subparsers):
                    help="IDX directory for mnist / fashion-mnist (default: $SPIKEGATE_DATA)")
     p.add_argument("--hidden", default="64", help="hidden layer sizes, comma separated (default: 64)")
     p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs (default: digits 60, mnist / fashion-mnist 10)")
+                   help="training epochs (default: digits 100, mnist / fashion-mnist 10)")
     p.add_argument("--batch-size", type=int, default=32, help="minibatch size (default: 32)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--lr-decay", type=float, default=None,
-                   help="learning rate factor per epoch (default: digits 0.97, otherwise 0.8)")
+                   help="learning rate factor per epoch (default: digits 0.98, otherwise 0.8)")
     p.add_argument("--dropout", type=float, default=None,
                    help="spike dropout probability while training (default: digits 0.1, otherwise 0)")
     p.add_argument("--late", type=float, default=None,
@@ -59,6 +63,12 @@ def add_parser(subparsers):
                    help="pixel to spike time rule (default: graded for digits, binary otherwise)")
     p.add_argument("--threshold", type=float, default=0.5,
                    help="binary encoding: pixels above it spike at t=0 (default: 0.5)")
+    p.add_argument("--timesteps", type=int, default=None,
+                   help="discrete model: time steps (default: digits 64, otherwise 32)")
+    p.add_argument("--dt", type=float, default=None,
+                   help="discrete model: time units per step (default: digits 1/16, otherwise 1/8)")
+    p.add_argument("--grid-aware", default=None, action=argparse.BooleanOptionalAction,
+                   help="train with hidden spikes on the discrete time grid (default: digits on)")
     p.add_argument("--train-limit", type=int, default=None, help="use the first N training samples")
     p.add_argument("-o", "--output", default=None, metavar="FILE",
                    help="model file to write (default: ttfs-<dataset>.npz)")
@@ -91,6 +101,26 @@ def parse_hidden(text):
     return sizes
 
 
+def configs_for(dataset, *, encoding=None, threshold=0.5, timesteps=None, dt=None,
+                grid_aware=None, **train):
+    """``(EncodingConfig, TrainConfig, DiscreteConfig)`` for ``dataset`` from :data:`DEFAULTS`,
+    with ``None`` meaning "the default" and ``train`` overriding TrainConfig fields."""
+    mode, kw, enc_kw, grid = DEFAULTS[dataset]
+    enc = EncodingConfig(mode=encoding or mode, threshold=threshold, **enc_kw)
+    grid = dict(grid or DiscreteConfig().to_dict())
+    if timesteps is not None:
+        grid["timesteps"] = timesteps
+    if dt is not None:
+        grid["dt"] = dt
+    discrete = DiscreteConfig(**grid)
+    if grid_aware is None:
+        grid_aware = dataset == "digits"
+    kw = dict(kw, **train)
+    if grid_aware:
+        kw.update(grid_dt=discrete.dt, grid_steps=discrete.timesteps)
+    return enc, ttfs.TrainConfig(**kw), discrete
+
+
 def train_model(ds, hidden, encoding, cfg, *, train_limit=None, quiet=False, discrete=None,
                 epoch_callback=None):
     """Train on data set ``ds``; returns ``(TTFSModelFile, summary, seconds_per_epoch)``.
@@ -105,6 +135,11 @@ def train_model(ds, hidden, encoding, cfg, *, train_limit=None, quiet=False, dis
             raise ValueError(f"--train-limit must be >= 1, not {train_limit!r}")
         x, y = x[:train_limit], y[:train_limit]
     times = encode(x, encoding)
+    if cfg.grid_dt:
+        # inputs as the discrete model sees them (times_to_steps rounds half up)
+        k = np.floor(times / cfg.grid_dt + 0.5)
+        times = np.where(np.isfinite(k) & ((k < cfg.grid_steps) | (cfg.grid_steps == 0)),
+                         k * cfg.grid_dt, np.inf)
     rate = float(np.mean(np.isfinite(times)))
     if rate == 0:
         raise ValueError(f"no input pixel spikes with encoding {encoding}")
@@ -150,14 +185,13 @@ def run(args):
     if args.rule == "sign":
         return run_sign(args, default_encoding=DEFAULTS[args.dataset][0])
     hidden = parse_hidden(args.hidden)
-    mode, kw = DEFAULTS[args.dataset]
-    mode = args.encoding or mode
-    encoding = EncodingConfig(mode=mode, threshold=args.threshold)
-    kw = dict(kw, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    for name in ("epochs", "lr_decay", "dropout", "late", "softmax_scale"):
-        if getattr(args, name) is not None:
-            kw[name] = getattr(args, name)
-    cfg = ttfs.TrainConfig(**kw)
+    overrides = {name: getattr(args, name) for name in
+                 ("epochs", "lr_decay", "dropout", "late", "softmax_scale")
+                 if getattr(args, name) is not None}
+    encoding, cfg, discrete = configs_for(
+        args.dataset, encoding=args.encoding, threshold=args.threshold, timesteps=args.timesteps,
+        dt=args.dt, grid_aware=args.grid_aware, batch_size=args.batch_size, lr=args.lr,
+        seed=args.seed, **overrides)
     output = Path(args.output or f"ttfs-{args.dataset}.npz")
     if not output.parent.is_dir():
         raise ValueError(f"output directory {str(output.parent)!r} does not exist")
@@ -165,7 +199,7 @@ def run(args):
         raise ValueError(f"--threads must be >= 1, not {args.threads!r}")
     ds = load_dataset(args.dataset, args.data)
     with _blas_threads(args.threads):
-        model, summary, per_epoch = train_model(ds, hidden, encoding, cfg,
+        model, summary, per_epoch = train_model(ds, hidden, encoding, cfg, discrete=discrete,
                                                 train_limit=args.train_limit, quiet=args.quiet)
     save_model(output, model)
     print(format_table(summary, f"{args.dataset} test, sizes {'-'.join(map(str, model.sizes))}, "
