@@ -261,3 +261,35 @@ def test_discrete_converges_to_float():
     assert np.all(np.diff(errors, axis=0) < 0), f"seed {seed}: errors do not shrink: {errors}"
     assert errors[-1].max() < 0.05, f"seed {seed}: errors at dt=1/128: {errors[-1]}"
     assert errors[0, 0] <= 1.0 / 8 + 1e-3, f"seed {seed}: first layer error above dt: {errors[0]}"
+
+
+def test_snap_to_grid():
+    t = np.array([0.0, 0.01, 0.125, 0.126, 3.8, 3.9, np.inf])
+    z = ttfs.snap_to_grid(np.exp(t), 0.125, steps=32)
+    k = np.log(z) / 0.125
+    np.testing.assert_allclose(k[:4], [0, 1, 1, 2], atol=1e-9)
+    assert k[4] == pytest.approx(31) and np.isinf(k[5]) and np.isinf(k[6])
+    assert ttfs.snap_to_grid(np.exp(np.array([5.0])), 0.125)[0] == pytest.approx(np.exp(5.0))
+
+
+def test_grid_aware_training_puts_hidden_spikes_on_the_grid(monkeypatch):
+    seed = 9
+    z, y = _toy_data(seed)
+    net = ttfs.TTFSNetwork.create((12, 16, 3), seed=seed)
+    seen = []
+    real = ttfs.layer_forward
+
+    def spy(z_in, w, **kw):
+        seen.append(z_in)
+        return real(z_in, w, **kw)
+
+    monkeypatch.setattr(ttfs, "layer_forward", spy)
+    cfg = ttfs.TrainConfig(epochs=6, batch_size=16, lr=3e-3, seed=seed, grid_dt=0.25, grid_steps=16)
+    ttfs.train(net, z, y, cfg)
+    hidden_in = np.concatenate([s[np.isfinite(s)] for s in seen[1::2]])
+    k = np.log(hidden_in) / 0.25
+    np.testing.assert_allclose(k, np.round(k), atol=1e-9, err_msg=f"seed {seed}")
+    assert k.max() <= 15
+    monkeypatch.undo()
+    # a coarse grid (4 steps per input range) costs accuracy, but it still learns (3 classes)
+    assert ttfs.accuracy(net, z, y) > 0.6, f"seed {seed}"
