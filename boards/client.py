@@ -83,7 +83,7 @@ def _result(view):
         "decision": int(view.klass) if decided else -1,
         "decision_step": int(view.decision_step),
         "error": flags & 1, "label_error": (flags >> 1) & 1,
-        "cycles": int(view.cycles), "scan_cycles": int(view.scan_cycles),
+        "cycles": int(view.cycles),
         "spikes": [int(view.spikes[i]) for i in range(len(view.spikes))],
         "lookups": [int(view.lookups[i]) for i in range(len(view.lookups))],
         "learn_cycles": int(view.learn_cycles),
@@ -255,7 +255,7 @@ class Client:
     def classify(self, steps):
         """Classify one image given as input steps (``NO_SPIKE`` = -1 for none). Returns a
         dict: decided, klass, decision (-1 = none), decision_step, error, label_error,
-        cycles, scan_cycles, spikes (per layer, input first), lookups (per weight layer)."""
+        cycles, spikes (per layer, input first), lookups (per weight layer)."""
         raw = self.request(P.Command.CLASSIFY, self._image(steps))
         return _result(P.unpack(P.ClassifyReply(len(self.info.sizes)), raw))
 

@@ -91,7 +91,7 @@ __all__ = [
     "Command", "Status", "ChunkHeader", "TrainHeader", "MAX_LR_SHIFT", "ThetaPayload", "Event", "ClassifyReply", "StatsReply",
     "crc16_update", "crc16", "encode_request", "encode_reply", "max_payload",
     "DeviceInfo", "encode_identify", "decode_identify", "pack", "unpack", "encode_events",
-    "classify_reply_layout", "DT_FRAC_BITS", "dt_units", "REQUEST_OVERHEAD",
+    "DT_FRAC_BITS", "dt_units", "REQUEST_OVERHEAD",
     "REPLY_OVERHEAD",
 ]
 
@@ -166,7 +166,8 @@ class TrainHeader(data.StructLayout):
 
 
 class ClassifyReply(data.StructLayout):
-    """CLASSIFY / TRAIN reply (``18 + 4 * (2 * n_layers - 1)`` bytes).
+    """CLASSIFY / TRAIN reply (``14 + 4 * (2 * n_layers - 1)`` bytes). (The classifier's
+    scan-cycle count is left out: one 32-bit field costs about 32 LUTs of reply mux.)
 
     Members
     -------
@@ -179,7 +180,6 @@ class ClassifyReply(data.StructLayout):
         bit 1: the training label was refused.
     cycles : u32
         Clock cycles from the image's first event to the result.
-    scan_cycles : u32
     spikes : u32 per neuron layer (input first)
     lookups : u32 per weight layer
     learn_cycles : u32
@@ -188,15 +188,11 @@ class ClassifyReply(data.StructLayout):
     def __init__(self, n_layers):
         super().__init__({
             "decided": unsigned(8), "klass": unsigned(16), "decision_step": unsigned(16),
-            "flags": unsigned(8), "cycles": unsigned(32), "scan_cycles": unsigned(32),
+            "flags": unsigned(8), "cycles": unsigned(32),
             "spikes": data.ArrayLayout(unsigned(32), n_layers),
             "lookups": data.ArrayLayout(unsigned(32), n_layers - 1),
             "learn_cycles": unsigned(32),
         })
-
-
-def classify_reply_layout(sizes):
-    return ClassifyReply(len(sizes))
 
 
 class StatsReply(data.StructLayout):

@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 from spikegate.boards.protocol import (CRC_INIT, MAX_CHUNK, REPLY_SYNC, SYNC, VERSION, ChunkHeader,
                                        ClassifyReply, Command, DeviceInfo, StatsReply, Status,
                                        ThetaPayload, TrainHeader, MAX_LR_SHIFT, crc16_update, encode_identify, max_payload)
+from spikegate.golden.fixed import unsigned_bits
 from spikegate.golden.ttfs_discrete import THETA_BITS, THETA_MAX, WEIGHT_BITS, DiscreteConfig
 from .layouts import ClassifierResultLayout, SpikeEventLayout, index_bits
 from .params import checking
@@ -219,11 +220,16 @@ class ProtocolEngine(wiring.Component):
         m.d.comb += [reply.decided.eq(res.decided), reply.klass.eq(res.klass),
                      reply.decision_step.eq(res.decision_step),
                      reply.flags.eq(Cat(res.error, label_error)),
-                     reply.cycles.eq(res.cycles), reply.scan_cycles.eq(res.scan_cycles)]
+                     reply.cycles.eq(res.cycles)]
+        # Spike and lookup counts cannot exceed these bounds (a neuron fires once; an image
+        # has at most max_events events): only their low bits reach the reply's byte mux.
+        max_events = BUF // 3
+        max_spikes = [max_events] + list(sizes[1:])
         for i in range(len(sizes)):
-            m.d.comb += reply.spikes[i].eq(res.spikes[i])
+            m.d.comb += reply.spikes[i].eq(res.spikes[i][:unsigned_bits(max_spikes[i])])
         for i in range(n_w):
-            m.d.comb += reply.lookups[i].eq(res.lookups[i])
+            bound = max_spikes[i] * sizes[i + 1]
+            m.d.comb += reply.lookups[i].eq(res.lookups[i][:unsigned_bits(bound)])
         if "learn_cycles" in self._result_layout.members:
             m.d.comb += reply.learn_cycles.eq(res.learn_cycles)
         reply_bytes = ClassifyReply(len(sizes)).size // 8
