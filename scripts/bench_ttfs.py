@@ -7,10 +7,14 @@ Prints one table row per network (targets, not tests):
   and <= 5 % hidden-to-output weights looked up, <= 139 mean spikes to decision;
 * MNIST 784-500-10 (fits an ECP5-85F: 426k 8-bit weights) and 784-128-10 (fits an iCE40
   UP5K's SPRAM: 131k), their accuracies;
-* training seconds per MNIST epoch and the discrete model's evaluation throughput.
+* training seconds per epoch (column ``s/epoch``, wall clock of the run, so it includes
+  whatever else the machine was doing) and the discrete model's evaluation throughput
+  (``eval/s``, samples per second over the test set).
 
-Every trained model is written to ``--out`` (``<name>.npz``) and reused on the next run when
-present (``--retrain`` trains again), so the long MNIST runs can be done one at a time::
+The hyper-parameters are ``spikegate train ttfs``'s defaults
+(:func:`spikegate.scripts.train_ttfs.configs_for`), seed 0. Every trained model is written
+to ``--out`` (``<name>.npz``) and reused on the next run when present (``--retrain`` trains
+again), so the long MNIST runs can be done one at a time::
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 nice -n 10 \\
         python -m spikegate.scripts.bench_ttfs --only mnist-600 --data /path/to/mnist
@@ -32,7 +36,7 @@ from spikegate.golden.model_file import load_model, save_model
 from spikegate.golden import ttfs
 
 from .eval_ttfs import evaluate
-from .train_ttfs import configs_for, train_model
+from .train_ttfs import _blas_threads, configs_for, train_model
 
 # name: (data set, hidden, training overrides of train_ttfs.DEFAULTS, targets)
 BENCHES = {
@@ -137,4 +141,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with _blas_threads(1):
+        sys.exit(main())
