@@ -85,19 +85,12 @@ class Flow:
                    seed=seed)
         if self._cached("train", path, key):
             return path
-        from spikegate.golden.ttfs import TrainConfig
-        from .bench_ttfs import BENCHES
-        from .train_ttfs import train_model
+        from .train_ttfs import configs_for, train_model
         t0 = time.perf_counter()
-        if self.dataset_name == "digits":
-            _, _, enc, cfg, _ = BENCHES["digits-64"]
-        else:
-            _, _, enc, cfg, _ = BENCHES["mnist-128"]
-        cfg = dict(cfg, seed=seed)
-        if epochs is not None:
-            cfg["epochs"] = epochs
-        _log(f"== train: {self.dataset_name}, hidden {list(hidden)}, {cfg['epochs']} epochs")
-        model_file, _, _ = train_model(self.ds, list(hidden), enc, TrainConfig(**cfg))
+        overrides = {"seed": seed} if epochs is None else {"seed": seed, "epochs": epochs}
+        enc, cfg, discrete = configs_for(self.dataset_name, **overrides)
+        _log(f"== train: {self.dataset_name}, hidden {list(hidden)}, {cfg.epochs} epochs")
+        model_file, _, _ = train_model(self.ds, list(hidden), enc, cfg, discrete=discrete)
         self.out.mkdir(parents=True, exist_ok=True)
         save_model(path, model_file)
         self._done("train", path, key, t0)
