@@ -46,7 +46,15 @@ from .pd_updates import ONLINE_RULES, add_block, make_rule
 from .sigma_delta import PDCoder, accumulate_rows
 
 __all__ = ["OpCounter", "PDLayer", "PDNetwork", "MLP", "init_weights", "train_online",
-           "TrainResult", "softmax"]
+           "TrainResult", "softmax", "Diverged", "DIVERGENCE_LIMIT"]
+
+# A pre-activation beyond this magnitude means training has diverged (pdnn stops such runs too:
+# "This horse ain't goin' nowhere" in demo_herding_network).
+DIVERGENCE_LIMIT = 1e6
+
+
+class Diverged(ArithmeticError):
+    """Training diverged: a pre-activation left ``[-DIVERGENCE_LIMIT, DIVERGENCE_LIMIT]``."""
 
 
 def softmax(z):
@@ -180,6 +188,8 @@ class PDNetwork:
         h = x
         for i, layer in enumerate(self.layers):
             z, s, n_rows = layer.forward(h)
+            if not np.all(np.abs(z) <= DIVERGENCE_LIMIT):          # also catches NaN
+                raise Diverged(f"layer {i} pre-activation reached {np.nanmax(np.abs(z)):.3g}")
             if count is not None:
                 count.fwd[i] += n_rows * layer.n_out
             zs.append(z)
@@ -259,6 +269,8 @@ class MLP:
             z = hs[-1] @ w + b
             hs.append(np.maximum(z, 0.0) if i < len(self.w) - 1 else z)
         out = hs[-1]
+        if not np.all(np.abs(out) <= DIVERGENCE_LIMIT):
+            raise Diverged(f"output reached {np.nanmax(np.abs(out)):.3g}")
         grad = softmax(out)
         grad[y] -= 1.0
         c = self.ops
@@ -298,6 +310,7 @@ class TrainResult:
     history: list
     seconds_per_epoch: float
     ops: dict
+    diverged: dict = None
 
 
 def train_online(net, x_train, y_train, x_test, y_test, *, epochs=1.0, lr=0.01, evals_per_epoch=2,
@@ -310,7 +323,9 @@ def train_online(net, x_train, y_train, x_test, y_test, *, epochs=1.0, lr=0.01, 
     (GOps), test accuracy (PD: herded and noise-free) and accuracy on the first
     ``train_eval_size`` training samples.
 
-    ``progress`` is ``None`` or a factory ``(total, desc) -> Progress``-like object.
+    ``progress`` is ``None`` or a factory ``(total, desc) -> Progress``-like object. A run that
+    diverges (:class:`Diverged`) stops there: ``TrainResult.diverged`` gives the sample and reason
+    and the last history entry has ``nan`` accuracies.
     """
     if epochs <= 0:
         raise ValueError(f"epochs must be > 0, not {epochs!r}")
@@ -341,6 +356,7 @@ def train_online(net, x_train, y_train, x_test, y_test, *, epochs=1.0, lr=0.01, 
 
     evaluate(0)
     bar = progress(total, desc) if progress is not None else None
+    diverged = None
     correct = 0
     seen = 0
     reported = 0
@@ -350,13 +366,23 @@ def train_online(net, x_train, y_train, x_test, y_test, *, epochs=1.0, lr=0.01, 
         t0 = time.perf_counter()
         for k in range(step, stop):
             i = k % n
-            out = net.train_step(x_train[i], int(y_train[i]))
+            try:
+                out = net.train_step(x_train[i], int(y_train[i]))
+            except Diverged as e:
+                diverged = {"sample": k, "reason": str(e)}
+                break
             correct += int(np.argmax(out) == y_train[i])
             seen += 1
             if bar is not None and k + 1 - reported >= 200:
                 bar.update(k + 1 - reported, acc=correct / seen)
                 reported = k + 1
         train_seconds += time.perf_counter() - t0
+        if diverged is not None:
+            history.append({"epoch": diverged["sample"] / n, "samples": diverged["sample"],
+                            "gops": net.ops.total / 1e9, "test_acc": float("nan"),
+                            "train_acc": float("nan"), "diverged": diverged["reason"]})
+            total = max(diverged["sample"], 1)
+            break
         step = stop
         rec = evaluate(step)
         if bar is not None:
@@ -365,4 +391,4 @@ def train_online(net, x_train, y_train, x_test, y_test, *, epochs=1.0, lr=0.01, 
     if bar is not None:
         bar.close()
     return TrainResult(history=history, seconds_per_epoch=train_seconds / (total / n),
-                       ops=net.ops.summary())
+                       ops=net.ops.summary(), diverged=diverged)

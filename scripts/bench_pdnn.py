@@ -46,6 +46,8 @@ def main(argv=None):
     p.add_argument("--train-limit", type=int, default=None, help="use the first N training samples")
     p.add_argument("--rule", default="past", help="update rule (default: past, as the paper's Figure 5)")
     p.add_argument("--out", default="bench_pdnn_out", help="output directory")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the runs already in OUT/bench_pdnn.json and do only the missing ones")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     if args.data is None:
@@ -55,6 +57,9 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     report = {"load_start": _load(), "epochs": args.epochs, "depth_epochs": args.depth_epochs,
               "main": {}, "depth": {}}
+    if args.resume and (out / "bench_pdnn.json").is_file():
+        report = json.loads((out / "bench_pdnn.json").read_text())
+        report["load_start"] = _load()
 
     def save():
         report["load_now"] = _load()
@@ -67,12 +72,16 @@ def main(argv=None):
                                        cache_dir=out, quiet=args.quiet)
         report.setdefault("prepare_seconds", {})[label] = time.perf_counter() - t0
     for label, data in datasets.items():
+        if label in report["main"]:
+            continue
         report["main"][label] = run_pair(data, [784, 200, 10], epochs=args.epochs, rule=args.rule,
                                          quiet=args.quiet, tag=f"{label} ")
         save()
         plot_curves(report["main"], out / "curves.png", title="784-200-10, online SGD")
     for depth in depths:
         for label, data in datasets.items():
+            if f"{label}/{depth}" in report["depth"]:
+                continue
             report["depth"][f"{label}/{depth}"] = run_pair(
                 data, [784] + [200] * depth + [10], epochs=args.depth_epochs, rule=args.rule,
                 baseline=False, evals_per_epoch=1, quiet=args.quiet, tag=f"{label} depth {depth} ")
@@ -124,8 +133,9 @@ def print_report(report):
             # MLP multiply-adds per training sample: fwd + update for all layers, backward above the first
             mlp = sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:])) + sum(
                 a * b for a, b in zip(sizes[1:-1], sizes[2:]))
+            note = f"  diverged at sample {run['diverged']['sample']}" if run.get("diverged") else ""
             print(f"{label:<16}{depth:>7}{100 * run['final']['test_acc']:>8.2f}{run['ops']['total_kops']:>12.1f}"
-                  f"{mlp / 1e3:>11.1f}{run['seconds_per_epoch']:>9.1f}")
+                  f"{mlp / 1e3:>11.1f}{run['seconds_per_epoch']:>9.1f}{note}")
 
 
 if __name__ == "__main__":

@@ -118,7 +118,7 @@ def run_pair(data, sizes, *, epochs, lr=0.01, kp=0.1, kd=1.0, rule="past", adapt
                            progress=factory, desc=f"{tag}{name}")
         runs[name] = {"history": res.history, "seconds_per_epoch": res.seconds_per_epoch,
                       "wall_seconds": time.perf_counter() - t0, "ops": res.ops,
-                      "final": res.history[-1]}
+                      "final": res.history[-1], "diverged": res.diverged}
         if name == "pdnn":
             runs[name]["k_beta"] = [[layer.fwd.k_beta, layer.back.k_beta] for layer in net.layers]
     return {"sizes": list(sizes), "epochs": epochs, "lr": lr, "kp": kp, "kd": kd, "rule": rule,

@@ -220,3 +220,15 @@ def test_temporal_order_makes_digits_smoother_and_spikes_fewer():
         temporal_order(d.x_train, smoothing_steps=0)
     with pytest.raises(ValueError, match="distance"):
         temporal_order(d.x_train, distance="cos")
+
+
+@pytest.mark.parametrize("cls", [PDNetwork, MLP])
+def test_divergence_stops_training_cleanly(cls):
+    """A far too large learning rate (seed 0) blows the network up; training stops and says where."""
+    d = load_dataset("digits")
+    net = cls([64, 32, 32, 10], seed=0)
+    res = train_online(net, d.x_train, d.y_train, d.x_test[:50], d.y_test[:50], epochs=1, lr=50.0,
+                       evals_per_epoch=1)
+    assert res.diverged is not None, "seed 0: lr 50 did not diverge"
+    assert 0 < res.diverged["sample"] < len(d.x_train)
+    assert np.isnan(res.history[-1]["test_acc"]) and "diverged" in res.history[-1]
