@@ -277,3 +277,21 @@ def test_fires_on_exact_equality():
     results, traces = run_images(net, images, 1)
     check_against_golden(net, images, results, traces, "equality")
     assert traces[0][0][0] == 3
+
+
+# Fan-in 784 with every weight at one limit and every input at the last step: acc_w and
+# acc_wz reach the extremes of their declared widths (ttfs_widths); nothing may wrap.
+@pytest.mark.parametrize("w0", [127, -128])
+def test_accumulators_at_their_limits(w0):
+    from spikegate.golden.ttfs_discrete import THETA_MAX, ttfs_widths, z_table
+    cfg = DiscreteConfig(timesteps=8, dt=1 / 2)
+    n = 784
+    w = [np.full((n, 2), w0, np.int8), np.array([[127, 100], [-128, 100]], np.int8)]
+    net = DiscreteNetwork(w, [THETA_MAX, 50], cfg)
+    widths = ttfs_widths(n, THETA_MAX, cfg)
+    z = z_table(cfg)
+    acc_wz = n * w0 * int(z[-2])
+    assert abs(acc_wz) > (1 << (widths["acc_wz_bits"] - 3)), "the case should use the top bits"
+    images = [np.full(n, cfg.timesteps - 2, np.int32), np.zeros(n, np.int32)]
+    results, traces = run_images(net, images, 16)
+    check_against_golden(net, images, results, traces, f"limits, weights {w0}")
