@@ -27,6 +27,7 @@ from spikegate.golden.ttfs_discrete import THETA_BITS, DiscreteConfig, DiscreteN
 from .layouts import (RESULT_COUNT_BITS, ClassifierResultLayout, FireMaskLayout, RowOp,
                       SpikeEventLayout, index_bits)
 from .params import checking
+from .spike_queue import StreamRegister
 from .ttfs_layer import TTFSLayer
 
 __all__ = ["TTFSClassifier"]
@@ -207,7 +208,12 @@ class TTFSClassifier(wiring.Component):
                          # emitting a constant-only ``always @*`` that Icarus never runs.
                          layer.cmd.payload.tag.eq(k)]
 
-        head = self.i_stream.payload
+        # The input passes a register slice: nothing combinational reaches from the
+        # producer (a host link, a protocol engine) into the layers' control, or back.
+        m.submodules.in_reg = in_reg = StreamRegister(self.i_stream.payload.shape())
+        wiring.connect(m, wiring.flipped(self.i_stream), in_reg.i_stream)
+        i_stream = in_reg.o_stream
+        head = i_stream.payload
         in_spikes = Signal(RESULT_COUNT_BITS)
         error = Signal()
         cycles = Signal(RESULT_COUNT_BITS)
@@ -284,7 +290,7 @@ class TTFSClassifier(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.idle.eq(1)
-                with m.If(self.i_stream.valid):
+                with m.If(i_stream.valid):
                     m.d.comb += clear_stats.eq(1)
                     m.d.sync += [cycles.eq(1), counting.eq(1), in_spikes.eq(0), error.eq(0),
                                  k.eq(0), step_start.eq(1), learn_cycles.eq(0)]
@@ -309,15 +315,15 @@ class TTFSClassifier(wiring.Component):
                 """Begin step ``kk`` (every layer idle, every FIFO empty): jump over idle
                 steps, end a finished image, or issue the step's first commands."""
                 bad, _, later = head_status(kk)
-                with m.If(self.i_stream.valid & ~any_armed & ~head.end & ~bad & (head.step > kk)):
+                with m.If(i_stream.valid & ~any_armed & ~head.end & ~bad & (head.step > kk)):
                     # Nothing armed, nothing due before the next input: jump to its step.
                     m.d.sync += k.eq(head.step)
                     m.next = "STEP_START"
-                with m.Elif(self.i_stream.valid & ~any_armed & head.end):
+                with m.Elif(i_stream.valid & ~any_armed & head.end):
                     # Input over and nothing armed: no neuron can ever fire again.
                     m.d.sync += [decided.eq(0), dstep.eq(T)]
                     m.next = "DRAIN"
-                with m.Elif(self.i_stream.valid):
+                with m.Elif(i_stream.valid):
                     # Layers after the first scan now if armed: their check at step kk does
                     # not depend on the spikes that reach them during step kk. The first
                     # layer scans now if no input is due at step kk. (Commands issued now
@@ -340,15 +346,15 @@ class TTFSClassifier(wiring.Component):
             with m.State("STEP"):
                 # Layer 0: the input events of step k, or one scan.
                 l0 = self.layers[0]
-                with m.If(~done[0] & self.i_stream.valid):
+                with m.If(~done[0] & i_stream.valid):
                     with m.If(head_bad):
-                        m.d.comb += self.i_stream.ready.eq(1)
+                        m.d.comb += i_stream.ready.eq(1)
                         m.d.sync += error.eq(1)
                     with m.Elif(head_now):
                         m.d.comb += [l0.cmd.valid.eq(1),
                                      l0.cmd.payload.op.eq(RowOp.ACCUMULATE),
                                      l0.cmd.payload.src.eq(head.index),
-                                     self.i_stream.ready.eq(l0.cmd.ready)]
+                                     i_stream.ready.eq(l0.cmd.ready)]
                         with m.If(l0.cmd.ready):
                             m.d.sync += [issued0.eq(1), in_spikes.eq(in_spikes + 1)]
                             if learning:
@@ -402,8 +408,8 @@ class TTFSClassifier(wiring.Component):
                         start_step(k + 1, "STEP_START")
 
             with m.State("DRAIN"):
-                m.d.comb += self.i_stream.ready.eq(1)
-                with m.If(self.i_stream.valid & head.end):
+                m.d.comb += i_stream.ready.eq(1)
+                with m.If(i_stream.valid & head.end):
                     if learning:
                         with m.If(learn_active & ~log_overflow):
                             m.d.sync += [idx.eq(0), in_learn.eq(1)]

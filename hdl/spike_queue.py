@@ -4,13 +4,13 @@ It buffers the spikes of an image so that a producer (the host link, a layer) ne
 for the classifier to finish a timestep. Storage is block RAM (``SyncFIFOBuffered``).
 """
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import checking
 
-__all__ = ["SpikeQueue"]
+__all__ = ["SpikeQueue", "StreamRegister"]
 
 
 class SpikeQueue(wiring.Component):
@@ -63,4 +63,50 @@ class SpikeQueue(wiring.Component):
             f.r_en.eq(self.o_stream.ready),
             self.level.eq(f.level),
         ]
+        return m
+
+
+class StreamRegister(wiring.Component):
+    """A two-entry skid buffer: the same stream out, every output and ``i_stream.ready``
+    driven by registers, so no combinational path crosses it in either direction.
+
+    Parameters
+    ----------
+    layout : data.Layout
+        The payload.
+
+    Members
+    -------
+    i_stream : In(stream)
+    o_stream : Out(stream)
+
+    Latency one cycle; throughput one payload per cycle, with or without back-pressure.
+    """
+
+    def __init__(self, layout):
+        with checking(self):
+            if not isinstance(layout, data.Layout):
+                raise TypeError(f"layout must be a data.Layout, not {layout!r}")
+        self._layout = layout
+        super().__init__({
+            "i_stream": In(stream.Signature(layout)),
+            "o_stream": Out(stream.Signature(layout)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        skid = Signal(self._layout)
+        skid_valid = Signal()
+        m.d.comb += self.i_stream.ready.eq(~skid_valid)
+        with m.If(self.o_stream.ready | ~self.o_stream.valid):
+            # The output register is free (or freed this cycle): refill it.
+            with m.If(skid_valid):
+                m.d.sync += [self.o_stream.payload.eq(skid), self.o_stream.valid.eq(1),
+                             skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o_stream.payload.eq(self.i_stream.payload),
+                             self.o_stream.valid.eq(self.i_stream.valid)]
+        with m.Elif(self.i_stream.valid & ~skid_valid):
+            # Output stalled: keep the incoming payload aside.
+            m.d.sync += [skid.eq(self.i_stream.payload), skid_valid.eq(1)]
         return m

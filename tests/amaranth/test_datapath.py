@@ -8,16 +8,17 @@ from amaranth.sim import Simulator
 
 from spikegate.hdl.layouts import RowOp, SpikeEventLayout
 from spikegate.hdl.lookup import WeightLookup, weight_words
-from spikegate.hdl.spike_queue import SpikeQueue
+from spikegate.hdl.spike_queue import SpikeQueue, StreamRegister
 from spikegate.sim.amaranth_tb import stream_get, stream_put
 
 
-@pytest.mark.parametrize("depth", [2, 5, 16])
+# Queue depths, and the register slice (depth None).
+@pytest.mark.parametrize("depth", [2, 5, 16, None])
 def test_spike_queue_in_order_under_stalls(depth):
-    seed = 40 + depth
+    seed = 40 + (depth or 0)
     rng = np.random.default_rng(seed)
     lay = SpikeEventLayout(64, 6)
-    dut = SpikeQueue(lay, depth)
+    dut = SpikeQueue(lay, depth) if depth else StreamRegister(lay)
     events = [{"index": int(i), "step": int(s), "end": int(e)}
               for i, s, e in zip(rng.integers(0, 64, 60), rng.integers(0, 33, 60), rng.random(60) < 0.1)]
     got = []
