@@ -31,6 +31,18 @@ def _hash_file(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _code_version():
+    """A hash of the gateware, simulation and board code: a change there invalidates the
+    sim and synth stages as surely as a new model does."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for sub in ("hdl", "sim", "boards", "golden"):
+        for f in sorted((root / sub).glob("*.py")):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _key(**parts):
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -117,7 +129,8 @@ class Flow:
         """Simulate the Verilog on the sample; ``sim.npz`` holds the hardware's results."""
         from spikegate.sim.ttfs_run import simulate_hardware
         path = self.out / "sim.npz"
-        key = _key(stage="sim", model=_hash_file(model_path), dataset=self.dataset_name,
+        key = _key(stage="sim", model=_hash_file(model_path), code=_code_version(),
+                   dataset=self.dataset_name,
                    images=self.images, lanes=self.lanes, waves=self.waves)
         if self._cached("sim", path, key):
             return dict(np.load(path))
@@ -155,7 +168,8 @@ class Flow:
     def synth(self, model_path):
         """Bitstream and resource/timing report for the board (``synth.json``)."""
         path = self.out / "synth.json"
-        key = _key(stage="synth", model=_hash_file(model_path), board=self.board,
+        key = _key(stage="synth", model=_hash_file(model_path), code=_code_version(),
+                   board=self.board,
                    lanes=self.board_lanes)
         if self._cached("synth", path, key):
             return json.loads(path.read_text())
