@@ -32,8 +32,8 @@ __all__ = ["add_parser", "run", "train_model", "configs_for", "parse_hidden", "D
 DEFAULTS = {
     "digits": ("graded", dict(epochs=100, lr_decay=0.98, dropout=0.1, softmax_scale=3.0),
                dict(t_max=2.0), dict(timesteps=64, dt=1 / 16)),
-    "mnist": ("binary", dict(epochs=10, lr_decay=0.8, late=0.01), {}, None),
-    "fashion-mnist": ("binary", dict(epochs=10, lr_decay=0.8, late=0.01), {}, None),
+    "mnist": ("binary", dict(epochs=8, lr_decay=0.8, late=0.003), {}, None),
+    "fashion-mnist": ("binary", dict(epochs=8, lr_decay=0.8, late=0.003), {}, None),
 }
 
 
@@ -46,7 +46,7 @@ def add_parser(subparsers):
                    help="IDX directory for mnist / fashion-mnist (default: $SPIKEGATE_DATA)")
     p.add_argument("--hidden", default="64", help="hidden layer sizes, comma separated (default: 64)")
     p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs (default: digits 100, mnist / fashion-mnist 10)")
+                   help="training epochs (default: digits 100, mnist / fashion-mnist 8)")
     p.add_argument("--batch-size", type=int, default=32, help="minibatch size (default: 32)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--lr-decay", type=float, default=None,
@@ -55,7 +55,7 @@ def add_parser(subparsers):
                    help="spike dropout probability while training (default: digits 0.1, otherwise 0)")
     p.add_argument("--late", type=float, default=None,
                    help="weight of the cost on hidden spikes before the decision (sparsity; "
-                        "default: digits 0, otherwise 0.01)")
+                        "default: digits 0, otherwise 0.003)")
     p.add_argument("--softmax-scale", type=float, default=None,
                    help="softmax over -scale * z_out (default: digits 3, otherwise 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialization and shuffling (default: 0)")
