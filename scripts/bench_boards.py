@@ -16,7 +16,8 @@ golden model's when ``--mnist-models DIR`` holds ``mnist-<h>.npz``, else the siz
 cycles are measured on MNIST test images (trained weights if available, else a network
 trained for ``--mnist-epochs`` on MNIST, else random weights, which the table says).
 
-Run: ``python -m spikegate.scripts.bench_boards`` (about 30-40 minutes on 2 shared cores).
+Run: ``python -m spikegate.scripts.bench_boards`` (about 50 minutes on 2 shared cores, most of
+it the 85F build of the largest MNIST network, 17 minutes).
 """
 
 import argparse
