@@ -485,8 +485,9 @@ class ProtocolEngine(wiring.Component):
                     m.next = "HUNT"
 
         receiving = Cat(fsm.ongoing(s) for s in _RX_STATES).any()
-        running = Cat(fsm.ongoing(s) for s in ("EV_USE", "EV_END", "EV_WAIT")).any()
-        m.d.comb += [self.learn_en.eq(is_train & ev_send & running),
+        # learn_en holds from the first event of a TRAIN image until the next CLASSIFY or
+        # TRAIN is checked: the classifier samples it whenever its image starts.
+        m.d.comb += [self.learn_en.eq(is_train & ev_send),
                      self.busy.eq(~fsm.ongoing("HUNT"))]
         # Bytes that arrive while a request is carried out or answered.
         with m.If(rx & ~receiving):

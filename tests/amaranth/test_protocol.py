@@ -18,6 +18,7 @@ from spikegate.hdl.protocol import ProtocolEngine
 
 C, S = P.Command, P.Status
 TIMEOUT = 200
+REPLY_LIMIT = 20_000     # cycles: any request of these tests is answered well within
 SEED = 11
 
 
@@ -76,7 +77,12 @@ def run(net, pieces, *, learning=False, max_chunk=8, seed=SEED, stall=0.3):
                 if gap:
                     await ctx.tick().repeat(gap)
             # request/response: wait for the reply (or the timeout) before the next piece
-            await ctx.tick().until(eng.busy == 0)
+            for _ in range(REPLY_LIMIT):
+                *_, busy = await ctx.tick().sample(eng.busy)
+                if not busy:
+                    break
+            else:
+                raise AssertionError(f"no reply within {REPLY_LIMIT} cycles to {bytes(p).hex()}")
         await ctx.tick().repeat(3 * TIMEOUT)
 
     async def receiver(ctx):
@@ -270,12 +276,22 @@ def test_train_with_learning_unit():
     bad_label = P.pack(P.TrainHeader(), {"label": 3, "lr_shift": 0})
     bad_shift = P.pack(P.TrainHeader(), {"label": 0, "lr_shift": 7})
     raw, _ = run(net, [req(C.TRAIN, payload), req(C.TRAIN, bad_label), req(C.TRAIN, bad_shift),
-                       req(C.IDENTIFY)], learning=True)
+                       req(C.IDENTIFY)] + read_all(net), learning=True)
     reps = replies(raw)
-    assert [st for st, _, _ in reps] == [S.OK, S.OUT_OF_RANGE, S.OUT_OF_RANGE, S.OK]
+    assert [st for st, _, _ in reps[:4]] == [S.OK, S.OUT_OF_RANGE, S.OUT_OF_RANGE, S.OK]
     r = P.unpack(P.ClassifyReply(3), reps[0][2])
     assert int(r.learn_cycles) > 0 and int(r.flags) == 0
-    assert P.decode_identify(reps[-1][2]).learning
+    assert P.decode_identify(reps[3][2]).learning
+    # The weights read back are the golden sign-backprop update of one step (the refused
+    # requests changed nothing).
+    from spikegate.golden.sign_backprop import sign_backprop_step
+    ref = DiscreteNetwork([w.copy() for w in net.weights], list(net.thetas), net.config)
+    info = sign_backprop_step(ref, steps, 1, lr_shift=2)
+    assert sum(info.changed) > 0, "the golden step should change some weight"
+    got = weights_from(reps[4:], net)
+    for l, w in enumerate(ref.weights):
+        bad = np.argwhere(got[l] != w)
+        assert not len(bad), f"layer {l}: weight {tuple(bad[0])} is {got[l][tuple(bad[0])]}, golden {w[tuple(bad[0])]}"
 
 
 def test_parameter_checks():
