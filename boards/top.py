@@ -73,12 +73,18 @@ class BoardTop(wiring.Component):
                     raise ValueError("learning=True needs the classifier's learning unit, which "
                                      "this version of TTFSClassifier does not have")
                 kwargs["learning"] = True
-            self.classifier = TTFSClassifier(net.sizes, net.thetas, lanes, net.config,
-                                             net.weights, **kwargs)
+            # The engine first: its checks fail before any other part is built.
+            n_w = len(net.sizes) - 1
+            lanes_t = (lanes,) * n_w if isinstance(lanes, int) else tuple(lanes)
             self.engine = ProtocolEngine(
-                net.sizes, self.classifier.lanes, net.config, clk_freq_hz=clk_freq_hz,
-                timeout_cycles=timeout_cycles, learning=learning, max_chunk=max_chunk,
-                result_layout=self.classifier.o_stream.payload.shape())
+                net.sizes, lanes_t, net.config, clk_freq_hz=clk_freq_hz,
+                timeout_cycles=timeout_cycles, learning=learning, max_chunk=max_chunk)
+            try:
+                self.classifier = TTFSClassifier(net.sizes, net.thetas, lanes, net.config,
+                                                 net.weights, **kwargs)
+            except (TypeError, ValueError):
+                self.engine._MustUse__silence = True    # not an unused design: an error
+                raise
         self._net = net
         self._clk = clk_freq_hz
         self._baud = baud

@@ -4,6 +4,7 @@ drives the whole top through its pins)."""
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 
 from spikegate.boards import protocol as P
 from spikegate.boards.top import BoardTop
@@ -24,7 +25,10 @@ def test_info_and_divisor():
     assert (info.version, info.sizes, info.lanes, info.clk_freq_hz) == (P.VERSION, (16, 8, 4), (2, 1), 12_000_000)
     assert (info.timesteps, info.dt, info.z_frac_bits, info.learning) == (32, 0.125, 8, False)
     assert info.max_payload == P.max_payload(16) and info.max_chunk == P.MAX_CHUNK
-    assert BoardTop(_net(), 2, clk_freq_hz=12_000_000, learning=True).info.learning
+    learning = BoardTop(_net(), 2, clk_freq_hz=12_000_000, learning=True)
+    assert learning.info.learning
+    for t in (top, learning):      # elaborate: the tops and their parts are used
+        Fragment.get(t, None)
 
 
 def test_parameter_checks():
