@@ -63,7 +63,8 @@ from .fixed import signed_bits, unsigned_bits
 __all__ = [
     "NO_SPIKE", "WEIGHT_BITS", "THETA_BITS", "THETA_MAX", "DiscreteConfig", "DiscreteNetwork", "DiscreteResult",
     "z_table", "quantize_layer", "times_to_steps", "ttfs_fires", "ttfs_accumulate",
-    "ttfs_widths", "layer_fire_steps", "simulate", "spike_events",
+    "ttfs_widths", "layer_fire_steps", "simulate", "spike_events", "QUIET_SHIFTS",
+    "quiet_horizons",
 ]
 
 NO_SPIKE = -1
@@ -357,3 +358,29 @@ def spike_events(steps):
     idx = np.nonzero(s != NO_SPIKE)[0]
     order = idx[np.lexsort((idx, s[idx]))]
     return order.astype(np.int64), s[order].astype(np.int64)
+
+
+#: The factors ``2**c`` the hardware's scan scheduler tests (``c`` in QUIET_SHIFTS).
+QUIET_SHIFTS = (1, 2, 3)
+
+
+def quiet_horizons(config):
+    """Scan-skipping horizons of the hardware scheduler (no effect on results).
+
+    ``h[c - 1][k]`` is the largest ``h >= 0`` with ``z_{k+h} <= 2**c * z_k`` (steps beyond
+    ``T - 1`` count as never firing, so ``h`` may run past the grid). A neuron whose state
+    after step ``k`` has ``acc_w > theta`` and ``acc_wz > 2**c * z_k * (acc_w - theta)``
+    cannot fire at steps ``k+1 .. k+h`` without new input, because there
+    ``z * (acc_w - theta) <= 2**c * z_k * (acc_w - theta) < acc_wz``. Returns an int array of
+    shape ``(len(QUIET_SHIFTS), T)``.
+    """
+    z = z_table(config)
+    T = len(z)
+    out = np.zeros((len(QUIET_SHIFTS), T), dtype=np.int64)
+    for i, c in enumerate(QUIET_SHIFTS):
+        for k in range(T):
+            ok = np.flatnonzero(z[k:] <= (int(z[k]) << c))
+            # z is increasing: the qualifying steps are a prefix; past the grid, no spike.
+            h = int(ok[-1]) if len(ok) else 0
+            out[i, k] = h if k + h < T - 1 else T - k
+    return out

@@ -19,7 +19,7 @@ and timestep while neurons are armed and idle, plus a few cycles per layer and s
 
 import numpy as np
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -312,28 +312,39 @@ class TTFSClassifier(wiring.Component):
                     m.next = "STEP_START"
 
             def start_step(kk, stay):
-                """Begin step ``kk`` (every layer idle, every FIFO empty): jump over idle
-                steps, end a finished image, or issue the step's first commands."""
+                """Begin step ``kk`` (every layer idle, every FIFO empty): jump over steps in
+                which nothing can happen, end a finished image, or issue the step's first
+                commands."""
                 bad, _, later = head_status(kk)
-                with m.If(i_stream.valid & ~any_armed & ~head.end & ~bad & (head.step > kk)):
-                    # Nothing armed, nothing due before the next input: jump to its step.
-                    m.d.sync += k.eq(head.step)
-                    m.next = "STEP_START"
-                with m.Elif(i_stream.valid & ~any_armed & head.end):
+                width = self._config.step_bits + 2
+
+                def vmin(a, b):
+                    return Mux(a < b, a, b)
+                # The first step at which some armed layer may fire without input.
+                due = Const(T, width)
+                for layer in self.layers:
+                    due = vmin(due, Mux(layer.armed != 0, layer.quiet_until + 1, T))
+                target = vmin(vmin(due, Mux(head.end, T - 1, head.step)), T - 1)
+                with m.If(i_stream.valid & ~any_armed & head.end):
                     # Input over and nothing armed: no neuron can ever fire again.
                     m.d.sync += [decided.eq(0), dstep.eq(T)]
                     m.next = "DRAIN"
+                with m.Elif(i_stream.valid & ~bad & later & (target > kk)):
+                    # No input and no possible spike before ``target``: jump there.
+                    m.d.sync += k.eq(target)
+                    m.next = "STEP_START"
                 with m.Elif(i_stream.valid):
-                    # Layers after the first scan now if armed: their check at step kk does
-                    # not depend on the spikes that reach them during step kk. The first
-                    # layer scans now if no input is due at step kk. (Commands issued now
-                    # reach the neurons two cycles later, when ``k`` is ``kk``.)
+                    # Layers after the first scan now if some neuron may fire: their check at
+                    # step kk does not depend on the spikes that reach them during step kk.
+                    # The first layer scans now if no input is due at step kk. (Commands
+                    # issued now reach the neurons two cycles later, when ``k`` is ``kk``.)
                     for l in range(1, n_w):
-                        with m.If(self.layers[l].armed != 0):
-                            m.d.comb += [self.layers[l].cmd.valid.eq(1),
-                                         self.layers[l].cmd.payload.op.eq(RowOp.SCAN)]
+                        layer = self.layers[l]
+                        with m.If((layer.armed != 0) & (kk > layer.quiet_until)):
+                            m.d.comb += [layer.cmd.valid.eq(1),
+                                         layer.cmd.payload.op.eq(RowOp.SCAN)]
                     l0 = self.layers[0]
-                    with m.If(later & (l0.armed != 0)):
+                    with m.If(later & (l0.armed != 0) & (kk > l0.quiet_until)):
                         m.d.comb += [l0.cmd.valid.eq(1), l0.cmd.payload.op.eq(RowOp.SCAN)]
                     m.d.sync += [issued0.eq(0), done[0].eq(later)] + [d.eq(0) for d in done[1:]]
                     m.next = "STEP"
@@ -365,7 +376,7 @@ class TTFSClassifier(wiring.Component):
                                 with m.Else():
                                     m.d.sync += log_overflow.eq(1)
                     with m.Else():     # head_later
-                        with m.If(~issued0 & (l0.armed != 0)):
+                        with m.If(~issued0 & (l0.armed != 0) & (k > l0.quiet_until)):
                             m.d.comb += [l0.cmd.valid.eq(1), l0.cmd.payload.op.eq(RowOp.SCAN)]
                             with m.If(l0.cmd.ready):
                                 m.d.sync += done[0].eq(1)

@@ -14,8 +14,8 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.lib import stream
 
-from spikegate.golden.ttfs_discrete import (THETA_BITS, THETA_MAX, DiscreteConfig, WEIGHT_BITS,
-                                            ttfs_widths, z_table)
+from spikegate.golden.ttfs_discrete import (QUIET_SHIFTS, THETA_BITS, THETA_MAX, DiscreteConfig,
+                                            WEIGHT_BITS, quiet_horizons, ttfs_widths, z_table)
 from .layouts import RESULT_COUNT_BITS, FireMaskLayout, RowCommandLayout, RowOp, index_bits
 from .lookup import WeightLookup
 from .params import checking
@@ -66,6 +66,11 @@ class TTFSLayer(wiring.Component):
     armed : Out
         Neurons that have not fired and whose ``acc_w`` exceeds ``theta``: only they can
         fire at a later step without new input (a layer with none needs no scan).
+    quiet_until : Out
+        No neuron can fire without new input up to this step, as the last pass found
+        (:func:`~spikegate.golden.ttfs_discrete.quiet_horizons`): every armed lane had
+        ``acc_wz > 2**c * z_k * (acc_w - theta)`` after it. Scans before then are skipped;
+        this changes cycles only, never a result.
     spikes, lookups, scan_cycles : Out(unsigned(32))
         Spikes of this layer's neurons, weights read and cycles of scan passes, since
         ``clear_stats``.
@@ -141,6 +146,7 @@ class TTFSLayer(wiring.Component):
             "step_fired": Out(1),
             "step_first": Out(index_bits(n_dst)),
             "armed": Out(range(n_dst + 1)),
+            "quiet_until": Out(step_bits + 2),
             "spikes": Out(RESULT_COUNT_BITS),
             "lookups": Out(RESULT_COUNT_BITS),
             "scan_cycles": Out(RESULT_COUNT_BITS),
@@ -205,6 +211,11 @@ class TTFSLayer(wiring.Component):
         zs = z_table(cfg)
         z = Signal(self._widths["z_bits"])
         m.d.sync += z.eq(Array(Const(int(v), self._widths["z_bits"]) for v in zs)[self.step])
+        hz = quiet_horizons(cfg)
+        horizon = [Signal(range(cfg.timesteps + 1), name=f"horizon{c}") for c in QUIET_SHIFTS]
+        for i, h in enumerate(horizon):
+            m.d.sync += h.eq(Array(Const(int(v), h.shape()) for v in hz[i])[self.step])
+        lane_class = []
 
         theta = Signal(THETA_BITS, init=self._theta)
         with m.If(self.theta_w_en):
@@ -224,11 +235,15 @@ class TTFSLayer(wiring.Component):
             w = lk.beat_weights[l]
             lane_ok = Const(1) if l < last_lanes else ~is_last_group
             diff = Signal(signed(self._widths["diff_bits"]), name=f"diff{l}")
+            prod = Signal(signed(self._widths["product_bits"]), name=f"prod{l}")
+            wz = Signal(signed(WEIGHT_BITS + self._widths["z_bits"] + 1), name=f"wz{l}")
             fires = Signal(name=f"fires{l}")
             m.d.comb += [
                 diff.eq(st.acc_w - theta),
+                prod.eq(z * diff),
+                wz.eq(w * z),
                 fires.eq(lane_ok & ~st.fired & ((op == RowOp.ACCUMULATE) | (op == RowOp.SCAN)) &
-                         (z * diff >= st.acc_wz)),
+                         (prod >= st.acc_wz)),
                 fire_mask[l].eq(fires),
                 armed_before[l].eq(lane_ok & ~st.fired & (st.acc_w > theta)),
             ]
@@ -238,11 +253,23 @@ class TTFSLayer(wiring.Component):
             with m.Else():
                 m.d.comb += [
                     nw.acc_w.eq(st.acc_w + w),
-                    nw.acc_wz.eq(st.acc_wz + w * z),
+                    nw.acc_wz.eq(st.acc_wz + wz),
                     nw.fired.eq(st.fired | fires),
                     nw.step.eq(Mux(fires, self.step, st.step)),
                 ]
             m.d.comb += armed_after[l].eq(lane_ok & ~nw.fired & (nw.acc_w > theta) & (op != RowOp.CLEAR))
+            # How long this lane stays quiet without input: z * (acc_w' - theta) after the
+            # beat is prod + wz (no multiplier); class c when acc_wz' > 2**c times it.
+            pz = Signal(signed(self._widths["product_bits"] + 2), name=f"pz{l}")
+            cls = Signal(range(len(QUIET_SHIFTS) + 1), name=f"quiet_class{l}")
+            m.d.comb += pz.eq(prod + wz)
+            m.d.comb += cls.eq(len(QUIET_SHIFTS))
+            with m.If(armed_after[l]):
+                m.d.comb += cls.eq(0)
+                for i, c in enumerate(QUIET_SHIFTS):
+                    with m.If(nw.acc_wz > (pz << c)):
+                        m.d.comb += cls.eq(i + 1)
+            lane_class.append(cls)
 
         m.d.comb += [
             wp.addr.eq(lk.beat_group),
@@ -280,6 +307,24 @@ class TTFSLayer(wiring.Component):
             m.d.sync += self.scan_cycles.eq(0)
         with m.Elif(lk.beat_valid & (op == RowOp.SCAN)):
             m.d.sync += self.scan_cycles.eq(self.scan_cycles + 1)
+
+        # The smallest quiet class over the pass; at its last beat, the horizon it buys.
+        beat_min = lane_class[0]
+        for cls in lane_class[1:]:
+            beat_min = Mux(cls < beat_min, cls, beat_min)     # a chain, not a loop
+        pass_min = Signal(range(len(QUIET_SHIFTS) + 1))
+        cur_min = Signal.like(pass_min)
+        m.d.comb += cur_min.eq(Mux(lk.beat_first | (beat_min < pass_min), beat_min, pass_min))
+        state_op = (op == RowOp.ACCUMULATE) | (op == RowOp.SCAN)
+        with m.If(lk.beat_valid & state_op):
+            m.d.sync += pass_min.eq(cur_min)
+            with m.If(lk.beat_last):
+                until = self.step
+                for i in range(len(QUIET_SHIFTS)):
+                    until = Mux(cur_min == i + 1, self.step + horizon[i], until)
+                m.d.sync += self.quiet_until.eq(until)
+        with m.Elif(lk.beat_valid & (op == RowOp.CLEAR)):
+            m.d.sync += self.quiet_until.eq(0)
 
         n_before = sum(armed_before[l] for l in range(L))
         n_after = sum(armed_after[l] for l in range(L))
