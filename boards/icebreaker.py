@@ -10,6 +10,8 @@ are readable (iCE40 BRAMs read as zero for ~3 us after configuration), and the F
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
 from amaranth.lib import io
 
+from spikegate.hdl.params import checking
+
 from .fit import DEVICES, check_fit
 
 __all__ = ["ICEBreakerDesign", "ice40_pll", "OSC_HZ", "DEFAULT_CLK_HZ", "DEFAULT_LANES",
@@ -110,15 +112,16 @@ class ICEBreakerDesign(Elaboratable):
     device = DEVICES["iCE40UP5K"]
 
     def __init__(self, net, lanes=None, *, clk_freq_hz=DEFAULT_CLK_HZ, make_top=None):
-        if lanes is None:
-            lanes = DEFAULT_LANES if len(net.sizes) == 3 else 1
-        check_fit(net.sizes, lanes, self.device)
-        if clk_freq_hz == OSC_HZ:
-            self.pll = None
-            self.clk_freq_hz = float(OSC_HZ)
-        else:
-            self.pll = ice40_pll(OSC_HZ, clk_freq_hz)
-            self.clk_freq_hz = self.pll["f_out_hz"]
+        with checking(self):     # a refused design is not reported as unused
+            if lanes is None:
+                lanes = DEFAULT_LANES if len(net.sizes) == 3 else 1
+            check_fit(net.sizes, lanes, self.device)
+            if clk_freq_hz == OSC_HZ:
+                self.pll = None
+                self.clk_freq_hz = float(OSC_HZ)
+            else:
+                self.pll = ice40_pll(OSC_HZ, clk_freq_hz)
+                self.clk_freq_hz = self.pll["f_out_hz"]
         self.net, self.lanes = net, lanes
         self.top = (make_top or _default_top)(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)))
 

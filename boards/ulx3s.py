@@ -9,6 +9,8 @@ wired to the top's ``rx``/``tx`` (the board's ``uart_tx_enable`` is driven high)
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Mux, ResetSignal, Signal
 from amaranth.lib import io
 
+from spikegate.hdl.params import checking
+
 from .fit import DEVICES, check_fit
 
 __all__ = ["ULX3SDesign", "ecp5_pll", "OSC_HZ", "DEFAULT_CLK_HZ", "DEFAULT_LANES", "VARIANTS",
@@ -124,19 +126,20 @@ class ULX3SDesign(Elaboratable):
 
     def __init__(self, net, lanes=None, *, variant="85F", clk_freq_hz=DEFAULT_CLK_HZ,
                  make_top=None):
-        if variant not in VARIANTS:
-            raise ValueError(f"ULX3S variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
-        self.variant = variant
-        self.device = DEVICES[VARIANTS[variant]]
-        if lanes is None:
-            lanes = DEFAULT_LANES[variant] if len(net.sizes) == 3 else 4
-        check_fit(net.sizes, lanes, self.device)
-        if clk_freq_hz == OSC_HZ:
-            self.pll = None
-            self.clk_freq_hz = float(OSC_HZ)
-        else:
-            self.pll = ecp5_pll(OSC_HZ, clk_freq_hz)
-            self.clk_freq_hz = self.pll["f_out_hz"]
+        with checking(self):     # a refused design is not reported as unused
+            if variant not in VARIANTS:
+                raise ValueError(f"ULX3S variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
+            self.variant = variant
+            self.device = DEVICES[VARIANTS[variant]]
+            if lanes is None:
+                lanes = DEFAULT_LANES[variant] if len(net.sizes) == 3 else 4
+            check_fit(net.sizes, lanes, self.device)
+            if clk_freq_hz == OSC_HZ:
+                self.pll = None
+                self.clk_freq_hz = float(OSC_HZ)
+            else:
+                self.pll = ecp5_pll(OSC_HZ, clk_freq_hz)
+                self.clk_freq_hz = self.pll["f_out_hz"]
         self.net, self.lanes = net, lanes
         self.top = (make_top or _default_top)(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)))
 

@@ -59,7 +59,9 @@ class ClassifierTB:
         self.stall_in, self.stall_out, self.seed = stall_in, stall_out, seed
 
     async def start(self):
-        for port in ("w_en", "rb_en", "theta_en", "w_layer", "w_src", "w_dst", "w_data",
+        # Every input driven before reset (a 4-state simulator would otherwise latch Z).
+        for port in ("i_stream__valid", "o_stream__ready",
+                     "w_en", "rb_en", "theta_en", "w_layer", "w_src", "w_dst", "w_data",
                      "theta_data", "trace_layer", "trace_addr", "learn_en", "learn_label",
                      "learn_shift"):
             if hasattr(self.dut, port):
