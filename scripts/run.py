@@ -122,11 +122,17 @@ def run(args):
     return 0
 
 
-def run_sim(args):
+def _simulate_and_compare(args):
+    """``sim`` and ``compare``: check the inputs, simulate (or reuse), compare with golden."""
     flow = _check_inputs(args)
     flow.out.mkdir(parents=True, exist_ok=True)
     sim = flow.sim(Path(args.model))
     mismatch, golden = flow.compare(Path(args.model), sim)
+    return flow, sim, mismatch, golden
+
+
+def run_sim(args):
+    flow, sim, mismatch, golden = _simulate_and_compare(args)
     from .report import agreement
     ok = agreement(sim, golden)
     x, y = flow.sample()
@@ -140,10 +146,7 @@ def run_sim(args):
 
 
 def run_compare(args):
-    flow = _check_inputs(args)
-    flow.out.mkdir(parents=True, exist_ok=True)
-    sim = flow.sim(Path(args.model))
-    mismatch, golden = flow.compare(Path(args.model), sim)
+    _, _, mismatch, golden = _simulate_and_compare(args)
     if mismatch:
         _print_mismatch(mismatch)
         return 1
