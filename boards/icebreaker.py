@@ -13,6 +13,7 @@ from amaranth.lib import io
 from spikegate.hdl.params import checking
 
 from .fit import DEVICES, check_fit
+from .top import default_top
 
 __all__ = ["ICEBreakerDesign", "ice40_pll", "OSC_HZ", "DEFAULT_CLK_HZ", "DEFAULT_LANES",
            "platform"]
@@ -78,11 +79,6 @@ def platform():
     return ICEBreakerPlatform()
 
 
-def _default_top(net, lanes, *, clk_freq_hz):
-    from .top import BoardTop
-    return BoardTop(net, lanes, clk_freq_hz=clk_freq_hz)
-
-
 class ICEBreakerDesign(Elaboratable):
     """A board top on the iCEBreaker.
 
@@ -123,7 +119,7 @@ class ICEBreakerDesign(Elaboratable):
                 self.pll = ice40_pll(OSC_HZ, clk_freq_hz)
                 self.clk_freq_hz = self.pll["f_out_hz"]
         self.net, self.lanes = net, lanes
-        self.top = (make_top or _default_top)(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)))
+        self.top = (make_top or default_top)(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)))
 
     def elaborate(self, platform):
         m = Module()

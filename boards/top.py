@@ -18,7 +18,7 @@ from spikegate.hdl.protocol import ProtocolEngine
 from spikegate.hdl.uart import UARTRx, UARTTx, uart_divisor
 from .protocol import FRAME_TIMEOUT_MS, MAX_CHUNK
 
-__all__ = ["BoardTop", "connect_classifier"]
+__all__ = ["BoardTop", "connect_classifier", "default_top"]
 
 
 class BoardTop(wiring.Component):
@@ -130,3 +130,8 @@ def connect_classifier(m, engine, classifier):
         m.d.comb += [classifier.learn_en.eq(engine.learn_en),
                      classifier.learn_label.eq(engine.learn_label),
                      classifier.learn_shift.eq(engine.learn_shift)]
+
+
+def default_top(net, lanes, *, clk_freq_hz):
+    """The board top the board wrappers build when given no other: :class:`BoardTop`."""
+    return BoardTop(net, lanes, clk_freq_hz=clk_freq_hz)

@@ -12,6 +12,7 @@ from amaranth.lib import io
 from spikegate.hdl.params import checking
 
 from .fit import DEVICES, check_fit
+from .top import default_top
 
 __all__ = ["ULX3SDesign", "ecp5_pll", "OSC_HZ", "DEFAULT_CLK_HZ", "DEFAULT_LANES", "VARIANTS",
            "platform"]
@@ -91,11 +92,6 @@ def platform(variant="85F"):
     return Platform()
 
 
-def _default_top(net, lanes, *, clk_freq_hz):
-    from .top import BoardTop
-    return BoardTop(net, lanes, clk_freq_hz=clk_freq_hz)
-
-
 class ULX3SDesign(Elaboratable):
     """A board top on the ULX3S.
 
@@ -141,7 +137,7 @@ class ULX3SDesign(Elaboratable):
                 self.pll = ecp5_pll(OSC_HZ, clk_freq_hz)
                 self.clk_freq_hz = self.pll["f_out_hz"]
         self.net, self.lanes = net, lanes
-        self.top = (make_top or _default_top)(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)))
+        self.top = (make_top or default_top)(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)))
 
     def platform(self):
         return platform(self.variant)

@@ -7,7 +7,6 @@ golden image by image, synthesizes for the default board and writes a report (Ma
 JSON, PNG) into ``--out``. Stages already up to date are reused.
 """
 
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from spikegate.golden.data import DATASETS
 from spikegate.golden.model_file import load_model
 
 from .flow import PROTOTYPE, Flow
+from .train_ttfs import parse_hidden
 
 __all__ = ["add_parser"]
 
@@ -63,16 +63,6 @@ def add_parser(subparsers):
     c.set_defaults(func=run_compare)
 
 
-def _hidden(text):
-    try:
-        vals = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"--hidden must be comma-separated integers, not {text!r}") from None
-    if not vals or min(vals) < 1:
-        raise ValueError(f"--hidden sizes must be >= 1, not {text!r}")
-    return vals
-
-
 def _check_inputs(args):
     """Everything that can be refused is refused here, before a file is written."""
     if getattr(args, "model", None) is not None:
@@ -101,7 +91,7 @@ def run(args):
     from .report import write_report
     t0 = time.perf_counter()
     flow = _check_inputs(args)
-    hidden = _hidden(args.hidden)
+    hidden = tuple(parse_hidden(args.hidden))
     flow.out.mkdir(parents=True, exist_ok=True)
     model_path = flow.train(args.model, hidden=hidden, epochs=args.epochs, seed=args.seed)
     model = load_model(model_path)

@@ -17,6 +17,8 @@ from spikegate.golden.data import DATASETS, load_dataset
 from spikegate.golden.pd_updates import ONLINE_RULES
 from spikegate.golden.pdnn import MLP, PDNetwork, train_online
 from spikegate.golden.progress import Progress
+
+from .train_ttfs import parse_hidden
 from spikegate.golden.temporal import smoothness, temporal_order
 
 __all__ = ["add_parser", "run", "prepare_data", "run_pair", "plot_curves"]
@@ -50,16 +52,6 @@ def add_parser(subparsers):
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
     return p
-
-
-def _parse_hidden(text):
-    try:
-        sizes = [int(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"--hidden must be comma-separated positive integers, not {text!r}") from None
-    if not sizes or any(n < 1 for n in sizes):
-        raise ValueError(f"--hidden must be comma-separated positive integers, not {text!r}")
-    return sizes
 
 
 def prepare_data(name, root=None, *, temporal=False, smoothing_steps=1000, train_limit=None,
@@ -172,7 +164,7 @@ def _table(results):
 
 
 def run(args):
-    sizes_hidden = _parse_hidden(args.hidden)
+    sizes_hidden = parse_hidden(args.hidden)
     if args.epochs <= 0:
         raise ValueError(f"--epochs must be > 0, not {args.epochs!r}")
     out = Path(args.out)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteNetwork, simulate
+from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteNetwork
 from spikegate.hdl.classifier import TTFSClassifier
 from .runner import run_cocotb
 
-__all__ = ["HardwareResult", "simulate_hardware", "first_mismatch"]
+__all__ = ["HardwareResult", "simulate_hardware", "first_mismatch", "small_digits_network"]
 
 
 @dataclass
@@ -114,3 +114,19 @@ def first_mismatch(hw, golden, steps=None):
                             "neuron": int(bad[0]), "hardware": int(tr[b][bad[0]]),
                             "golden": int(golden.spike_steps[l + 1][b][bad[0]])}
     return None
+
+
+def small_digits_network(epochs=8, seed=0):
+    """A 64-64-10 digits network trained by the golden model (seeded, a few seconds), for
+    test benches: ``(DiscreteNetwork, test input steps, test labels)``."""
+    from spikegate.golden import ttfs
+    from spikegate.golden.data import load_dataset
+    from spikegate.golden.encoding import EncodingConfig, encode
+    from spikegate.golden.ttfs_discrete import times_to_steps
+    d = load_dataset("digits")
+    enc = EncodingConfig(mode="graded")
+    net = ttfs.TTFSNetwork.create((64, 64, 10), seed=seed)
+    ttfs.train(net, ttfs.times_to_z(encode(d.x_train, enc)), d.y_train,
+               ttfs.TrainConfig(epochs=epochs, seed=seed))
+    dnet = DiscreteNetwork.from_float(net.weights)
+    return dnet, times_to_steps(encode(d.x_test, enc), dnet.config), d.y_test

@@ -19,7 +19,7 @@ import cocotb
 from spikegate.boards import protocol as P
 from spikegate.boards.client import Client, DeviceError
 from spikegate.boards.top import BoardTop
-from spikegate.golden.ttfs_discrete import DiscreteConfig, DiscreteNetwork, simulate, times_to_steps
+from spikegate.golden.ttfs_discrete import DiscreteConfig, DiscreteNetwork, simulate
 from spikegate.sim.bridge import SimTransport, UARTModel, run_client
 from spikegate.sim.runner import run_cocotb, test_args
 from spikegate.sim.stream import start_clock_and_reset
@@ -211,16 +211,9 @@ async def board_survives_fuzzing(dut):
 @pytest.fixture(scope="module")
 def digits_network():
     """A 64-64-10 network trained on digits by the golden model (seeded, a few seconds)."""
-    from spikegate.golden import ttfs
-    from spikegate.golden.data import load_dataset
-    from spikegate.golden.encoding import EncodingConfig, encode
-    d = load_dataset("digits")
-    enc = EncodingConfig(mode="graded")
-    net = ttfs.TTFSNetwork.create((64, 64, 10), seed=0)
-    ttfs.train(net, ttfs.times_to_z(encode(d.x_train, enc)), d.y_train,
-               ttfs.TrainConfig(epochs=8, seed=0))
-    dnet = DiscreteNetwork.from_float(net.weights)
-    return dnet, times_to_steps(encode(d.x_test, enc), dnet.config)
+    from spikegate.sim.ttfs_run import small_digits_network
+    dnet, steps, _ = small_digits_network()
+    return dnet, steps
 
 
 def _run(dnet, steps, testcase, lanes=LANES, **extra):

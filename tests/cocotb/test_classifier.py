@@ -10,10 +10,10 @@ import pytest
 
 import cocotb
 
-from spikegate.golden.ttfs_discrete import (NO_SPIKE, DiscreteConfig, DiscreteNetwork, simulate,
-                                            times_to_steps)
+from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteConfig, DiscreteNetwork, simulate
 from spikegate.hdl.classifier import TTFSClassifier
 from spikegate.sim.runner import run_cocotb, test_args
+from spikegate.sim.ttfs_run import small_digits_network
 from spikegate.sim.ttfs_tb import ClassifierTB
 
 
@@ -94,17 +94,7 @@ async def classifier_reset_mid_image_then_new_weights(dut):
 @pytest.fixture(scope="module")
 def digits_network():
     """A 64-64-10 network trained on digits by the golden model (seeded, a few seconds)."""
-    from spikegate.golden import ttfs
-    from spikegate.golden.data import load_dataset
-    from spikegate.golden.encoding import EncodingConfig, encode
-    d = load_dataset("digits")
-    enc = EncodingConfig(mode="graded")
-    net = ttfs.TTFSNetwork.create((64, 64, 10), seed=0)
-    ttfs.train(net, ttfs.times_to_z(encode(d.x_train, enc)), d.y_train,
-               ttfs.TrainConfig(epochs=8, seed=0))
-    dnet = DiscreteNetwork.from_float(net.weights)
-    steps = times_to_steps(encode(d.x_test, enc), dnet.config)
-    return dnet, steps, d.y_test
+    return small_digits_network()
 
 
 def _run(dnet, steps, lanes, sim, testcase, n_stall=40, context=""):
