@@ -50,6 +50,10 @@ class TTFSClassifier(wiring.Component):
         Time grid and z fixed point.
     weights : sequence of arrays, optional
         Initial signed 8-bit weights per layer, shape ``(sizes[l], sizes[l+1])``.
+    pipeline : int
+        Register stages in each layer's neuron arithmetic (0 to 3,
+        :class:`~spikegate.hdl.ttfs_layer.TTFSLayer`): a faster clock for a few more cycles
+        per timestep; results never change.
 
     Members
     -------
@@ -83,7 +87,8 @@ class TTFSClassifier(wiring.Component):
         valid for the last image until the next one starts.
     """
 
-    def __init__(self, sizes, thetas, lanes, config=None, weights=None, *, learning=False):
+    def __init__(self, sizes, thetas, lanes, config=None, weights=None, *, learning=False,
+                 pipeline=0):
         with checking(self):
             config = self._check(sizes, thetas, lanes, config, weights)
             if learning and any(s > 1024 for s in sizes[2:]):
@@ -94,7 +99,8 @@ class TTFSClassifier(wiring.Component):
         self._lanes = self._lanes_per_layer(lanes, len(sizes) - 1)
         self._config = config
         self.layers = [TTFSLayer(sizes[l], sizes[l + 1], self._lanes[l], int(thetas[l]), config,
-                                 None if weights is None else weights[l], learning=learning)
+                                 None if weights is None else weights[l], learning=learning,
+                                 pipeline=pipeline)
                        for l in range(len(sizes) - 1)]
         if learning:
             from .learning import DeltaVoter
@@ -158,11 +164,12 @@ class TTFSClassifier(wiring.Component):
         return tuple(int(x) for x in per)
 
     @classmethod
-    def from_network(cls, net, lanes, *, learning=False):
+    def from_network(cls, net, lanes, *, learning=False, pipeline=0):
         """Build from a :class:`~spikegate.golden.ttfs_discrete.DiscreteNetwork`."""
         if not isinstance(net, DiscreteNetwork):
             raise TypeError(f"net must be a DiscreteNetwork, not {net!r}")
-        return cls(net.sizes, net.thetas, lanes, net.config, net.weights, learning=learning)
+        return cls(net.sizes, net.thetas, lanes, net.config, net.weights, learning=learning,
+                   pipeline=pipeline)
 
     @property
     def learning(self):

@@ -9,7 +9,7 @@ The arithmetic is that of :mod:`spikegate.golden.ttfs_discrete`, lane by lane:
 
 import numpy as np
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.lib import stream
@@ -20,7 +20,11 @@ from .layouts import RESULT_COUNT_BITS, FireMaskLayout, RowCommandLayout, RowOp,
 from .lookup import WeightLookup
 from .params import checking
 
-__all__ = ["TTFSLayer", "neuron_state_layout"]
+__all__ = ["TTFSLayer", "neuron_state_layout", "PIPELINE_CUTS"]
+
+#: Pipeline setting -> (cut before the multipliers, cut after them, cut before the statistics).
+PIPELINE_CUTS = {0: (False, False, False), 1: (False, True, False), 2: (False, True, True),
+                 3: (True, True, True)}
 
 
 def neuron_state_layout(widths, step_bits):
@@ -47,6 +51,13 @@ class TTFSLayer(wiring.Component):
         Time grid and z fixed point.
     init : array, optional
         Initial signed 8-bit weights, shape ``(n_src, n_dst)``.
+    pipeline : int
+        Register stages added to the neuron arithmetic for clock speed (0 to 3), each one
+        cycle more latency per pass and nothing else: 1 cuts after the multipliers (the
+        state write is one cycle after the beat, with forwarding to the next row), 2 also
+        cuts before the statistics (armed count, quiet horizon, first spike), 3 also cuts
+        before the multipliers (the write is two cycles after the beat; rows of a layer
+        with a single lane group are spaced by one idle cycle). Results never change.
 
     Members
     -------
@@ -98,18 +109,24 @@ class TTFSLayer(wiring.Component):
         ``delta * 2**lr_shift`` (saturating to [-128, 127]) to the weight of every lane whose
         delta is not 0 and whose neuron did not fire, or fired after the source.
 
-    A pass takes ``ceil(n_dst / lanes)`` cycles plus 2 of latency; passes overlap, so
-    back-to-back rows cost ``ceil(n_dst / lanes)`` cycles each.
+    A pass takes ``ceil(n_dst / lanes)`` cycles plus ``2 + pipeline`` of latency; passes
+    overlap, so back-to-back rows cost ``ceil(n_dst / lanes)`` cycles each (at least 2 with
+    ``pipeline=3``).
     """
 
-    def __init__(self, n_src, n_dst, lanes, theta, config=None, init=None, *, learning=False):
+    def __init__(self, n_src, n_dst, lanes, theta, config=None, init=None, *, learning=False,
+                 pipeline=0):
         config = config or DiscreteConfig()
         with checking(self):
+            if pipeline not in PIPELINE_CUTS:
+                raise ValueError(f"pipeline must be 0, 1, 2 or 3, not {pipeline!r}")
             if not isinstance(config, DiscreteConfig):
                 raise TypeError(f"config must be a DiscreteConfig, not {config!r}")
             if not isinstance(theta, (int, np.integer)) or not 1 <= theta <= THETA_MAX:
                 raise ValueError(f"theta must be an integer from 1 to {THETA_MAX}, not {theta!r}")
         self._learning = bool(learning)
+        self._pipeline = int(pipeline)
+        self._cuts = PIPELINE_CUTS[self._pipeline]
         self._lookup = WeightLookup(n_src, n_dst, lanes, init, tag_bits=config.step_bits)
         self._theta = int(theta)
         self._config = config
@@ -185,13 +202,18 @@ class TTFSLayer(wiring.Component):
     def learning(self):
         return self._learning
 
+    @property
+    def pipeline(self):
+        return self._pipeline
+
     def elaborate(self, platform):
         m = Module()
         lk = self._lookup
         L, G, N = lk.lanes, lk.groups, lk.n_dst
         cfg = self._config
+        cut_in, cut_out, cut_stats = self._cuts
+        wdist = int(cut_in) + int(cut_out)       # stages from the beat to the state write
         m.submodules.lookup = lk
-        wiring.connect(m, wiring.flipped(self.cmd), lk.cmd)
         m.d.comb += [
             lk.clear_count.eq(self.clear_stats),
             lk.w_en.eq(self.w_en), lk.w_src.eq(self.w_src),
@@ -199,8 +221,23 @@ class TTFSLayer(wiring.Component):
             lk.rb_en.eq(self.rb_en), lk.rb_src.eq(self.rb_src), lk.rb_dst.eq(self.rb_dst),
             self.rb_data.eq(lk.rb_data),
             self.lookups.eq(lk.lookups),
-            self.busy.eq(lk.busy),
         ]
+        # Rows reach the same lane group every ``G`` cycles. The state written ``wdist``
+        # cycles after a beat is forwarded to a beat read one cycle before the write; rows
+        # closer than that (``G < wdist``) are spaced out by idle cycles.
+        m.d.comb += [lk.cmd.payload.eq(self.cmd.payload)]
+        if G < wdist:
+            since = Signal(range(wdist + 1), init=wdist)
+            gate = Signal()
+            m.d.comb += gate.eq(since >= wdist)
+            m.d.comb += [lk.cmd.valid.eq(self.cmd.valid & gate),
+                         self.cmd.ready.eq(lk.cmd.ready & gate)]
+            with m.If(lk.cmd.valid & lk.cmd.ready):
+                m.d.sync += since.eq(1)
+            with m.Elif(~gate):
+                m.d.sync += since.eq(since + 1)
+        else:
+            m.d.comb += [lk.cmd.valid.eq(self.cmd.valid), self.cmd.ready.eq(lk.cmd.ready)]
 
         m.submodules.state = mem = memory.Memory(data=self.state_data)
         wp = mem.write_port()
@@ -215,122 +252,169 @@ class TTFSLayer(wiring.Component):
         horizon = [Signal(range(cfg.timesteps + 1), name=f"horizon{c}") for c in QUIET_SHIFTS]
         for i, h in enumerate(horizon):
             m.d.sync += h.eq(Array(Const(int(v), h.shape()) for v in hz[i])[self.step])
-        lane_class = []
 
         theta = Signal(THETA_BITS, init=self._theta)
         with m.If(self.theta_w_en):
             m.d.sync += theta.eq(self.theta_w_data)
         last_lanes = N - (G - 1) * L
-        is_last_group = Signal()
-        m.d.comb += is_last_group.eq(lk.beat_group == G - 1)
-        op = lk.beat_op
+        W = self._widths
+        stages = []                                # valid of every pipeline register stage
 
+        def cut(enabled, name, values):
+            """A pipeline register stage over ``values`` (a dict), or the values themselves."""
+            if not enabled:
+                return values
+            out = {}
+            for key, v in values.items():
+                s = Signal(Value.cast(v).shape(), name=f"{name}_{key}")
+                m.d.sync += s.eq(v)
+                out[key] = s
+            stages.append(out["valid"])
+            return out
+
+        def lane_ok(l, group):
+            return Const(1) if l < last_lanes else group != G - 1
+
+        def ops(c, *names):
+            return c["valid"] & sum((c["op"] == getattr(RowOp, n)) for n in names).bool()
+
+        # Beat: the state read with the weights (forwarded from the write stage when that
+        # writes the group this beat read one cycle before), ``acc_w - theta``, ``w * z``.
+        st = Signal(data.ArrayLayout(self._state_layout, L))
         new = Signal(data.ArrayLayout(self._state_layout, L))
-        fire_mask = Signal(L)
-        armed_before = Signal(L)
-        armed_after = Signal(L)
+        ctrl = {"valid": lk.beat_valid, "op": Value.cast(lk.beat_op), "group": lk.beat_group,
+                "first": lk.beat_first, "last": lk.beat_last}
+        b = dict(ctrl)
         for l in range(L):
-            st = rp.data[l]
-            nw = new[l]
+            s = st[l]
             w = lk.beat_weights[l]
-            lane_ok = Const(1) if l < last_lanes else ~is_last_group
-            diff = Signal(signed(self._widths["diff_bits"]), name=f"diff{l}")
-            prod = Signal(signed(self._widths["product_bits"]), name=f"prod{l}")
-            wz = Signal(signed(WEIGHT_BITS + self._widths["z_bits"] + 1), name=f"wz{l}")
+            diff = Signal(signed(W["diff_bits"]), name=f"diff{l}")
+            wz = Signal(signed(WEIGHT_BITS + W["z_bits"] + 1), name=f"wz{l}")
+            acc_w_new = Signal(signed(W["acc_w_bits"]), name=f"acc_w_new{l}")
+            m.d.comb += [diff.eq(s.acc_w - theta), wz.eq(w * z), acc_w_new.eq(s.acc_w + w)]
+            b.update({f"diff{l}": diff, f"wz{l}": wz, f"acc_w_new{l}": acc_w_new,
+                      f"acc_wz{l}": s.acc_wz, f"fired{l}": s.fired, f"step{l}": s.step})
+
+        # Multiply: ``z * (acc_w - theta)``, the new ``acc_wz``, the armed tests.
+        c1 = cut(cut_in, "p1", b)
+        mstage = {k: v for k, v in c1.items() if not k.startswith("diff")}
+        for l in range(L):
+            prod = Signal(signed(W["product_bits"]), name=f"prod{l}")
+            acc_wz_new = Signal(signed(W["acc_wz_bits"]), name=f"acc_wz_new{l}")
+            m.d.comb += [prod.eq(z * c1[f"diff{l}"]), acc_wz_new.eq(c1[f"acc_wz{l}"] + c1[f"wz{l}"])]
+            mstage.update({
+                f"prod{l}": prod, f"acc_wz_new{l}": acc_wz_new,
+                f"was_armed{l}": lane_ok(l, c1["group"]) & ~c1[f"fired{l}"] & (c1[f"diff{l}"] > 0),
+                f"pos_after{l}": c1[f"acc_w_new{l}"] > theta,
+            })
+
+        # Write: the compare, the new state, the fire mask.
+        c2 = cut(cut_out, "p2", mstage)
+        state_op = ops(c2, "ACCUMULATE", "SCAN")
+        is_clear = ops(c2, "CLEAR")
+        fire_mask = Signal(L)
+        stats = {k: c2[k] for k in ctrl}
+        for l in range(L):
+            nw = new[l]
             fires = Signal(name=f"fires{l}")
-            m.d.comb += [
-                diff.eq(st.acc_w - theta),
-                prod.eq(z * diff),
-                wz.eq(w * z),
-                fires.eq(lane_ok & ~st.fired & ((op == RowOp.ACCUMULATE) | (op == RowOp.SCAN)) &
-                         (prod >= st.acc_wz)),
-                fire_mask[l].eq(fires),
-                armed_before[l].eq(lane_ok & ~st.fired & (st.acc_w > theta)),
-            ]
-            with m.If(op == RowOp.CLEAR):
+            m.d.comb += fires.eq(lane_ok(l, c2["group"]) & ~c2[f"fired{l}"] & state_op &
+                                 (c2[f"prod{l}"] >= c2[f"acc_wz{l}"]))
+            m.d.comb += fire_mask[l].eq(fires)
+            with m.If(is_clear):
                 m.d.comb += [nw.acc_w.eq(0), nw.acc_wz.eq(0), nw.fired.eq(0),
                              nw.step.eq(cfg.timesteps)]
             with m.Else():
-                m.d.comb += [
-                    nw.acc_w.eq(st.acc_w + w),
-                    nw.acc_wz.eq(st.acc_wz + wz),
-                    nw.fired.eq(st.fired | fires),
-                    nw.step.eq(Mux(fires, self.step, st.step)),
-                ]
-            m.d.comb += armed_after[l].eq(lane_ok & ~nw.fired & (nw.acc_w > theta) & (op != RowOp.CLEAR))
+                m.d.comb += [nw.acc_w.eq(c2[f"acc_w_new{l}"]), nw.acc_wz.eq(c2[f"acc_wz_new{l}"]),
+                             nw.fired.eq(c2[f"fired{l}"] | fires),
+                             nw.step.eq(Mux(fires, self.step, c2[f"step{l}"]))]
+            armed_after = lane_ok(l, c2["group"]) & ~nw.fired & c2[f"pos_after{l}"] & state_op
             # How long this lane stays quiet without input: z * (acc_w' - theta) after the
-            # beat is prod + wz (no multiplier); class c when acc_wz' > 2**c times it.
-            pz = Signal(signed(self._widths["product_bits"] + 2), name=f"pz{l}")
-            cls = Signal(range(len(QUIET_SHIFTS) + 1), name=f"quiet_class{l}")
-            m.d.comb += pz.eq(prod + wz)
-            m.d.comb += cls.eq(len(QUIET_SHIFTS))
-            with m.If(armed_after[l]):
-                m.d.comb += cls.eq(0)
-                for i, c in enumerate(QUIET_SHIFTS):
-                    with m.If(nw.acc_wz > (pz << c)):
-                        m.d.comb += cls.eq(i + 1)
-            lane_class.append(cls)
-
-        m.d.comb += [
-            wp.addr.eq(lk.beat_group),
-            wp.data.eq(new),
-            wp.en.eq(lk.beat_valid & ((op == RowOp.ACCUMULATE) | (op == RowOp.SCAN) |
-                                      (op == RowOp.CLEAR))),
-        ]
+            # beat is prod + wz (no multiplier); its quiet class is taken after the cut.
+            pz = Signal(signed(W["product_bits"] + 2), name=f"pz{l}")
+            m.d.comb += pz.eq(c2[f"prod{l}"] + c2[f"wz{l}"])
+            stats.update({f"was_armed{l}": c2[f"was_armed{l}"] & state_op,
+                          f"armed_after{l}": armed_after, f"pz{l}": pz,
+                          f"acc_wz_new{l}": c2[f"acc_wz_new{l}"]})
+        stats["fire_mask"] = fire_mask
+        writes = state_op | is_clear
+        m.d.comb += [wp.addr.eq(c2["group"]), wp.data.eq(new), wp.en.eq(writes)]
+        if wdist:
+            hit = Signal()
+            m.d.comb += hit.eq(writes & (c2["group"] == lk.beat_group))
+            m.d.comb += st.eq(Mux(hit, new.as_value(), rp.data.as_value()))
+        else:
+            m.d.comb += st.eq(rp.data)
         if self._learning:
-            self._elaborate_learning(m, rp, is_last_group, last_lanes)
+            self._elaborate_learning(m, st, last_lanes)
 
-        # Fire masks for the next layer, the step's first spike, and the counters.
+        # Fire masks for the next layer (from the write stage).
         m.d.comb += [
-            self.fire_valid.eq(lk.beat_valid & (fire_mask != 0)),
-            self.fire.group.eq(lk.beat_group),
+            self.fire_valid.eq(c2["valid"] & (fire_mask != 0)),
+            self.fire.group.eq(c2["group"]),
             self.fire.mask.eq(fire_mask),
         ]
+
+        # Statistics: the step's first spike, counts, the armed count and the quiet horizon.
+        c3 = cut(cut_stats, "p3", stats)
+        m.d.comb += self.busy.eq(lk.busy | sum(stages).bool() if stages else lk.busy)
+        c3_state = ops(c3, "ACCUMULATE", "SCAN")
+        c3_clear = ops(c3, "CLEAR")
+        mask3 = c3["fire_mask"]
         first_lane = Signal(range(L))
         for l in reversed(range(L)):
-            with m.If(fire_mask[l]):
+            with m.If(mask3[l]):
                 m.d.comb += first_lane.eq(l)
         with m.If(self.step_start):
             m.d.sync += self.step_fired.eq(0)
-        with m.Elif(self.fire_valid & ~self.step_fired):
+        with m.Elif(c3["valid"] & (mask3 != 0) & ~self.step_fired):
             m.d.sync += [self.step_fired.eq(1),
-                         self.step_first.eq(lk.beat_group * L + first_lane)]
+                         self.step_first.eq(c3["group"] * L + first_lane)]
 
         n_fires = Signal(range(L + 1))
-        m.d.comb += n_fires.eq(sum(fire_mask[l] for l in range(L)))
+        m.d.comb += n_fires.eq(sum(mask3[l] for l in range(L)))
         with m.If(self.clear_stats):
             m.d.sync += self.spikes.eq(0)
-        with m.Elif(lk.beat_valid):
+        with m.Elif(c3["valid"]):
             m.d.sync += self.spikes.eq(self.spikes + n_fires)
 
         with m.If(self.clear_stats):
             m.d.sync += self.scan_cycles.eq(0)
-        with m.Elif(lk.beat_valid & (op == RowOp.SCAN)):
+        with m.Elif(lk.beat_valid & (lk.beat_op == RowOp.SCAN)):
             m.d.sync += self.scan_cycles.eq(self.scan_cycles + 1)
 
-        # The smallest quiet class over the pass; at its last beat, the horizon it buys.
+        # Per lane, class c when acc_wz' > 2**c * z * (acc_w' - theta); the smallest class of
+        # the pass sets, at its last beat, the horizon it buys.
+        lane_class = []
+        for l in range(L):
+            cls = Signal(range(len(QUIET_SHIFTS) + 1), name=f"quiet_class{l}")
+            m.d.comb += cls.eq(len(QUIET_SHIFTS))
+            with m.If(c3[f"armed_after{l}"]):
+                m.d.comb += cls.eq(0)
+                for i, c in enumerate(QUIET_SHIFTS):
+                    with m.If(c3[f"acc_wz_new{l}"] > (c3[f"pz{l}"] << c)):
+                        m.d.comb += cls.eq(i + 1)
+            lane_class.append(cls)
         beat_min = lane_class[0]
         for cls in lane_class[1:]:
             beat_min = Mux(cls < beat_min, cls, beat_min)     # a chain, not a loop
         pass_min = Signal(range(len(QUIET_SHIFTS) + 1))
         cur_min = Signal.like(pass_min)
-        m.d.comb += cur_min.eq(Mux(lk.beat_first | (beat_min < pass_min), beat_min, pass_min))
-        state_op = (op == RowOp.ACCUMULATE) | (op == RowOp.SCAN)
-        with m.If(lk.beat_valid & state_op):
+        m.d.comb += cur_min.eq(Mux(c3["first"] | (beat_min < pass_min), beat_min, pass_min))
+        with m.If(c3_state):
             m.d.sync += pass_min.eq(cur_min)
-            with m.If(lk.beat_last):
+            with m.If(c3["last"]):
                 until = self.step
                 for i in range(len(QUIET_SHIFTS)):
                     until = Mux(cur_min == i + 1, self.step + horizon[i], until)
                 m.d.sync += self.quiet_until.eq(until)
-        with m.Elif(lk.beat_valid & (op == RowOp.CLEAR)):
+        with m.Elif(c3_clear):
             m.d.sync += self.quiet_until.eq(0)
 
-        n_before = sum(armed_before[l] for l in range(L))
-        n_after = sum(armed_after[l] for l in range(L))
-        with m.If(lk.beat_valid & (op == RowOp.CLEAR)):
+        n_before = sum(c3[f"was_armed{l}"] for l in range(L))
+        n_after = sum(c3[f"armed_after{l}"] for l in range(L))
+        with m.If(c3_clear):
             m.d.sync += self.armed.eq(0)
-        with m.Elif(lk.beat_valid & ((op == RowOp.ACCUMULATE) | (op == RowOp.SCAN))):
+        with m.Elif(c3_state):
             m.d.sync += self.armed.eq(self.armed + n_after - n_before)
 
         # Trace port.
@@ -340,9 +424,10 @@ class TTFSLayer(wiring.Component):
         m.d.comb += self.trace_step.eq(Array(tp.data[l].step for l in range(L))[trace_lane])
         return m
 
-    def _elaborate_learning(self, m, rp, is_last_group, last_lanes):
+    def _elaborate_learning(self, m, st, last_lanes):
         lk = self._lookup
-        L, T = lk.lanes, self._config.timesteps
+        L, G = lk.lanes, lk.groups
+        is_last_group = lk.beat_group == G - 1
         m.submodules.deltas = dmem = memory.Memory(data=self.delta_data)
         dwp = dmem.write_port(granularity=1)
         drp = dmem.read_port()
@@ -361,7 +446,7 @@ class TTFSLayer(wiring.Component):
             lane_ok = Const(1) if l < last_lanes else ~is_last_group
             d = drp.data[l]
             w = lk.beat_weights[l]
-            st = rp.data[l]
+            s = st[l]
             m.d.comb += [
                 self.votes_p[l].eq(lane_ok & (((w > 0) & (d > 0)) | ((w < 0) & (d < 0)))),
                 self.votes_n[l].eq(lane_ok & (((w > 0) & (d < 0)) | ((w < 0) & (d > 0)))),
@@ -369,7 +454,7 @@ class TTFSLayer(wiring.Component):
             # sign_backprop.apply_update: causal when the destination did not fire, or fired
             # strictly after the source (tag = the source's step).
             causal = Signal(name=f"causal{l}")
-            m.d.comb += causal.eq(~st.fired | (lk.beat_tag < st.step))
+            m.d.comb += causal.eq(~s.fired | (lk.beat_tag < s.step))
             step = Signal(signed(WEIGHT_BITS + 8), name=f"step{l}")
             m.d.comb += step.eq(d << self.lr_shift)
             total = Signal(signed(WEIGHT_BITS + 9), name=f"total{l}")

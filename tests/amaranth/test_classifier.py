@@ -34,9 +34,9 @@ async def read_trace(ctx, dut, sizes):
     return out
 
 
-def run_images(net, images, lanes, *, seed=None, p_stall=0.0, trace=True, extra=None):
+def run_images(net, images, lanes, *, seed=None, p_stall=0.0, trace=True, extra=None, pipeline=0):
     """Run ``images`` (steps arrays) through the classifier; returns results and traces."""
-    dut = TTFSClassifier.from_network(net, lanes)
+    dut = TTFSClassifier.from_network(net, lanes, pipeline=pipeline)
     rng = np.random.default_rng(seed) if seed is not None else None
     results, traces = [], []
     n_layers = len(net.sizes)
@@ -108,6 +108,23 @@ def test_random_networks(lanes, sizes):
     results, traces = run_images(net, images, lanes)
     g = check_against_golden(net, images, results, traces, f"seed {seed}, lanes {lanes}, sizes {sizes}")
     assert (g.decision >= 0).any(), "the case should exercise decisions"
+
+
+# Pipeline stages: with 8 lanes the 5-neuron layer is one lane group (rows spaced by the
+# write distance), with 4 lanes two groups (the state is forwarded), 1 lane many groups.
+@pytest.mark.parametrize("pipeline", [1, 2, 3])
+@pytest.mark.parametrize("lanes", [1, 4, 8])
+@pytest.mark.parametrize("sizes", [(20, 12, 5), (9, 16, 7, 4)])
+def test_pipelined_networks_match_golden(pipeline, lanes, sizes):
+    seed = 300 + 10 * pipeline + lanes
+    net, images = random_case(seed, sizes)
+    results, traces = run_images(net, images, lanes, pipeline=pipeline)
+    context = f"seed {seed}, lanes {lanes}, sizes {sizes}, pipeline {pipeline}"
+    g = check_against_golden(net, images, results, traces, context)
+    assert (g.decision >= 0).any(), "the case should exercise decisions"
+    base, _ = run_images(net, images, lanes, trace=False)
+    extra = [r["cycles"] - b["cycles"] for r, b in zip(results, base)]
+    assert min(extra) >= 0, f"{context}: a pipelined run took fewer cycles than pipeline 0"
 
 
 def test_random_stalls_change_only_cycles():
