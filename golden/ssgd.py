@@ -300,7 +300,9 @@ class LayerCache:
 
     Dense mode keeps the membrane ``v`` ``(T, B, N)`` and the input ``x`` ``(T, B, n_in)``.
     Sparse mode keeps only the :class:`ActiveSet` and the input trace at its distinct rows,
-    ``trace_rows`` ``(u, n_in)`` (the authors keep the whole trace, ``spk_trace``).
+    ``trace_rows`` ``(u, k)`` (the authors keep the whole trace, ``spk_trace``), restricted
+    to the ``k`` inputs ``trace_cols`` whose trace is non-zero in some such row (``None``:
+    all ``n_in``); the other rows of ``dW`` are zero.
     """
     spikes: np.ndarray
     counts: np.ndarray = None
@@ -308,12 +310,13 @@ class LayerCache:
     x: np.ndarray = None
     active: ActiveSet = None
     trace_rows: np.ndarray = None
+    trace_cols: np.ndarray = None
     n_active: int = 0
 
     def saved_nbytes(self):
         """Bytes held for the backward pass (not counting ``spikes``, used by the next layer)."""
         n = 0
-        for a in (self.v, self.x, self.trace_rows):
+        for a in (self.v, self.x, self.trace_rows, self.trace_cols):
             if a is not None:
                 n += a.nbytes
         if self.active is not None:
@@ -450,7 +453,12 @@ def forward(params, x, cfg, mode="dense", spike_fn=None):
             mask[0] = False
             act = ActiveSet.from_mask(mask, v, cfg.threshold)
             cache.active = act
-            cache.trace_rows = input_trace(h_in, cfg.beta, act.urows, dtype)
+            rows = input_trace(h_in, cfg.beta, act.urows, dtype)
+            cols = np.flatnonzero(rows.any(axis=0))
+            if len(cols) < rows.shape[1]:
+                cache.trace_cols = cols
+                rows = rows[:, cols]
+            cache.trace_rows = rows
         else:
             cache.v = v       # kept for statistics only
         if mode != "dense":
@@ -485,17 +493,21 @@ def loss_and_readout_grad(fwd, labels, w_out, cfg):
     dt = w_out.dtype
     d_out = np.zeros((T, B, C), dtype=dt)
     np.put_along_axis(d_out, fwd.t_max[None], dlog.astype(dt)[None], axis=0)
-    # O[t+1] = br O[t] + (1-br) h[t]  =>  dh[t] = (1-br) A[t],  A[t] = dO[t+1] + br A[t+1]
+    # O[t+1] = br O[t] + (1-br) h[t]  =>  dh[t] = (1-br) A[t],  A[t] = dO[t+1] + br A[t+1].
+    # dO is zero after the latest peak t_stop = max t_max, so A[t] = 0 for t >= t_stop:
+    # the scan and the product for dW_out stop there (the same numbers, fewer zeros).
     br = dt.type(cfg.beta_readout)
-    acc = np.empty((T - 1, B, C), dtype=dt)
-    acc[T - 2] = d_out[T - 1]
-    for t in range(T - 3, -1, -1):
-        np.multiply(acc[t + 1], br, out=acc[t])
-        acc[t] += d_out[t + 1]
+    t_stop = int(fwd.t_max.max()) if fwd.t_max.size else 0
+    acc = np.zeros((T - 1, B, C), dtype=dt)
+    if t_stop >= 1:
+        acc[t_stop - 1] = d_out[t_stop]
+        for t in range(t_stop - 2, -1, -1):
+            np.multiply(acc[t + 1], br, out=acc[t])
+            acc[t] += d_out[t + 1]
     dh = acc * (dt.type(1.0) - br)
     s_last = fwd.layers[-1].spikes
     N = s_last.shape[2]
-    dw_out = s_last[:T - 1].reshape(-1, N).T @ dh.reshape(-1, C)
+    dw_out = s_last[:t_stop].reshape(-1, N).T @ dh[:t_stop].reshape(-1, C)
     return loss, dw_out, dh
 
 
@@ -600,7 +612,80 @@ def dense_backward(params, fwd, labels, cfg, active_only=False):
     return Gradients(grads, loss, reg_total, layer_times, readout_time)
 
 
-def sparse_backward(params, fwd, labels, cfg):
+PROPAGATIONS = ("auto", "project", "scan")
+
+# Relative cost of one element of a NumPy element-wise pass (the Delta scan) against one
+# multiply-add inside a BLAS product, measured on this model's shapes (float32, one thread):
+# it only steers the "auto" choice of _gradient_below, never the result.
+_SCAN_COST = 40
+
+
+def _reverse_accumulate(e, beta):
+    """In place, ``e[k] += beta e[k+1]`` for ``k = K-2 .. 0`` of a ``(K, ...)`` array."""
+    b = e.dtype.type(beta)
+    tmp = np.empty_like(e[0]) if len(e) else None
+    for k in range(len(e) - 2, -1, -1):
+        np.multiply(e[k + 1], b, out=tmp)
+        e[k] += tmp
+
+
+def _gradient_below(act, dv, d_rows, below, w, batch, beta, propagate="auto"):
+    """Gradient of the loss w.r.t. the spikes of the layer below, at *its* active entries.
+
+    ``g[t, b, i] = sum_j W[i, j] Delta[t, b, j]`` with
+    ``Delta[t] = sum_{t' > t} beta**(t'-1-t) dV[t']`` (``dV`` = ``dv`` at the entries of
+    ``act``, laid out on its distinct rows as ``d_rows``); returned in the order of
+    ``below``'s entries. Both orders below are exact (they differ by float rounding only):
+
+    * ``"scan"``: scatter ``dV`` into a ``(steps, B, N)`` window, scan it, gather the rows
+      ``below`` needs and multiply them by ``W^T``: a product over ``below``'s rows.
+    * ``"project"``: ``P = d_rows W^T`` over ``act``'s own rows first (the scan is linear,
+      so it commutes with ``W^T``), then scan ``P`` in a ``(steps, B, n_in)`` window and
+      read ``below``'s entries straight out of it: a product over ``act``'s rows.
+
+    The window covers only steps ``t_lo .. t_hi-1``, from ``below``'s first active step to
+    the step before ``act``'s last (``Delta`` is zero from there on). ``"auto"`` takes the
+    order with the smaller estimated cost (``_SCAN_COST``).
+    """
+    n_in, N = w.shape
+    dt = d_rows.dtype
+    g = np.zeros(len(below), dtype=dt)
+    if not len(act) or not len(below):
+        return g
+    t_lo = int(below.rows[0] // batch)
+    t_hi = int(act.rows[-1] // batch)
+    if t_hi <= t_lo:
+        return g
+    n_win = t_hi - t_lo
+    # act's entries at t' in [t_lo+1, t_hi] reach the window, at index t' - 1 - t_lo;
+    # below's entries at t in [t_lo, t_hi - 1] read it, at index t - t_lo (both prefixes /
+    # suffixes of the sorted entry lists)
+    first = (t_lo + 1) * batch
+    a_row0 = int(np.searchsorted(act.urows, first))
+    a_ent0 = int(np.searchsorted(act.rows, first))
+    b_ent1 = int(np.searchsorted(below.rows, t_hi * batch))
+    b_row1 = int(np.searchsorted(below.urows, t_hi * batch))
+    if propagate == "auto":
+        cost_project = (len(act.urows) - a_row0) * N * n_in + _SCAN_COST * n_win * batch * n_in
+        cost_scan = b_row1 * N * n_in + _SCAN_COST * n_win * batch * N
+        propagate = "project" if cost_project <= cost_scan else "scan"
+    if propagate == "project":
+        win = np.zeros((n_win, batch, n_in), dtype=dt)
+        win.reshape(-1, n_in)[act.urows[a_row0:] - first] = d_rows[a_row0:] @ w.T
+        _reverse_accumulate(win, beta)
+        g[:b_ent1] = win.reshape(-1)[below.flat[:b_ent1] - t_lo * batch * n_in]
+    elif propagate == "scan":
+        win = np.zeros((n_win, batch, N), dtype=dt)
+        win.reshape(-1)[act.flat[a_ent0:] - first * N] = dv[a_ent0:]
+        _reverse_accumulate(win, beta)
+        g_rows = win.reshape(-1, N)[below.urows[:b_row1] - t_lo * batch] @ w.T
+        g[:b_ent1] = g_rows[below.row_pos[:b_ent1], below.j[:b_ent1]]
+    else:
+        raise ValueError(f"propagate must be one of {PROPAGATIONS}, not {propagate!r}")
+    return g
+
+
+def sparse_backward(params, fwd, labels, cfg, *, propagate="auto"):
     """The paper's sparse backward pass (see the module docstring).
 
     Per hidden layer, top down, with ``g`` the gradient of the loss with respect to the
@@ -612,20 +697,25 @@ def sparse_backward(params, fwd, labels, cfg):
        ``j`` (``s3gd_w_backward_kernel``).
     3. For the layer below, only at *its* active entries ``(t, b, i)``:
        ``g_below = sum_j W[i, j] Delta[t, b, j]``,
-       ``Delta[t] = sum_{t' > t} beta**(t'-1-t) dV[t']`` (``s3gd_s_backward_master_kernel``).
-       The spike-count regulariser's gradient is added at the same entries.
+       ``Delta[t] = sum_{t' > t} beta**(t'-1-t) dV[t']`` (``s3gd_s_backward_master_kernel``),
+       see :func:`_gradient_below`; ``propagate`` (``"auto"``, ``"project"``, ``"scan"``)
+       picks the order of its product and scan, for tests. The spike-count regulariser's
+       gradient is added at the same entries.
 
     Cost. The GPU kernels do ``O(n_active * n_in)`` scattered work. NumPy scatters are ~30x
     slower per element than its BLAS products, so here steps 2 and 3 are matrix products
-    over the *distinct active ``(t, b)`` rows* only (``ActiveSet.urows``), and the ``Delta``
-    scan runs over the window of steps between the first active input and the last active
-    output. The work is therefore proportional to the fraction of ``(t, b)`` rows holding
-    any active entry (10-20 % on Fashion-MNIST at 1 % active entries), not to the active
-    fraction itself; that, not the algorithm, bounds the speed-up over
-    :func:`dense_backward` in this model.
+    over the *distinct active ``(t, b)`` rows* only (``ActiveSet.urows``): step 3 over the
+    rows of the layer above or below, whichever are fewer. The ``Delta`` scan runs over the
+    window of steps between the first active entry below and the last one above, on a
+    ``(steps, B, width)`` array. The work is therefore proportional to the fraction of
+    ``(t, b)`` rows holding any active entry (10-16 % on Fashion-MNIST at 1 % active
+    entries), not to the active fraction itself; that, not the algorithm, bounds the
+    speed-up over :func:`dense_backward` in this model.
     """
     if fwd.mode != "sparse":
         raise ValueError(f"sparse_backward needs forward(..., mode='sparse'), not {fwd.mode!r}")
+    if propagate not in PROPAGATIONS:
+        raise ValueError(f"propagate must be one of {PROPAGATIONS}, not {propagate!r}")
     t0 = time.perf_counter()
     loss, dw_out, dh = loss_and_readout_grad(fwd, labels, params[-1], cfg)
     T, B, C = dh.shape[0] + 1, dh.shape[1], dh.shape[2]
@@ -634,11 +724,11 @@ def sparse_backward(params, fwd, labels, cfg):
     dt = w_out.dtype
     # gradient at the top hidden layer's active entries: rows with t <= T-2 feed the readout
     g = np.zeros(len(top), dtype=dt)
-    keep = top.rows < (T - 1) * B
-    if keep.any():
-        ur = top.urows[top.urows < (T - 1) * B]
-        g_rows = dh.reshape(-1, C)[ur] @ w_out.T                      # (u', N)
-        g[keep] = g_rows[top.row_pos[keep], top.j[keep]]
+    n_keep = int(np.searchsorted(top.rows, (T - 1) * B))
+    if n_keep:
+        n_urows = int(np.searchsorted(top.urows, (T - 1) * B))
+        g_rows = dh.reshape(-1, C)[top.urows[:n_urows]] @ w_out.T      # (u', N)
+        g[:n_keep] = g_rows[top.row_pos[:n_keep], top.j[:n_keep]]
     readout_time = time.perf_counter() - t0
     grads = [None] * len(params)
     grads[-1] = dw_out
@@ -650,31 +740,19 @@ def sparse_backward(params, fwd, labels, cfg):
         cache = fwd.layers[li]
         act = cache.active
         w = params[li]
-        n_in, N = w.shape
-        g = g + regs[li][1][act.rows % B, act.j].astype(dt)
+        N = w.shape[1]
+        g += regs[li][1][act.rows % B, act.j].astype(dt)
         dv = surrogate(act.vm, cfg.surrogate_scale) * g
         d_rows = np.zeros((len(act.urows), N), dtype=dt)
         d_rows[act.row_pos, act.j] = dv
-        grads[li] = cache.trace_rows.T @ d_rows if len(act) else np.zeros_like(w)
+        if cache.trace_cols is None:
+            grads[li] = cache.trace_rows.T @ d_rows
+        else:
+            grads[li] = np.zeros_like(w)
+            grads[li][cache.trace_cols] = cache.trace_rows.T @ d_rows
         if li > 0:
-            below = fwd.layers[li - 1].active
-            g = np.zeros(len(below), dtype=dt)
-            t_lo = int(below.rows[0] // B) if len(below) else 0
-            t_hi = int(act.rows[-1] // B) if len(act) else 0
-            if t_hi > t_lo:
-                # Delta is needed on steps t_lo .. t_hi-1 only (zero from t_hi on): scan a
-                # window of steps t_lo .. t_hi, not the whole (T, B, N) array.
-                base = t_lo * B * N
-                d_win = np.zeros((t_hi - t_lo + 1, B, N), dtype=dt)
-                keep = act.flat >= base
-                d_win.reshape(-1)[act.flat[keep] - base] = dv[keep]
-                delta = _reverse_scan(d_win, cfg.beta)
-                need = below.urows < t_hi * B
-                ur = below.urows[need] - t_lo * B
-                if len(ur):
-                    g_rows = delta.reshape(-1, N)[ur] @ w.T             # (u', n_in)
-                    sel = need[below.row_pos]
-                    g[sel] = g_rows[below.row_pos[sel], below.j[sel]]
+            g = _gradient_below(act, dv, d_rows, fwd.layers[li - 1].active, w, B, cfg.beta,
+                                propagate)
         layer_times[li] = time.perf_counter() - t0
     return Gradients(grads, loss, reg_total, layer_times, readout_time)
 

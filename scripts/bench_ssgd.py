@@ -53,6 +53,7 @@ def _ab_measure(params, times, labels, cfg, n_batches, seed, repeats):
            for m in ("dense", "sparse")}
     cos = []
     active = []
+    rows = []
     per_step = []
     for _ in range(n_batches):
         idx = rng.choice(len(times), bs, replace=False)
@@ -71,6 +72,9 @@ def _ab_measure(params, times, labels, cfg, n_batches, seed, repeats):
                 r["l1"].append(g.layer_times[0])
                 r["l2"].append(g.layer_times[-1])
                 grads[mode] = g.grads
+                if mode == "sparse":
+                    rows.append([len(c.active.urows) / (c.spikes.shape[0] * c.spikes.shape[1])
+                                 for c in f.layers])
                 if mode == "dense":
                     active.append([S.active_fraction(c.v, cfg) for c in f.layers])
                     per_step.append([S.active_fraction_per_step(c.v, cfg) for c in f.layers])
@@ -87,7 +91,8 @@ def _ab_measure(params, times, labels, cfg, n_batches, seed, repeats):
             res[mode]["peak"].append(peak)
             res[mode]["saved"].append(saved)
             del f, g
-    return res, np.asarray(cos), np.asarray(active), np.mean(per_step, axis=0)
+    return (res, np.asarray(cos), np.asarray(active), np.mean(per_step, axis=0),
+            np.asarray(rows))
 
 
 def _row(name, dense, sparse, ratio, paper):
@@ -144,7 +149,7 @@ def main(argv=None):
     if args.params:
         np.savez(args.params, **{f"{m}_w{i}": w for m in params for i, w in
                                  enumerate(params[m])})
-    ab, cos, active_ab, per_step = _ab_measure(params["sparse"], data[0], data[1], cfg,
+    ab, cos, active_ab, per_step, rows_ab = _ab_measure(params["sparse"], data[0], data[1], cfg,
                                      args.ab_batches, args.seed + 1, args.repeats)
     load_end = _uptime()
 
@@ -195,6 +200,9 @@ def main(argv=None):
              f"{tr_all_d / tr_all_s:.1f}x faster", ""),
         _row("whole backward incl. readout and loss (training mean)", ms(tr_bwd_d),
              ms(tr_bwd_s), f"{tr_bwd_d / tr_bwd_s:.1f}x faster", ""),
+        _row("whole backward incl. readout and loss (A/B median)", ms(med['dense']['bwd']),
+             ms(med['sparse']['bwd']),
+             f"{med['dense']['bwd'] / med['sparse']['bwd']:.1f}x faster", ""),
         _row("forward + backward per batch (training mean)", ms(tr_fb_d), ms(tr_fb_s),
              f"{tr_fb_d / tr_fb_s:.1f}x faster", ""),
         _row("forward per batch (A/B median; sparse also builds index + trace)",
@@ -216,6 +224,8 @@ def main(argv=None):
         f"{n} {c:.4f}" for n, c in zip(names, cm)), "", PAPER["cosine"]))
     lines.append(_row("active entries at trained weights (A/B)", "", ", ".join(
         f"{100 * a:.2f}%" for a in active_ab.mean(axis=0)), "", ""))
+    lines.append(_row("(t, b) rows holding an active entry (A/B; bounds the speed-up)", "",
+                      ", ".join(f"{100 * a:.1f}%" for a in rows_ab.mean(axis=0)), "", ""))
     edges = np.linspace(0, cfg.n_steps, 11).astype(int)
     lines += ["", "active entries by time step at the trained weights (A/B batches), %:",
               "| layer | " + " | ".join(f"t {a}-{b - 1}" for a, b in zip(edges[:-1], edges[1:]))
@@ -233,6 +243,7 @@ def main(argv=None):
                "threads": threads, "dense": _jsonable(hd), "sparse": _jsonable(hs),
                "ab": {m: {k: list(map(float, v)) for k, v in ab[m].items()} for m in ab},
                "cosine": cos.tolist(), "active_ab": active_ab.tolist(),
+               "active_rows_ab": rows_ab.tolist(),
                "active_per_step": per_step.tolist(),
                "table": lines}
         with open(args.json, "w") as f:

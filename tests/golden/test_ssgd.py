@@ -111,10 +111,13 @@ def test_sparse_equals_dense_when_everything_is_active(sizes, seed):
     fs = S.forward(params, times, cfg, "sparse")
     assert all(len(c.active) == c.spikes[1:].size for c in fs.layers), f"seed {seed}"
     gd = S.dense_backward(params, fd, y, cfg)
-    gs = S.sparse_backward(params, fs, y, cfg)
-    assert gd.loss == gs.loss and gd.reg_loss == gs.reg_loss
     assert any(np.abs(g).max() > 0 for g in gd.grads[:-1]), f"seed {seed}: trivial case"
-    _assert_grads_close(gd.grads, gs.grads, 1e-12, "sparse vs dense, all active", seed)
+    # both orders of the propagation to the layer below (product first or scan first)
+    for propagate in S.PROPAGATIONS:
+        gs = S.sparse_backward(params, fs, y, cfg, propagate=propagate)
+        assert gd.loss == gs.loss and gd.reg_loss == gs.reg_loss
+        _assert_grads_close(gd.grads, gs.grads, 1e-12,
+                            f"sparse ({propagate}) vs dense, all active", seed)
 
 
 @pytest.mark.parametrize("seed", [0, 3, 11])
@@ -125,13 +128,59 @@ def test_sparse_equals_dense_restricted_to_active_entries(seed):
     fs = S.forward(params, times, cfg, "sparse")
     assert all(0 < len(c.active) < c.spikes[1:].size for c in fs.layers), \
         f"seed {seed}: need some but not all entries active"
-    gs = S.sparse_backward(params, fs, y, cfg)
     fd = S.forward(params, times, cfg, "dense")
     gm = S.dense_backward(params, fd, y, cfg, active_only=True)
-    _assert_grads_close(gm.grads, gs.grads, 1e-12, "sparse vs masked dense", seed)
+    for propagate in S.PROPAGATIONS:
+        gs = S.sparse_backward(params, fs, y, cfg, propagate=propagate)
+        _assert_grads_close(gm.grads, gs.grads, 1e-12, f"sparse ({propagate}) vs masked dense",
+                            seed)
     full = S.dense_backward(params, fd, y, cfg)
     diff = max(np.abs(a - b).max() for a, b in zip(full.grads[:-1], gs.grads[:-1]))
     assert diff > 0, f"seed {seed}: the band dropped nothing, the test proves nothing"
+
+
+def test_sparse_backward_skips_silent_inputs():
+    """Inputs that never spike before an active row are left out of the kept trace
+    (``trace_cols``); their rows of dW are zero, the rest still match masked dense BPTT."""
+    seed = 5
+    cfg, params, times, y = _problem(seed, [24, 30, 25, 4], n_steps=40, b_th=0.2,
+                                     weight_multiplier=40.0)
+    times = times.copy()
+    silent = [0, 5, 6, 17]
+    times[:, silent] = cfg.n_steps                  # these inputs never spike
+    fs = S.forward(params, times, cfg, "sparse")
+    cols = fs.layers[0].trace_cols
+    assert cols is not None and not set(silent) & set(cols.tolist()), \
+        f"seed {seed}: trace_cols {cols}"
+    assert fs.layers[0].trace_rows.shape[1] == len(cols) <= 24 - len(silent)
+    gs = S.sparse_backward(params, fs, y, cfg)
+    assert np.all(gs.grads[0][silent] == 0), f"seed {seed}"
+    gm = S.dense_backward(params, S.forward(params, times, cfg, "dense"), y, cfg,
+                          active_only=True)
+    _assert_grads_close(gm.grads, gs.grads, 1e-12, "sparse vs masked dense, silent inputs",
+                        seed)
+
+
+def test_readout_gradient_stops_at_the_latest_peak():
+    """dh is zero from the latest readout peak on; dW_out equals the product over all steps."""
+    seed = 6
+    cfg, params, times, y = _problem(seed, [20, 15, 12, 4], n_steps=40)
+    f = S.forward(params, times, cfg, "dense")
+    t_stop = int(f.t_max.max())
+    assert 0 < t_stop < cfg.n_steps - 1, f"seed {seed}: t_max {f.t_max} proves nothing"
+    _, dw_out, dh = S.loss_and_readout_grad(f, y, params[-1], cfg)
+    assert np.all(dh[t_stop:] == 0) and np.abs(dh[t_stop - 1]).max() > 0, f"seed {seed}"
+    s = f.layers[-1].spikes[:-1]
+    full = s.reshape(-1, s.shape[2]).T @ dh.reshape(-1, dh.shape[2])
+    np.testing.assert_allclose(dw_out, full, rtol=1e-13, atol=1e-300,
+                               err_msg=f"seed {seed}")
+
+
+def test_sparse_backward_rejects_unknown_propagation():
+    cfg, params, times, y = _problem(0, [6, 5, 5, 3])
+    f = S.forward(params, times, cfg, "sparse")
+    with pytest.raises(ValueError, match="propagate must be one of"):
+        S.sparse_backward(params, f, y, cfg, propagate="fast")
 
 
 def test_gradients_match_finite_differences():
