@@ -25,8 +25,11 @@ Vectorization
     ordered events. Two exact layouts of the events:
 
     * *grouped*: when the batch's inputs take at most :data:`MAX_GROUPS` distinct times
-      (binary encoding: one; ``digits`` graded: 16), each distinct time is one event and the
-      per-event weight sums are one matrix product ``onehot(time) @ W``;
+      (binary encoding: one; ``digits`` graded: 16; hidden layers under grid-aware training:
+      at most the grid's steps), each distinct time is one event and the per-event weight
+      sums are one matrix product ``onehot(time) @ W``, or, for layers with few outputs (the
+      output layer), one ``bincount`` per output neuron (no ``(batch, events, n_in)``
+      one-hot);
     * *ranked*: otherwise (hidden layers, continuous times) each input is one event, the
       weight rows gathered in time order; ties are merged by evaluating a prefix only at the
       last input of each tie.
@@ -58,16 +61,18 @@ Training
     ``clip_norm`` (the closed-form gradients explode when ``A - 1`` is tiny). Everything is
     deterministic for a given seed (float64 throughout). Optional, all off by default
     (:class:`TrainConfig`): spike dropout (the strongest regularizer found on digits), a
-    sparsity cost on hidden spikes that come before the decision (fewer weight lookups), a
-    softmax scale, L2 weight decay, input time jitter, and time-grid-aware training (hidden
+    sparsity cost on hidden spikes that come before the decision (fewer weight lookups; fixed,
+    or adapted towards a target count of hidden spikes before the decision), a softmax scale, L2 weight decay, input time jitter, and time-grid-aware training (hidden
     spikes moved to the discrete model's grid in the forward pass, gradients passed straight
     through) that narrows the gap between the float and the 8-bit discrete model.
 
 Speed
     Run with one BLAS thread (``OPENBLAS_NUM_THREADS=1``; ``spikegate train ttfs`` sets it):
     the products are small and extra threads only contend. MNIST 784-600-10 with binary
-    inputs (one input event per sample, grouped layout) takes about 36 s per epoch on one
-    core of the reference machine when it is otherwise idle.
+    inputs (one input event per sample) and grid-aware training (hidden spikes on 64 steps:
+    both layers grouped) takes about 45 s per epoch (minibatch 32) on one core of the
+    reference machine when it is otherwise idle, 55-70 s while other jobs share it; Adam's
+    update of the 471k weights is about a fifth of that.
 """
 
 from dataclasses import dataclass, field, asdict
@@ -78,11 +83,15 @@ __all__ = [
     "Z_MAX", "MAX_GROUPS", "TTFSNetwork", "TrainConfig", "Adam",
     "times_to_z", "z_to_times", "layer_forward", "layer_backward", "forward", "loss_and_grads",
     "predict", "accuracy", "train", "init_weights", "snap_to_grid",
+    "LATE_MIN", "LATE_MAX",
 ]
 
 Z_MAX = 1e12
 MAX_GROUPS = 64
 _CHUNK_ELEMS = 1 << 22     # events * neurons per chunk (about 32 MiB per float64 array)
+#: Bounds of the adapted sparsity coefficient (TrainConfig.late_target).
+LATE_MIN, LATE_MAX = 1e-5, 1.0
+_SEGMENT_MAX_OUT = 32      # grouped layers with at most this many outputs sum events by bincount
 
 
 def times_to_z(times):
@@ -111,7 +120,7 @@ class _Cache:
     den: np.ndarray      # (b, n_out) A - 1 (1 where no spike)
     fired: np.ndarray    # (b, n_out) bool
     zp: np.ndarray       # (b, P) z of each event (0 for no-spike events)
-    onehot: np.ndarray = None   # grouped: (b, P, n_in)
+    onehot: np.ndarray = None   # grouped: (b, P, n_in); None when summed by bincount
     group: np.ndarray = None    # grouped: (b, n_in) event of each input (P = none)
     order: np.ndarray = None    # ranked: (b, n_in) inputs in time order
     events: np.ndarray = None   # ranked: (b, P, n_out) weight rows in time order
@@ -129,10 +138,21 @@ def _events(z_in, w, values):
         g = len(values)
         group = np.searchsorted(values, z_in)
         group[~finite] = g
-        onehot = np.zeros((b, g + 1, n_in), dtype=np.float64)
-        onehot[np.arange(b)[:, None], group, np.arange(n_in)[None, :]] = 1.0
-        onehot = onehot[:, :g]
-        ev = (onehot.reshape(b * g, n_in) @ w).reshape(b, g, -1)
+        bi, ii = np.nonzero(finite)
+        n_out = w.shape[1]
+        if g > 1 and n_out <= _SEGMENT_MAX_OUT:
+            # few outputs: per-event sums as one bincount per output (no (b, g, n_in) one-hot)
+            onehot = None
+            f = bi * g + group[bi, ii]
+            wg = np.ascontiguousarray(w[ii].T)                 # (n_out, nnz)
+            ev = np.empty((n_out, b * g))
+            for j in range(n_out):
+                ev[j] = np.bincount(f, weights=wg[j], minlength=b * g)
+            ev = ev.T.reshape(b, g, n_out)
+        else:
+            onehot = np.zeros((b, g, n_in), dtype=np.float64)  # contiguous: reshapes are free
+            onehot[bi, group[bi, ii], ii] = 1.0
+            ev = (onehot.reshape(b * g, n_in) @ w).reshape(b, g, -1)
         zp = np.broadcast_to(values, (b, g))
         z_next = np.broadcast_to(np.append(values[1:], np.inf), (b, g))
         end = np.ones((b, g), dtype=bool)
@@ -211,7 +231,15 @@ def _layer_backward_chunk(c, w, dz_out, need_input_grad):
     pm = mask * d[:, None, :]                                        # dL/dB-like factor
     r = pm * c.zp[:, :, None] - mask * (d * np.where(c.fired, c.z_out, 0.0))[:, None, :]
     dz_in = None
-    if c.mode == "grouped":
+    if c.mode == "grouped" and c.onehot is None:
+        # per input, the factor of its event (row p: no spike, zero)
+        idx = c.group[:, :, None]
+        pad = np.zeros((b, 1, n_out))
+        dw = np.take_along_axis(np.concatenate([r, pad], axis=1), idx, axis=1).sum(axis=0)
+        if need_input_grad:
+            x = np.take_along_axis(np.concatenate([pm, pad], axis=1), idx, axis=1)
+            dz_in = np.einsum("bij,ij->bi", x, w)
+    elif c.mode == "grouped":
         n_in = c.onehot.shape[2]
         dw = c.onehot.reshape(b * p, n_in).T @ r.reshape(b * p, n_out)
         if need_input_grad:
@@ -380,6 +408,20 @@ class TrainConfig:
     jitter : float
         Training-time augmentation: Gaussian noise of this standard deviation (time units) is
         added to every finite input spike time (clipped at 0), redrawn for every minibatch.
+    late : float
+        Coefficient of the sparsity cost ``late * sum_h exp(-t_h)`` over the hidden spikes
+        before the decision (the first output spike), per sample: pushes those spikes later,
+        so fewer weights are looked up before the decision.
+    late_target : float
+        0: ``late`` is fixed. ``> 0``: the target mean number of hidden spikes before the
+        decision per sample; ``late`` is then the starting coefficient and is adapted after
+        every minibatch, ``late *= exp(late_rate * clip(ln(n / late_target), -3, 3))`` with
+        ``n`` the minibatch's mean count (a slow multiplicative controller: at twice the target
+        ``late`` roughly doubles per MNIST epoch of 1875 minibatches), kept in
+        ``[LATE_MIN, LATE_MAX]``. Adapting slowly matters: forcing the target from the start
+        (before the network has learned) leaves many outputs silent.
+    late_rate : float
+        Step of that controller per minibatch.
     """
     epochs: int = 10
     batch_size: int = 32
@@ -394,6 +436,8 @@ class TrainConfig:
     jitter: float = 0.0
     dropout: float = 0.0
     late: float = 0.0
+    late_target: float = 0.0
+    late_rate: float = 5e-4
     softmax_scale: float = 1.0
     grid_dt: float = 0.0
     grid_steps: int = 0
@@ -419,7 +463,10 @@ class TrainConfig:
             raise ValueError(f"dropout must be in [0, 1), not {self.dropout!r}")
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay must be in (0, 1], not {self.lr_decay!r}")
-        for name in ("weight_sum_cost", "early", "weight_decay", "jitter", "late"):
+        if self.late_target and not self.late > 0:
+            raise ValueError(f"late_target needs a starting late > 0, not {self.late!r}")
+        for name in ("weight_sum_cost", "early", "weight_decay", "jitter", "late", "late_target",
+                     "late_rate"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, not {getattr(self, name)!r}")
 
@@ -427,11 +474,14 @@ class TrainConfig:
         return {k: (float(v) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def loss_and_grads(net, z_in, labels, cfg=TrainConfig(), rng=None):
+def loss_and_grads(net, z_in, labels, cfg=TrainConfig(), rng=None, *, late=None, stats=None):
     """Loss, per-layer weight gradients and output ``z`` of one minibatch.
 
-    ``rng`` draws the spike dropout (needed when ``cfg.dropout > 0``).
+    ``rng`` draws the spike dropout (needed when ``cfg.dropout > 0``). ``late`` overrides
+    ``cfg.late``. ``stats`` (a dict) receives ``hidden_before``: the mean number of hidden
+    spikes (all hidden layers) before the decision per sample.
     """
+    late = cfg.late if late is None else late
     labels = np.asarray(labels)
     if cfg.dropout and rng is None:
         raise ValueError("dropout needs an rng")
@@ -450,14 +500,17 @@ def loss_and_grads(net, z_in, labels, cfg=TrainConfig(), rng=None):
     grads = [None] * len(net.weights)
     z_decision = np.min(z_out, axis=1) if z_out.shape[1] else np.full(len(z_out), np.inf)
     z_decision = np.where(np.isfinite(z_decision), z_decision, Z_MAX)
+    if stats is not None:
+        stats["hidden_before"] = sum(float(np.sum(zs[l] < z_decision[:, None]))
+                                     for l in range(1, len(net.weights))) / max(len(labels), 1)
     for l in range(len(net.weights) - 1, -1, -1):
-        if cfg.late and l < len(net.weights) - 1:
+        if late and l < len(net.weights) - 1:
             # dz is dL/dz of layer l+1's inputs = hidden layer l+1's spikes
             zh = zs[l + 1]
             ok = zh < z_decision[:, None]             # only spikes before the decision count
             inv = np.where(ok, 1.0 / np.where(ok, zh, 1.0), 0.0)
-            loss += cfg.late * float(inv.sum()) / len(labels)
-            dz = dz - cfg.late * inv * inv / len(labels)
+            loss += late * float(inv.sum()) / len(labels)
+            dz = dz - late * inv * inv / len(labels)
         dw, dz = layer_backward(caches[l], net.weights[l], dz, need_input_grad=l > 0)
         if cfg.weight_sum_cost:
             deficit = 1.0 - net.weights[l].sum(axis=0)
@@ -480,15 +533,27 @@ class Adam:
         self.t = 0
 
     def step(self, params, grads):
+        """One update (in place, one scratch array per parameter: no other temporaries)."""
         self.t += 1
         c1 = 1 - self.beta1 ** self.t
         c2 = 1 - self.beta2 ** self.t
-        for p, g, m, v in zip(params, grads, self.m, self.v):
+        if not hasattr(self, "_tmp"):
+            self._tmp = [np.empty_like(p) for p in params]
+        for p, g, m, v, tmp in zip(params, grads, self.m, self.v, self._tmp):
             m *= self.beta1
-            m += (1 - self.beta1) * g
+            np.multiply(g, 1 - self.beta1, out=tmp)
+            m += tmp
             v *= self.beta2
-            v += (1 - self.beta2) * g * g
-            p -= self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
+            np.multiply(g, g, out=tmp)
+            tmp *= 1 - self.beta2
+            v += tmp
+            # p -= lr * (m / c1) / (sqrt(v / c2) + eps)
+            np.multiply(v, 1 / c2, out=tmp)
+            np.sqrt(tmp, out=tmp)
+            tmp += self.eps
+            np.divide(m, tmp, out=tmp)
+            tmp *= self.lr / c1
+            p -= tmp
 
 
 def predict(net, z_in, batch_size=1000):
@@ -511,13 +576,16 @@ def accuracy(net, z_in, labels, batch_size=1000):
     return float(np.mean(predict(net, z_in, batch_size) == labels))
 
 
-def train(net, z_train, y_train, cfg=TrainConfig(), *, callback=None, epoch_callback=None):
+def train(net, z_train, y_train, cfg=TrainConfig(), *, callback=None, epoch_callback=None,
+          info=None):
     """Train ``net`` in place with Adam; returns the per-epoch mean training loss.
 
     ``z_train``: ``(n, n_in)`` input z (``times_to_z`` of the encoded images).
     ``callback(epoch, batch, n_batches, loss, acc)`` is called after every minibatch with the
     running mean loss and training accuracy of the epoch (for progress bars);
     ``epoch_callback(epoch, net, mean_loss)`` after every epoch (for checkpoints).
+    ``info`` (a dict) receives per-epoch lists ``late`` (the sparsity coefficient at the end
+    of the epoch) and ``hidden_before`` (the epoch's mean hidden spikes before the decision).
     """
     z_train = np.asarray(z_train, dtype=np.float64)
     y_train = np.asarray(y_train)
@@ -526,16 +594,27 @@ def train(net, z_train, y_train, cfg=TrainConfig(), *, callback=None, epoch_call
     n = len(z_train)
     n_batches = (n + cfg.batch_size - 1) // cfg.batch_size
     history = []
+    late = cfg.late
+    info = {} if info is None else info
+    info.setdefault("late", [])
+    info.setdefault("hidden_before", [])
     for epoch in range(cfg.epochs):
         perm = rng.permutation(n)
-        tot_loss, tot_ok, seen = 0.0, 0, 0
+        tot_loss, tot_ok, seen, tot_before = 0.0, 0, 0, 0.0
         for bi in range(n_batches):
             idx = perm[bi * cfg.batch_size:(bi + 1) * cfg.batch_size]
             zb = z_train[idx]
             if cfg.jitter:
                 noise = np.exp(rng.normal(0.0, cfg.jitter, size=zb.shape))
                 zb = np.where(np.isfinite(zb), np.maximum(zb * noise, 1.0), np.inf)
-            loss, grads, z_out = loss_and_grads(net, zb, y_train[idx], cfg, rng)
+            stats = {}
+            loss, grads, z_out = loss_and_grads(net, zb, y_train[idx], cfg, rng, late=late,
+                                                stats=stats)
+            tot_before += stats["hidden_before"] * len(idx)
+            if cfg.late_target:
+                ratio = max(stats["hidden_before"], 1e-3) / cfg.late_target
+                late *= np.exp(cfg.late_rate * np.clip(np.log(ratio), -3.0, 3.0))
+                late = float(np.clip(late, LATE_MIN, LATE_MAX))
             for l, g in enumerate(grads):
                 norm = float(np.sqrt(np.sum(g * g)))
                 if norm > cfg.clip_norm:
@@ -548,6 +627,8 @@ def train(net, z_train, y_train, cfg=TrainConfig(), *, callback=None, epoch_call
             if callback is not None:
                 callback(epoch, bi + 1, n_batches, tot_loss / seen, tot_ok / seen)
         history.append(tot_loss / max(seen, 1))
+        info["late"].append(late)
+        info["hidden_before"].append(tot_before / max(seen, 1))
         opt.lr *= cfg.lr_decay
         if epoch_callback is not None:
             epoch_callback(epoch, net, history[-1])

@@ -107,6 +107,46 @@ def test_grouped_and_ranked_agree():
     np.testing.assert_allclose(ga[1], gb[1], rtol=1e-10, atol=1e-12)
 
 
+def test_grouped_bincount_and_onehot_agree(monkeypatch):
+    # grouped layers with few outputs sum their events by bincount, wider ones by a one-hot
+    # product: both layouts must give the same spikes and gradients (seed 11)
+    rng = np.random.default_rng(11)
+    times = rng.integers(0, 6, (25, 40)) / 8.0
+    times[rng.random(times.shape) < 0.4] = np.inf
+    w = rng.normal(0.1, 0.3, (40, 6))
+    dz = rng.normal(size=(25, 6))
+    za, ca = ttfs.layer_forward(_z(times), w)
+    assert ca[0].mode == "grouped" and ca[0].onehot is None
+    ga = ttfs.layer_backward(ca, w, dz)
+    monkeypatch.setattr(ttfs, "_SEGMENT_MAX_OUT", 0)
+    zb, cb = ttfs.layer_forward(_z(times), w)
+    assert cb[0].mode == "grouped" and cb[0].onehot is not None
+    gb = ttfs.layer_backward(cb, w, dz)
+    assert np.isfinite(za).sum() > 20, "seed 11: too few spikes to compare"
+    np.testing.assert_allclose(za, zb, rtol=1e-12)
+    np.testing.assert_allclose(ga[0], gb[0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ga[1], gb[1], rtol=1e-10, atol=1e-12)
+
+
+def test_adam_matches_the_textbook_update():
+    # the in-place update against Adam written out (Kingma & Ba, algorithm 1), seed 5
+    rng = np.random.default_rng(5)
+    p = [rng.normal(size=(4, 3)), rng.normal(size=(3, 2))]
+    ref = [x.copy() for x in p]
+    m = [np.zeros_like(x) for x in p]
+    v = [np.zeros_like(x) for x in p]
+    opt = ttfs.Adam(p, lr=0.01)
+    for t in range(1, 6):
+        g = [rng.normal(size=x.shape) for x in p]
+        opt.step(p, g)
+        for x, gi, mi, vi in zip(ref, g, m, v):
+            mi[:] = 0.9 * mi + 0.1 * gi
+            vi[:] = 0.999 * vi + 0.001 * gi * gi
+            x -= 0.01 * (mi / (1 - 0.9 ** t)) / (np.sqrt(vi / (1 - 0.999 ** t)) + 1e-8)
+        for a, b in zip(p, ref):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14, err_msg=f"step {t}, seed 5")
+
+
 def test_chunking_is_invisible(monkeypatch):
     rng = np.random.default_rng(3)
     z = _z(rng.uniform(0, 1, (50, 20)))
@@ -199,6 +239,31 @@ def test_training_learns_and_is_deterministic():
     other = ttfs.TTFSNetwork.create((12, 16, 3), seed=seed + 1)
     ttfs.train(other, z, y, ttfs.TrainConfig(epochs=1, seed=seed + 1))
     assert not np.array_equal(other.weights[0], n1.weights[0])
+
+
+def test_late_target_adapts_the_sparsity_cost():
+    # hidden spikes before the decision: free training vs. a target of 2 per sample (seed 6);
+    # a faster adaptation than MNIST's, for the few minibatches here
+    seed = 6
+    z, y = _toy_data(seed, n=240)
+    counts = {}
+    for target in (0.0, 2.0):
+        net = ttfs.TTFSNetwork.create((12, 24, 3), seed=seed)
+        info = {}
+        ttfs.train(net, z, y, ttfs.TrainConfig(epochs=8, batch_size=16, lr=3e-3, seed=seed,
+                                               late=1e-3, late_target=target,
+                                               late_rate=0.1), info=info)
+        assert len(info["late"]) == len(info["hidden_before"]) == 8
+        counts[target] = info["hidden_before"][-1]
+        if target:
+            assert info["late"][-1] > 1e-3, f"seed {seed}: late did not grow: {info['late']}"
+            assert ttfs.accuracy(net, z, y) > 0.6, f"seed {seed}: the sparse net does not learn"
+        else:
+            assert info["late"] == [1e-3] * 8
+    assert counts[0.0] > 6, f"seed {seed}: too few hidden spikes to test: {counts}"
+    assert counts[2.0] < 0.85 * counts[0.0], f"seed {seed}: {counts}"
+    with pytest.raises(ValueError, match="late_target"):
+        ttfs.TrainConfig(late_target=5.0)
 
 
 def test_predict_first_spike_lowest_index_and_none():
