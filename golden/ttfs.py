@@ -70,9 +70,9 @@ Speed
     Run with one BLAS thread (``OPENBLAS_NUM_THREADS=1``; ``spikegate train ttfs`` sets it):
     the products are small and extra threads only contend. MNIST 784-600-10 with binary
     inputs (one input event per sample) and grid-aware training (hidden spikes on 64 steps:
-    both layers grouped) takes about 45 s per epoch (minibatch 32) on one core of the
-    reference machine when it is otherwise idle, 55-70 s while other jobs share it; Adam's
-    update of the 471k weights is about a fifth of that.
+    both layers grouped) took 54-67 s per epoch (minibatch 32) on one core of the reference
+    machine while other jobs shared its two cores (not measured idle); Adam's update of the
+    471k weights is about a fifth of that.
 """
 
 from dataclasses import dataclass, field, asdict

@@ -43,3 +43,33 @@ def test_bad_arguments(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "missing.npz")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_checkpoint_writes_the_model_after_every_epoch(tmp_path, capsys):
+    model = tmp_path / "ck.npz"
+    code = main(["train", "ttfs", "--dataset", "digits", "--hidden", "6", "--epochs", "2",
+                 "--seed", "1", "-o", str(model), "--quiet", "--checkpoint",
+                 "--late", "0.01", "--late-target", "3"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    lines = [l for l in captured.err.splitlines() if l.startswith("epoch ")]
+    assert [l.split(":")[0] for l in lines] == ["epoch 1", "epoch 2"], captured.err
+    assert all("8-bit" in l and f"wrote {model}" in l for l in lines), lines
+    m = load_model(model)
+    assert m.training["epochs_done"] == 2
+    assert len(m.training["late_history"]) == len(m.training["hidden_before_history"]) == 2
+    assert m.training["config"]["late_target"] == 3.0
+    assert not [p for p in tmp_path.iterdir() if p.name != model.name], "temporary files left"
+
+
+def test_per_dataset_defaults():
+    from spikegate.scripts.train_ttfs import configs_for
+    enc, cfg, disc = configs_for("mnist")
+    assert (enc.mode, enc.threshold) == ("binary", 0.55)
+    assert cfg.late_target == 25 and cfg.grid_dt == disc.dt and cfg.grid_steps == disc.timesteps
+    enc, cfg, _ = configs_for("mnist", threshold=0.5, late_target=0.0)
+    assert enc.threshold == 0.5 and cfg.late_target == 0
+    # digits: the network the hardware tests use is unchanged
+    enc, cfg, disc = configs_for("digits")
+    assert (enc.mode, enc.t_max, cfg.late, cfg.epochs) == ("graded", 2.0, 0.0, 100)
+    assert (disc.timesteps, disc.dt) == (64, 1 / 16)
