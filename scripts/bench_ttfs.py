@@ -49,6 +49,7 @@ BENCHES = {
 
 def _row(name, model, summary, targets):
     lk = [s["mean"] for s in summary["lookup_fraction"]]
+    lk_med = [s["median"] for s in summary["lookup_fraction"]]
     cells = {
         "net": name,
         "sizes": "-".join(map(str, model.sizes)),
@@ -57,7 +58,8 @@ def _row(name, model, summary, targets):
         "grid": f"{model.discrete.timesteps}x{model.discrete.dt:g}",
         "float %": f"{100 * summary['float_accuracy']:.2f}",
         "8-bit %": f"{100 * summary['discrete_accuracy']:.2f}",
-        "lookups % (per layer)": "/".join(f"{100 * v:.1f}" for v in lk),
+        "lookups % mean (median)": ("/".join(f"{100 * v:.1f}" for v in lk) + " ("
+                                    + "/".join(f"{100 * v:.1f}" for v in lk_med) + ")"),
         "spikes mean/med": f"{summary['total_spikes']['mean']:.0f}/{summary['total_spikes']['median']:.0f}",
         "steps mean/med": f"{summary['timesteps']['mean']:.1f}/{summary['timesteps']['median']:.0f}",
         "s/epoch": f"{model.training.get('seconds_per_epoch', float('nan')):.1f}",
