@@ -1,8 +1,8 @@
 """What each FPGA has, and a quick check that a network's weights and multipliers can fit.
 
-The check runs before anything is built: it counts only the two resources a classifier
-surely needs (block RAM for the weights, multipliers for the lanes), so it is a lower
-bound. What it passes may still fail in nextpnr (logic cells, the neuron state memories,
+The check runs before anything is built: it counts only the resources a classifier surely
+needs (block RAM or, on the iCE40 UltraPlus, SPRAM for the weights; multipliers for the
+lanes), so it is a lower bound. What it passes may still fail in nextpnr (logic cells, the neuron state memories,
 the protocol's FIFOs); :mod:`spikegate.boards.synth` then reports the resource by name from
 nextpnr's utilisation table.
 """
@@ -10,8 +10,14 @@ nextpnr's utilisation table.
 from dataclasses import dataclass
 
 from spikegate.golden.ttfs_discrete import WEIGHT_BITS
+from spikegate.hdl.spram import prefers_spram, spram_count
 
-__all__ = ["Device", "DEVICES", "ResourceError", "block_count", "weight_block_rams", "check_fit"]
+__all__ = ["Device", "DEVICES", "ResourceError", "block_count", "weight_block_rams",
+           "weight_sprams", "weight_memory_plan", "check_fit", "WEIGHT_MEMORIES"]
+
+#: What a board design accepts as ``weight_memory`` (or a tuple of ``"ebr"`` / ``"spram"``,
+#: one per weight layer).
+WEIGHT_MEMORIES = ("auto", "ebr", "spram")
 
 
 class ResourceError(ValueError):
@@ -66,37 +72,108 @@ def block_count(depth, width, shapes):
     return min(-(-depth // d) * -(-width // w) for d, w in shapes)
 
 
-def weight_block_rams(sizes, lanes, device):
-    """Block RAMs the weight memories need: one memory per weight layer, ``lanes * 8`` bits
-    wide and ``n_src * ceil(n_dst / lanes)`` deep (:class:`~spikegate.hdl.lookup.WeightLookup`).
-    """
-    dev = DEVICES[device] if isinstance(device, str) else device
+def _device(device):
+    return DEVICES[device] if isinstance(device, str) else device
+
+
+def _memories(sizes, lanes):
+    """``(depth, width)`` of each weight layer's memory."""
     lanes = [lanes] * (len(sizes) - 1) if isinstance(lanes, int) else list(lanes)
-    total = 0
-    for l, n in enumerate(lanes):
-        depth = sizes[l] * -(-sizes[l + 1] // n)
-        total += block_count(depth, n * WEIGHT_BITS, dev.bram_shapes)
-    return total
+    return [(sizes[l] * -(-sizes[l + 1] // n), n * WEIGHT_BITS) for l, n in enumerate(lanes)]
 
 
-def check_fit(sizes, lanes, device):
-    """Raise :class:`ResourceError` when the weights alone overflow the block RAM or the lanes'
-    multipliers (two per lane) overflow the multiplier cells of ``device``."""
-    dev = DEVICES[device] if isinstance(device, str) else device
+def weight_block_rams(sizes, lanes, device, plan=None):
+    """Block RAMs the weight memories need: one memory per weight layer, ``lanes * 8`` bits
+    wide and ``n_src * ceil(n_dst / lanes)`` deep (:class:`~spikegate.hdl.lookup.WeightLookup`);
+    with a ``plan`` (:func:`weight_memory_plan`), only the layers it puts in ``"ebr"``.
+    """
+    dev = _device(device)
+    mems = _memories(sizes, lanes)
+    plan = plan or ("ebr",) * len(mems)
+    return sum(block_count(d, w, dev.bram_shapes) for (d, w), k in zip(mems, plan) if k == "ebr")
+
+
+def weight_sprams(sizes, lanes, plan):
+    """SPRAM cells of the weight layers that ``plan`` puts in ``"spram"``
+    (:func:`spikegate.hdl.spram.spram_count`)."""
+    return sum(spram_count(d, w) for (d, w), k in zip(_memories(sizes, lanes), plan)
+               if k == "spram")
+
+
+def weight_memory_plan(sizes, lanes, device, weight_memory="auto", *, learning=False):
+    """Where each weight layer's memory goes: a tuple of ``"ebr"`` / ``"spram"``.
+
+    ``weight_memory`` is ``"auto"``, ``"ebr"``, ``"spram"`` (every layer) or a tuple with one
+    of ``"ebr"`` / ``"spram"`` per weight layer. ``"auto"`` is the rule of
+    :meth:`spikegate.hdl.lookup.WeightLookup.memory_kind`: on a device with SPRAM (the iCE40
+    UltraPlus), SPRAM for a layer whose memory has more than
+    :data:`~spikegate.hdl.spram.SPRAM_MIN_BITS` bits (half the UP5K's block RAM), block RAM
+    otherwise; everything in block RAM for a design with on-chip ``learning`` (its
+    read-modify-write needs two ports) or on a device without SPRAM.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``weight_memory``; SPRAM asked for on a device without it, or with
+        ``learning``.
+    """
+    dev = _device(device)
+    mems = _memories(sizes, lanes)
+    n_w = len(mems)
+    if isinstance(weight_memory, str):
+        if weight_memory not in WEIGHT_MEMORIES:
+            raise ValueError(f"weight_memory must be one of {', '.join(WEIGHT_MEMORIES)} or a "
+                             f"tuple of 'ebr' / 'spram' per weight layer, not {weight_memory!r}")
+        if weight_memory == "auto":
+            use = dev.spram is not None and not learning
+            return tuple("spram" if use and prefers_spram(d, w) else "ebr" for d, w in mems)
+        plan = (weight_memory,) * n_w
+    else:
+        plan = tuple(weight_memory)
+        if len(plan) != n_w or not all(k in ("ebr", "spram") for k in plan):
+            raise ValueError(f"weight_memory must name 'ebr' or 'spram' for each of the {n_w} "
+                             f"weight layers, not {weight_memory!r}")
+    if "spram" in plan and dev.spram is None:
+        raise ValueError(f"the {dev.name} has no SPRAM: weight_memory must be 'ebr' or 'auto', "
+                         f"not {weight_memory!r}")
+    if "spram" in plan and learning:
+        raise ValueError("on-chip learning needs the weights in block RAM (its read-modify-write "
+                         f"uses two ports, SPRAM has one), not weight_memory={weight_memory!r}")
+    return plan
+
+
+def check_fit(sizes, lanes, device, weight_memory="auto", *, learning=False):
+    """Raise :class:`ResourceError` when the weights alone overflow the block RAM (or the
+    SPRAM) or the lanes' multipliers (two per lane) overflow the multiplier cells of
+    ``device``; return the weight memories' plan (:func:`weight_memory_plan`)."""
+    dev = _device(device)
     lanes_t = [lanes] * (len(sizes) - 1) if isinstance(lanes, int) else list(lanes)
     if len(lanes_t) != len(sizes) - 1 or not all(isinstance(n, int) and 1 <= n <= 16
                                                   for n in lanes_t):
         raise ValueError(f"lanes must be an integer from 1 to 16, or {len(sizes) - 1} of them "
                          f"(one per weight layer), not {lanes!r}")
-    n_bram = weight_block_rams(sizes, lanes_t, dev)
+    plan = weight_memory_plan(sizes, lanes_t, dev, weight_memory, learning=learning)
+    name = "-".join(map(str, sizes))
+    n_spram = weight_sprams(sizes, lanes_t, plan)
+    if n_spram:
+        have = dev.resources[dev.spram]
+        if n_spram > have:
+            layers = [l for l, k in enumerate(plan) if k == "spram"]
+            raise ResourceError(dev.spram, n_spram, have, dev.name,
+                                f"16k x 16-bit SPRAMs for the weights of layer(s) {layers} of "
+                                f"{name}, lanes {tuple(lanes_t)}")
+    n_bram = weight_block_rams(sizes, lanes_t, dev, plan)
     have = dev.resources[dev.bram]
     if n_bram > have:
-        bits = sum(sizes[l] * sizes[l + 1] for l in range(len(sizes) - 1)) * WEIGHT_BITS
+        bits = sum(sizes[l] * sizes[l + 1] for l in range(len(sizes) - 1)
+                   if plan[l] == "ebr") * WEIGHT_BITS
         raise ResourceError(dev.bram, n_bram, have, dev.name,
-                            f"block RAM for the {bits // 8} weight bytes of "
-                            f"{'-'.join(map(str, sizes))} alone")
+                            f"block RAM for the {bits // 8} weight bytes of {name} alone"
+                            + (f" (weights of layer(s) {[l for l, k in enumerate(plan) if k == 'spram']}"
+                               f" in SPRAM)" if "spram" in plan else ""))
     n_mul = 2 * sum(lanes_t)
     have = dev.resources[dev.dsp]
     if n_mul > have:
         raise ResourceError(dev.dsp, n_mul, have, dev.name,
                             f"two multipliers per lane, lanes {tuple(lanes_t)}")
+    return plan

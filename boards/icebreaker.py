@@ -5,6 +5,13 @@ an ``SB_PLL40_PAD`` makes the ``sync`` clock from the 12 MHz pin when a faster c
 for, a power-on counter holds ``sync`` in reset until the PLL has locked and the block RAMs
 are readable (iCE40 BRAMs read as zero for ~3 us after configuration), and the FTDI UART's
 ``rx``/``tx`` pins are wired to the top's ``rx``/``tx``.
+
+Weights: a weight layer whose memory holds more than half the UP5K's block RAM goes to the
+four SPRAMs (128 kB; :func:`spikegate.boards.fit.weight_memory_plan`), the others stay in
+block RAM. SPRAM has no initial contents, so a design with SPRAM weights starts with zero
+weights in those layers and needs ``spikegate board load MODEL`` (the protocol's
+``LOAD_WEIGHTS``) after configuration; block RAM layers start with the model's weights.
+Designs with the on-chip learning unit keep every weight in block RAM.
 """
 
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
@@ -12,11 +19,11 @@ from amaranth.lib import io
 
 from spikegate.hdl.params import checking
 
-from .fit import DEVICES, check_fit
+from .fit import DEVICES, ResourceError, check_fit
 from .top import default_top
 
 __all__ = ["ICEBreakerDesign", "ice40_pll", "OSC_HZ", "DEFAULT_CLK_HZ", "DEFAULT_LANES",
-           "platform"]
+           "LANE_CHOICES", "default_lanes", "set_weight_memories", "platform"]
 
 #: The board's oscillator (pin 35).
 OSC_HZ = 12_000_000
@@ -25,6 +32,10 @@ DEFAULT_CLK_HZ = 30_000_000
 #: Lanes per weight layer of the digits 64-64-10 network that fit the UP5K's 8 DSPs
 #: (two multipliers per lane) and 30 block RAMs.
 DEFAULT_LANES = (3, 1)
+#: Lanes tried in order for a two-weight-layer network when none are given: the first that
+#: fits (:func:`~spikegate.boards.fit.check_fit`). ``(2, 1)`` suits the MNIST networks whose
+#: first layer is in SPRAM (16-bit words: one SPRAM column), ``(1, 1)`` the last resort.
+LANE_CHOICES = (DEFAULT_LANES, (2, 1), (1, 1))
 #: Largest relative error of the PLL's output accepted (the UART's baud divisor is computed
 #: from the achieved frequency, so this only bounds how far from the request we land).
 PLL_TOLERANCE = 0.01
@@ -73,6 +84,41 @@ def ice40_pll(f_in_hz, f_out_hz):
             "f_out_hz": f}
 
 
+def default_lanes(sizes, weight_memory="auto", device="iCE40UP5K"):
+    """Lanes for ``sizes`` on the UP5K: the first of :data:`LANE_CHOICES` that fits for a
+    network with two weight layers (the first choice when none does, so that
+    :func:`~spikegate.boards.fit.check_fit` names the resource), else 1."""
+    if len(sizes) != 3:
+        return 1
+    for lanes in LANE_CHOICES:
+        try:
+            check_fit(sizes, lanes, device, weight_memory)
+            return lanes
+        except ResourceError:
+            pass
+    return LANE_CHOICES[0]
+
+
+def set_weight_memories(top, plan):
+    """Set each weight layer's :attr:`~spikegate.hdl.lookup.WeightLookup.weight_memory` of the
+    classifier of ``top`` (its ``classifier`` attribute) to ``plan``.
+
+    Raises
+    ------
+    TypeError
+        ``plan`` has SPRAM layers and ``top`` has no ``classifier`` with ``layers``.
+    """
+    clf = getattr(top, "classifier", None)
+    layers = getattr(clf, "layers", None)
+    if layers is None:
+        if "spram" in plan:
+            raise TypeError(f"weights in SPRAM need a top with a TTFS classifier (``classifier``"
+                            f" with ``layers``), not {top!r}")
+        return
+    for layer, kind in zip(layers, plan):
+        layer.lookup.weight_memory = kind
+
+
 def platform():
     """A fresh :class:`amaranth_boards.icebreaker.ICEBreakerPlatform`."""
     from amaranth_boards.icebreaker import ICEBreakerPlatform
@@ -95,23 +141,28 @@ class ICEBreakerDesign(Elaboratable):
     make_top : callable, optional
         ``make_top(net, lanes, clk_freq_hz=...)`` returns the Component with ``rx: In(1)``,
         ``tx: Out(1)`` (default :class:`spikegate.boards.top.BoardTop`).
+    weight_memory : {"auto", "ebr", "spram"} or tuple, optional
+        Where the weights go (:func:`spikegate.boards.fit.weight_memory_plan`; default
+        ``"auto"``: SPRAM for a layer of more than half the block RAM). The plan is in
+        :attr:`weight_memories`.
 
     Raises
     ------
     ResourceError
         The weights or multipliers alone exceed the UP5K.
     ValueError
-        No PLL setting reaches ``clk_freq_hz``.
+        No PLL setting reaches ``clk_freq_hz``; SPRAM asked for a top with on-chip learning.
     """
 
     board = "icebreaker"
     device = DEVICES["iCE40UP5K"]
 
-    def __init__(self, net, lanes=None, *, clk_freq_hz=DEFAULT_CLK_HZ, make_top=None):
+    def __init__(self, net, lanes=None, *, clk_freq_hz=DEFAULT_CLK_HZ, make_top=None,
+                 weight_memory="auto"):
         with checking(self):     # a refused design is not reported as unused
             if lanes is None:
-                lanes = DEFAULT_LANES if len(net.sizes) == 3 else 1
-            check_fit(net.sizes, lanes, self.device)
+                lanes = default_lanes(net.sizes, weight_memory, self.device)
+            plan = check_fit(net.sizes, lanes, self.device, weight_memory)
             if clk_freq_hz == OSC_HZ:
                 self.pll = None
                 self.clk_freq_hz = float(OSC_HZ)
@@ -120,6 +171,17 @@ class ICEBreakerDesign(Elaboratable):
                 self.clk_freq_hz = self.pll["f_out_hz"]
         self.net, self.lanes = net, lanes
         self.top = (make_top or default_top)(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)))
+        with checking(self):
+            if getattr(getattr(self.top, "classifier", None), "learning", False):
+                # Learning writes back the word it read: two ports, block RAM only.
+                try:
+                    plan = check_fit(net.sizes, lanes, self.device, weight_memory, learning=True)
+                except (TypeError, ValueError):
+                    self.top._MustUse__silence = True
+                    raise
+            set_weight_memories(self.top, plan)
+        #: ``"ebr"`` / ``"spram"`` per weight layer.
+        self.weight_memories = plan
 
     def elaborate(self, platform):
         m = Module()

@@ -59,7 +59,8 @@ class SynthReport:
     ``resources`` maps nextpnr's cell name to ``{"used": n, "available": n}`` (only the cells
     that matter: logic, flip-flops, block RAM, SPRAM, multipliers, PLL). ``ffs`` is the
     flip-flop count from Yosys's statistics (on the iCE40 flip-flops share the logic cells).
-    ``critical_path`` lists the path's nets, source first.
+    ``critical_path`` lists the path's nets, source first. ``weight_memories`` says where
+    each weight layer's memory is (``"ebr"`` / ``"spram"``).
     """
     board: str
     device: str
@@ -73,6 +74,7 @@ class SynthReport:
     seconds: float = 0.0
     build_dir: str = ""
     bitstream: str = ""
+    weight_memories: list = field(default_factory=list)
 
     @property
     def timing_met(self):
@@ -210,7 +212,8 @@ def synthesize(design, platform, build_dir, *, seed=1, check_timing=True):
         device=device, sizes=list(design.net.sizes), lanes=list(lanes),
         target_mhz=target, fmax_mhz=achieved, resources=resources,
         ffs=_yosys_ffs(rpt, family), critical_path=path, seconds=seconds,
-        build_dir=str(build_dir), bitstream=str(bit) if bit.exists() else "")
+        build_dir=str(build_dir), bitstream=str(bit) if bit.exists() else "",
+        weight_memories=list(getattr(design, "weight_memories", None) or ["ebr"] * n_w))
     if check_timing and not report.timing_met:
         raise TimingError(report)
     return report
@@ -237,10 +240,18 @@ def _rows(report):
     return rows
 
 
+def _weights_in(report):
+    """``", weights in SPRAM/EBR"`` when some layer's weights are in SPRAM, else ``""``."""
+    kinds = report.weight_memories
+    if "spram" not in kinds:
+        return ""
+    return ", weights in " + "/".join(k.upper() for k in kinds)
+
+
 def format_table(report):
     """Plain-text table of a :class:`SynthReport`."""
     head = (f"{report.board} ({report.device}), network {'-'.join(map(str, report.sizes))}, "
-            f"lanes {tuple(report.lanes)}, build {report.seconds:.0f} s")
+            f"lanes {tuple(report.lanes)}{_weights_in(report)}, build {report.seconds:.0f} s")
     rows = [("resource", "used", "available", "%")] + _rows(report)
     w = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = [head] + ["  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i])
@@ -253,8 +264,8 @@ def format_table(report):
 def format_markdown(report):
     """Markdown table of a :class:`SynthReport`."""
     lines = [f"### {report.board} ({report.device})", "",
-             f"Network {'-'.join(map(str, report.sizes))}, lanes {tuple(report.lanes)}, "
-             f"build {report.seconds:.0f} s.", "",
+             f"Network {'-'.join(map(str, report.sizes))}, lanes {tuple(report.lanes)}"
+             f"{_weights_in(report)}, build {report.seconds:.0f} s.", "",
              "| resource | used | available | % |", "|---|---:|---:|---:|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in _rows(report)]
     if report.critical_path:
@@ -308,17 +319,24 @@ class ClassifierShim(wiring.Component):
         return m
 
 
-def make_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None, shim=False):
+def make_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None, shim=False,
+                weight_memory="auto"):
     """The board design and its platform: ``(design, platform)``.
 
     ``shim`` puts :class:`ClassifierShim` in place of the board top (the classifier alone).
+    ``weight_memory`` (iCEBreaker only; ``"auto"``, ``"ebr"``, ``"spram"`` or one per weight
+    layer) places the weights (:func:`spikegate.boards.fit.weight_memory_plan`); the ECP5
+    has no SPRAM and keeps them in block RAM.
     """
     if board == "icebreaker":
         from . import icebreaker as b
-        kw = {}
+        kw = {"weight_memory": weight_memory}
     elif board == "ulx3s":
         from . import ulx3s as b
         kw = {"variant": variant}
+        if weight_memory not in ("auto", "ebr"):
+            raise ValueError(f"the ULX3S (ECP5) has no SPRAM: weight_memory must be 'auto' or "
+                             f"'ebr', not {weight_memory!r}")
     else:
         raise ValueError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
     design_cls = b.ICEBreakerDesign if board == "icebreaker" else b.ULX3SDesign

@@ -16,8 +16,12 @@ from amaranth.lib import stream
 from spikegate.golden.ttfs_discrete import WEIGHT_BITS
 from .params import checking
 from .layouts import RESULT_COUNT_BITS, RowCommandLayout, RowOp, index_bits
+from .spram import SPRAMMemory, has_spram, prefers_spram
 
-__all__ = ["WeightLookup", "weight_words"]
+#: Values of :attr:`WeightLookup.weight_memory`.
+WEIGHT_MEMORIES = ("auto", "ebr", "spram")
+
+__all__ = ["WeightLookup", "weight_words", "WEIGHT_MEMORIES"]
 
 
 def weight_words(weights, lanes):
@@ -34,6 +38,21 @@ def weight_words(weights, lanes):
     return padded.reshape(n_src * groups, lanes).tolist()
 
 
+def _times(x, c):
+    """``x * c`` for a constant ``c >= 1`` as shifts and adds: Yosys would put a product by a
+    constant on an iCE40 DSP, which the lanes' multipliers need (same value, same width
+    rules as ``*``: the result is wide enough for every ``x``)."""
+    terms = [x << k for k in range(c.bit_length()) if c >> k & 1]
+    return sum(terms[1:], terms[0])
+
+
+class _Port:
+    """The ``addr`` / ``data`` / ``en`` of a memory port, for :class:`SPRAMMemory`'s ports."""
+
+    def __init__(self, addr, data, en):
+        self.addr, self.data, self.en = addr, data, en
+
+
 class WeightLookup(wiring.Component):
     """Banked 8-bit weight memory and the row walker.
 
@@ -46,6 +65,19 @@ class WeightLookup(wiring.Component):
         destination ``j`` is lane ``j % lanes`` of group ``j // lanes``.
     init : array-like of int, shape (n_src, n_dst), optional
         Initial weights (signed 8-bit). Zero when omitted.
+    weight_memory : {"auto", "ebr", "spram"}
+        Where the weights live (also settable after construction, e.g. by a board design,
+        through :attr:`weight_memory`). ``"ebr"``: an Amaranth memory with a synchronous
+        read port, which Yosys maps to block RAM (EBR on iCE40 and ECP5). ``"spram"``: the
+        iCE40 UltraPlus single-port RAMs (:class:`~spikegate.hdl.spram.SPRAMMemory`;
+        ``SB_SPRAM256KA`` cells on an iCE40 UltraPlus platform, their model elsewhere, same
+        cycle behaviour). ``"auto"`` (default): ``"spram"`` when elaborated for an iCE40
+        UltraPlus platform and the memory holds more than
+        :data:`~spikegate.hdl.spram.SPRAM_MIN_BITS` bits, else ``"ebr"``. With SPRAM,
+        ``init`` is not in the bitstream (SPRAM has no initial contents: load the weights
+        through ``w_*`` at run time) and the write-back ``ww_*`` of on-chip learning is not
+        supported (its write would take the single port from the next group's read): keep
+        learning designs in ``"ebr"``.
 
     Members
     -------
@@ -74,9 +106,11 @@ class WeightLookup(wiring.Component):
     takes ``ceil(n_dst / lanes)`` cycles.
     """
 
-    def __init__(self, n_src, n_dst, lanes, init=None, *, tag_bits=1):
+    def __init__(self, n_src, n_dst, lanes, init=None, *, tag_bits=1, weight_memory="auto"):
         with checking(self):
             self._check(n_src, n_dst, lanes, init)
+            self._check_memory(weight_memory)
+        self._weight_memory = weight_memory
         self._n_src, self._n_dst, self._lanes = n_src, n_dst, lanes
         self._groups = -(-n_dst // lanes)
         shape = data.ArrayLayout(signed(WEIGHT_BITS), lanes)
@@ -122,6 +156,30 @@ class WeightLookup(wiring.Component):
             if a.size and (a.min() < -128 or a.max() > 127):
                 raise ValueError("init weights must be in [-128, 127]")
 
+    @staticmethod
+    def _check_memory(kind):
+        if kind not in WEIGHT_MEMORIES:
+            raise ValueError(f"weight_memory must be one of {', '.join(WEIGHT_MEMORIES)}, "
+                             f"not {kind!r}")
+
+    @property
+    def weight_memory(self):
+        """``"auto"``, ``"ebr"`` or ``"spram"`` (see the class parameters); settable before
+        elaboration."""
+        return self._weight_memory
+
+    @weight_memory.setter
+    def weight_memory(self, kind):
+        self._check_memory(kind)
+        self._weight_memory = kind
+
+    def memory_kind(self, platform):
+        """``"ebr"`` or ``"spram"``: what :attr:`weight_memory` means on ``platform``."""
+        if self._weight_memory != "auto":
+            return self._weight_memory
+        depth, width = self.weight_data.depth, self._lanes * WEIGHT_BITS
+        return "spram" if has_spram(platform) and prefers_spram(depth, width) else "ebr"
+
     @property
     def n_src(self):
         return self._n_src
@@ -141,9 +199,14 @@ class WeightLookup(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         G, L = self._groups, self._lanes
-        m.submodules.mem = mem = memory.Memory(data=self.weight_data)
-        wp = mem.write_port(granularity=1)
-        rp = mem.read_port()
+        if self.memory_kind(platform) == "spram":
+            m.submodules.mem = mem = SPRAMMemory(self.weight_data.shape, self.weight_data.depth)
+            wp = _Port(addr=mem.w_addr, data=mem.w_data, en=mem.w_en)
+            rp = _Port(addr=mem.r_addr, data=mem.r_data, en=mem.r_en)
+        else:
+            m.submodules.mem = mem = memory.Memory(data=self.weight_data)
+            wp = mem.write_port(granularity=1)
+            rp = mem.read_port()
 
         walking = Signal()
         group = Signal(index_bits(G))
@@ -158,7 +221,7 @@ class WeightLookup(wiring.Component):
 
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [walking.eq(1), group.eq(0), op.eq(self.cmd.payload.op),
-                         tag.eq(self.cmd.payload.tag), base.eq(self.cmd.payload.src * G)]
+                         tag.eq(self.cmd.payload.tag), base.eq(_times(self.cmd.payload.src, G))]
         with m.Elif(last_issue):
             m.d.sync += walking.eq(0)
         with m.Elif(walking):
@@ -172,7 +235,7 @@ class WeightLookup(wiring.Component):
         with m.If(walking):
             m.d.comb += [rp.addr.eq(base + group), rp.en.eq(reads)]
         with m.Else():
-            m.d.comb += [rp.addr.eq(self.rb_src * G + (self.rb_dst // L if L > 1 else self.rb_dst)),
+            m.d.comb += [rp.addr.eq(_times(self.rb_src, G) + (self.rb_dst // L if L > 1 else self.rb_dst)),
                          rp.en.eq(self.rb_en)]
         m.d.sync += rb_lane.eq(self.rb_dst % L if L > 1 else 0)
         m.d.comb += self.rb_data.eq(Array(rp.data[l] for l in range(L))[rb_lane])
@@ -212,7 +275,7 @@ class WeightLookup(wiring.Component):
             m.d.comb += [wp.addr.eq(beat_addr), wp.data.eq(self.ww_data), wp.en.eq(self.ww_en)]
         with m.Else():
             m.d.comb += [
-                wp.addr.eq(self.w_src * G + dst_group),
+                wp.addr.eq(_times(self.w_src, G) + dst_group),
                 wp.data.eq(self.w_data.replicate(L)),
             ]
             with m.If(self.w_en):

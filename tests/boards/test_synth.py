@@ -59,10 +59,13 @@ def test_pll_refuses_unreachable():
 # --- fit ---------------------------------------------------------------------------------
 
 def test_fit_names_the_resource():
-    # MNIST 784-128-10: 100k weight bytes; the UP5K has 30 x 512 bytes of block RAM.
+    # MNIST 784-128-10: 100k weight bytes; the UP5K has 30 x 512 bytes of block RAM...
     with pytest.raises(ResourceError, match="ICESTORM_RAM") as e:
-        check_fit((784, 128, 10), (3, 1), "iCE40UP5K")
+        check_fit((784, 128, 10), (3, 1), "iCE40UP5K", "ebr")
     assert e.value.used > e.value.available == 30
+    # ... and 4 SPRAMs of 16k x 16 bits: 24-bit words take 2 side by side, 3 deep.
+    with pytest.raises(ResourceError, match="6 ICESTORM_SPRAM but the device has 4"):
+        check_fit((784, 128, 10), (3, 1), "iCE40UP5K")
     # 4 lanes per layer: 16 multipliers, the UP5K has 8 DSPs.
     with pytest.raises(ResourceError, match="16 ICESTORM_DSP but the device has 8"):
         check_fit((64, 64, 10), 4, "iCE40UP5K")
