@@ -18,7 +18,11 @@ from spikegate.hdl.protocol import ProtocolEngine
 from spikegate.hdl.uart import UARTRx, UARTTx, uart_divisor
 from .protocol import FRAME_TIMEOUT_MS, MAX_CHUNK
 
-__all__ = ["BoardTop", "connect_classifier", "default_top"]
+__all__ = ["BoardTop", "BOARD_PIPELINE", "connect_classifier", "default_top"]
+
+#: Register stages in the neuron arithmetic of board builds
+#: (:class:`~spikegate.hdl.ttfs_layer.TTFSLayer`): clock speed for a few cycles per timestep.
+BOARD_PIPELINE = 3
 
 
 class BoardTop(wiring.Component):
@@ -42,6 +46,8 @@ class BoardTop(wiring.Component):
         Frame timeout in cycles (default :data:`~spikegate.boards.protocol.FRAME_TIMEOUT_MS`).
     max_chunk : int
         Largest weight chunk of LOAD_WEIGHTS / READ_WEIGHTS.
+    pipeline : int
+        Register stages in the neuron arithmetic (default :data:`BOARD_PIPELINE`).
 
     Members
     -------
@@ -58,7 +64,7 @@ class BoardTop(wiring.Component):
     leds: Out(2)
 
     def __init__(self, net, lanes, *, clk_freq_hz, baud=115200, learning=False,
-                 timeout_cycles=None, max_chunk=MAX_CHUNK):
+                 timeout_cycles=None, max_chunk=MAX_CHUNK, pipeline=BOARD_PIPELINE):
         with checking(self):
             if not isinstance(net, DiscreteNetwork):
                 raise TypeError(f"net must be a DiscreteNetwork, not {net!r}")
@@ -67,7 +73,7 @@ class BoardTop(wiring.Component):
             self._divisor = uart_divisor(clk_freq_hz, baud)
             if timeout_cycles is None:
                 timeout_cycles = clk_freq_hz * FRAME_TIMEOUT_MS // 1000
-            kwargs = {}
+            kwargs = {"pipeline": pipeline}
             if learning:
                 if "learning" not in inspect.signature(TTFSClassifier).parameters:
                     raise ValueError("learning=True needs the classifier's learning unit, which "

@@ -19,7 +19,7 @@ and timestep while neurons are armed and idle, plus a few cycles per layer and s
 
 import numpy as np
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -207,6 +207,7 @@ class TTFSClassifier(wiring.Component):
                          f.w_en.eq(self.layers[l].fire_valid)]
 
         k = Signal(self._config.step_bits)
+        k1 = Signal(self._config.step_bits + 1)         # k + 1, kept in a register
         step_start = Signal()
         for layer in self.layers:
             m.d.comb += [layer.step.eq(k), layer.step_start.eq(step_start),
@@ -233,7 +234,7 @@ class TTFSClassifier(wiring.Component):
             m.d.comb += layer.clear_stats.eq(clear_stats)
 
         any_armed = Signal()
-        m.d.comb += any_armed.eq(sum((layer.armed != 0) for layer in self.layers) != 0)
+        m.d.comb += any_armed.eq(Cat(*(layer.armed_any for layer in self.layers)).any())
         def head_status(kk):
             """(bad, now, later) of the input head relative to step ``kk``: an event that is
             out of range or late; an event of step ``kk``; the end marker or a later event."""
@@ -300,7 +301,7 @@ class TTFSClassifier(wiring.Component):
                 with m.If(i_stream.valid):
                     m.d.comb += clear_stats.eq(1)
                     m.d.sync += [cycles.eq(1), counting.eq(1), in_spikes.eq(0), error.eq(0),
-                                 k.eq(0), step_start.eq(1), learn_cycles.eq(0)]
+                                 k.eq(0), k1.eq(1), step_start.eq(1), learn_cycles.eq(0)]
                     if learning:
                         bad_label = self.learn_label >= sizes[-1]
                         m.d.sync += [learn_active.eq(self.learn_en & ~bad_label),
@@ -319,26 +320,29 @@ class TTFSClassifier(wiring.Component):
                     m.next = "STEP_START"
 
             def start_step(kk, stay):
-                """Begin step ``kk`` (every layer idle, every FIFO empty): jump over steps in
-                which nothing can happen, end a finished image, or issue the step's first
-                commands."""
+                """Begin step ``kk`` (every layer idle, every FIFO empty):
+                jump over steps in which nothing can happen, end a finished image, or issue the
+                step's first commands. Each layer's ``wake`` is compared with ``kk`` on its own
+                (no chain of minimums in the decision; the jump target is data)."""
                 bad, _, later = head_status(kk)
-                width = self._config.step_bits + 2
+                # The first step at which some armed layer may fire without input.
+                waits = [layer.wake > kk for layer in self.layers]
+                head_at = Mux(head.end, T - 1, head.step)
 
                 def vmin(a, b):
                     return Mux(a < b, a, b)
-                # The first step at which some armed layer may fire without input.
-                due = Const(T, width)
+                target = head_at
                 for layer in self.layers:
-                    due = vmin(due, Mux(layer.armed != 0, layer.quiet_until + 1, T))
-                target = vmin(vmin(due, Mux(head.end, T - 1, head.step)), T - 1)
+                    target = vmin(target, layer.wake)
+                target = vmin(target, T - 1)
                 with m.If(i_stream.valid & ~any_armed & head.end):
                     # Input over and nothing armed: no neuron can ever fire again.
                     m.d.sync += [decided.eq(0), dstep.eq(T)]
                     m.next = "DRAIN"
-                with m.Elif(i_stream.valid & ~bad & later & (target > kk)):
+                with m.Elif(i_stream.valid & ~bad & later & (head_at > kk) & (kk < T - 1) &
+                            Cat(*waits).all()):
                     # No input and no possible spike before ``target``: jump there.
-                    m.d.sync += k.eq(target)
+                    m.d.sync += [k.eq(target), k1.eq(target + 1)]
                     m.next = "STEP_START"
                 with m.Elif(i_stream.valid):
                     # Layers after the first scan now if some neuron may fire: their check at
@@ -346,12 +350,11 @@ class TTFSClassifier(wiring.Component):
                     # The first layer scans now if no input is due at step kk. (Commands
                     # issued now reach the neurons two cycles later, when ``k`` is ``kk``.)
                     for l in range(1, n_w):
-                        layer = self.layers[l]
-                        with m.If((layer.armed != 0) & (kk > layer.quiet_until)):
-                            m.d.comb += [layer.cmd.valid.eq(1),
-                                         layer.cmd.payload.op.eq(RowOp.SCAN)]
+                        with m.If(~waits[l]):
+                            m.d.comb += [self.layers[l].cmd.valid.eq(1),
+                                         self.layers[l].cmd.payload.op.eq(RowOp.SCAN)]
                     l0 = self.layers[0]
-                    with m.If(later & (l0.armed != 0) & (kk > l0.quiet_until)):
+                    with m.If(later & ~waits[0]):
                         m.d.comb += [l0.cmd.valid.eq(1), l0.cmd.payload.op.eq(RowOp.SCAN)]
                     m.d.sync += [issued0.eq(0), done[0].eq(later)] + [d.eq(0) for d in done[1:]]
                     m.next = "STEP"
@@ -383,7 +386,7 @@ class TTFSClassifier(wiring.Component):
                                 with m.Else():
                                     m.d.sync += log_overflow.eq(1)
                     with m.Else():     # head_later
-                        with m.If(~issued0 & (l0.armed != 0) & (k > l0.quiet_until)):
+                        with m.If(~issued0 & (l0.wake <= k)):
                             m.d.comb += [l0.cmd.valid.eq(1), l0.cmd.payload.op.eq(RowOp.SCAN)]
                             with m.If(l0.cmd.ready):
                                 m.d.sync += done[0].eq(1)
@@ -422,8 +425,8 @@ class TTFSClassifier(wiring.Component):
                         m.d.sync += [decided.eq(0), dstep.eq(T)]
                         m.next = "DRAIN"
                     with m.Else():
-                        m.d.sync += [k.eq(k + 1), step_start.eq(1)]
-                        start_step(k + 1, "STEP_START")
+                        m.d.sync += [k.eq(k1), k1.eq(k1 + 1), step_start.eq(1)]
+                        start_step(k1, "STEP_START")
 
             with m.State("DRAIN"):
                 m.d.comb += i_stream.ready.eq(1)

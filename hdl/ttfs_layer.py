@@ -82,6 +82,10 @@ class TTFSLayer(wiring.Component):
         (:func:`~spikegate.golden.ttfs_discrete.quiet_horizons`): every armed lane had
         ``acc_wz > 2**c * z_k * (acc_w - theta)`` after it. Scans before then are skipped;
         this changes cycles only, never a result.
+    wake : Out
+        ``quiet_until + 1`` while some neuron is armed, else ``timesteps``: the first step at
+        which this layer may fire without new input (a register, for the controller);
+        ``armed_any`` is ``armed != 0`` (a register).
     spikes, lookups, scan_cycles : Out(unsigned(32))
         Spikes of this layer's neurons, weights read and cycles of scan passes, since
         ``clear_stats``.
@@ -164,6 +168,8 @@ class TTFSLayer(wiring.Component):
             "step_first": Out(index_bits(n_dst)),
             "armed": Out(range(n_dst + 1)),
             "quiet_until": Out(step_bits + 2),
+            "wake": Out(step_bits + 3, init=config.timesteps),
+            "armed_any": Out(1),
             "spikes": Out(RESULT_COUNT_BITS),
             "lookups": Out(RESULT_COUNT_BITS),
             "scan_cycles": Out(RESULT_COUNT_BITS),
@@ -400,22 +406,29 @@ class TTFSLayer(wiring.Component):
         pass_min = Signal(range(len(QUIET_SHIFTS) + 1))
         cur_min = Signal.like(pass_min)
         m.d.comb += cur_min.eq(Mux(c3["first"] | (beat_min < pass_min), beat_min, pass_min))
+        # ``armed`` and ``quiet_until`` change here only; ``wake`` follows them.
+        next_until = Signal.like(self.quiet_until)
+        next_armed = Signal.like(self.armed)
+        m.d.comb += [next_until.eq(self.quiet_until), next_armed.eq(self.armed)]
         with m.If(c3_state):
             m.d.sync += pass_min.eq(cur_min)
             with m.If(c3["last"]):
                 until = self.step
                 for i in range(len(QUIET_SHIFTS)):
                     until = Mux(cur_min == i + 1, self.step + horizon[i], until)
-                m.d.sync += self.quiet_until.eq(until)
+                m.d.comb += next_until.eq(until)
         with m.Elif(c3_clear):
-            m.d.sync += self.quiet_until.eq(0)
+            m.d.comb += next_until.eq(0)
 
         n_before = sum(c3[f"was_armed{l}"] for l in range(L))
         n_after = sum(c3[f"armed_after{l}"] for l in range(L))
         with m.If(c3_clear):
-            m.d.sync += self.armed.eq(0)
+            m.d.comb += next_armed.eq(0)
         with m.Elif(c3_state):
-            m.d.sync += self.armed.eq(self.armed + n_after - n_before)
+            m.d.comb += next_armed.eq(self.armed + n_after - n_before)
+        m.d.sync += [self.quiet_until.eq(next_until), self.armed.eq(next_armed),
+                     self.armed_any.eq(next_armed != 0),
+                     self.wake.eq(Mux(next_armed != 0, next_until + 1, cfg.timesteps))]
 
         # Trace port.
         trace_lane = Signal(range(L))

@@ -57,13 +57,13 @@ def benchmark_network(args):
     return model
 
 
-def cycles_table(model, steps, lanes_list, sim):
+def cycles_table(model, steps, lanes_list, sim, pipelines=(0,)):
     net = model.network()
     g = simulate(net, steps)
     rows = []
-    for lanes in lanes_list:
+    for lanes, pipeline in [(a, b) for b in pipelines for a in lanes_list]:
         t0 = time.perf_counter()
-        hw = simulate_hardware(net, steps, lanes, trace=True, sim=sim)
+        hw = simulate_hardware(net, steps, lanes, trace=True, sim=sim, pipeline=pipeline)
         secs = time.perf_counter() - t0
         bad = first_mismatch(hw, g)
         per = [lanes] * len(net.weights) if isinstance(lanes, int) else list(lanes)
@@ -71,7 +71,7 @@ def cycles_table(model, steps, lanes_list, sim):
         row_cycles = sum(hw.spikes[:, l] * groups[l] for l in range(len(groups)))
         bound = sum(g.lookups[:, l] / per[l] for l in range(len(per)))
         rows.append({
-            "lanes": lanes, "images": len(steps),
+            "lanes": lanes, "pipeline": pipeline, "images": len(steps),
             "agree": "100 %" if bad is None else f"NO: {bad}",
             "cycles": f"{hw.cycles.mean():.0f}",
             "bound": f"{bound.mean():.0f}",
@@ -83,7 +83,7 @@ def cycles_table(model, steps, lanes_list, sim):
             "sim s": f"{secs:.0f}",
         })
         if bad is not None:
-            print(f"MISMATCH lanes {lanes}: {bad}", file=sys.stderr)
+            print(f"MISMATCH lanes {lanes} pipeline {pipeline}: {bad}", file=sys.stderr)
     return rows
 
 
@@ -93,6 +93,9 @@ def main(argv=None):
     p.add_argument("--out", default="bench-out", help="cache directory (default: bench-out)")
     p.add_argument("--lanes", default="4,8", help="lane counts, comma separated (default: 4,8)")
     p.add_argument("--images", type=int, default=None, help="limit the test images")
+    p.add_argument("--pipeline", default="0",
+                   help="pipeline settings of the layers (0-3), comma separated (default: 0; "
+                        "the board builds use boards.top.BOARD_PIPELINE)")
     p.add_argument("--sim", default=None, help="verilator (default) or icarus")
     p.add_argument("--skip-mnist-scale", action="store_true")
     p.add_argument("--skip-learning", action="store_true")
@@ -105,9 +108,10 @@ def main(argv=None):
     lanes_list = [int(v) for v in args.lanes.split(",")]
     print(f"\n## Cycles per classification, digits test set, network {'-'.join(map(str, model.sizes))}, "
           f"{model.discrete.timesteps} steps of {model.discrete.dt}\n")
-    cols = ["lanes", "images", "agree", "cycles", "bound", "ratio", "row passes", "scans", "rest",
+    pipelines = [int(v) for v in args.pipeline.split(",")]
+    cols = ["lanes", "pipeline", "images", "agree", "cycles", "bound", "ratio", "row passes", "scans", "rest",
             "lookups/layer", "sim s"]
-    print(table(cycles_table(model, steps, lanes_list, args.sim), cols))
+    print(table(cycles_table(model, steps, lanes_list, args.sim, pipelines), cols))
     print("\ntarget: ratio <= 1.5 at 4 and 8 lanes; agree = 100 % of images (class, step, spikes, "
           "lookups, every neuron's spike step)")
 

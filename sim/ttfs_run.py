@@ -44,9 +44,10 @@ class HardwareResult:
 
 def simulate_hardware(net, steps, lanes, *, trace=True, sim=None, waves=None, out_dir=None,
                       stall_in=0.0, stall_out=0.0, seed=None, timeout_s=None,
-                      labels=None, lr_shift=0, read_weights=False):
+                      labels=None, lr_shift=0, read_weights=False, pipeline=0):
     """Classify ``steps`` (``(n, n_in)`` input steps) on the Verilog of
-    ``TTFSClassifier.from_network(net, lanes)``; returns a :class:`HardwareResult`.
+    ``TTFSClassifier.from_network(net, lanes, pipeline=pipeline)``; returns a
+    :class:`HardwareResult`.
 
     With ``labels`` (one per image) the classifier is built with on-chip learning and learns
     from every image (step ``2**lr_shift``); ``read_weights`` reads every weight back after
@@ -59,12 +60,12 @@ def simulate_hardware(net, steps, lanes, *, trace=True, sim=None, waves=None, ou
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         out = Path(tmp) / "results.npz"
         lanes_name = "_".join(map(str, (lanes,) if isinstance(lanes, int) else lanes)) + \
-            ("_learn" if labels is not None else "")
+            ("_learn" if labels is not None else "") + (f"_p{pipeline}" if pipeline else "")
         run_cocotb(TTFSClassifier, module="spikegate.sim.ttfs_cocotb", sim=sim, waves=waves,
                    name=f"ttfs_classifier_l{lanes_name}",
                    params={"sizes": net.sizes, "thetas": net.thetas, "lanes": lanes,
                            "config": net.config, "weights": net.weights,
-                           "learning": labels is not None},
+                           "learning": labels is not None, "pipeline": int(pipeline)},
                    test_args={"config": net.config.to_dict(), "sizes": list(net.sizes),
                               "steps": steps, "trace": bool(trace), "out": str(out),
                               "stall_in": stall_in, "stall_out": stall_out, "seed": seed,

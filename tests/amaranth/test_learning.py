@@ -13,8 +13,8 @@ from spikegate.sim.amaranth_tb import (image_beats, random_ttfs_case as random_c
                                        stream_get, stream_put)
 
 
-def run_training(net, images, labels, lanes, lr_shift, learn=None):
-    dut = TTFSClassifier.from_network(net, lanes, learning=True)
+def run_training(net, images, labels, lanes, lr_shift, learn=None, pipeline=0):
+    dut = TTFSClassifier.from_network(net, lanes, learning=True, pipeline=pipeline)
     learn = [True] * len(images) if learn is None else learn
     results, weights = [], []
 
@@ -48,17 +48,19 @@ def golden_training(net, images, labels, lr_shift, learn=None):
     return out
 
 
-# Two and three weight layers; lanes that do and do not divide the sizes; two step sizes.
-@pytest.mark.parametrize("sizes, lanes, lr_shift", [
-    ((20, 12, 5), 4, 0), ((20, 12, 5), (3, 2), 2), ((9, 16, 7, 4), (5, 2, 1), 1),
+# Two and three weight layers; lanes that do and do not divide the sizes; two step sizes;
+# pipelined layers (the board builds' setting).
+@pytest.mark.parametrize("sizes, lanes, lr_shift, pipeline", [
+    ((20, 12, 5), 4, 0, 0), ((20, 12, 5), (3, 2), 2, 0), ((9, 16, 7, 4), (5, 2, 1), 1, 0),
+    ((20, 12, 5), (3, 2), 1, 3),
 ])
-def test_learning_matches_golden(sizes, lanes, lr_shift):
+def test_learning_matches_golden(sizes, lanes, lr_shift, pipeline):
     seed = 300 + sum(sizes) + lr_shift
     net, images = random_case(seed, sizes, n_images=10)
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, sizes[-1], len(images))
     learn = [True] * 8 + [False, True]          # learning switched off for one image
-    results, weights = run_training(net, images, labels, lanes, lr_shift, learn)
+    results, weights = run_training(net, images, labels, lanes, lr_shift, learn, pipeline)
     expected = golden_training(net, images, labels, lr_shift, learn)
     changed = 0
     for b, (hw, gw) in enumerate(zip(weights, expected)):

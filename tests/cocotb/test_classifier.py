@@ -97,27 +97,30 @@ def digits_network():
     return small_digits_network()
 
 
-def _run(dnet, steps, lanes, sim, testcase, n_stall=40, context=""):
+def _run(dnet, steps, lanes, sim, testcase, n_stall=40, context="", pipeline=0):
     rng = np.random.default_rng(5)
     weights2 = [rng.integers(-60, 100, w.shape).astype(np.int8) for w in dnet.weights]
     run_cocotb(TTFSClassifier, module=__name__, sim=sim, testcase=testcase,
                params={"sizes": dnet.sizes, "thetas": dnet.thetas, "lanes": lanes,
-                       "config": dnet.config, "weights": dnet.weights},
-               name=f"ttfs_classifier_l{lanes}",
+                       "config": dnet.config, "weights": dnet.weights, "pipeline": pipeline},
+               name=f"ttfs_classifier_l{lanes}" + (f"_p{pipeline}" if pipeline else ""),
                test_args={"config": dnet.config.to_dict(), "weights": dnet.weights,
                           "thetas": dnet.thetas, "steps": steps, "seed": 17 + lanes,
                           "n_stall": n_stall, "weights2": weights2,
-                          "context": context or f"digits 64-64-10, lanes {lanes}"})
+                          "context": context or f"digits 64-64-10, lanes {lanes}, "
+                                                f"pipeline {pipeline}"})
 
 
-# Lanes: one that does not divide 10 or 64's groups evenly (3), and the benchmark's 4 and 8.
-@pytest.mark.parametrize("lanes", [3, 8])
-def test_classifier_digits_sample(digits_network, lanes):
+# Lanes: one that does not divide 10 or 64's groups evenly (3), and the benchmark's 4 and 8;
+# pipelined layers: 8 lanes forward the state between the output layer's two groups, 16
+# lanes make the output layer a single group.
+@pytest.mark.parametrize("lanes, pipeline", [(3, 0), (8, 0), (8, 3), (16, 2)])
+def test_classifier_digits_sample(digits_network, lanes, pipeline):
     """A sample of the digits test set plus stalls, reset and reload (CI)."""
     dnet, steps, _ = digits_network
     g = simulate(dnet, steps[:60])
     assert (g.decision >= 0).mean() > 0.9, "the trained network should decide"
-    _run(dnet, steps[:60], lanes, "verilator", None, n_stall=30)
+    _run(dnet, steps[:60], lanes, "verilator", None, n_stall=30, pipeline=pipeline)
 
 
 @pytest.mark.slow
