@@ -56,6 +56,23 @@ earlier", -1 = "spike later"):
 5. **Labels** outside ``0 .. n_classes - 1`` raise ``ValueError`` naming the label and no
    weight changes (the hardware refuses them with an error flag).
 
+Options (off by default; the defaults are the rule above, bit for bit what the hardware does)
+    ``errors_only`` (:func:`sign_backprop_step`, :func:`train_sign`): an image whose decision
+    is already the label changes nothing (all deltas 0, no weight written), also when other
+    outputs tie with ``c`` at ``k_d``; every other image is trained exactly as above. It needs
+    no hardware change: it is the host protocol "``CLASSIFY`` the image, then ``TRAIN`` it
+    (with the same weights, so the same forward pass) only when the decision was wrong".
+    Without it, a correct decision that other outputs tie at ``k_d`` (frequent on a coarse
+    time grid) still pushes them later and moves every causal weight of the hidden neurons
+    that vote for it; on digits those updates cost accuracy (``scripts/bench_sign.py``).
+
+Requantizing (fine-tuning)
+    :func:`requantize`: float weights to int8 with given thresholds, ``w = clip(rint(w_real *
+    theta), -128, 127)`` (``rint`` half to even, as
+    :func:`~spikegate.golden.ttfs_discrete.quantize_layer`, which instead picks ``theta =
+    round(127 / max|w|)``). A larger ``theta`` than ``quantize_layer``'s clips the largest
+    weights but makes a learning step (1/theta of the threshold) finer.
+
 Initial weights
     :func:`random_discrete_network`: per layer, float weights drawn as in
     :func:`spikegate.golden.ttfs.init_weights` (normal, positive mean ``init_mean / n_eff``,
@@ -73,13 +90,13 @@ import numpy as np
 
 from .popcount import popcount
 from .ttfs_discrete import (
-    NO_SPIKE, DiscreteConfig, DiscreteNetwork, DiscreteResult, simulate,
+    NO_SPIKE, THETA_MAX, DiscreteConfig, DiscreteNetwork, DiscreteResult, simulate,
 )
 
 __all__ = [
     "MAX_LR_SHIFT", "SignStepInfo", "check_label", "output_deltas", "hidden_deltas",
     "causal_mask", "apply_update", "sign_backprop_step", "train_sign", "evaluate_discrete",
-    "random_discrete_network",
+    "random_discrete_network", "requantize",
 ]
 
 #: Largest ``lr_shift`` (step ``2**6 = 64``).
@@ -185,7 +202,7 @@ def apply_update(w, causal, delta, lr_shift):
     return new, int(np.count_nonzero(write)), int(np.count_nonzero(new != w))
 
 
-def sign_backprop_step(net, input_steps, label, lr_shift=0):
+def sign_backprop_step(net, input_steps, label, lr_shift=0, *, errors_only=False):
     """One training image: forward pass, deltas, causal sets, weight update (in place).
 
     Parameters
@@ -198,6 +215,9 @@ def sign_backprop_step(net, input_steps, label, lr_shift=0):
         The class, ``0 .. n_classes - 1``.
     lr_shift : int
         Step ``2**lr_shift``, ``0 .. 6``.
+    errors_only : bool
+        Default ``False``: the rule. ``True``: when the decision equals the label, nothing is
+        written and every delta (and popcount) is 0 (module docstring, Options).
 
     Returns
     -------
@@ -222,9 +242,15 @@ def sign_backprop_step(net, input_steps, label, lr_shift=0):
     deltas = [None] * (L + 1)
     pos = [np.zeros(0, dtype=np.int64) for _ in range(L + 1)]
     neg = [np.zeros(0, dtype=np.int64) for _ in range(L + 1)]
-    deltas[L] = output_deltas(steps[L], decision, label)
-    for l in range(L - 1, 0, -1):
-        deltas[l], pos[l], neg[l] = hidden_deltas(net.weights[l], deltas[l + 1])
+    if errors_only and decision == label:
+        for l in range(1, L + 1):
+            deltas[l] = np.zeros(net.sizes[l], dtype=np.int8)
+            if l < L:
+                pos[l] = neg[l] = np.zeros(net.sizes[l], dtype=np.int64)
+    else:
+        deltas[L] = output_deltas(steps[L], decision, label)
+        for l in range(L - 1, 0, -1):
+            deltas[l], pos[l], neg[l] = hidden_deltas(net.weights[l], deltas[l + 1])
     deltas[0] = np.zeros(net.sizes[0], dtype=np.int8)
     causal = [causal_mask(steps[l], steps[l + 1]) for l in range(L)]
     new_weights, updated, changed = [], [], []
@@ -253,7 +279,8 @@ def _check_data(net, steps, y):
     return steps, y
 
 
-def train_sign(net, steps_train, y_train, epochs=1, lr_shift=0, seed=0, callback=None):
+def train_sign(net, steps_train, y_train, epochs=1, lr_shift=0, seed=0, callback=None, *,
+               errors_only=False):
     """Online training with :func:`sign_backprop_step`, one image at a time, in place.
 
     Each epoch visits the training images in the order ``rng.permutation(n)`` with
@@ -268,6 +295,9 @@ def train_sign(net, steps_train, y_train, epochs=1, lr_shift=0, seed=0, callback
     callback : callable, optional
         ``callback(epoch, i, n, running_accuracy)`` after every image (``i`` from 1); the
         running accuracy is that of the decisions taken before each update in this epoch.
+    errors_only : bool
+        Passed to :func:`sign_backprop_step` (default ``False``: the rule as the hardware runs
+        it; ``True``: images already classified correctly change nothing).
 
     Returns
     -------
@@ -293,7 +323,8 @@ def train_sign(net, steps_train, y_train, epochs=1, lr_shift=0, seed=0, callback
         changed = np.zeros(L, dtype=np.int64)
         t0 = time.perf_counter()
         for i, k in enumerate(perm):
-            info = sign_backprop_step(net, steps[k], int(y[k]), lr_shift)
+            info = sign_backprop_step(net, steps[k], int(y[k]), lr_shift,
+                                      errors_only=errors_only)
             ok += info.decision == int(y[k])
             none += info.decision < 0
             updated += info.updated
@@ -361,3 +392,30 @@ def random_discrete_network(sizes, seed=0, theta=32, *, config=None, init_mean=4
         w = rng.normal(init_mean / n_eff, init_std / np.sqrt(n_eff), size=(n_in, n_out))
         weights.append(np.clip(np.rint(w * thetas[l]), _WMIN, _WMAX).astype(np.int8))
     return DiscreteNetwork(weights, [int(t) for t in thetas], config or DiscreteConfig())
+
+
+def requantize(float_weights, thetas, config=None):
+    """A :class:`DiscreteNetwork` of float weights with the given thresholds (no search).
+
+    Per layer ``w = clip(rint(w_real * theta), -128, 127)`` as int8 (``rint``: half to even;
+    weights beyond ``127 / theta`` saturate), with ``w_real`` in threshold units (the float
+    model's threshold is 1).
+
+    Parameters
+    ----------
+    float_weights : sequence of ``(n_in, n_out)`` float arrays
+    thetas : sequence of int
+        One threshold per layer, ``1 .. THETA_MAX``.
+    config : DiscreteConfig, optional
+    """
+    ws = [np.asarray(w, dtype=np.float64) for w in float_weights]
+    thetas = list(thetas)
+    if len(thetas) != len(ws):
+        raise ValueError(f"{len(ws)} weight layers but {len(thetas)} thresholds")
+    for l, (w, t) in enumerate(zip(ws, thetas)):
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 1 <= t <= THETA_MAX:
+            raise ValueError(f"layer {l}: theta must be an integer from 1 to {THETA_MAX}, not {t!r}")
+        if w.ndim != 2 or not np.all(np.isfinite(w)):
+            raise ValueError(f"layer {l}: weights must be a finite 2-D array, not shape {w.shape}")
+    q = [np.clip(np.rint(w * int(t)), _WMIN, _WMAX).astype(np.int8) for w, t in zip(ws, thetas)]
+    return DiscreteNetwork(q, [int(t) for t in thetas], config or DiscreteConfig())

@@ -7,7 +7,7 @@ import pytest
 from spikegate.golden.popcount import popcount
 from spikegate.golden.sign_backprop import (
     MAX_LR_SHIFT, apply_update, causal_mask, check_label, evaluate_discrete, hidden_deltas,
-    output_deltas, random_discrete_network, sign_backprop_step, train_sign,
+    output_deltas, random_discrete_network, requantize, sign_backprop_step, train_sign,
 )
 from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteConfig, DiscreteNetwork, simulate
 
@@ -381,3 +381,75 @@ def test_learns_digits_subset():
     train_sign(net, x, ds.y_train[:400], epochs=2, seed=1)
     after, _ = evaluate_discrete(net, xt, ds.y_test)
     assert after > 0.5 and after > before + 0.2, f"seed 1: {before:.3f} -> {after:.3f}"
+
+
+# ---------------------------------------------------------------------------------------
+# Options: errors_only (off by default) and requantize
+# ---------------------------------------------------------------------------------------
+
+def test_errors_only_skips_correct_decisions():
+    # label 0 wins the tie with o1: the rule pushes o1 later; errors_only changes nothing
+    net = _hand_net()
+    info = sign_backprop_step(net, HAND_X, 0, errors_only=True)
+    assert info.decision == 0
+    assert all(not d.any() for d in info.deltas)
+    assert not info.pos_counts[1].any() and not info.neg_counts[1].any()
+    assert info.updated == [0, 0] and info.changed == [0, 0]
+    assert all(np.array_equal(a, b) for a, b in zip(net.weights, _hand_net().weights))
+    # a wrong decision (label 1, 2) or none: exactly the rule
+    for label, weights in [(1, (30, 30, 0)), (2, (30, 30, 0)), (1, (5, 5, 0))]:
+        a, b = _hand_net(weights), _hand_net(weights)
+        ia = sign_backprop_step(a, HAND_X, label)
+        ib = sign_backprop_step(b, HAND_X, label, errors_only=True)
+        assert ia.decision != label
+        assert [d.tolist() for d in ia.deltas] == [d.tolist() for d in ib.deltas], label
+        assert all(np.array_equal(x, y) for x, y in zip(a.weights, b.weights)), label
+        assert ia.updated == ib.updated and ia.updated != [0, 0]
+
+
+def test_train_sign_errors_only_is_classify_then_train():
+    seed = 12
+    rng = np.random.default_rng(seed)
+    net = random_discrete_network([16, 8, 4], seed=seed, theta=20)
+    ref = DiscreteNetwork([w.copy() for w in net.weights], list(net.thetas), net.config)
+    x = rng.integers(-1, 10, size=(40, 16))
+    y = rng.integers(0, 4, size=40)
+    hist = train_sign(net, x, y, epochs=2, seed=seed, errors_only=True)
+    order = np.random.default_rng(seed)
+    trained = 0
+    for epoch in range(2):
+        for k in order.permutation(40):
+            if simulate(ref, x[k][None]).decision[0] != y[k]:      # the host's CLASSIFY
+                sign_backprop_step(ref, x[k], int(y[k]))           # then TRAIN
+                trained += 1
+    assert trained > 0, f"seed {seed}: nothing was wrong, the test proves nothing"
+    for l in range(2):
+        assert np.array_equal(net.weights[l], ref.weights[l]), f"seed {seed}: layer {l}"
+    # and it is not the plain rule on these images (the ties were skipped)
+    plain = random_discrete_network([16, 8, 4], seed=seed, theta=20)
+    train_sign(plain, x, y, epochs=2, seed=seed)
+    assert any(not np.array_equal(a, b) for a, b in zip(plain.weights, net.weights)), seed
+    assert len(hist) == 2
+
+
+def test_requantize():
+    w0 = np.array([[0.5, -0.25, 1.0], [0.0049, -2.0, 0.126]])
+    w1 = np.array([[0.01], [-0.03], [0.02]])
+    net = requantize([w0, w1], [254, 1000], DiscreteConfig(timesteps=16))
+    # rint half to even: 0.5 * 254 = 127, 1.0 * 254 = 254 -> 127 (saturates), -2 * 254 -> -128,
+    # 0.0049 * 254 = 1.24 -> 1, 0.126 * 254 = 32.004 -> 32
+    assert net.weights[0].tolist() == [[127, -64, 127], [1, -128, 32]]
+    assert net.weights[1].tolist() == [[10], [-30], [20]]
+    assert net.thetas == [254, 1000] and net.config.timesteps == 16
+    assert all(w.dtype == np.int8 for w in net.weights)
+    # the same as quantize_layer's when given quantize_layer's theta
+    from spikegate.golden.ttfs_discrete import quantize_layer
+    q, t = quantize_layer(w0)
+    assert np.array_equal(requantize([w0], [t]).weights[0], q)
+    for bad in (0, 4096, 2.0, True):
+        with pytest.raises(ValueError, match="theta"):
+            requantize([w0, w1], [bad, 10])
+    with pytest.raises(ValueError, match="thresholds"):
+        requantize([w0, w1], [10])
+    with pytest.raises(ValueError, match="finite"):
+        requantize([w0 * np.nan], [10])
