@@ -5,7 +5,19 @@ rule the hardware learning unit implements), online, one image at a time, either
 initial int8 weights (``--init random``, :func:`~spikegate.golden.sign_backprop.random_discrete_network`)
 or fine-tuning a model file (``--init MODEL.npz``, e.g. one trained with exact gradients: its
 sizes, thresholds, encoding and discrete config are kept; ``--hidden`` and ``--encoding`` are
-then ignored). Writes a model file of the same format, with float weights ``w_int8 / theta``.
+then ignored; its float weights are requantized after multiplying the thresholds of its
+first layers by ``--theta-scale``, :func:`~spikegate.golden.sign_backprop.requantize`). Writes
+a model file of the same format, with float weights ``w_int8 / theta``.
+
+Settings the hardware runs as it is (chosen on digits with ``scripts/bench_sign.py``, the same
+for every seed; :data:`SIGN_DEFAULTS`): only images the network gets wrong are trained
+(``--errors-only``: the host classifies each image first, then sends ``TRAIN`` only for a
+wrong decision); from random weights, threshold 256 and the graded encoding with
+``t_max = 3``; when fine-tuning, the thresholds of the first layer doubled (a step of 1 is
+half as large a fraction of the threshold; the largest weights saturate). ``--val-split F``
+holds out a fraction ``F`` of the training images (never test images) and keeps the weights
+of the epoch with the best validation accuracy (the final epoch's test accuracy is recorded
+too).
 
 ``spikegate train ttfs`` (:mod:`spikegate.scripts.train_ttfs`) adds these options with
 :func:`add_sign_arguments` and calls :func:`run_sign` for ``--rule sign``.
@@ -20,26 +32,32 @@ from spikegate.golden.encoding import EncodingConfig
 from spikegate.golden.model_file import TTFSModelFile, load_model, save_model
 from spikegate.golden.progress import Progress
 from spikegate.golden.sign_backprop import (
-    MAX_LR_SHIFT, evaluate_discrete, random_discrete_network, train_sign,
+    MAX_LR_SHIFT, evaluate_discrete, random_discrete_network, requantize, train_sign,
 )
-from spikegate.golden.ttfs_discrete import DiscreteConfig, times_to_steps
+from spikegate.golden.ttfs_discrete import THETA_MAX, DiscreteConfig, times_to_steps
 from spikegate.golden.encoding import encode
 
-__all__ = ["RULES", "SIGN_DEFAULTS", "add_sign_arguments", "run_sign", "train_sign_model",
-           "model_from_network"]
+__all__ = ["RULES", "SIGN_DEFAULTS", "VAL_SEED", "add_sign_arguments", "run_sign",
+           "train_sign_model", "model_from_network", "split_validation", "scaled_thetas"]
 
 RULES = ("exact", "sign")
-#: Defaults of the sign rule: epochs from random weights and when fine-tuning, the threshold
-#: of the random init (a step of 1 is 1/256 of it) and the graded encoding's ``t_max`` for
-#: random init (inputs spread over 3 of the 4 time units: more selective causal sets). On
-#: digits, hidden 64, 20 epochs: 91.9 / 90.3 / 88.9 % test for seeds 0 / 1 / 2, against
-#: 82-89 % with ``t_max = 1`` (``scripts/bench_sign.py``).
-SIGN_DEFAULTS = {"epochs_random": 20, "epochs_finetune": 2, "theta": 256, "lr_shift": 0,
-                 "t_max": 3.0}
+#: Defaults of the sign rule (``scripts/bench_sign.py`` measures them on digits, seeds 0-2):
+#: epochs from random weights and when fine-tuning; the threshold of the random init (a step
+#: of 1 is 1/256 of it); the graded encoding's ``t_max`` for random init (inputs spread over 3
+#: of the 4 time units: more selective causal sets); ``errors_only``: train only the images the
+#: network gets wrong; ``theta_scale``: when fine-tuning, the thresholds of the first layers
+#: are multiplied by these (:func:`scaled_thetas`) and the float weights requantized; ``val_split``:
+#: fraction of the training images held out to choose the epoch (0: keep the last epoch).
+SIGN_DEFAULTS = {"epochs_random": 20, "epochs_finetune": 3, "theta": 256, "lr_shift": 0,
+                 "t_max": 3.0, "errors_only": True, "theta_scale": (2.0,), "val_split": 0.0}
+#: Seed of the permutation that picks the validation images (:func:`split_validation`).
+VAL_SEED = 0
 
 
 def add_sign_arguments(p):
     """Add ``--rule`` and the sign-rule options to the ``train ttfs`` parser ``p``."""
+    import argparse
+
     p.add_argument("--rule", default="exact", choices=RULES,
                    help="learning rule: exact float gradients (default) or the on-chip sign rule "
                         "on the 8-bit discrete model")
@@ -53,6 +71,19 @@ def add_sign_arguments(p):
     p.add_argument("--t-max", type=float, default=SIGN_DEFAULTS["t_max"],
                    help=f"sign rule, random init, graded encoding: time of the faintest pixel "
                         f"(default: {SIGN_DEFAULTS['t_max']:g})")
+    p.add_argument("--errors-only", default=SIGN_DEFAULTS["errors_only"],
+                   action=argparse.BooleanOptionalAction,
+                   help="sign rule: train only the images the network classifies wrongly (the "
+                        "host classifies first; default: on)")
+    p.add_argument("--theta-scale", default=",".join(f"{v:g}" for v in SIGN_DEFAULTS["theta_scale"]),
+                   metavar="S[,S...]",
+                   help="sign rule, fine-tuning: multiply the thresholds of the first layers by "
+                        "these factors (the other layers: 1) and requantize the float weights "
+                        "(default: "
+                        + ",".join(f"{v:g}" for v in SIGN_DEFAULTS["theta_scale"]) + ")")
+    p.add_argument("--val-split", type=float, default=SIGN_DEFAULTS["val_split"], metavar="F",
+                   help="sign rule: hold out this fraction of the training images and keep the "
+                        "epoch with the best validation accuracy (default: 0, the last epoch)")
     return p
 
 
@@ -66,16 +97,59 @@ def model_from_network(net, encoding, training=None):
         training=dict(training or {}))
 
 
+def split_validation(n, fraction):
+    """``(train_idx, val_idx)`` of ``n`` training images: the last ``round(fraction * n)`` of
+    ``numpy.random.default_rng(VAL_SEED).permutation(n)`` are held out (0 -> none)."""
+    if not (isinstance(fraction, (int, float)) and 0 <= fraction < 1):
+        raise ValueError(f"--val-split must be a fraction in [0, 1), not {fraction!r}")
+    n_val = int(round(fraction * n))
+    if n_val == 0:
+        return np.arange(n), np.arange(0)
+    if n_val >= n:
+        raise ValueError(f"--val-split {fraction} leaves no training image of {n}")
+    perm = np.random.default_rng(VAL_SEED).permutation(n)
+    return np.sort(perm[:n - n_val]), np.sort(perm[n - n_val:])
+
+
+def scaled_thetas(thetas, scale):
+    """``min(THETA_MAX, max(1, round(theta * s)))`` per layer.
+
+    ``scale``: the factors of the first layers (a number, a sequence, or a string of numbers
+    separated by commas); layers beyond them keep their threshold (factor 1).
+    """
+    if isinstance(scale, str):
+        try:
+            scale = [float(v) for v in scale.split(",")]
+        except ValueError:
+            raise ValueError(f"--theta-scale must be numbers separated by commas, not {scale!r}") from None
+    scales = [scale] if np.isscalar(scale) else list(scale)
+    if len(scales) > len(thetas):
+        raise ValueError(f"{len(thetas)} layers but {len(scales)} theta scales ({scale!r})")
+    for v in scales:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(v) or v <= 0:
+            raise ValueError(f"a theta scale must be a positive number, not {v!r}")
+    scales = scales + [1.0] * (len(thetas) - len(scales))
+    return [int(min(THETA_MAX, max(1, round(t * v)))) for t, v in zip(thetas, scales)]
+
+
 def train_sign_model(ds, *, hidden=(64,), encoding=None, init="random", epochs=None,
                      lr_shift=0, theta=SIGN_DEFAULTS["theta"], seed=0, train_limit=None,
-                     quiet=False, discrete=None, callback=None):
+                     quiet=False, discrete=None, callback=None, errors_only=False,
+                     theta_scale=None, val_split=0.0):
     """Train with the sign rule on data set ``ds``; returns ``(TTFSModelFile, summary, history)``.
 
-    ``init``: ``"random"`` or a :class:`TTFSModelFile` / path to fine-tune. ``history`` is
-    :func:`~spikegate.golden.sign_backprop.train_sign`'s per epoch, each entry with the test
-    accuracy after the epoch added (``test_accuracy``); ``summary`` is
-    :func:`spikegate.scripts.eval_ttfs.evaluate`'s on the test split.
-    ``callback(epoch, history_entry, net)`` after every epoch (optional).
+    ``init``: ``"random"`` or a :class:`TTFSModelFile` / path to fine-tune (requantized with
+    its thresholds times ``theta_scale`` when given, :func:`scaled_thetas`; ``theta_scale``
+    is ignored for a random init). ``errors_only`` is passed to
+    :func:`~spikegate.golden.sign_backprop.train_sign`. ``val_split``: fraction of the
+    training images held out (:func:`split_validation`); the returned model is then the one
+    after the epoch with the best validation accuracy (the first such epoch), otherwise the
+    one after the last epoch. ``history`` is ``train_sign``'s per epoch, each entry with the
+    test accuracy after the epoch added (``test_accuracy``, and ``val_accuracy`` with a
+    validation split); ``summary`` is :func:`spikegate.scripts.eval_ttfs.evaluate`'s on the
+    test split of the returned model. ``callback(epoch, history_entry, net)`` after every
+    epoch (optional).
     """
     from .eval_ttfs import evaluate
 
@@ -84,6 +158,9 @@ def train_sign_model(ds, *, hidden=(64,), encoding=None, init="random", epochs=N
         if train_limit < 1:
             raise ValueError(f"--train-limit must be >= 1, not {train_limit!r}")
         x, y = x[:train_limit], y[:train_limit]
+    tr_idx, val_idx = split_validation(len(y), val_split)
+    x_val, y_val = x[val_idx], y[val_idx]
+    x, y = x[tr_idx], y[tr_idx]
     if isinstance(init, (str, Path)) and str(init) != "random":
         init = load_model(init)
     if isinstance(init, TTFSModelFile):
@@ -91,7 +168,11 @@ def train_sign_model(ds, *, hidden=(64,), encoding=None, init="random", epochs=N
         if base.sizes[0] != ds.n_inputs or base.sizes[-1] != ds.n_classes:
             raise ValueError(f"the model has sizes {base.sizes} but data set {ds.name!r} has "
                              f"{ds.n_inputs} inputs and {ds.n_classes} classes")
-        net = base.network()
+        if theta_scale is None:
+            net = base.network()
+        else:
+            net = requantize(base.float_weights, scaled_thetas(base.thetas, theta_scale),
+                             base.discrete)
         encoding = base.encoding
         source = base.training.get("rule", "exact")
     elif isinstance(init, str) and init == "random":
@@ -109,6 +190,7 @@ def train_sign_model(ds, *, hidden=(64,), encoding=None, init="random", epochs=N
     if epochs is None:
         epochs = SIGN_DEFAULTS["epochs_random" if source == "random" else "epochs_finetune"]
     steps = times_to_steps(encode(x, encoding), net.config)
+    steps_val = times_to_steps(encode(x_val, encoding), net.config)
     steps_test = times_to_steps(encode(ds.x_test, encoding), net.config)
     initial_acc, _ = evaluate_discrete(net, steps_test, ds.y_test)
 
@@ -125,15 +207,25 @@ def train_sign_model(ds, *, hidden=(64,), encoding=None, init="random", epochs=N
             bar.close()
 
     history = []
+    best = None         # (val accuracy, epoch, weights)
     for epoch in range(epochs):
         # one call per epoch, so the test accuracy can be recorded after each; the shuffling
         # seed of epoch e is seed + e (train_sign's own order for a one-epoch call)
         h = train_sign(net, steps, y, epochs=1, lr_shift=lr_shift, seed=seed + epoch,
-                       callback=lambda e, i, n, acc: on_image(epoch, i, n, acc))[0]
+                       callback=lambda e, i, n, acc: on_image(epoch, i, n, acc),
+                       errors_only=errors_only)[0]
         h["test_accuracy"], h["test_no_decision"] = evaluate_discrete(net, steps_test, ds.y_test)
+        if len(val_idx):
+            h["val_accuracy"], _ = evaluate_discrete(net, steps_val, y_val)
+            if best is None or h["val_accuracy"] > best[0]:
+                best = (h["val_accuracy"], epoch, [w.copy() for w in net.weights])
         history.append(h)
         if callback is not None:
             callback(epoch, h, net)
+    selected = epochs
+    if best is not None:
+        selected = best[1] + 1
+        net.weights = best[2]
     model = model_from_network(net, encoding)
     summary, _ = evaluate(model, ds.x_test, ds.y_test)
     seconds = sum(h["seconds"] for h in history)
@@ -144,10 +236,15 @@ def train_sign_model(ds, *, hidden=(64,), encoding=None, init="random", epochs=N
         "sizes": [int(s) for s in net.sizes],
         "train_samples": int(len(y)),
         "config": {"epochs": int(epochs), "lr_shift": int(lr_shift), "seed": int(seed),
-                   "theta": [int(t) for t in net.thetas]},
+                   "theta": [int(t) for t in net.thetas], "errors_only": bool(errors_only),
+                   "val_split": float(val_split)},
         "initial_discrete_accuracy": initial_acc,
         "test_accuracy_history": [h["test_accuracy"] for h in history],
         "train_accuracy_history": [h["train_accuracy"] for h in history],
+        "val_accuracy_history": [h["val_accuracy"] for h in history if "val_accuracy" in h],
+        "val_samples": int(len(val_idx)),
+        "selected_epoch": int(selected),
+        "final_test_accuracy": history[-1]["test_accuracy"] if history else initial_acc,
         "train_seconds": seconds,
         "seconds_per_epoch": seconds / epochs if epochs else 0.0,
         "images_per_s": (len(y) * epochs / seconds) if seconds > 0 else float("nan"),
@@ -169,6 +266,9 @@ def run_sign(args, *, default_encoding="graded"):
         raise ValueError(f"--theta must be an integer >= 1, not {args.theta!r}")
     if args.epochs is not None and args.epochs < 0:
         raise ValueError(f"--epochs must be >= 0, not {args.epochs!r}")
+    theta_scale = args.theta_scale
+    scaled_thetas([1] * len(str(theta_scale).split(",")), theta_scale)    # refuse bad values early
+    split_validation(10, args.val_split)
     init = args.init
     if init != "random" and not Path(init).is_file():
         raise FileNotFoundError(f"--init: model file {init!r} does not exist "
@@ -180,8 +280,8 @@ def run_sign(args, *, default_encoding="graded"):
     hidden = parse_hidden(args.hidden)
     if init != "random":
         init = load_model(init)
-    encoding = EncodingConfig(mode=args.encoding or default_encoding, threshold=args.threshold,
-                              t_max=args.t_max)
+    enc_kw = {} if getattr(args, "threshold", None) is None else {"threshold": args.threshold}
+    encoding = EncodingConfig(mode=args.encoding or default_encoding, t_max=args.t_max, **enc_kw)
     # the time grid of a random init: --timesteps / --dt when the parser has them and they
     # are given, else DiscreteConfig's default (T = 32, dt = 1/8)
     grid = DiscreteConfig().to_dict()
@@ -193,11 +293,17 @@ def run_sign(args, *, default_encoding="graded"):
     model, summary, history = train_sign_model(
         ds, hidden=hidden, encoding=encoding, init=init, epochs=args.epochs,
         lr_shift=args.lr_shift, theta=args.theta, seed=args.seed,
-        train_limit=args.train_limit, quiet=args.quiet, discrete=discrete)
+        train_limit=args.train_limit, quiet=args.quiet, discrete=discrete,
+        errors_only=args.errors_only, theta_scale=theta_scale, val_split=args.val_split)
     save_model(output, model)
     t = model.training
     print(format_table(summary, f"{args.dataset} test, sign rule from {t['init']}, sizes "
                                 f"{'-'.join(map(str, model.sizes))}, {t['images_per_s']:.0f} images/s"))
     print("test accuracy per epoch: " + " ".join(f"{100 * a:.1f}" for a in t["test_accuracy_history"]))
+    if t["val_samples"]:
+        print("validation accuracy per epoch: "
+              + " ".join(f"{100 * a:.1f}" for a in t["val_accuracy_history"])
+              + f"; kept epoch {t['selected_epoch']} (the last epoch's test accuracy: "
+                f"{100 * t['final_test_accuracy']:.2f} %)")
     print(f"wrote {output}")
     return 0
