@@ -370,7 +370,7 @@ def forward(net, z_in, *, drop=0.0, rng=None, grid=None):
     return zs, caches
 
 
-def _softmax_ce(z_out, labels, z_nospike, scale=1.0):
+def _softmax_ce(z_out, labels, z_nospike, scale=1.0, late_label=False):
     zl = np.minimum(np.where(np.isfinite(z_out), z_out, z_nospike), z_nospike)
     logits = -scale * zl
     logits = logits - logits.max(axis=1, keepdims=True)
@@ -382,7 +382,11 @@ def _softmax_ce(z_out, labels, z_nospike, scale=1.0):
     onehot = np.zeros_like(p)
     onehot[idx, labels] = 1.0
     dz = scale * (onehot - p) / n             # dL/dz = -scale * dL/dlogit
-    dz = np.where(np.isfinite(z_out) & (z_out < z_nospike), dz, 0.0)
+    live = np.isfinite(z_out) & (z_out < z_nospike)
+    if late_label:
+        # the label's neuron firing after the cap: its gradient as if at the cap (earlier)
+        live |= np.isfinite(z_out) & (onehot > 0)
+    dz = np.where(live, dz, 0.0)
     return loss, dz
 
 
@@ -422,6 +426,14 @@ class TrainConfig:
         (before the network has learned) leaves many outputs silent.
     late_rate : float
         Step of that controller per minibatch.
+    silent_cost : float
+        0: Mostafa's loss, where an output neuron that fires after ``z_nospike`` or never
+        passes no gradient. ``> 0``: the label's neuron still learns when it is silent:
+        firing after ``z_nospike``, its cross-entropy gradient is applied as if it fired at
+        ``z_nospike`` (it is pushed earlier); never firing (the weights of all the spikes it
+        received sum to ``A <= 1``), the cost ``silent_cost * (1 - A)`` per sample raises
+        those weights. Without it, samples whose label neuron falls silent (which a
+        sparsity cost makes common) never recover.
     """
     epochs: int = 10
     batch_size: int = 32
@@ -438,6 +450,7 @@ class TrainConfig:
     late: float = 0.0
     late_target: float = 0.0
     late_rate: float = 5e-4
+    silent_cost: float = 0.0
     softmax_scale: float = 1.0
     grid_dt: float = 0.0
     grid_steps: int = 0
@@ -466,7 +479,7 @@ class TrainConfig:
         if self.late_target and not self.late > 0:
             raise ValueError(f"late_target needs a starting late > 0, not {self.late!r}")
         for name in ("weight_sum_cost", "early", "weight_decay", "jitter", "late", "late_target",
-                     "late_rate"):
+                     "late_rate", "silent_cost"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, not {getattr(self, name)!r}")
 
@@ -490,7 +503,8 @@ def loss_and_grads(net, z_in, labels, cfg=TrainConfig(), rng=None, *, late=None,
     z_out = zs[-1]
     if grid is not None and cfg.grid_output:
         z_out = snap_to_grid(z_out, *grid)        # loss on the decision grid (straight through)
-    loss, dz = _softmax_ce(z_out, labels, cfg.z_nospike, cfg.softmax_scale)
+    loss, dz = _softmax_ce(z_out, labels, cfg.z_nospike, cfg.softmax_scale,
+                           late_label=cfg.silent_cost > 0)
     if cfg.early:
         idx = np.arange(len(labels))
         zl = z_out[idx, labels]
@@ -512,6 +526,17 @@ def loss_and_grads(net, z_in, labels, cfg=TrainConfig(), rng=None, *, late=None,
             loss += late * float(inv.sum()) / len(labels)
             dz = dz - late * inv * inv / len(labels)
         dw, dz = layer_backward(caches[l], net.weights[l], dz, need_input_grad=l > 0)
+        if cfg.silent_cost and l == len(net.weights) - 1:
+            idx = np.arange(len(labels))
+            silent = ~np.isfinite(z_out[idx, labels])
+            if silent.any():
+                spikes = np.isfinite(zs[l][silent]).astype(np.float64)     # (m, n_in)
+                a_sum = np.sum(spikes * net.weights[l][:, labels[silent]].T, axis=1)
+                short = a_sum < 1.0
+                loss += cfg.silent_cost * float(np.sum(1.0 - a_sum[short])) / len(labels)
+                target = np.zeros((int(short.sum()), dw.shape[1]))
+                target[np.arange(len(target)), labels[silent][short]] = 1.0
+                dw = dw - cfg.silent_cost / len(labels) * (spikes[short].T @ target)
         if cfg.weight_sum_cost:
             deficit = 1.0 - net.weights[l].sum(axis=0)
             loss += cfg.weight_sum_cost * float(np.maximum(deficit, 0).sum())

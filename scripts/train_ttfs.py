@@ -33,12 +33,15 @@ __all__ = ["add_parser", "run", "train_model", "configs_for", "parse_hidden", "D
 # input-to-hidden weights looked up; 0.5 gives 13.2 / 13.4 %), 64 steps of 1/8 (horizon t = 8,
 # so that late decisions still land inside the grid), the sparsity cost adapted towards 25
 # hidden spikes before the decision (the prototype's 5 % of 600 is 30; the float count misses
-# the spikes of the decision step itself). Digits and MNIST train aware of their grid
-# (GRID_AWARE).
+# the spikes of the decision step itself), and the silent-label cost (without it, samples whose
+# label neuron fell silent under the sparsity cost never recovered: test accuracy fell from
+# 95.7 % at epoch 9 to 90 % at epoch 22, 7 % of the test images without a decision). Digits
+# and MNIST train aware of their grid (GRID_AWARE).
 DEFAULTS = {
     "digits": ("graded", dict(epochs=100, lr_decay=0.98, dropout=0.1, softmax_scale=3.0),
                dict(t_max=2.0), dict(timesteps=64, dt=1 / 16)),
-    "mnist": ("binary", dict(epochs=50, lr_decay=0.94, late=0.01, late_target=25.0),
+    "mnist": ("binary", dict(epochs=60, lr_decay=0.95, late=0.01, late_target=25.0,
+                             silent_cost=1.0),
               dict(threshold=0.55), dict(timesteps=64, dt=1 / 8)),
     "fashion-mnist": ("binary", dict(epochs=8, lr_decay=0.8, late=0.003), {}, None),
 }
@@ -54,11 +57,11 @@ def add_parser(subparsers):
                    help="IDX directory for mnist / fashion-mnist (default: $SPIKEGATE_DATA)")
     p.add_argument("--hidden", default="64", help="hidden layer sizes, comma separated (default: 64)")
     p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs (default: digits 100, mnist 50, fashion-mnist 8)")
+                   help="training epochs (default: digits 100, mnist 60, fashion-mnist 8)")
     p.add_argument("--batch-size", type=int, default=32, help="minibatch size (default: 32)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--lr-decay", type=float, default=None,
-                   help="learning rate factor per epoch (default: digits 0.98, mnist 0.94, "
+                   help="learning rate factor per epoch (default: digits 0.98, mnist 0.95, "
                         "otherwise 0.8)")
     p.add_argument("--dropout", type=float, default=None,
                    help="spike dropout probability while training (default: digits 0.1, otherwise 0)")
@@ -217,7 +220,8 @@ def train_model(ds, hidden, encoding, cfg, *, train_limit=None, quiet=False, dis
             eval_seconds[0] += time.perf_counter() - t1
             lk = "/".join(f"{100 * v['mean']:.1f}" for v in s["lookup_fraction"])
             print(f"epoch {epoch + 1}: loss {loss:.4f}, test float {100 * s['float_accuracy']:.2f} %, "
-                  f"8-bit {100 * s['discrete_accuracy']:.2f} %, lookups {lk} %, spikes to decision "
+                  f"8-bit {100 * s['discrete_accuracy']:.2f} % (no decision "
+                  f"{100 * s['no_decision']:.2f} %), lookups {lk} %, spikes to decision "
                   f"{s['total_spikes']['mean']:.1f}, {seconds:.0f} s; wrote {checkpoint}",
                   file=sys.stderr, flush=True)
         if epoch_callback is not None:

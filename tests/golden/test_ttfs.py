@@ -200,6 +200,42 @@ def test_gradients_match_finite_differences(grid, sizes):
                                    err_msg=f"seed {seed}, layer {l}")
 
 
+def test_silent_label_cost_gradient_and_recovery():
+    # output 0 (every sample's label) never fires: only silent_cost gives it a gradient (seed 4)
+    seed = 4
+    rng = np.random.default_rng(seed)
+    z = _z(rng.integers(0, 3, (5, 6)) / 4.0)
+    y = np.zeros(5, dtype=np.int64)
+    net = ttfs.TTFSNetwork([rng.uniform(0.3, 0.6, (6, 5)), rng.uniform(0.4, 0.8, (5, 3))])
+    net.weights[1][:, 0] = 0.01
+    cfg = ttfs.TrainConfig(silent_cost=0.7, weight_sum_cost=0.0, z_nospike=30.0)
+    _, grads, z_out = ttfs.loss_and_grads(net, z, y, cfg)
+    assert np.isinf(z_out[:, 0]).all() and (z_out[:, 1:] < 30).all(), f"seed {seed}"
+    _, plain, _ = ttfs.loss_and_grads(net, z, y, ttfs.TrainConfig(weight_sum_cost=0.0, z_nospike=30.0))
+    assert not plain[1][:, 0].any(), "without silent_cost the silent label gets no gradient"
+    assert (grads[1][:, 0] < 0).all(), f"seed {seed}: silent label's weights must grow"
+    eps = 1e-6
+    for l, w in enumerate(net.weights):
+        fd = np.zeros_like(w)
+        for idx in np.ndindex(*w.shape):
+            old = w[idx]
+            w[idx] = old + eps
+            lp = ttfs.loss_and_grads(net, z, y, cfg)[0]
+            w[idx] = old - eps
+            lm = ttfs.loss_and_grads(net, z, y, cfg)[0]
+            w[idx] = old
+            fd[idx] = (lp - lm) / (2 * eps)
+        np.testing.assert_allclose(grads[l], fd, rtol=1e-4, atol=1e-7, err_msg=f"seed {seed}, layer {l}")
+    # firing after the cap: pushed earlier (positive dL/dz gives negative dL/dw here)
+    net.weights[1][:, 0] = 0.3
+    capped = ttfs.TrainConfig(silent_cost=0.7, z_nospike=1.5, weight_sum_cost=0.0)
+    _, g, zo = ttfs.loss_and_grads(net, z, y, capped)
+    late = np.isfinite(zo[:, 0]) & (zo[:, 0] >= 1.5)
+    assert late.any(), f"seed {seed}: no label spike after the cap"
+    _, g0, _ = ttfs.loss_and_grads(net, z, y, ttfs.TrainConfig(z_nospike=1.5, weight_sum_cost=0.0))
+    assert np.abs(g[1][:, 0]).sum() > np.abs(g0[1][:, 0]).sum(), f"seed {seed}"
+
+
 def test_input_gradient_closed_form():
     # dz_out/dz_i = w_i / (A - 1) for i in C.
     z, caches = _one([0.0, 0.3, 2.0], [0.8, 0.7, 0.5])
