@@ -66,6 +66,28 @@ Options (off by default; the defaults are the rule above, bit for bit what the h
     time grid) still pushes them later and moves every causal weight of the hidden neurons
     that vote for it; on digits those updates cost accuracy (``scripts/bench_sign.py``).
 
+    ``lfsr`` (:func:`sign_backprop_step`, :func:`train_sign`; an :class:`UpdateLFSR` with
+    ``k >= 1``): stochastic rounding of the step, i.e. an expected step of ``2**lr_shift /
+    2**k``. Each *candidate write* (a weight the rule above writes: causal and ``delta_j !=
+    0``, saturated or not) is carried out only when ``k`` fresh bits of the LFSR are all 0
+    (probability ``(2**(16 - k) - 1) / (2**16 - 1)``, about ``2**-k``); otherwise that weight is
+    not written. **This needs a hardware change** (the learning unit has no LFSR yet).
+
+    The LFSR: 16-bit Fibonacci, polynomial ``x^16 + x^14 + x^13 + x^11 + 1`` (maximal, period
+    65535), state ``s`` (16 bits, never 0), initial state ``LFSR_SEED = 0xACE1`` when the
+    training run starts (:class:`UpdateLFSR`; it is *not* reset per image). One step::
+
+        b = (s ^ (s >> 2) ^ (s >> 3) ^ (s >> 5)) & 1;   s = (s >> 1) | (b << 15)
+
+    and ``b`` is the step's bit. A candidate write takes ``k`` steps (``k`` bits) and is
+    carried out iff all ``k`` bits are 0; the LFSR advances only for candidate writes (a
+    weight that is not causal, or whose destination has delta 0, takes no bits). Candidates
+    take their bits in the hardware's write order: weight layer 0 first, its source rows in
+    input-spike order (:func:`~spikegate.golden.ttfs_discrete.spike_events`: by step, ties
+    by index), then weight layers ``1, 2, ...``, their source rows (the neurons that fired)
+    in index order; within a row, destinations ``j = 0, 1, ...`` (lane groups in order,
+    lanes ``0 .. L-1`` within a group, ``j = group * L + lane``).
+
 Requantizing (fine-tuning)
     :func:`requantize`: float weights to int8 with given thresholds, ``w = clip(rint(w_real *
     theta), -128, 127)`` (``rint`` half to even, as
@@ -90,13 +112,13 @@ import numpy as np
 
 from .popcount import popcount
 from .ttfs_discrete import (
-    NO_SPIKE, THETA_MAX, DiscreteConfig, DiscreteNetwork, DiscreteResult, simulate,
+    NO_SPIKE, THETA_MAX, DiscreteConfig, DiscreteNetwork, DiscreteResult, simulate, spike_events,
 )
 
 __all__ = [
     "MAX_LR_SHIFT", "SignStepInfo", "check_label", "output_deltas", "hidden_deltas",
     "causal_mask", "apply_update", "sign_backprop_step", "train_sign", "evaluate_discrete",
-    "random_discrete_network", "requantize",
+    "random_discrete_network", "requantize", "LFSR_SEED", "lfsr_step", "UpdateLFSR",
 ]
 
 #: Largest ``lr_shift`` (step ``2**6 = 64``).
@@ -202,7 +224,7 @@ def apply_update(w, causal, delta, lr_shift):
     return new, int(np.count_nonzero(write)), int(np.count_nonzero(new != w))
 
 
-def sign_backprop_step(net, input_steps, label, lr_shift=0, *, errors_only=False):
+def sign_backprop_step(net, input_steps, label, lr_shift=0, *, errors_only=False, lfsr=None):
     """One training image: forward pass, deltas, causal sets, weight update (in place).
 
     Parameters
@@ -218,6 +240,9 @@ def sign_backprop_step(net, input_steps, label, lr_shift=0, *, errors_only=False
     errors_only : bool
         Default ``False``: the rule. ``True``: when the decision equals the label, nothing is
         written and every delta (and popcount) is 0 (module docstring, Options).
+    lfsr : UpdateLFSR, optional
+        Default ``None``: every candidate write is carried out. Otherwise stochastic rounding
+        (module docstring, Options); the LFSR advances in place.
 
     Returns
     -------
@@ -255,13 +280,27 @@ def sign_backprop_step(net, input_steps, label, lr_shift=0, *, errors_only=False
     causal = [causal_mask(steps[l], steps[l + 1]) for l in range(L)]
     new_weights, updated, changed = [], [], []
     for l in range(L):
-        w, n_w, n_c = apply_update(net.weights[l], causal[l], deltas[l + 1], lr_shift)
+        write = causal[l]
+        if lfsr is not None:
+            write = _gate_writes(lfsr, write & (deltas[l + 1] != 0)[None, :], steps[l], l)
+        w, n_w, n_c = apply_update(net.weights[l], write, deltas[l + 1], lr_shift)
         new_weights.append(w)
         updated.append(n_w)
         changed.append(n_c)
     net.weights = new_weights
     return SignStepInfo(result=res, decision=decision, deltas=deltas, pos_counts=pos,
                         neg_counts=neg, causal=causal, updated=updated, changed=changed)
+
+
+def _gate_writes(lfsr, write, src_steps, layer):
+    """The candidate writes ``write`` (n_src, n_dst) that the LFSR lets through, in write order."""
+    rows = spike_events(src_steps)[0] if layer == 0 else np.nonzero(src_steps != NO_SPIKE)[0]
+    cand = write[rows]                                  # rows in the hardware's order
+    keep = np.zeros_like(cand)
+    keep[cand] = lfsr.draw(int(np.count_nonzero(cand)))  # row-major: rows, then j ascending
+    out = np.zeros_like(write)
+    out[rows] = keep
+    return out
 
 
 def _check_data(net, steps, y):
@@ -280,7 +319,7 @@ def _check_data(net, steps, y):
 
 
 def train_sign(net, steps_train, y_train, epochs=1, lr_shift=0, seed=0, callback=None, *,
-               errors_only=False):
+               errors_only=False, lfsr=None):
     """Online training with :func:`sign_backprop_step`, one image at a time, in place.
 
     Each epoch visits the training images in the order ``rng.permutation(n)`` with
@@ -298,6 +337,9 @@ def train_sign(net, steps_train, y_train, epochs=1, lr_shift=0, seed=0, callback
     errors_only : bool
         Passed to :func:`sign_backprop_step` (default ``False``: the rule as the hardware runs
         it; ``True``: images already classified correctly change nothing).
+    lfsr : UpdateLFSR, optional
+        Passed to every :func:`sign_backprop_step` (one LFSR for the whole run; default
+        ``None``: no stochastic rounding).
 
     Returns
     -------
@@ -324,7 +366,7 @@ def train_sign(net, steps_train, y_train, epochs=1, lr_shift=0, seed=0, callback
         t0 = time.perf_counter()
         for i, k in enumerate(perm):
             info = sign_backprop_step(net, steps[k], int(y[k]), lr_shift,
-                                      errors_only=errors_only)
+                                      errors_only=errors_only, lfsr=lfsr)
             ok += info.decision == int(y[k])
             none += info.decision < 0
             updated += info.updated
@@ -419,3 +461,71 @@ def requantize(float_weights, thetas, config=None):
             raise ValueError(f"layer {l}: weights must be a finite 2-D array, not shape {w.shape}")
     q = [np.clip(np.rint(w * int(t)), _WMIN, _WMAX).astype(np.int8) for w, t in zip(ws, thetas)]
     return DiscreteNetwork(q, [int(t) for t in thetas], config or DiscreteConfig())
+
+
+#: Initial state of the update LFSR (:class:`UpdateLFSR`).
+LFSR_SEED = 0xACE1
+_LFSR_PERIOD = (1 << 16) - 1
+
+
+def lfsr_step(state):
+    """One step of the 16-bit update LFSR: returns ``(bit, new_state)`` (module docstring)."""
+    bit = (state ^ (state >> 2) ^ (state >> 3) ^ (state >> 5)) & 1
+    return bit, (state >> 1) | (bit << 15)
+
+
+_LFSR_TABLES = {}
+
+
+def _lfsr_tables():
+    """``(bits, states)`` of one period from ``LFSR_SEED``: ``bits[p]`` is the bit of step
+    ``p + 1``; ``states[p]`` the state after ``p`` steps."""
+    if not _LFSR_TABLES:
+        bits = np.empty(_LFSR_PERIOD, dtype=bool)
+        states = np.empty(_LFSR_PERIOD, dtype=np.uint16)
+        s = LFSR_SEED
+        for p in range(_LFSR_PERIOD):
+            states[p] = s
+            bits[p], s = lfsr_step(s)
+        if s != LFSR_SEED:
+            raise AssertionError("the update LFSR is not maximal")
+        _LFSR_TABLES["bits"], _LFSR_TABLES["states"] = bits, states
+    return _LFSR_TABLES["bits"], _LFSR_TABLES["states"]
+
+
+class UpdateLFSR:
+    """The update LFSR of stochastic rounding, with ``k`` bits per candidate write.
+
+    Parameters
+    ----------
+    k : int
+        Bits per candidate write, ``1 .. 8``: a write is carried out when all ``k`` are 0.
+    state : int
+        Initial 16-bit state (not 0); default :data:`LFSR_SEED`.
+
+    Members
+    -------
+    state : int
+        The current state (after every bit drawn so far).
+    """
+
+    def __init__(self, k, state=LFSR_SEED):
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 8:
+            raise ValueError(f"k must be an integer from 1 to 8, not {k!r}")
+        if isinstance(state, bool) or not isinstance(state, (int, np.integer)) \
+                or not 0 < state < (1 << 16):
+            raise ValueError(f"the LFSR state must be an integer from 1 to 65535, not {state!r}")
+        self.k = int(k)
+        _, states = _lfsr_tables()
+        self._pos = int(np.nonzero(states == state)[0][0])
+
+    @property
+    def state(self):
+        return int(_lfsr_tables()[1][self._pos])
+
+    def draw(self, n):
+        """Decide ``n`` candidate writes in order: a bool array, True = write (``n * k`` steps)."""
+        bits, _ = _lfsr_tables()
+        idx = (self._pos + np.arange(n * self.k)) % _LFSR_PERIOD
+        self._pos = (self._pos + n * self.k) % _LFSR_PERIOD
+        return ~bits[idx].reshape(n, self.k).any(axis=1)

@@ -32,7 +32,7 @@ from spikegate.golden.encoding import EncodingConfig
 from spikegate.golden.model_file import TTFSModelFile, load_model, save_model
 from spikegate.golden.progress import Progress
 from spikegate.golden.sign_backprop import (
-    MAX_LR_SHIFT, evaluate_discrete, random_discrete_network, requantize, train_sign,
+    MAX_LR_SHIFT, UpdateLFSR, evaluate_discrete, random_discrete_network, requantize, train_sign,
 )
 from spikegate.golden.ttfs_discrete import THETA_MAX, DiscreteConfig, times_to_steps
 from spikegate.golden.encoding import encode
@@ -81,6 +81,10 @@ def add_sign_arguments(p):
                         "these factors (the other layers: 1) and requantize the float weights "
                         "(default: "
                         + ",".join(f"{v:g}" for v in SIGN_DEFAULTS["theta_scale"]) + ")")
+    p.add_argument("--stochastic-k", type=int, default=0, metavar="K",
+                   help="sign rule: stochastic rounding, a candidate write is carried out only "
+                        "when K bits of the update LFSR are 0 (expected step 2**lr_shift / 2**K; "
+                        "K in 1..8; needs the LFSR in the hardware; default: 0 = off)")
     p.add_argument("--val-split", type=float, default=SIGN_DEFAULTS["val_split"], metavar="F",
                    help="sign rule: hold out this fraction of the training images and keep the "
                         "epoch with the best validation accuracy (default: 0, the last epoch)")
@@ -136,7 +140,7 @@ def scaled_thetas(thetas, scale):
 def train_sign_model(ds, *, hidden=(64,), encoding=None, init="random", epochs=None,
                      lr_shift=0, theta=SIGN_DEFAULTS["theta"], seed=0, train_limit=None,
                      quiet=False, discrete=None, callback=None, errors_only=False,
-                     theta_scale=None, val_split=0.0):
+                     theta_scale=None, val_split=0.0, stochastic_k=0):
     """Train with the sign rule on data set ``ds``; returns ``(TTFSModelFile, summary, history)``.
 
     ``init``: ``"random"`` or a :class:`TTFSModelFile` / path to fine-tune (requantized with
@@ -147,7 +151,9 @@ def train_sign_model(ds, *, hidden=(64,), encoding=None, init="random", epochs=N
     after the epoch with the best validation accuracy (the first such epoch), otherwise the
     one after the last epoch. ``history`` is ``train_sign``'s per epoch, each entry with the
     test accuracy after the epoch added (``test_accuracy``, and ``val_accuracy`` with a
-    validation split); ``summary`` is :func:`spikegate.scripts.eval_ttfs.evaluate`'s on the
+    validation split). ``stochastic_k``: 0 (default) or ``k`` in 1..8, stochastic rounding
+    with one :class:`~spikegate.golden.sign_backprop.UpdateLFSR` for the run (a hardware
+    change). ``summary`` is :func:`spikegate.scripts.eval_ttfs.evaluate`'s on the
     test split of the returned model. ``callback(epoch, history_entry, net)`` after every
     epoch (optional).
     """
@@ -206,6 +212,7 @@ def train_sign_model(ds, *, hidden=(64,), encoding=None, init="random", epochs=N
         if i == n and sys.stderr.isatty():
             bar.close()
 
+    lfsr = UpdateLFSR(stochastic_k) if stochastic_k else None
     history = []
     best = None         # (val accuracy, epoch, weights)
     for epoch in range(epochs):
@@ -213,7 +220,7 @@ def train_sign_model(ds, *, hidden=(64,), encoding=None, init="random", epochs=N
         # seed of epoch e is seed + e (train_sign's own order for a one-epoch call)
         h = train_sign(net, steps, y, epochs=1, lr_shift=lr_shift, seed=seed + epoch,
                        callback=lambda e, i, n, acc: on_image(epoch, i, n, acc),
-                       errors_only=errors_only)[0]
+                       errors_only=errors_only, lfsr=lfsr)[0]
         h["test_accuracy"], h["test_no_decision"] = evaluate_discrete(net, steps_test, ds.y_test)
         if len(val_idx):
             h["val_accuracy"], _ = evaluate_discrete(net, steps_val, y_val)
@@ -237,7 +244,7 @@ def train_sign_model(ds, *, hidden=(64,), encoding=None, init="random", epochs=N
         "train_samples": int(len(y)),
         "config": {"epochs": int(epochs), "lr_shift": int(lr_shift), "seed": int(seed),
                    "theta": [int(t) for t in net.thetas], "errors_only": bool(errors_only),
-                   "val_split": float(val_split)},
+                   "val_split": float(val_split), "stochastic_k": int(stochastic_k)},
         "initial_discrete_accuracy": initial_acc,
         "test_accuracy_history": [h["test_accuracy"] for h in history],
         "train_accuracy_history": [h["train_accuracy"] for h in history],
@@ -269,6 +276,8 @@ def run_sign(args, *, default_encoding="graded"):
     theta_scale = args.theta_scale
     scaled_thetas([1] * len(str(theta_scale).split(",")), theta_scale)    # refuse bad values early
     split_validation(10, args.val_split)
+    if args.stochastic_k:
+        UpdateLFSR(args.stochastic_k)        # refuse a bad K before loading anything
     init = args.init
     if init != "random" and not Path(init).is_file():
         raise FileNotFoundError(f"--init: model file {init!r} does not exist "
@@ -294,7 +303,8 @@ def run_sign(args, *, default_encoding="graded"):
         ds, hidden=hidden, encoding=encoding, init=init, epochs=args.epochs,
         lr_shift=args.lr_shift, theta=args.theta, seed=args.seed,
         train_limit=args.train_limit, quiet=args.quiet, discrete=discrete,
-        errors_only=args.errors_only, theta_scale=theta_scale, val_split=args.val_split)
+        errors_only=args.errors_only, theta_scale=theta_scale, val_split=args.val_split,
+        stochastic_k=args.stochastic_k)
     save_model(output, model)
     t = model.training
     print(format_table(summary, f"{args.dataset} test, sign rule from {t['init']}, sizes "

@@ -78,6 +78,29 @@ def test_train_sign_validation_split(tmp_path, capsys):
     assert f"kept epoch {t['selected_epoch']}" in out
 
 
+def test_train_sign_stochastic(tmp_path, capsys):
+    """--stochastic-k: train_sign with one UpdateLFSR for the run (seed 4)."""
+    from spikegate.golden.data import load_dataset
+    from spikegate.golden.sign_backprop import UpdateLFSR, random_discrete_network
+
+    model = tmp_path / "st.npz"
+    code = main(["train", "ttfs", "--rule", "sign", "--dataset", "digits", "--hidden", "8",
+                 "--epochs", "2", "--train-limit", "100", "--seed", "4", "--theta", "40",
+                 "--stochastic-k", "2", "--no-errors-only", "-o", str(model), "--quiet"])
+    assert code == 0, capsys.readouterr().out
+    m = load_model(model)
+    assert m.training["config"]["stochastic_k"] == 2
+    ds = load_dataset("digits")
+    steps = m.encode(ds.x_train[:100])
+    net = random_discrete_network((64, 8, 10), seed=4, theta=40, config=m.discrete,
+                                  input_rate=float(np.mean(steps >= 0)))
+    lf = UpdateLFSR(2)
+    for epoch in range(2):
+        train_sign(net, steps, ds.y_train[:100], epochs=1, seed=4 + epoch, lfsr=lf)
+    for l, (a, b) in enumerate(zip(net.weights, m.int_weights)):
+        assert np.array_equal(a, b), f"seed 4: layer {l} differs from the library's training"
+
+
 def test_split_validation_and_scaled_thetas():
     tr, va = split_validation(100, 0.2)
     assert len(tr) == 80 and len(va) == 20 and not set(tr) & set(va)
@@ -110,4 +133,6 @@ def test_train_sign_bad_arguments(tmp_path, capsys):
     assert "theta scale" in capsys.readouterr().err.replace("-", " ")
     assert main(["train", "ttfs", "--rule", "sign", "--val-split", "1", "-o", str(out)]) == 2
     assert "--val-split" in capsys.readouterr().err
+    assert main(["train", "ttfs", "--rule", "sign", "--stochastic-k", "9", "-o", str(out)]) == 2
+    assert "k must" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())

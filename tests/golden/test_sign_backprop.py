@@ -8,6 +8,7 @@ from spikegate.golden.popcount import popcount
 from spikegate.golden.sign_backprop import (
     MAX_LR_SHIFT, apply_update, causal_mask, check_label, evaluate_discrete, hidden_deltas,
     output_deltas, random_discrete_network, requantize, sign_backprop_step, train_sign,
+    LFSR_SEED, UpdateLFSR, lfsr_step,
 )
 from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteConfig, DiscreteNetwork, simulate
 
@@ -453,3 +454,92 @@ def test_requantize():
         requantize([w0, w1], [10])
     with pytest.raises(ValueError, match="finite"):
         requantize([w0 * np.nan], [10])
+
+
+# ---------------------------------------------------------------------------------------
+# Option: stochastic rounding with the update LFSR (off by default)
+# ---------------------------------------------------------------------------------------
+
+def test_lfsr_is_maximal_and_draws_k_bits():
+    s, period = LFSR_SEED, 0
+    ones = 0
+    while True:
+        bit, s = lfsr_step(s)
+        ones += bit
+        period += 1
+        if s == LFSR_SEED or period > 70000:
+            break
+    assert period == 65535 and ones == 32768             # an m-sequence: 2**15 ones
+    # k = 1 over one period: a write for each of the 32767 zero bits
+    assert int(UpdateLFSR(1).draw(65535).sum()) == 32767
+    # draw(n) takes n * k steps, in order, and writes iff the k bits are all 0
+    lf = UpdateLFSR(3, state=0x1234)
+    got = lf.draw(50)
+    s, want = 0x1234, []
+    for _ in range(50):
+        bits = []
+        for _ in range(3):
+            b, s = lfsr_step(s)
+            bits.append(b)
+        want.append(not any(bits))
+    assert got.tolist() == want and lf.state == s
+    for bad in (0, 9, 1.0, True):
+        with pytest.raises(ValueError, match="k must"):
+            UpdateLFSR(bad)
+    with pytest.raises(ValueError, match="state"):
+        UpdateLFSR(2, state=0)
+
+
+def _slow_gated_writes(net, x, label, k, state):
+    """Which weights the rule writes, gated by the LFSR, in the hardware's write order (loops)."""
+    from spikegate.golden.ttfs_discrete import spike_events
+    ref = DiscreteNetwork([w.copy() for w in net.weights], list(net.thetas), net.config)
+    info = sign_backprop_step(ref, x, label)              # the rule's deltas and causal sets
+    steps = [s[0] for s in info.result.spike_steps]
+    s = state
+    gated = []
+    for l in range(len(net.weights)):
+        rows = spike_events(steps[0])[0] if l == 0 else \
+            [i for i in range(len(steps[l])) if steps[l][i] != NO_SPIKE]
+        g = np.zeros(info.causal[l].shape, dtype=bool)
+        for i in rows:
+            for j in range(g.shape[1]):
+                if info.causal[l][i, j] and info.deltas[l + 1][j] != 0:
+                    bits = []
+                    for _ in range(k):
+                        b, s = lfsr_step(s)
+                        bits.append(b)
+                    g[i, j] = not any(bits)
+        gated.append(g)
+    return gated, s
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_stochastic_rounding_matches_slow_loop(seed):
+    rng = np.random.default_rng(1000 + seed)
+    net, x, label, shift = _random_case(rng)
+    k = int(rng.integers(1, 4))
+    state = int(rng.integers(1, 1 << 16))
+    gated, end_state = _slow_gated_writes(net, x, label, k, state)
+    before = [w.astype(np.int16) for w in net.weights]
+    lf = UpdateLFSR(k, state=state)
+    info = sign_backprop_step(net, x, label, shift, lfsr=lf)
+    assert lf.state == end_state, f"seed {seed}: LFSR state"
+    for l, g in enumerate(gated):
+        step = info.deltas[l + 1].astype(np.int16)[None, :] << shift
+        want = np.where(g, np.clip(before[l] + step, -128, 127), before[l])
+        assert np.array_equal(net.weights[l], want), f"seed {seed}: weight layer {l}"
+        assert info.updated[l] == int(g.sum()), f"seed {seed}"
+
+
+def test_stochastic_rounding_thins_the_updates():
+    seed = 5
+    rng = np.random.default_rng(seed)
+    net = random_discrete_network([32, 16, 4], seed=seed, theta=30)
+    x = rng.integers(-1, 12, size=(30, 32))
+    y = rng.integers(0, 4, size=30)
+    plain = DiscreteNetwork([w.copy() for w in net.weights], list(net.thetas), net.config)
+    full = sum(sum(sign_backprop_step(plain, x[i], int(y[i])).updated) for i in range(30))
+    lf = UpdateLFSR(2)
+    thin = sum(sum(sign_backprop_step(net, x[i], int(y[i]), lfsr=lf).updated) for i in range(30))
+    assert full > 1000 and 0.1 * full < thin < 0.45 * full, f"seed {seed}: {thin} of {full}"
