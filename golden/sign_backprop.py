@@ -80,7 +80,9 @@ Options (off by default; the defaults are the rule above, bit for bit what the h
         b = (s ^ (s >> 2) ^ (s >> 3) ^ (s >> 5)) & 1;   s = (s >> 1) | (b << 15)
 
     and ``b`` is the step's bit. A candidate write takes ``k`` steps (``k`` bits) and is
-    carried out iff all ``k`` bits are 0; the LFSR advances only for candidate writes (a
+    carried out iff all ``k`` bits are 0 -- after the ``k`` steps they are the top ``k`` bits
+    of the state, so the test is ``s >> (16 - k) == 0`` on the new state; the LFSR advances
+    only for candidate writes (a
     weight that is not causal, or whose destination has delta 0, takes no bits). Candidates
     take their bits in the hardware's write order: weight layer 0 first, its source rows in
     input-spike order (:func:`~spikegate.golden.ttfs_discrete.spike_events`: by step, ties

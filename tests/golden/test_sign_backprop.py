@@ -483,6 +483,11 @@ def test_lfsr_is_maximal_and_draws_k_bits():
             bits.append(b)
         want.append(not any(bits))
     assert got.tolist() == want and lf.state == s
+    # the k bits are the top k bits of the state after the k steps (the hardware's test)
+    lf = UpdateLFSR(3, state=0x1234)
+    for _ in range(200):
+        write = bool(lf.draw(1)[0])
+        assert write == (lf.state >> 13 == 0), lf.state
     for bad in (0, 9, 1.0, True):
         with pytest.raises(ValueError, match="k must"):
             UpdateLFSR(bad)
