@@ -9,11 +9,12 @@ nextpnr's utilisation table.
 
 from dataclasses import dataclass
 
-from spikegate.golden.ttfs_discrete import WEIGHT_BITS
+from spikegate.golden.ttfs_discrete import THETA_MAX, WEIGHT_BITS, DiscreteConfig, ttfs_widths
 from spikegate.hdl.spram import prefers_spram, spram_count
 
 __all__ = ["Device", "DEVICES", "ResourceError", "block_count", "weight_block_rams",
-           "weight_sprams", "weight_memory_plan", "check_fit", "WEIGHT_MEMORIES"]
+           "weight_sprams", "weight_memory_plan", "multiplier_cells", "check_fit",
+           "WEIGHT_MEMORIES"]
 
 #: What a board design accepts as ``weight_memory`` (or a tuple of ``"ebr"`` / ``"spram"``,
 #: one per weight layer).
@@ -34,7 +35,8 @@ class Device:
     """Resources of one FPGA, in nextpnr's cell names (``resources``: name -> count).
 
     ``bram`` is the block RAM cell and its ``(depth, width)`` configurations usable with a
-    byte write mask; ``dsp`` the multiplier cell (each covers one multiplier of a lane).
+    byte write mask; ``dsp`` the multiplier cell, ``dsp_width`` the operand width it
+    multiplies (wider products take several, :func:`multiplier_cells`).
     """
     name: str
     family: str
@@ -45,6 +47,7 @@ class Device:
     bram_shapes: tuple
     dsp: str
     spram: str = None
+    dsp_width: int = 16
 
 
 DEVICES = {
@@ -61,7 +64,7 @@ DEVICES = {
          "EHXPLLL": 2 if k == 25 else 4},
         logic="TRELLIS_COMB", ff="TRELLIS_FF", bram="DP16KD",
         bram_shapes=((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)),
-        dsp="MULT18X18D")
+        dsp="MULT18X18D", dsp_width=18)
         for k, luts, ebr, mult in ((12, 24288, 56, 28), (25, 24288, 56, 28),
                                    (45, 43848, 108, 72), (85, 83640, 208, 156))},
 }
@@ -142,10 +145,35 @@ def weight_memory_plan(sizes, lanes, device, weight_memory="auto", *, learning=F
     return plan
 
 
-def check_fit(sizes, lanes, device, weight_memory="auto", *, learning=False):
+def multiplier_cells(sizes, lanes, device, config=None):
+    """Multiplier cells of the lanes: two products per lane of weight layer ``l``,
+    ``w * z`` (8 x ``z_bits``) and ``z * (acc_w - theta)`` (``z_bits`` x ``diff_bits``, the
+    widths of :func:`~spikegate.golden.ttfs_discrete.ttfs_widths` for a fan-in of
+    ``sizes[l]``), each taking ``ceil(a / n) * ceil(b / n)`` cells of ``n`` x ``n`` bits.
+
+    An upper bound of what Yosys maps (it may leave a small partial product in logic): on the
+    UP5K, 784-h-10 with lanes (2, 1) takes 8 ``SB_MAC16`` with 32 steps of 1/8 (``z_bits``
+    14) and 14 with 64 steps (``z_bits`` 20), where this counts 8 and 16.
+    """
+    dev = _device(device)
+    config = config or DiscreteConfig()
+    lanes = [lanes] * (len(sizes) - 1) if isinstance(lanes, int) else list(lanes)
+    n = dev.dsp_width
+
+    def cells(a, b):
+        return -(-a // n) * -(-b // n)
+    total = 0
+    for l, k in enumerate(lanes):
+        wd = ttfs_widths(sizes[l], THETA_MAX, config)
+        total += k * (cells(WEIGHT_BITS, wd["z_bits"]) + cells(wd["z_bits"], wd["diff_bits"]))
+    return total
+
+
+def check_fit(sizes, lanes, device, weight_memory="auto", *, learning=False, config=None):
     """Raise :class:`ResourceError` when the weights alone overflow the block RAM (or the
-    SPRAM) or the lanes' multipliers (two per lane) overflow the multiplier cells of
-    ``device``; return the weight memories' plan (:func:`weight_memory_plan`)."""
+    SPRAM) or the lanes' multipliers (:func:`multiplier_cells`, for the time grid ``config``,
+    default :class:`~spikegate.golden.ttfs_discrete.DiscreteConfig`) overflow the multiplier
+    cells of ``device``; return the weight memories' plan (:func:`weight_memory_plan`)."""
     dev = _device(device)
     lanes_t = [lanes] * (len(sizes) - 1) if isinstance(lanes, int) else list(lanes)
     if len(lanes_t) != len(sizes) - 1 or not all(isinstance(n, int) and 1 <= n <= 16
@@ -171,9 +199,10 @@ def check_fit(sizes, lanes, device, weight_memory="auto", *, learning=False):
                             f"block RAM for the {bits // 8} weight bytes of {name} alone"
                             + (f" (weights of layer(s) {[l for l, k in enumerate(plan) if k == 'spram']}"
                                f" in SPRAM)" if "spram" in plan else ""))
-    n_mul = 2 * sum(lanes_t)
+    n_mul = multiplier_cells(sizes, lanes_t, dev, config)
     have = dev.resources[dev.dsp]
     if n_mul > have:
         raise ResourceError(dev.dsp, n_mul, have, dev.name,
-                            f"two multipliers per lane, lanes {tuple(lanes_t)}")
+                            f"two products per lane, lanes {tuple(lanes_t)}, "
+                            f"{(config or DiscreteConfig()).timesteps} timesteps")
     return plan

@@ -84,15 +84,15 @@ def ice40_pll(f_in_hz, f_out_hz):
             "f_out_hz": f}
 
 
-def default_lanes(sizes, weight_memory="auto", device="iCE40UP5K"):
-    """Lanes for ``sizes`` on the UP5K: the first of :data:`LANE_CHOICES` that fits for a
-    network with two weight layers (the first choice when none does, so that
-    :func:`~spikegate.boards.fit.check_fit` names the resource), else 1."""
+def default_lanes(sizes, weight_memory="auto", device="iCE40UP5K", config=None):
+    """Lanes for ``sizes`` (time grid ``config``) on the UP5K: the first of
+    :data:`LANE_CHOICES` that fits for a network with two weight layers (the first choice when
+    none does, so that :func:`~spikegate.boards.fit.check_fit` names the resource), else 1."""
     if len(sizes) != 3:
         return 1
     for lanes in LANE_CHOICES:
         try:
-            check_fit(sizes, lanes, device, weight_memory)
+            check_fit(sizes, lanes, device, weight_memory, config=config)
             return lanes
         except ResourceError:
             pass
@@ -161,8 +161,8 @@ class ICEBreakerDesign(Elaboratable):
                  weight_memory="auto"):
         with checking(self):     # a refused design is not reported as unused
             if lanes is None:
-                lanes = default_lanes(net.sizes, weight_memory, self.device)
-            plan = check_fit(net.sizes, lanes, self.device, weight_memory)
+                lanes = default_lanes(net.sizes, weight_memory, self.device, net.config)
+            plan = check_fit(net.sizes, lanes, self.device, weight_memory, config=net.config)
             if clk_freq_hz == OSC_HZ:
                 self.pll = None
                 self.clk_freq_hz = float(OSC_HZ)
@@ -175,7 +175,8 @@ class ICEBreakerDesign(Elaboratable):
             if getattr(getattr(self.top, "classifier", None), "learning", False):
                 # Learning writes back the word it read: two ports, block RAM only.
                 try:
-                    plan = check_fit(net.sizes, lanes, self.device, weight_memory, learning=True)
+                    plan = check_fit(net.sizes, lanes, self.device, weight_memory,
+                                     learning=True, config=net.config)
                 except (TypeError, ValueError):
                     self.top._MustUse__silence = True
                     raise

@@ -49,9 +49,11 @@ TARGETS = {"icebreaker": ("icebreaker", None, 30.0), "ulx3s-85F": ("ulx3s", "85F
            "ulx3s-25F": ("ulx3s", "25F", 80.0)}
 #: Lanes of the MNIST 784-h-10 search per board (weights per block RAM word).
 MNIST_LANES = {"icebreaker": (2, 1), "ulx3s-85F": 8, "ulx3s-25F": (8, 4)}
-#: Logic cells per hidden neuron of 784-h-10 (lanes (2, 1)) on the UP5K, measured between
-#: the builds of h = 112 and h = 166: used to step ``h`` down when nextpnr runs out of them.
-LC_PER_HIDDEN = {"icebreaker": 9.0}
+#: Logic cells per hidden neuron of 784-h-10 (lanes (2, 1), the board top's pipeline of 3) on
+#: the UP5K: 5161 at h = 64, 5589 at h = 96 (nextpnr's packing); used to step ``h`` down when
+#: nextpnr runs out of them. Most of it is the fire-mask FIFO between the layers, which
+#: Yosys puts in flip-flops (``ceil(h / 2)`` entries).
+LC_PER_HIDDEN = {"icebreaker": 13.4}
 
 
 def estimate_block_rams(net, lanes, device):

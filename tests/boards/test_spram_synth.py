@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from amaranth.hdl import Fragment, Instance
 
-from spikegate.boards.fit import (ResourceError, check_fit, weight_block_rams, weight_memory_plan,
-                                  weight_sprams)
+from spikegate.boards.fit import (ResourceError, check_fit, multiplier_cells, weight_block_rams,
+                                  weight_memory_plan, weight_sprams)
 from spikegate.boards.icebreaker import ICEBreakerDesign, default_lanes, platform
 from spikegate.boards.synth import make_design
 from spikegate.boards.toolchain import find_yowasp
-from spikegate.golden.ttfs_discrete import DiscreteNetwork
+from spikegate.golden.ttfs_discrete import DiscreteConfig, DiscreteNetwork
 
 SEED = 0
 UP5K = "iCE40UP5K"
@@ -75,8 +75,25 @@ def test_plan_choices():
 def test_default_lanes():
     assert default_lanes((64, 64, 10)) == (3, 1)
     assert default_lanes((784, 166, 10)) == (2, 1)     # (3, 1) would need 6 SPRAMs
+    assert default_lanes((784, 64, 10)) == (2, 1)      # (3, 1) would need 11 DSPs
     assert default_lanes((784, 167, 10)) == (1, 1)
     assert default_lanes((784, 10)) == 1
+
+
+def test_multiplier_cells():
+    # What Yosys mapped (SB_MAC16): digits 64-64-10 (3, 1): 8; 784-h-10 (2, 1), 32 steps: 8
+    # (z * (acc_w - theta) is 14 x 18 bits: two cells); 64 steps of 1/8: z has 20 bits, 14
+    # cells (counted as 16), more than the UP5K has.
+    assert multiplier_cells((64, 64, 10), (3, 1), UP5K, DiscreteConfig(64, 1 / 16)) == 8
+    assert multiplier_cells((784, 166, 10), (2, 1), UP5K) == 8
+    long = DiscreteConfig(timesteps=64, dt=1 / 8)
+    assert multiplier_cells((784, 64, 10), (2, 1), UP5K, long) == 16
+    with pytest.raises(ResourceError, match="16 ICESTORM_DSP but the device has 8"):
+        check_fit((784, 64, 10), (2, 1), UP5K, config=long)
+    with pytest.raises(ResourceError, match="ICESTORM_DSP"):
+        check_fit((784, 64, 10), (3, 1), UP5K)
+    # 18 x 18 on the ECP5: one cell per product up to 18 bits.
+    assert multiplier_cells((784, 128, 10), 8, "LFE5U-85F") == 32
 
 
 def _instances(fragment, kind):
