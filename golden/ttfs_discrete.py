@@ -63,7 +63,8 @@ from .fixed import signed_bits, unsigned_bits
 __all__ = [
     "NO_SPIKE", "WEIGHT_BITS", "THETA_BITS", "THETA_MAX", "DiscreteConfig", "DiscreteNetwork", "DiscreteResult",
     "z_table", "quantize_layer", "times_to_steps", "ttfs_fires", "ttfs_accumulate",
-    "ttfs_widths", "layer_fire_steps", "simulate", "spike_events", "QUIET_SHIFTS",
+    "ttfs_widths", "layer_fire_steps", "simulate", "spike_events", "QUIET_FACTORS",
+    "QUIET_FACTORS_COARSE",
     "quiet_horizons",
 ]
 
@@ -360,26 +361,36 @@ def spike_events(steps):
     return order.astype(np.int64), s[order].astype(np.int64)
 
 
-#: The factors ``2**c`` the hardware's scan scheduler tests (``c`` in QUIET_SHIFTS).
-QUIET_SHIFTS = (1, 2, 3)
+#: The factors ``n / 2**d`` the hardware's scan scheduler tests, as ``(n, d)``, increasing:
+#: 9/8, 5/4, 3/2, 2, 4, 8 (``n * x`` is one shift and one add).
+QUIET_FACTORS = ((9, 3), (5, 2), (3, 1), (2, 0), (4, 0), (8, 0))
+#: The coarse set (2, 4, 8): fewer comparators, more scans.
+QUIET_FACTORS_COARSE = ((2, 0), (4, 0), (8, 0))
 
 
-def quiet_horizons(config):
+def quiet_horizons(config, factors=QUIET_FACTORS):
     """Scan-skipping horizons of the hardware scheduler (no effect on results).
 
-    ``h[c - 1][k]`` is the largest ``h >= 0`` with ``z_{k+h} <= 2**c * z_k`` (steps beyond
-    ``T - 1`` count as never firing, so ``h`` may run past the grid). A neuron whose state
-    after step ``k`` has ``acc_w > theta`` and ``acc_wz > 2**c * z_k * (acc_w - theta)``
-    cannot fire at steps ``k+1 .. k+h`` without new input, because there
-    ``z * (acc_w - theta) <= 2**c * z_k * (acc_w - theta) < acc_wz``. Returns an int array of
-    shape ``(len(QUIET_SHIFTS), T)``.
+    For a factor ``m = n / 2**d``, ``h[i][k]`` is the largest ``h >= 0`` with
+    ``z_{k+h} <= m * z_k`` (exactly: ``2**d * z_{k+h} <= n * z_k``; steps beyond ``T - 1``
+    count as never firing, so ``h`` may run past the grid). A neuron whose state after step
+    ``k`` has ``acc_w > theta`` and ``2**d * acc_wz > n * z_k * (acc_w - theta)`` cannot fire
+    at steps ``k+1 .. k+h`` without new input, because there
+    ``z * (acc_w - theta) <= m * z_k * (acc_w - theta) < acc_wz``. Returns an int array of
+    shape ``(len(factors), T)``.
     """
     z = z_table(config)
     T = len(z)
-    out = np.zeros((len(QUIET_SHIFTS), T), dtype=np.int64)
-    for i, c in enumerate(QUIET_SHIFTS):
+    pn, pd = 1, 0                                     # factors increase from 1 = 1 / 2**0
+    for n, d in factors:
+        if not (int(n) == n and int(d) == d and d >= 0 and n << pd > pn << d):
+            raise ValueError(f"quiet factors must be (n, d) pairs with n / 2**d increasing "
+                             f"from above 1, not {factors!r}")
+        pn, pd = int(n), int(d)
+    out = np.zeros((len(factors), T), dtype=np.int64)
+    for i, (n, d) in enumerate(factors):
         for k in range(T):
-            ok = np.flatnonzero(z[k:] <= (int(z[k]) << c))
+            ok = np.flatnonzero((z[k:] << d) <= int(z[k]) * n)
             # z is increasing: the qualifying steps are a prefix; past the grid, no spike.
             h = int(ok[-1]) if len(ok) else 0
             out[i, k] = h if k + h < T - 1 else T - k

@@ -19,11 +19,12 @@ and timestep while neurons are armed and idle, plus a few cycles per layer and s
 
 import numpy as np
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikegate.golden.ttfs_discrete import THETA_BITS, DiscreteConfig, DiscreteNetwork, WEIGHT_BITS
+from spikegate.golden.ttfs_discrete import (QUIET_FACTORS, THETA_BITS, DiscreteConfig,
+                                            DiscreteNetwork, WEIGHT_BITS)
 from .layouts import (RESULT_COUNT_BITS, ClassifierResultLayout, FireMaskLayout, RowOp,
                       SpikeEventLayout, index_bits)
 from .params import checking
@@ -54,6 +55,8 @@ class TTFSClassifier(wiring.Component):
         Register stages in each layer's neuron arithmetic (0 to 3,
         :class:`~spikegate.hdl.ttfs_layer.TTFSLayer`): a faster clock for a few more cycles
         per timestep; results never change.
+    quiet_factors : sequence of (n, d)
+        The scan scheduler's quiet factors (:class:`~spikegate.hdl.ttfs_layer.TTFSLayer`).
 
     Members
     -------
@@ -88,7 +91,7 @@ class TTFSClassifier(wiring.Component):
     """
 
     def __init__(self, sizes, thetas, lanes, config=None, weights=None, *, learning=False,
-                 pipeline=0):
+                 pipeline=0, quiet_factors=QUIET_FACTORS):
         with checking(self):
             config = self._check(sizes, thetas, lanes, config, weights)
             if learning and any(s > 1024 for s in sizes[2:]):
@@ -100,7 +103,7 @@ class TTFSClassifier(wiring.Component):
         self._config = config
         self.layers = [TTFSLayer(sizes[l], sizes[l + 1], self._lanes[l], int(thetas[l]), config,
                                  None if weights is None else weights[l], learning=learning,
-                                 pipeline=pipeline)
+                                 pipeline=pipeline, quiet_factors=quiet_factors)
                        for l in range(len(sizes) - 1)]
         if learning:
             from .learning import DeltaVoter

@@ -14,7 +14,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.lib import stream
 
-from spikegate.golden.ttfs_discrete import (QUIET_SHIFTS, THETA_BITS, THETA_MAX, DiscreteConfig,
+from spikegate.golden.ttfs_discrete import (QUIET_FACTORS, THETA_BITS, THETA_MAX, DiscreteConfig,
                                             WEIGHT_BITS, quiet_horizons, ttfs_widths, z_table)
 from .layouts import RESULT_COUNT_BITS, FireMaskLayout, RowCommandLayout, RowOp, index_bits
 from .lookup import WeightLookup
@@ -58,6 +58,11 @@ class TTFSLayer(wiring.Component):
         cuts before the statistics (armed count, quiet horizon, first spike), 3 also cuts
         before the multipliers (the write is two cycles after the beat; rows of a layer
         with a single lane group are spaced by one idle cycle). Results never change.
+    quiet_factors : sequence of (n, d)
+        The factors ``n / 2**d`` of the scan scheduler's quiet test
+        (:func:`~spikegate.golden.ttfs_discrete.quiet_horizons`; default
+        :data:`~spikegate.golden.ttfs_discrete.QUIET_FACTORS`): each costs a comparator per
+        lane; finer factors skip more scans. Results never change.
 
     Members
     -------
@@ -80,7 +85,8 @@ class TTFSLayer(wiring.Component):
     quiet_until : Out
         No neuron can fire without new input up to this step, as the last pass found
         (:func:`~spikegate.golden.ttfs_discrete.quiet_horizons`): every armed lane had
-        ``acc_wz > 2**c * z_k * (acc_w - theta)`` after it. Scans before then are skipped;
+        ``2**d * acc_wz > n * z_k * (acc_w - theta)`` after it, for a quiet factor ``n / 2**d``.
+        Scans before then are skipped;
         this changes cycles only, never a result.
     wake : Out
         ``quiet_until + 1`` while some neuron is armed, else ``timesteps``: the first step at
@@ -119,9 +125,10 @@ class TTFSLayer(wiring.Component):
     """
 
     def __init__(self, n_src, n_dst, lanes, theta, config=None, init=None, *, learning=False,
-                 pipeline=0):
+                 pipeline=0, quiet_factors=QUIET_FACTORS):
         config = config or DiscreteConfig()
         with checking(self):
+            quiet_horizons(DiscreteConfig(timesteps=2), quiet_factors)    # checks the factors
             if pipeline not in PIPELINE_CUTS:
                 raise ValueError(f"pipeline must be 0, 1, 2 or 3, not {pipeline!r}")
             if not isinstance(config, DiscreteConfig):
@@ -131,6 +138,7 @@ class TTFSLayer(wiring.Component):
         self._learning = bool(learning)
         self._pipeline = int(pipeline)
         self._cuts = PIPELINE_CUTS[self._pipeline]
+        self._quiet_factors = tuple((int(n), int(d)) for n, d in quiet_factors)
         self._lookup = WeightLookup(n_src, n_dst, lanes, init, tag_bits=config.step_bits)
         self._theta = int(theta)
         self._config = config
@@ -254,10 +262,18 @@ class TTFSLayer(wiring.Component):
         zs = z_table(cfg)
         z = Signal(self._widths["z_bits"])
         m.d.sync += z.eq(Array(Const(int(v), self._widths["z_bits"]) for v in zs)[self.step])
-        hz = quiet_horizons(cfg)
-        horizon = [Signal(range(cfg.timesteps + 1), name=f"horizon{c}") for c in QUIET_SHIFTS]
-        for i, h in enumerate(horizon):
-            m.d.sync += h.eq(Array(Const(int(v), h.shape()) for v in hz[i])[self.step])
+        factors = self._quiet_factors
+        # Per quiet class j (0: none), the step a pass of this step leaves the layer quiet
+        # until, ``k + h``, and that plus one: tables indexed by the step, registered.
+        hz = np.vstack([np.zeros((1, cfg.timesteps), np.int64), quiet_horizons(cfg, factors)])
+        hz += np.arange(cfg.timesteps)
+        until_opts = Array(Signal.like(self.quiet_until, name=f"until_opt{j}") for j in range(len(hz)))
+        wake_opts = Array(Signal.like(self.wake, name=f"wake_opt{j}") for j in range(len(hz)))
+        for j in range(len(hz)):
+            m.d.sync += [
+                until_opts[j].eq(Array(Const(int(v), self.quiet_until.shape()) for v in hz[j])[self.step]),
+                wake_opts[j].eq(Array(Const(int(v) + 1, self.wake.shape()) for v in hz[j])[self.step]),
+            ]
 
         theta = Signal(THETA_BITS, init=self._theta)
         with m.If(self.theta_w_en):
@@ -388,37 +404,40 @@ class TTFSLayer(wiring.Component):
         with m.Elif(lk.beat_valid & (lk.beat_op == RowOp.SCAN)):
             m.d.sync += self.scan_cycles.eq(self.scan_cycles + 1)
 
-        # Per lane, class c when acc_wz' > 2**c * z * (acc_w' - theta); the smallest class of
-        # the pass sets, at its last beat, the horizon it buys.
+        # Per lane, class i + 1 when 2**d * acc_wz' > n * z * (acc_w' - theta) for the i-th
+        # factor n / 2**d (n * x as shifts and adds); the smallest class of the pass sets, at
+        # its last beat, the horizon it buys.
         lane_class = []
         for l in range(L):
-            cls = Signal(range(len(QUIET_SHIFTS) + 1), name=f"quiet_class{l}")
-            m.d.comb += cls.eq(len(QUIET_SHIFTS))
+            cls = Signal(range(len(factors) + 1), name=f"quiet_class{l}")
+            pz, acc = c3[f"pz{l}"], c3[f"acc_wz_new{l}"]
+            m.d.comb += cls.eq(len(factors))
             with m.If(c3[f"armed_after{l}"]):
                 m.d.comb += cls.eq(0)
-                for i, c in enumerate(QUIET_SHIFTS):
-                    with m.If(c3[f"acc_wz_new{l}"] > (c3[f"pz{l}"] << c)):
+                for i, (n, d) in enumerate(factors):
+                    npz = sum(pz << b for b in range(n.bit_length()) if n >> b & 1)
+                    with m.If((acc << d) > npz):
                         m.d.comb += cls.eq(i + 1)
             lane_class.append(cls)
         beat_min = lane_class[0]
         for cls in lane_class[1:]:
             beat_min = Mux(cls < beat_min, cls, beat_min)     # a chain, not a loop
-        pass_min = Signal(range(len(QUIET_SHIFTS) + 1))
+        pass_min = Signal(range(len(factors) + 1))
         cur_min = Signal.like(pass_min)
         m.d.comb += cur_min.eq(Mux(c3["first"] | (beat_min < pass_min), beat_min, pass_min))
         # ``armed`` and ``quiet_until`` change here only; ``wake`` follows them.
         next_until = Signal.like(self.quiet_until)
+        until1 = Signal.like(self.wake, init=1)      # quiet_until + 1
+        next_until1 = Signal.like(self.wake)
         next_armed = Signal.like(self.armed)
-        m.d.comb += [next_until.eq(self.quiet_until), next_armed.eq(self.armed)]
+        m.d.comb += [next_until.eq(self.quiet_until), next_until1.eq(until1),
+                     next_armed.eq(self.armed)]
         with m.If(c3_state):
             m.d.sync += pass_min.eq(cur_min)
             with m.If(c3["last"]):
-                until = self.step
-                for i in range(len(QUIET_SHIFTS)):
-                    until = Mux(cur_min == i + 1, self.step + horizon[i], until)
-                m.d.comb += next_until.eq(until)
+                m.d.comb += [next_until.eq(until_opts[cur_min]), next_until1.eq(wake_opts[cur_min])]
         with m.Elif(c3_clear):
-            m.d.comb += next_until.eq(0)
+            m.d.comb += [next_until.eq(0), next_until1.eq(1)]
 
         n_before = sum(c3[f"was_armed{l}"] for l in range(L))
         n_after = sum(c3[f"armed_after{l}"] for l in range(L))
@@ -428,7 +447,8 @@ class TTFSLayer(wiring.Component):
             m.d.comb += next_armed.eq(self.armed + n_after - n_before)
         m.d.sync += [self.quiet_until.eq(next_until), self.armed.eq(next_armed),
                      self.armed_any.eq(next_armed != 0),
-                     self.wake.eq(Mux(next_armed != 0, next_until + 1, cfg.timesteps))]
+                     until1.eq(next_until1),
+                     self.wake.eq(Mux(next_armed != 0, next_until1, cfg.timesteps))]
 
         # Trace port.
         trace_lane = Signal(range(L))
