@@ -50,7 +50,8 @@ TARGETS = {"icebreaker": ("icebreaker", None, 30.0), "ulx3s-85F": ("ulx3s", "85F
 #: Lanes of the MNIST 784-h-10 search per board (weights per block RAM word).
 MNIST_LANES = {"icebreaker": (2, 1), "ulx3s-85F": 8, "ulx3s-25F": (8, 4)}
 #: Logic cells per hidden neuron of 784-h-10 (lanes (2, 1), the board top's pipeline of 3) on
-#: the UP5K: 5161 at h = 64, 5589 at h = 96 (nextpnr's packing); used to step ``h`` down when
+#: the UP5K: 5161 at h = 64, 5589 at h = 96 (nextpnr's packing, at commit 6540150; a00123c
+#: adds about 900 cells at every h); used to step ``h`` down when
 #: nextpnr runs out of them. Most of it is the fire-mask FIFO between the layers, which
 #: Yosys puts in flip-flops (``ceil(h / 2)`` entries).
 LC_PER_HIDDEN = {"icebreaker": 13.4}
@@ -229,6 +230,8 @@ def _largest_mnist(key, overhead, mnist, args, out):
         except SynthError as e:
             print(f"{key}: 784-{h}-10 failed: {e}", flush=True)
             return {"h": None, "error": str(e)}
+    if rep is None:
+        return {"h": None, "error": f"no 784-h-10 fits the {device} with lanes {lanes}"}
     print(format_table(rep), flush=True)
     (out / f"{key}_mnist_synth.md").write_text(format_markdown(rep))
     res = {"h": h, "lanes": rep.lanes, "fmax_mhz": rep.fmax_mhz, "resources": rep.resources,
