@@ -20,6 +20,12 @@ again), so the long MNIST runs can be done one at a time::
         python -m spikegate.scripts.bench_ttfs --only mnist-600 --data /path/to/mnist
 
 MNIST comes from ``--data`` or ``SPIKEGATE_DATA``; without it the MNIST rows are skipped.
+
+Measured (seed 0; README, "MNIST 784-600-10"): mnist-600 with the defaults (50 epochs,
+1191 s of training on one core): float 97.29 %, 8-bit 97.23 %, lookups 12.8 / 2.6 %, 116.8
+spikes to decision (100.4 of them input spikes), every target met. mnist-500 and mnist-128
+were not retrained with these defaults (earlier defaults, 5-8 epochs: 94.8 % and 93.8 %
+8-bit).
 """
 
 import argparse
