@@ -259,16 +259,22 @@ class Client:
         raw = self.request(P.Command.CLASSIFY, self._image(steps))
         return _result(P.unpack(P.ClassifyReply(len(self.info.sizes)), raw))
 
-    def train(self, steps, label, lr_shift=0):
+    def train(self, steps, label, lr_shift=0, *, lfsr_k=0, errors_only=False):
         """Learn from one image and its label with weight step ``2**lr_shift`` (devices with
-        the learning unit); the result of the image as :meth:`classify`, plus
-        ``learn_cycles``."""
+        the learning unit), stochastic rounding with ``lfsr_k`` LFSR bits per write (0 = off)
+        and, with ``errors_only``, only when the decision is wrong
+        (:mod:`spikegate.golden.sign_backprop`); the result of the image as :meth:`classify`,
+        plus ``learn_cycles``."""
         if not isinstance(label, (int, np.integer)) or not 0 <= label <= 0xFFFF:
             raise ValueError(f"label must be an integer from 0 to 65535, not {label!r}")
         if not isinstance(lr_shift, (int, np.integer)) or not 0 <= lr_shift <= P.MAX_LR_SHIFT:
             raise ValueError(f"lr_shift must be an integer from 0 to {P.MAX_LR_SHIFT}, "
                              f"not {lr_shift!r}")
-        payload = P.pack(P.TrainHeader(), {"label": int(label), "lr_shift": int(lr_shift)})
+        if not isinstance(lfsr_k, (int, np.integer)) or not 0 <= lfsr_k <= P.MAX_LFSR_K:
+            raise ValueError(f"lfsr_k must be an integer from 0 to {P.MAX_LFSR_K}, not {lfsr_k!r}")
+        payload = P.pack(P.TrainHeader(), {"label": int(label), "lr_shift": int(lr_shift),
+                                           "errors_only": int(bool(errors_only)),
+                                           "lfsr_k": int(lfsr_k)})
         payload += self._image(steps)
         raw = self.request(P.Command.TRAIN, payload)
         return _result(P.unpack(P.ClassifyReply(len(self.info.sizes)), raw))

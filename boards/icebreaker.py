@@ -17,13 +17,26 @@ Designs with the on-chip learning unit keep every weight in block RAM.
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
 from amaranth.lib import io
 
+from spikegate.golden.ttfs_discrete import QUIET_FACTORS_COARSE
 from spikegate.hdl.params import checking
 
 from .fit import DEVICES, ResourceError, check_fit
 from .top import default_top
 
-__all__ = ["ICEBreakerDesign", "ice40_pll", "OSC_HZ", "DEFAULT_CLK_HZ", "DEFAULT_LANES",
-           "LANE_CHOICES", "default_lanes", "set_weight_memories", "platform"]
+__all__ = ["ICEBreakerDesign", "ice40_pll", "ice40_top", "ICE40_OPTIONS", "OSC_HZ",
+           "DEFAULT_CLK_HZ", "DEFAULT_LANES", "LANE_CHOICES", "default_lanes",
+           "set_weight_memories", "platform"]
+
+#: Classifier options of iCEBreaker builds: two register stages (after the multipliers and
+#: before the statistics) and the coarse quiet factors (logic cells are the UP5K's scarce
+#: resource).
+ICE40_OPTIONS = {"pipeline": 2, "quiet_factors": QUIET_FACTORS_COARSE}
+
+
+def ice40_top(net, lanes, *, clk_freq_hz):
+    """The iCEBreaker's board top: :func:`~spikegate.boards.top.default_top` with
+    :data:`ICE40_OPTIONS`."""
+    return default_top(net, lanes, clk_freq_hz=clk_freq_hz, **ICE40_OPTIONS)
 
 #: The board's oscillator (pin 35).
 OSC_HZ = 12_000_000
@@ -170,7 +183,7 @@ class ICEBreakerDesign(Elaboratable):
                 self.pll = ice40_pll(OSC_HZ, clk_freq_hz)
                 self.clk_freq_hz = self.pll["f_out_hz"]
         self.net, self.lanes = net, lanes
-        self.top = (make_top or default_top)(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)))
+        self.top = (make_top or ice40_top)(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)))
         with checking(self):
             if getattr(getattr(self.top, "classifier", None), "learning", False):
                 # Learning writes back the word it read: two ports, block RAM only.

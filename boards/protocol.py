@@ -44,8 +44,11 @@ Commands (:class:`Command`; payload layouts below)
     them; a pixel that never spikes is left out. A 784-pixel image with every pixel spiking
     is 2352 bytes; typically far fewer. Reply: :class:`ClassifyReply`.
 ``TRAIN`` (LEN ``3 + 3 * n_events``)
-    :class:`TrainHeader` (label u16, lr_shift u8: weight step ``2**lr_shift``, 0 to 6, see
-    :mod:`spikegate.golden.sign_backprop`) then the events, as ``CLASSIFY``; the classifier
+    :class:`TrainHeader` (label u16; one byte: weight step ``2**lr_shift`` with ``lr_shift``
+    0 to 6 in bits 0-2, ``errors_only`` in bit 3, stochastic rounding with ``lfsr_k`` bits
+    per candidate write, 0 to 8, in bits 4-7; see :mod:`spikegate.golden.sign_backprop`;
+    the update LFSR restarts at its seed whenever weights are loaded) then the events, as
+    ``CLASSIFY``; the classifier
     learns from the image with its label (only when built with the learning unit, otherwise
     ``UNSUPPORTED``). Reply: :class:`ClassifyReply` of the image (``flags`` bit 1: label
     refused; ``learn_cycles``: cycles of the learning phase).
@@ -67,7 +70,7 @@ only after the whole frame has arrived and passed every check). Checks in this o
 4. ``BAD_LENGTH``: LEN is not what the command takes, or larger than the device's buffer
    (``max_payload`` of IDENTIFY; such a payload is received and dropped).
 5. ``UNSUPPORTED``: ``TRAIN`` without the learning unit.
-6. ``OUT_OF_RANGE``: a layer, neuron, count, threshold, label, lr_shift, event index or step out of
+6. ``OUT_OF_RANGE``: a layer, neuron, count, threshold, label, lr_shift, lfsr_k, event index or step out of
    range, or events out of step order.
 
 ``BUSY``: bytes arrived while the device was carrying out a request or sending its reply;
@@ -88,7 +91,7 @@ from amaranth.lib import data, enum
 
 __all__ = [
     "VERSION", "SYNC", "REPLY_SYNC", "CRC_INIT", "CRC_POLY", "FRAME_TIMEOUT_MS", "MAX_CHUNK",
-    "Command", "Status", "ChunkHeader", "TrainHeader", "MAX_LR_SHIFT", "ThetaPayload", "Event", "ClassifyReply", "StatsReply",
+    "Command", "Status", "ChunkHeader", "TrainHeader", "MAX_LR_SHIFT", "MAX_LFSR_K", "ThetaPayload", "Event", "ClassifyReply", "StatsReply",
     "crc16_update", "crc16", "encode_request", "encode_reply", "max_payload",
     "DeviceInfo", "encode_identify", "decode_identify", "pack", "unpack", "encode_events",
     "DT_FRAC_BITS", "dt_units", "REQUEST_OVERHEAD",
@@ -103,6 +106,8 @@ CRC_POLY = 0x1021
 CRC_INIT = 0xFFFF
 #: Default frame timeout of the device.
 FRAME_TIMEOUT_MS = 50
+#: Largest ``lfsr_k`` of TRAIN (as :data:`spikegate.golden.sign_backprop.MAX_LFSR_K`).
+MAX_LFSR_K = 8
 #: Largest ``lr_shift`` of TRAIN (as :data:`spikegate.golden.sign_backprop.MAX_LR_SHIFT`).
 MAX_LR_SHIFT = 6
 #: Largest ``count`` of a LOAD_WEIGHTS / READ_WEIGHTS chunk.
@@ -160,9 +165,13 @@ class Event(data.StructLayout):
 
 
 class TrainHeader(data.StructLayout):
-    """The first 3 bytes of a TRAIN payload."""
+    """The first 3 bytes of a TRAIN payload: the label (u16), then one byte of learning
+    options: ``lr_shift`` (bits 0-2, 0 to 6), ``errors_only`` (bit 3) and ``lfsr_k``
+    (bits 4-7, 0 to 8; see :mod:`spikegate.golden.sign_backprop`). A byte holding only
+    ``lr_shift`` (the other bits 0) is the plain rule."""
     def __init__(self):
-        super().__init__({"label": unsigned(16), "lr_shift": unsigned(8)})
+        super().__init__({"label": unsigned(16), "lr_shift": unsigned(3),
+                          "errors_only": unsigned(1), "lfsr_k": unsigned(4)})
 
 
 class ClassifyReply(data.StructLayout):

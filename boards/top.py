@@ -11,7 +11,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikegate.golden.ttfs_discrete import DiscreteNetwork
+from spikegate.golden.ttfs_discrete import QUIET_FACTORS, DiscreteNetwork
 from spikegate.hdl.classifier import TTFSClassifier
 from spikegate.hdl.params import checking
 from spikegate.hdl.protocol import ProtocolEngine
@@ -48,6 +48,8 @@ class BoardTop(wiring.Component):
         Largest weight chunk of LOAD_WEIGHTS / READ_WEIGHTS.
     pipeline : int
         Register stages in the neuron arithmetic (default :data:`BOARD_PIPELINE`).
+    quiet_factors : sequence of (n, d)
+        The scan scheduler's quiet factors (fewer comparators for a small FPGA).
 
     Members
     -------
@@ -64,7 +66,8 @@ class BoardTop(wiring.Component):
     leds: Out(2)
 
     def __init__(self, net, lanes, *, clk_freq_hz, baud=115200, learning=False,
-                 timeout_cycles=None, max_chunk=MAX_CHUNK, pipeline=BOARD_PIPELINE):
+                 timeout_cycles=None, max_chunk=MAX_CHUNK, pipeline=BOARD_PIPELINE,
+                 quiet_factors=QUIET_FACTORS):
         with checking(self):
             if not isinstance(net, DiscreteNetwork):
                 raise TypeError(f"net must be a DiscreteNetwork, not {net!r}")
@@ -73,7 +76,7 @@ class BoardTop(wiring.Component):
             self._divisor = uart_divisor(clk_freq_hz, baud)
             if timeout_cycles is None:
                 timeout_cycles = clk_freq_hz * FRAME_TIMEOUT_MS // 1000
-            kwargs = {"pipeline": pipeline}
+            kwargs = {"pipeline": pipeline, "quiet_factors": quiet_factors}
             if learning:
                 if "learning" not in inspect.signature(TTFSClassifier).parameters:
                     raise ValueError("learning=True needs the classifier's learning unit, which "
@@ -135,9 +138,14 @@ def connect_classifier(m, engine, classifier):
     if getattr(classifier, "learning", False):
         m.d.comb += [classifier.learn_en.eq(engine.learn_en),
                      classifier.learn_label.eq(engine.learn_label),
-                     classifier.learn_shift.eq(engine.learn_shift)]
+                     classifier.learn_shift.eq(engine.learn_shift),
+                     classifier.learn_k.eq(engine.learn_k),
+                     classifier.learn_errors_only.eq(engine.learn_errors_only),
+                     # A training run starts from a loaded model: the update LFSR restarts.
+                     classifier.lfsr_seed.eq(engine.w_en)]
 
 
-def default_top(net, lanes, *, clk_freq_hz):
-    """The board top the board wrappers build when given no other: :class:`BoardTop`."""
-    return BoardTop(net, lanes, clk_freq_hz=clk_freq_hz)
+def default_top(net, lanes, *, clk_freq_hz, **options):
+    """The board top the board wrappers build when given no other: :class:`BoardTop`
+    (``options``: its keyword arguments, e.g. ``pipeline``)."""
+    return BoardTop(net, lanes, clk_freq_hz=clk_freq_hz, **options)

@@ -120,11 +120,13 @@ from .ttfs_discrete import (
 __all__ = [
     "MAX_LR_SHIFT", "SignStepInfo", "check_label", "output_deltas", "hidden_deltas",
     "causal_mask", "apply_update", "sign_backprop_step", "train_sign", "evaluate_discrete",
-    "random_discrete_network", "requantize", "LFSR_SEED", "lfsr_step", "UpdateLFSR",
+    "random_discrete_network", "requantize", "LFSR_SEED", "MAX_LFSR_K", "lfsr_step", "UpdateLFSR",
 ]
 
 #: Largest ``lr_shift`` (step ``2**6 = 64``).
 MAX_LR_SHIFT = 6
+#: Largest ``k`` (LFSR bits per candidate write) of :class:`UpdateLFSR`.
+MAX_LFSR_K = 8
 _WMIN, _WMAX = -128, 127
 
 
@@ -512,8 +514,8 @@ class UpdateLFSR:
     """
 
     def __init__(self, k, state=LFSR_SEED):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 8:
-            raise ValueError(f"k must be an integer from 1 to 8, not {k!r}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_LFSR_K:
+            raise ValueError(f"k must be an integer from 1 to {MAX_LFSR_K}, not {k!r}")
         if isinstance(state, bool) or not isinstance(state, (int, np.integer)) \
                 or not 0 < state < (1 << 16):
             raise ValueError(f"the LFSR state must be an integer from 1 to 65535, not {state!r}")

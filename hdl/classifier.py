@@ -23,6 +23,7 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from spikegate.golden.sign_backprop import LFSR_SEED, MAX_LFSR_K
 from spikegate.golden.ttfs_discrete import (QUIET_FACTORS, THETA_BITS, DiscreteConfig,
                                             DiscreteNetwork, WEIGHT_BITS)
 from .layouts import (RESULT_COUNT_BITS, ClassifierResultLayout, FireMaskLayout, RowOp,
@@ -84,6 +85,13 @@ class TTFSClassifier(wiring.Component):
         ``DELTA`` pass per neuron of each hidden layer, two popcounts and a comparison each),
         then a ``LEARN`` read-modify-write pass over the weight row of every source that
         fired.
+    learn_k, learn_errors_only, lfsr_seed : In (``learning=True`` only)
+        Sampled with ``learn_en``: stochastic rounding with ``learn_k`` LFSR bits per
+        candidate write (0 = off; above :data:`~spikegate.golden.sign_backprop.MAX_LFSR_K`
+        counts as the maximum), and skipping an image whose decision is already the label
+        (``errors_only`` of :func:`~spikegate.golden.sign_backprop.sign_backprop_step`).
+        The update LFSR starts at ``LFSR_SEED`` after reset and whenever ``lfsr_seed`` is high
+        while idle; it carries over from image to image.
     trace_layer, trace_addr, trace_step : In, In, Out
         The spike step of neuron ``trace_addr`` of neuron layer ``trace_layer`` (1 = first
         hidden layer), one cycle later; ``timesteps`` means it did not fire. Read while idle;
@@ -128,7 +136,8 @@ class TTFSClassifier(wiring.Component):
             "trace_addr": In(index_bits(max(sizes[1:]))),
             "trace_step": Out(step_bits),
             **({"learn_en": In(1), "learn_label": In(index_bits(sizes[-1])),
-                "learn_shift": In(3)} if learning else {}),
+                "learn_shift": In(3), "learn_k": In(range(MAX_LFSR_K + 1)),
+                "learn_errors_only": In(1), "lfsr_seed": In(1)} if learning else {}),
         })
 
     @staticmethod
@@ -167,12 +176,12 @@ class TTFSClassifier(wiring.Component):
         return tuple(int(x) for x in per)
 
     @classmethod
-    def from_network(cls, net, lanes, *, learning=False, pipeline=0):
+    def from_network(cls, net, lanes, *, learning=False, pipeline=0, quiet_factors=QUIET_FACTORS):
         """Build from a :class:`~spikegate.golden.ttfs_discrete.DiscreteNetwork`."""
         if not isinstance(net, DiscreteNetwork):
             raise TypeError(f"net must be a DiscreteNetwork, not {net!r}")
         return cls(net.sizes, net.thetas, lanes, net.config, net.weights, learning=learning,
-                   pipeline=pipeline)
+                   pipeline=pipeline, quiet_factors=quiet_factors)
 
     @property
     def learning(self):
@@ -203,7 +212,10 @@ class TTFSClassifier(wiring.Component):
         fifos = []
         for l in range(n_w - 1):
             lay = FireMaskLayout(self.layers[l].groups, self._lanes[l])
-            f = fifo.SyncFIFO(width=lay.size, depth=self.layers[l].groups)
+            # Buffered: its storage is a block RAM, not flip-flops and a wide read mux. Its
+            # writes are never refused (no back-pressure on fire masks): the memory holds
+            # ``depth - 1`` entries besides the output register, so depth is groups + 1.
+            f = fifo.SyncFIFOBuffered(width=lay.size, depth=self.layers[l].groups + 1)
             m.submodules[f"fires{l}"] = f
             fifos.append((f, lay))
             m.d.comb += [f.w_data.eq(self.layers[l].fire.as_value()),
@@ -268,6 +280,8 @@ class TTFSClassifier(wiring.Component):
         label = Signal(index_bits(sizes[-1]))
         label_error = Signal()
         lr_shift = Signal(3)
+        lfsr_k = Signal(range(MAX_LFSR_K + 1))
+        errors_only = Signal()
         learn_cycles = Signal(RESULT_COUNT_BITS)
         in_learn = Signal()
         trace_en = [Signal(name=f"learn_trace_en{l}") for l in range(n_w)]
@@ -280,8 +294,17 @@ class TTFSClassifier(wiring.Component):
             log_w = in_log.write_port()
             log_r = in_log.read_port()
             log_overflow = Signal()
+            lfsr = Signal(16, init=LFSR_SEED)
             for layer in self.layers:
-                m.d.comb += layer.lr_shift.eq(lr_shift)
+                m.d.comb += [layer.lr_shift.eq(lr_shift), layer.lfsr_k.eq(lfsr_k),
+                             layer.lfsr_in.eq(lfsr)]
+            # One layer learns at a time (the LEARN phases wait for each other), so the draws
+            # follow the golden order: layer 0's rows, then layer 1's, ...
+            with m.If(self.lfsr_seed & self.idle):
+                m.d.sync += lfsr.eq(LFSR_SEED)
+            for layer in self.layers:
+                with m.Elif(layer.lfsr_used):
+                    m.d.sync += lfsr.eq(layer.lfsr_out)
             for l, voter in enumerate(self.voters):
                 m.submodules[f"voter{l}"] = voter
                 above = self.layers[l + 1]
@@ -310,6 +333,9 @@ class TTFSClassifier(wiring.Component):
                         m.d.sync += [learn_active.eq(self.learn_en & ~bad_label),
                                      label_error.eq(self.learn_en & bad_label),
                                      label.eq(self.learn_label), lr_shift.eq(self.learn_shift),
+                                     lfsr_k.eq(Mux(self.learn_k > MAX_LFSR_K, MAX_LFSR_K,
+                                                   self.learn_k)),
+                                     errors_only.eq(self.learn_errors_only),
                                      log_overflow.eq(0)]
                     else:
                         m.d.sync += [learn_active.eq(0), label_error.eq(0)]
@@ -416,7 +442,7 @@ class TTFSClassifier(wiring.Component):
                         m.d.comb += f.r_en.eq(1)
                         m.d.sync += [cur_mask.eq(entry.mask), cur_group.eq(entry.group),
                                      have.eq(1)]
-                    with m.Elif(finished[l - 1] & quiet[l - 1]):
+                    with m.Elif(finished[l - 1] & quiet[l - 1] & (f.level == 0)):
                         m.d.comb += finished[l].eq(1)
                         m.d.sync += done[l].eq(1)
                 # The step ends when the last layer is done and its passes are through.
@@ -435,7 +461,8 @@ class TTFSClassifier(wiring.Component):
                 m.d.comb += i_stream.ready.eq(1)
                 with m.If(i_stream.valid & head.end):
                     if learning:
-                        with m.If(learn_active & ~log_overflow):
+                        correct = decided & (klass == label)
+                        with m.If(learn_active & ~log_overflow & ~(errors_only & correct)):
                             m.d.sync += [idx.eq(0), in_learn.eq(1)]
                             m.next = "LD_OUT_ADDR"
                         with m.Else():
@@ -532,7 +559,7 @@ class TTFSClassifier(wiring.Component):
         with m.State("LU0_ADDR"):
             with m.If(idx == in_spikes):
                 m.d.sync += idx.eq(0)
-                m.next = "LU1_ADDR" if n_w > 1 else "LEARN_WAIT"
+                m.next = "LU1_WAIT" if n_w > 1 else "LEARN_WAIT"
             with m.Else():
                 m.next = "LU0_CMD"
         with m.State("LU0_CMD"):
@@ -544,10 +571,14 @@ class TTFSClassifier(wiring.Component):
                 m.next = "LU0_ADDR"
         for l in range(1, n_w):
             layer, below = self.layers[l], self.layers[l - 1]
+            with m.State(f"LU{l}_WAIT"):
+                # The layer below finishes its LEARN passes first (the update LFSR's order).
+                with m.If(~below.busy):
+                    m.next = f"LU{l}_ADDR"
             with m.State(f"LU{l}_ADDR"):
                 with m.If(idx == sizes[l]):
                     m.d.sync += idx.eq(0)
-                    m.next = f"LU{l + 1}_ADDR" if l + 1 < n_w else "LEARN_WAIT"
+                    m.next = f"LU{l + 1}_WAIT" if l + 1 < n_w else "LEARN_WAIT"
                 with m.Else():
                     m.d.comb += [trace_en[l - 1].eq(1), trace_addr[l - 1].eq(idx)]
                     m.next = f"LU{l}_CMD"

@@ -97,7 +97,8 @@ class WeightLookup(wiring.Component):
     lookups : Out(unsigned(32))
         Weights read since ``clear_count`` (valid lanes of ``ACCUMULATE`` beats only).
     w_en, w_src, w_dst, w_data : In
-        Write one weight (run time loading); must not coincide with a walk.
+        Write one weight (run time loading; it lands one cycle later); must not coincide
+        with a walk, nor be followed by a walk or a read-back of it in the next cycle.
     rb_en, rb_src, rb_dst, rb_data : In, Out
         Read one weight back: ``rb_data`` holds it one cycle after ``rb_en``. Taken only
         while no row is walked (the walk owns the read port).
@@ -266,18 +267,19 @@ class WeightLookup(wiring.Component):
         with m.Elif(self.beat_valid & (beat_op == RowOp.ACCUMULATE)):
             m.d.sync += self.lookups.eq(self.lookups + n_read)
 
-        # Run-time loading of one weight.
-        dst_group = Signal(index_bits(G))
-        dst_lane = Signal(range(L))
-        m.d.comb += [dst_group.eq(self.w_dst // L), dst_lane.eq(self.w_dst % L)] if L > 1 else \
-            [dst_group.eq(self.w_dst), dst_lane.eq(0)]
+        # Run-time loading of one weight: the address (a product and a division by the
+        # lanes) is computed into a register, and the write happens one cycle later.
+        w_addr = Signal.like(wp.addr)
+        w_lane = Signal(range(L))
+        w_data = Signal(signed(WEIGHT_BITS))
+        w_pending = Signal()
+        m.d.sync += [w_addr.eq(_times(self.w_src, G) + (self.w_dst // L if L > 1 else self.w_dst)),
+                     w_lane.eq(self.w_dst % L if L > 1 else 0),
+                     w_data.eq(self.w_data), w_pending.eq(self.w_en)]
         with m.If(self.beat_valid & (self.ww_en != 0)):
             m.d.comb += [wp.addr.eq(beat_addr), wp.data.eq(self.ww_data), wp.en.eq(self.ww_en)]
         with m.Else():
-            m.d.comb += [
-                wp.addr.eq(_times(self.w_src, G) + dst_group),
-                wp.data.eq(self.w_data.replicate(L)),
-            ]
-            with m.If(self.w_en):
-                m.d.comb += wp.en.eq(1 << dst_lane)
+            m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data.replicate(L))]
+            with m.If(w_pending):
+                m.d.comb += wp.en.eq(1 << w_lane)
         return m

@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikegate.boards.protocol import (CRC_INIT, MAX_CHUNK, REPLY_SYNC, SYNC, VERSION, ChunkHeader,
                                        ClassifyReply, Command, DeviceInfo, StatsReply, Status,
-                                       ThetaPayload, TrainHeader, MAX_LR_SHIFT, crc16_update, encode_identify, max_payload)
+                                       ThetaPayload, TrainHeader, MAX_LFSR_K, MAX_LR_SHIFT, crc16_update, encode_identify, max_payload)
 from spikegate.golden.fixed import unsigned_bits
 from spikegate.golden.ttfs_discrete import THETA_BITS, THETA_MAX, WEIGHT_BITS, DiscreteConfig
 from .layouts import ClassifierResultLayout, SpikeEventLayout, index_bits
@@ -76,7 +76,7 @@ class ProtocolEngine(wiring.Component):
         To the classifier's ``i_stream`` and from its ``o_stream``.
     idle, w_en, w_layer, w_src, w_dst, w_data, rb_en, rb_data, theta_en, theta_data
         To the classifier's ports of the same names.
-    learn_en, learn_label, learn_shift : Out
+    learn_en, learn_label, learn_shift, learn_k, learn_errors_only : Out
         To the learning unit (``learn_en`` high for the whole image of a TRAIN request).
     busy : Out(1)
         A request is being carried out or answered.
@@ -128,6 +128,8 @@ class ProtocolEngine(wiring.Component):
             "learn_en": Out(1),
             "learn_label": Out(index_bits(sizes[-1])),
             "learn_shift": Out(3),
+            "learn_k": Out(4),
+            "learn_errors_only": Out(1),
             "busy": Out(1),
             "error": Out(1),
         })
@@ -201,7 +203,8 @@ class ProtocolEngine(wiring.Component):
 
         m.d.comb += [self.w_layer.eq(hdr.layer), self.w_src.eq(wsrc), self.w_dst.eq(wdst),
                      self.theta_data.eq(theta.theta), self.learn_label.eq(label),
-                     self.learn_shift.eq(train_hdr.lr_shift)]
+                     self.learn_shift.eq(train_hdr.lr_shift), self.learn_k.eq(train_hdr.lfsr_k),
+                     self.learn_errors_only.eq(train_hdr.errors_only)]
 
         # Image events: collected three bytes at a time; checked in one pass, sent in a second.
         ev = Signal(24)
@@ -354,7 +357,8 @@ class ProtocolEngine(wiring.Component):
                                 fail(Status.OUT_OF_RANGE)
                         with m.Case(Command.CLASSIFY, Command.TRAIN):
                             train = cmd == Command.TRAIN
-                            with m.If(train & ((label >= sizes[-1]) | (train_hdr.lr_shift > MAX_LR_SHIFT))):
+                            with m.If(train & ((label >= sizes[-1]) | (train_hdr.lr_shift > MAX_LR_SHIFT) |
+                                            (train_hdr.lfsr_k > MAX_LFSR_K))):
                                 fail(Status.OUT_OF_RANGE)
                             with m.Else():
                                 m.d.sync += [ptr.eq(Mux(train, 3, 0)), prev_step.eq(0),

@@ -9,7 +9,7 @@ The arithmetic is that of :mod:`spikegate.golden.ttfs_discrete`, lane by lane:
 
 import numpy as np
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.lib import stream
@@ -17,6 +17,7 @@ from amaranth.lib import stream
 from spikegate.golden.ttfs_discrete import (QUIET_FACTORS, THETA_BITS, THETA_MAX, DiscreteConfig,
                                             WEIGHT_BITS, quiet_horizons, ttfs_widths, z_table)
 from .layouts import RESULT_COUNT_BITS, FireMaskLayout, RowCommandLayout, RowOp, index_bits
+from spikegate.golden.sign_backprop import MAX_LFSR_K
 from .lookup import WeightLookup
 from .params import checking
 
@@ -118,6 +119,11 @@ class TTFSLayer(wiring.Component):
         A ``LEARN`` pass over a source's row (``tag`` = the source's spike step) adds
         ``delta * 2**lr_shift`` (saturating to [-128, 127]) to the weight of every lane whose
         delta is not 0 and whose neuron did not fire, or fired after the source.
+    lfsr_k, lfsr_in, lfsr_out, lfsr_used : In, In, Out, Out
+        Stochastic rounding (:class:`~spikegate.golden.sign_backprop.UpdateLFSR`): with
+        ``lfsr_k`` from 1 to 8, each of those writes draws ``lfsr_k`` steps of the update LFSR
+        (state ``lfsr_in``, lanes in order) and is carried out only when the new bits are all
+        0; ``lfsr_out`` is the state after the beat, ``lfsr_used`` marks a beat that drew.
 
     A pass takes ``ceil(n_dst / lanes)`` cycles plus ``2 + pipeline`` of latency; passes
     overlap, so back-to-back rows cost ``ceil(n_dst / lanes)`` cycles each (at least 2 with
@@ -163,6 +169,10 @@ class TTFSLayer(wiring.Component):
                 "votes_last": Out(1),
                 "votes_p": Out(lanes),
                 "votes_n": Out(lanes),
+                "lfsr_k": In(range(MAX_LFSR_K + 1)),
+                "lfsr_in": In(16),
+                "lfsr_out": Out(16),
+                "lfsr_used": Out(1),
             }
         super().__init__({
             **learn_ports,
@@ -419,9 +429,18 @@ class TTFSLayer(wiring.Component):
                     with m.If((acc << d) > npz):
                         m.d.comb += cls.eq(i + 1)
             lane_class.append(cls)
-        beat_min = lane_class[0]
-        for cls in lane_class[1:]:
-            beat_min = Mux(cls < beat_min, cls, beat_min)     # a chain, not a loop
+        # A tree of minimums, each a signal (a nested Mux expression would be re-emitted
+        # for every use: exponential in the lanes).
+        level = lane_class
+        while len(level) > 1:
+            nxt = []
+            for i in range(0, len(level) - 1, 2):
+                a, b = level[i], level[i + 1]
+                mn = Signal.like(a, name=f"quiet_min{len(level)}_{i}")
+                m.d.comb += mn.eq(Mux(b < a, b, a))
+                nxt.append(mn)
+            level = nxt + level[len(level) - len(level) % 2:]
+        beat_min = level[0]
         pass_min = Signal(range(len(factors) + 1))
         cur_min = Signal.like(pass_min)
         m.d.comb += cur_min.eq(Mux(c3["first"] | (beat_min < pass_min), beat_min, pass_min))
@@ -475,6 +494,7 @@ class TTFSLayer(wiring.Component):
         op = lk.beat_op
         new_w = Signal.like(lk.beat_weights)
         ww_en = Signal(L)
+        lfsr = self.lfsr_in
         for l in range(L):
             lane_ok = Const(1) if l < last_lanes else ~is_last_group
             d = drp.data[l]
@@ -498,8 +518,30 @@ class TTFSLayer(wiring.Component):
                 m.d.comb += new_w[l].eq(-128)
             with m.Else():
                 m.d.comb += new_w[l].eq(total)
-            m.d.comb += ww_en[l].eq(lane_ok & (d != 0) & causal)
-        with m.If(lk.beat_valid & (op == RowOp.LEARN)):
+            # Stochastic rounding (sign_backprop.UpdateLFSR): a candidate write draws
+            # ``lfsr_k`` steps of the update LFSR, lane after lane, and is carried out when
+            # the ``lfsr_k`` new bits are all 0; ``lfsr_k = 0`` writes every candidate.
+            cand = Signal(name=f"candidate{l}")
+            m.d.comb += cand.eq(lane_ok & (d != 0) & causal)
+            adv = [lfsr]
+            for j in range(MAX_LFSR_K):
+                s_prev = adv[-1]
+                s_next = Signal(16, name=f"lfsr_lane{l}_adv{j + 1}")    # a signal: no
+                m.d.comb += s_next.eq(Cat(s_prev[1:16],                 # expression blow-up
+                                          s_prev[0] ^ s_prev[2] ^ s_prev[3] ^ s_prev[5]))
+                adv.append(s_next)
+            drawn = Signal(16, name=f"lfsr_drawn{l}")
+            gate = Signal(name=f"lfsr_gate{l}")
+            m.d.comb += [drawn.eq(Array(adv)[self.lfsr_k]),
+                         gate.eq(Array([Const(1)] + [adv[j][16 - j:] == 0
+                                                     for j in range(1, MAX_LFSR_K + 1)])[self.lfsr_k])]
+            nxt = Signal(16, name=f"lfsr_lane{l}")
+            m.d.comb += nxt.eq(Mux(cand, drawn, lfsr))
+            lfsr = nxt
+            m.d.comb += ww_en[l].eq(cand & gate)
+        learn_beat = lk.beat_valid & (op == RowOp.LEARN)
+        m.d.comb += [self.lfsr_out.eq(lfsr), self.lfsr_used.eq(learn_beat & (self.lfsr_k != 0))]
+        with m.If(learn_beat):
             m.d.comb += [lk.ww_en.eq(ww_en), lk.ww_data.eq(new_w)]
         m.d.comb += [
             self.votes_valid.eq(lk.beat_valid & (op == RowOp.DELTA)),

@@ -114,13 +114,15 @@ def _digits_model(out, epochs):
     return model
 
 
-def _cycles(net, steps, lanes, y=None):
+def _cycles(net, steps, lanes, board, y=None):
     """Mean / max cycles per classification in Verilator, and whether the decisions match golden."""
+    from spikegate.boards.icebreaker import ICE40_OPTIONS
     from spikegate.boards.top import BOARD_PIPELINE
     from spikegate.sim.ttfs_run import simulate_hardware
-    # The classifier as the board top builds it (its neuron pipeline); the weight memory's
-    # kind (block RAM here, SPRAM on the board) changes no cycle.
-    hw = simulate_hardware(net, steps, lanes, trace=False, pipeline=BOARD_PIPELINE)
+    # The classifier as the board top builds it (its neuron pipeline and quiet factors); the
+    # weight memory's kind (block RAM here, SPRAM on the board) changes no cycle.
+    options = ICE40_OPTIONS if board.startswith("icebreaker") else {"pipeline": BOARD_PIPELINE}
+    hw = simulate_hardware(net, steps, lanes, trace=False, **options)
     g = simulate(net, steps)
     agree = bool(np.array_equal(hw.decision, g.decision))
     return float(np.mean(hw.cycles)), int(np.max(hw.cycles)), agree
@@ -175,7 +177,7 @@ def main(argv=None):
         print(format_table(rep), flush=True)
         overhead[key] = rep.resources[DEVICES[rep.device].bram]["used"] - \
             estimate_block_rams(net, lanes, rep.device)
-        mean, worst, agree = _cycles(net, steps[:n_sim], lanes)
+        mean, worst, agree = _cycles(net, steps[:n_sim], lanes, key)
         target = TARGETS[key][2]
         row = {"board": key, "device": rep.device, "lanes": list(rep.lanes),
                "fmax_mhz": rep.fmax_mhz, "target_mhz": target,
@@ -256,7 +258,7 @@ def _largest_mnist(key, overhead, mnist, args, out):
     net = model.network()
     steps = model.encode(mnist.x_test)
     res["accuracy"] = float(np.mean(simulate(net, steps).decision == mnist.y_test))
-    mean, worst, agree = _cycles(net, steps[:args.mnist_sim], rep.lanes)
+    mean, worst, agree = _cycles(net, steps[:args.mnist_sim], rep.lanes, key)
     res.update(cycles_mean=mean, cycles_max=worst, hw_matches_golden=agree,
                cls_per_s=min(rep.fmax_mhz, target) * 1e6 / mean)
     return res

@@ -46,12 +46,12 @@ def benchmark_network(args):
     path = Path(args.out) / "digits-64.npz"
     if path.is_file():
         return load_model(path)
-    from spikegate.golden.ttfs import TrainConfig
-    from .bench_ttfs import BENCHES
-    from .train_ttfs import train_model
-    _, hidden, enc, cfg, _ = BENCHES["digits-64"]
-    print("training the digits benchmark network (bench_ttfs digits-64) ...", file=sys.stderr)
-    model, _, _ = train_model(load_dataset("digits"), hidden, enc, TrainConfig(**cfg), quiet=True)
+    from .train_ttfs import configs_for, train_model
+    enc, cfg, discrete = configs_for("digits")
+    print("training the digits benchmark network (spikegate train ttfs defaults, hidden 64) ...",
+          file=sys.stderr)
+    model, _, _ = train_model(load_dataset("digits"), [64], enc, cfg, quiet=True,
+                              discrete=discrete)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_model(path, model)
     return model

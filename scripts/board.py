@@ -45,6 +45,11 @@ def add_parser(subparsers):
                         help="test images A to B-1 (default 0:100)")
         if name == "train":
             sp.add_argument("--lr-shift", type=int, default=0, help="weight step 2**N (0..6)")
+            sp.add_argument("--lfsr-k", type=int, default=0,
+                            help="stochastic rounding: each write needs K zero LFSR bits "
+                                 "(expected step 2**(N-K)); 0 = off (default), up to 8")
+            sp.add_argument("--errors-only", action="store_true",
+                            help="learn only from images the device gets wrong")
             sp.add_argument("--epochs", type=int, default=1)
     p.set_defaults(func=run)
     return p
@@ -199,7 +204,8 @@ def run(args, transport=None):
         results = []
         with Progress(len(steps), desc=f"train epoch {epoch + 1}") as bar:
             for s, y in zip(steps, labels):
-                results.append(client.train(s, int(y), args.lr_shift))
+                results.append(client.train(s, int(y), args.lr_shift, lfsr_k=args.lfsr_k,
+                                            errors_only=args.errors_only))
                 bar.update(1)
         print(f"epoch {epoch + 1}: accuracy while training "
               f"{np.mean([r['decision'] for r in results] == labels):.2%}")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from spikegate.golden.sign_backprop import hidden_deltas, sign_backprop_step
+from spikegate.golden.sign_backprop import UpdateLFSR, hidden_deltas, sign_backprop_step
 from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteConfig, DiscreteNetwork, simulate
 from spikegate.hdl.classifier import TTFSClassifier
 from spikegate.hdl.learning import DeltaVoter
@@ -13,7 +13,8 @@ from spikegate.sim.amaranth_tb import (image_beats, random_ttfs_case as random_c
                                        stream_get, stream_put)
 
 
-def run_training(net, images, labels, lanes, lr_shift, learn=None, pipeline=0):
+def run_training(net, images, labels, lanes, lr_shift, learn=None, pipeline=0, k=0,
+                 errors_only=False):
     dut = TTFSClassifier.from_network(net, lanes, learning=True, pipeline=pipeline)
     learn = [True] * len(images) if learn is None else learn
     results, weights = [], []
@@ -23,6 +24,8 @@ def run_training(net, images, labels, lanes, lr_shift, learn=None, pipeline=0):
             ctx.set(dut.learn_en, int(on))
             ctx.set(dut.learn_label, int(lab))
             ctx.set(dut.learn_shift, lr_shift)
+            ctx.set(dut.learn_k, k)
+            ctx.set(dut.learn_errors_only, int(errors_only))
             for beat in image_beats(img):
                 await stream_put(ctx, dut.i_stream, beat)
             p = await stream_get(ctx, dut.o_stream)
@@ -37,13 +40,14 @@ def run_training(net, images, labels, lanes, lr_shift, learn=None, pipeline=0):
     return results, weights
 
 
-def golden_training(net, images, labels, lr_shift, learn=None):
+def golden_training(net, images, labels, lr_shift, learn=None, k=0, errors_only=False):
     net = DiscreteNetwork([w.copy() for w in net.weights], list(net.thetas), net.config)
     learn = [True] * len(images) if learn is None else learn
+    lfsr = UpdateLFSR(k) if k else None
     out = []
     for img, lab, on in zip(images, labels, learn):
         if on:
-            sign_backprop_step(net, img, int(lab), lr_shift)
+            sign_backprop_step(net, img, int(lab), lr_shift, errors_only=errors_only, lfsr=lfsr)
         out.append([w.astype(np.int64) for w in net.weights])
     return out
 
@@ -73,6 +77,32 @@ def test_learning_matches_golden(sizes, lanes, lr_shift, pipeline):
         assert results[b]["label_error"] == 0 and results[b]["error"] == 0
         assert (results[b]["learn_cycles"] > 0) == learn[b]
     assert changed > 0, "the case should change weights"
+
+
+# Stochastic rounding (the update LFSR, carried over between images, drawn lane by lane and
+# layer by layer) and learning only from errors, at 1 and 3 lanes, pipelined or not.
+@pytest.mark.parametrize("lanes, k, errors_only, pipeline", [
+    ((3, 2), 1, False, 0), (4, 2, True, 3), ((1, 3), 3, True, 0),
+])
+def test_stochastic_rounding_and_errors_only_match_golden(lanes, k, errors_only, pipeline):
+    sizes, lr_shift = (20, 12, 5), 2
+    seed = 500 + 10 * k + int(errors_only)
+    net, images = random_case(seed, sizes, n_images=10)
+    labels = np.random.default_rng(seed).integers(0, sizes[-1], len(images))
+    results, weights = run_training(net, images, labels, lanes, lr_shift, pipeline=pipeline,
+                                    k=k, errors_only=errors_only)
+    expected = golden_training(net, images, labels, lr_shift, k=k, errors_only=errors_only)
+    plain = golden_training(net, images, labels, lr_shift)
+    context = f"seed {seed}, lanes {lanes}, k {k}, errors_only {errors_only}"
+    for b, (hw, gw) in enumerate(zip(weights, expected)):
+        for l in range(len(gw)):
+            bad = np.argwhere(hw[l] != gw[l])
+            assert not len(bad), (f"{context}, image {b}, layer {l}, weight {tuple(bad[0])}: "
+                                  f"hardware {hw[l][tuple(bad[0])]}, golden {gw[l][tuple(bad[0])]}")
+    assert any((e != p).any() for e, p in zip(expected[-1], plain[-1])), \
+        f"{context}: the options should change the outcome"
+    assert any((e != w0).any() for e, w0 in zip(expected[-1], net.weights)), \
+        f"{context}: the case should change weights"
 
 
 def test_label_out_of_range_is_refused():

@@ -275,20 +275,28 @@ def test_train_with_learning_unit():
     payload = P.pack(P.TrainHeader(), {"label": 1, "lr_shift": 2}) + P.encode_events(steps, 12)
     bad_label = P.pack(P.TrainHeader(), {"label": 3, "lr_shift": 0})
     bad_shift = P.pack(P.TrainHeader(), {"label": 0, "lr_shift": 7})
+    bad_k = P.pack(P.TrainHeader(), {"label": 0, "lr_shift": 0, "lfsr_k": 9})
+    # Then stochastic rounding (k = 1; the LFSR has drawn nothing yet, so it is at its seed).
+    steps2 = (np.arange(10) * 7) % 12
+    stochastic = P.pack(P.TrainHeader(), {"label": 2, "lr_shift": 1, "lfsr_k": 1}) + \
+        P.encode_events(steps2, 12)
     raw, _ = run(net, [req(C.TRAIN, payload), req(C.TRAIN, bad_label), req(C.TRAIN, bad_shift),
+                       req(C.TRAIN, bad_k), req(C.TRAIN, stochastic),
                        req(C.IDENTIFY)] + read_all(net), learning=True)
     reps = replies(raw)
-    assert [st for st, _, _ in reps[:4]] == [S.OK, S.OUT_OF_RANGE, S.OUT_OF_RANGE, S.OK]
+    assert [st for st, _, _ in reps[:6]] == [S.OK, S.OUT_OF_RANGE, S.OUT_OF_RANGE,
+                                             S.OUT_OF_RANGE, S.OK, S.OK]
     r = P.unpack(P.ClassifyReply(3), reps[0][2])
     assert int(r.learn_cycles) > 0 and int(r.flags) == 0
-    assert P.decode_identify(reps[3][2]).learning
-    # The weights read back are the golden sign-backprop update of one step (the refused
-    # requests changed nothing).
-    from spikegate.golden.sign_backprop import sign_backprop_step
+    assert P.decode_identify(reps[5][2]).learning
+    # The weights read back are the golden sign-backprop update of the two steps (the
+    # refused requests changed nothing).
+    from spikegate.golden.sign_backprop import UpdateLFSR, sign_backprop_step
     ref = DiscreteNetwork([w.copy() for w in net.weights], list(net.thetas), net.config)
     info = sign_backprop_step(ref, steps, 1, lr_shift=2)
     assert sum(info.changed) > 0, "the golden step should change some weight"
-    got = weights_from(reps[4:], net)
+    sign_backprop_step(ref, steps2, 2, lr_shift=1, lfsr=UpdateLFSR(1))
+    got = weights_from(reps[6:], net)
     for l, w in enumerate(ref.weights):
         bad = np.argwhere(got[l] != w)
         assert not len(bad), f"layer {l}: weight {tuple(bad[0])} is {got[l][tuple(bad[0])]}, golden {w[tuple(bad[0])]}"
