@@ -27,10 +27,10 @@ __all__ = ["ICEBreakerDesign", "ice40_pll", "ice40_top", "ICE40_OPTIONS", "OSC_H
            "DEFAULT_CLK_HZ", "DEFAULT_LANES", "LANE_CHOICES", "default_lanes",
            "set_weight_memories", "platform"]
 
-#: Classifier options of iCEBreaker builds: two register stages (after the multipliers and
-#: before the statistics) and the coarse quiet factors (logic cells are the UP5K's scarce
-#: resource).
-ICE40_OPTIONS = {"pipeline": 2, "quiet_factors": QUIET_FACTORS_COARSE}
+#: Classifier options of iCEBreaker builds: one register stage (after the multipliers) and the
+#: coarse quiet factors (logic cells are the UP5K's scarce resource: the digits network of
+#: ``spikegate run`` with a second stage needs 5439 of the 5280).
+ICE40_OPTIONS = {"pipeline": 1, "quiet_factors": QUIET_FACTORS_COARSE}
 
 
 def ice40_top(net, lanes, *, clk_freq_hz):
