@@ -275,15 +275,16 @@ class TTFSLayer(wiring.Component):
         factors = self._quiet_factors
         # Per quiet class j (0: none), the step a pass of this step leaves the layer quiet
         # until, ``k + h``, and that plus one: tables indexed by the step, registered.
-        hz = np.vstack([np.zeros((1, cfg.timesteps), np.int64), quiet_horizons(cfg, factors)])
-        hz += np.arange(cfg.timesteps)
-        until_opts = Array(Signal.like(self.quiet_until, name=f"until_opt{j}") for j in range(len(hz)))
-        wake_opts = Array(Signal.like(self.wake, name=f"wake_opt{j}") for j in range(len(hz)))
+        # (One table per factor; class 0 is the step itself.)
+        hz = quiet_horizons(cfg, factors) + np.arange(cfg.timesteps)
+        until_opts = Array(Signal.like(self.quiet_until, name=f"until_opt{j}")
+                           for j in range(len(hz) + 1))
+        wake_opts = Array(Signal.like(self.wake, name=f"wake_opt{j}") for j in range(len(hz) + 1))
+        m.d.sync += [until_opts[0].eq(self.step), wake_opts[0].eq(self.step + 1)]
         for j in range(len(hz)):
-            m.d.sync += [
-                until_opts[j].eq(Array(Const(int(v), self.quiet_until.shape()) for v in hz[j])[self.step]),
-                wake_opts[j].eq(Array(Const(int(v) + 1, self.wake.shape()) for v in hz[j])[self.step]),
-            ]
+            entry = Signal.like(self.quiet_until, name=f"until_table{j}")
+            m.d.comb += entry.eq(Array(Const(int(v), entry.shape()) for v in hz[j])[self.step])
+            m.d.sync += [until_opts[j + 1].eq(entry), wake_opts[j + 1].eq(entry + 1)]
 
         theta = Signal(THETA_BITS, init=self._theta)
         with m.If(self.theta_w_en):
