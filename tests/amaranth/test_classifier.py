@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteConfig, DiscreteNetwork, simulate
+from spikegate.golden.ttfs_discrete import (NO_SPIKE, QUIET_FACTORS_COARSE, DiscreteConfig,
+                                            DiscreteNetwork, simulate)
 from spikegate.hdl.classifier import TTFSClassifier
 from spikegate.sim.amaranth_tb import (image_beats, random_ttfs_case as random_case, read_weights,
                                        stream_get, stream_put)
@@ -34,9 +35,10 @@ async def read_trace(ctx, dut, sizes):
     return out
 
 
-def run_images(net, images, lanes, *, seed=None, p_stall=0.0, trace=True, extra=None, pipeline=0):
+def run_images(net, images, lanes, *, seed=None, p_stall=0.0, trace=True, extra=None, pipeline=0,
+               **options):
     """Run ``images`` (steps arrays) through the classifier; returns results and traces."""
-    dut = TTFSClassifier.from_network(net, lanes, pipeline=pipeline)
+    dut = TTFSClassifier.from_network(net, lanes, pipeline=pipeline, **options)
     rng = np.random.default_rng(seed) if seed is not None else None
     results, traces = [], []
     n_layers = len(net.sizes)
@@ -125,6 +127,14 @@ def test_pipelined_networks_match_golden(pipeline, lanes, sizes):
     base, _ = run_images(net, images, lanes, trace=False)
     extra = [r["cycles"] - b["cycles"] for r, b in zip(results, base)]
     assert min(extra) >= 0, f"{context}: a pipelined run took fewer cycles than pipeline 0"
+
+
+def test_board_settings_match_golden():
+    """The board builds' settings: pipelined, with the coarse quiet factors."""
+    net, images = random_case(321, (20, 12, 5))
+    results, traces = run_images(net, images, (3, 2), pipeline=3,
+                                 quiet_factors=QUIET_FACTORS_COARSE)
+    check_against_golden(net, images, results, traces, "seed 321, lanes (3, 2), board settings")
 
 
 def test_random_stalls_change_only_cycles():
