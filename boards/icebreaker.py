@@ -27,10 +27,12 @@ __all__ = ["ICEBreakerDesign", "ice40_pll", "ice40_top", "ICE40_OPTIONS", "OSC_H
            "DEFAULT_CLK_HZ", "DEFAULT_LANES", "LANE_CHOICES", "default_lanes",
            "set_weight_memories", "platform"]
 
-#: Classifier options of iCEBreaker builds: one register stage (after the multipliers) and the
-#: coarse quiet factors (logic cells are the UP5K's scarce resource: the digits network of
-#: ``spikegate run`` with a second stage needs 5439 of the 5280).
-ICE40_OPTIONS = {"pipeline": 1, "quiet_factors": QUIET_FACTORS_COARSE}
+#: Classifier options of iCEBreaker builds: no register stage in the neuron arithmetic and the
+#: coarse quiet factors. Logic cells are the UP5K's scarce resource: the digits network of
+#: ``spikegate run`` (lanes (3, 1), 64 timesteps) needs 5348 of the 5280 with one stage, 5439
+#: with two; and the stages do not lift the Fmax there (16-19 MHz either way: the paths
+#: through the controller and the statistics remain).
+ICE40_OPTIONS = {"pipeline": 0, "quiet_factors": QUIET_FACTORS_COARSE}
 
 
 def ice40_top(net, lanes, *, clk_freq_hz):
