@@ -75,7 +75,7 @@ Speed
     471k weights is about a fifth of that.
 """
 
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, asdict
 
 import numpy as np
 

@@ -5,7 +5,7 @@ the same constants, enums and layouts.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, enum, memory, stream, wiring
+from amaranth.lib import enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikegate.boards.protocol import (CRC_INIT, MAX_CHUNK, REPLY_SYNC, SYNC, VERSION, ChunkHeader,

@@ -31,10 +31,7 @@ SPRAM): 8-bit 96.55 %, lookups 12.8 / 6.0 %, 5.1 s/epoch.
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 from spikegate.golden.data import DataError, load_dataset
 from spikegate.golden.encoding import encode

@@ -10,7 +10,6 @@ partial report.
 
 import hashlib
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 
 from spikegate.golden.data import load_dataset
 from spikegate.golden.model_file import load_model, save_model
-from spikegate.golden.ttfs_discrete import NO_SPIKE, simulate
+from spikegate.golden.ttfs_discrete import simulate
 
 __all__ = ["Flow", "PROTOTYPE"]
 
@@ -31,15 +30,16 @@ def _hash_file(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _code_version():
-    """A hash of the gateware, simulation and board code: a change there invalidates the
-    sim and synth stages as surely as a new model does."""
+def _code_version(subdirs=("hdl", "sim", "boards", "golden"), scripts=()):
+    """A hash of the code a stage runs (by default the gateware, simulation, board and
+    golden code): a change there invalidates the stage as surely as a new model does."""
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for sub in ("hdl", "sim", "boards", "golden"):
-        for f in sorted((root / sub).glob("*.py")):
-            h.update(f.name.encode())
-            h.update(f.read_bytes())
+    files = [f for sub in subdirs for f in sorted((root / sub).glob("*.py"))]
+    files += [root / "scripts" / name for name in scripts]
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -92,15 +92,18 @@ class Flow:
             load_model(model)          # raises ModelFileError with a clear message
             self.stages["train"] = {"seconds": 0.0, "cached": True, "model": str(model)}
             return Path(model)
-        path = self.out / "model.npz"
-        key = _key(stage="train", dataset=self.dataset_name, hidden=list(hidden), epochs=epochs,
-                   seed=seed)
-        if self._cached("train", path, key):
-            return path
         from .train_ttfs import configs_for, train_model
-        t0 = time.perf_counter()
+        path = self.out / "model.npz"
         overrides = {"seed": seed} if epochs is None else {"seed": seed, "epochs": epochs}
         enc, cfg, discrete = configs_for(self.dataset_name, **overrides)
+        # The key holds every setting training uses (the data set's defaults included, so a
+        # change of defaults retrains) and the training code itself.
+        key = _key(stage="train", dataset=self.dataset_name, data=self.data, hidden=list(hidden),
+                   encoding=repr(enc), training=repr(cfg), discrete=repr(discrete),
+                   code=_code_version(("golden",), ("train_ttfs.py",)))
+        if self._cached("train", path, key):
+            return path
+        t0 = time.perf_counter()
         _log(f"== train: {self.dataset_name}, hidden {list(hidden)}, {cfg.epochs} epochs")
         model_file, _, _ = train_model(self.ds, list(hidden), enc, cfg, discrete=discrete)
         self.out.mkdir(parents=True, exist_ok=True)

@@ -176,7 +176,6 @@ def train_model(ds, hidden, encoding, cfg, *, train_limit=None, quiet=False, dis
     net = ttfs.TTFSNetwork.create(sizes, seed=cfg.seed, input_rate=rate)
     z = ttfs.times_to_z(times)
     bar = None
-    n_batches = (len(z) + cfg.batch_size - 1) // cfg.batch_size
 
     def callback(epoch, batch, nb, loss, acc):
         nonlocal bar

@@ -6,7 +6,6 @@ with hand-written bit offsets. Used by the cocotb tests and by ``spikegate sim``
 
 import numpy as np
 
-import cocotb
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from spikegate.golden.ttfs_discrete import DiscreteConfig

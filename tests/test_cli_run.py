@@ -6,7 +6,6 @@ the run: 100 % agreement, and counts equal to the golden model's on the same ima
 """
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -93,3 +92,21 @@ def test_compare_exits_nonzero_on_disagreement(tmp_path, capsys, monkeypatch):
     flow = Flow(out, images=12, lanes=4)
     mm, _ = flow.compare(out / "model.npz", dict(np.load(sim_path)))
     assert mm["image"] == 3 and mm["layer"] == 1 and mm["neuron"] == 5
+
+
+def test_train_stage_retrains_when_the_data_set_defaults_change(tmp_path, monkeypatch):
+    # The cache key holds the resolved settings, not only the command line: a new default
+    # (here the digits learning rate) must not reuse the model trained with the old one.
+    from spikegate.scripts import train_ttfs
+    from spikegate.scripts.flow import Flow
+    flow = Flow(tmp_path, images=1)
+    path = flow.train(hidden=(4,), epochs=1)
+    first = path.read_bytes()
+    assert not flow.stages["train"]["cached"]
+    flow.train(hidden=(4,), epochs=1)
+    assert flow.stages["train"]["cached"]
+    mode, kw, enc_kw, grid = train_ttfs.DEFAULTS["digits"]
+    monkeypatch.setitem(train_ttfs.DEFAULTS, "digits", (mode, dict(kw, lr=0.5), enc_kw, grid))
+    flow.train(hidden=(4,), epochs=1)
+    assert not flow.stages["train"]["cached"]
+    assert path.read_bytes() != first
