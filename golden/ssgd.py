@@ -294,15 +294,136 @@ class ActiveSet:
                                       self.row_pos))
 
 
+# One correction pair (below) costs about as much as this many multiply-adds of a BLAS
+# product (float32, one core here): it only steers which rows _weight_plan merges, never
+# the result.
+_PAIR_COST = 500
+
+
+@dataclass
+class WeightPlan:
+    """How :func:`sparse_backward` forms ``dW`` of one layer: anchor rows and corrections.
+
+    The input trace obeys ``trace[t] = beta**(t - t_a) trace[t_a]
+    + sum_{t_a <= s < t} beta**(t-1-s) x[s]`` for ``t_a < t``: an active row ``(t, b)`` can
+    be *merged* into an earlier active row ``(t_a, b)`` of the same sample, its anchor:
+    its ``dV`` row is added to the anchor's, scaled by ``beta**(t - t_a)``, and the input
+    events of sample ``b`` between the two steps enter as scalar corrections
+    ``dW[i, j] += beta**(t-1-s) x[s, b, i] dV[t, b, j]``, one per (event, active entry)
+    pair. Exact: the same sum, regrouped. A row is merged when its pairs cost less than its
+    row of the product (``_PAIR_COST``).
+
+    Members
+    -------
+    anchors : int64 (a,)    the anchor rows, as indices into ``ActiveSet.urows`` (increasing)
+    ent_flat : int64 (n,)   per active entry: ``anchor position * N + j``
+    ent_coef : float (n,)   per active entry: ``beta**(t - t_anchor)``
+    pair_ent : int64 (P,)   per correction pair: its active entry
+    pair_flat : int64 (P,)  ``i * N + j`` (input, neuron)
+    pair_coef : float (P,)  ``beta**(t-1-s) x[s, b, i]``
+    """
+    anchors: np.ndarray
+    ent_flat: np.ndarray
+    ent_coef: np.ndarray
+    pair_ent: np.ndarray
+    pair_flat: np.ndarray
+    pair_coef: np.ndarray
+
+    @property
+    def nbytes(self):
+        return sum(a.nbytes for a in (self.anchors, self.ent_flat, self.ent_coef,
+                                      self.pair_ent, self.pair_flat, self.pair_coef))
+
+
+def _weight_plan(act, x, beta, n_out, times=None, pair_cost=None, merge=True):
+    """The :class:`WeightPlan` of a layer with active set ``act`` and input raster ``x``
+    ``(T, B, n_in)``; ``times`` ``(B, n_in)``, if given, are the spike steps ``x`` was made
+    from (the events are read from them, not from the raster); ``merge=False`` keeps every
+    row as its own anchor."""
+    T, B, n_in = x.shape
+    u = len(act.urows)
+    dt = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float64)
+    i64 = np.zeros(0, dtype=np.int64)
+    if u == 0:
+        return WeightPlan(i64, i64, np.zeros(0, dt), i64, i64, np.zeros(0, dt))
+    t, b = np.divmod(act.urows, B)
+    e = np.bincount(act.row_pos, minlength=u)
+    ent0 = np.cumsum(e) - e                                 # first entry of each row
+    order = np.lexsort((t, b))                              # rows by (sample, step)
+    ts, bs, es = t[order], b[order], e[order]
+    a = np.arange(u)
+    if merge and u > 1:
+        # input events before the last active step, sorted by (sample, step)
+        stop = int(t[-1])
+        if times is None:
+            flat = np.flatnonzero(x[:stop] != 0)
+            ev_s, rem = np.divmod(flat, B * n_in)
+            ev_b, ev_i = np.divmod(rem, n_in)
+        else:
+            ev_b, ev_i = np.nonzero(times < stop)
+            ev_s = times[ev_b, ev_i].astype(np.int64)
+            flat = (ev_s * B + ev_b) * n_in + ev_i
+        ev_key = ev_b * T + ev_s
+        o = np.argsort(ev_key.astype(np.uint16) if B * T <= 1 << 16 else ev_key,
+                       kind="stable")                       # radix sort when it fits
+        ev_key, ev_s, ev_i, flat = ev_key[o], ev_s[o], ev_i[o], flat[o]
+
+        def n_events(t0, t1):                               # events of bs in [t0, t1)
+            return (np.searchsorted(ev_key, bs * T + t1)
+                    - np.searchsorted(ev_key, bs * T + t0))
+
+        limit = n_in * n_out / (_PAIR_COST if pair_cost is None else pair_cost)
+        same = np.zeros(u, dtype=bool)
+        same[1:] = bs[1:] == bs[:-1]
+        prev = np.concatenate(([0], ts[:-1]))
+        merged = same & (es * n_events(prev, ts) <= limit)
+        while True:                                         # un-merging only moves anchors
+            a = np.maximum.accumulate(np.where(merged, 0, np.arange(u)))
+            keep = merged & (es * n_events(ts[a], ts) <= limit)
+            if np.array_equal(keep, merged):
+                break
+            merged = keep
+    else:
+        merged = np.zeros(u, dtype=bool)
+    is_anchor = np.zeros(u, dtype=bool)
+    is_anchor[order[~merged]] = True
+    anchors = np.flatnonzero(is_anchor)
+    apos = np.cumsum(is_anchor) - 1                         # anchor row -> position
+    row_apos = np.empty(u, dtype=np.int64)
+    row_apos[order] = apos[order[a]]
+    row_dt = np.empty(u, dtype=np.int64)
+    row_dt[order] = ts - ts[a]
+    row_coef = np.power(beta, row_dt.astype(np.float64)).astype(dt)
+    ent_flat = row_apos[act.row_pos] * n_out + act.j
+    ent_coef = row_coef[act.row_pos]
+    m = np.flatnonzero(merged)
+    pair_ent, pair_flat, pair_coef = i64, i64, np.zeros(0, dt)
+    if len(m):
+        lo = np.searchsorted(ev_key, bs[m] * T + ts[a[m]])
+        hi = np.searchsorted(ev_key, bs[m] * T + ts[m])
+        er = es[m]
+        n_pairs = (hi - lo) * er
+        total = int(n_pairs.sum())
+        if total:
+            rid = np.repeat(np.arange(len(m)), n_pairs)
+            off = np.arange(total) - np.repeat(np.cumsum(n_pairs) - n_pairs, n_pairs)
+            ev = lo[rid] + off // er[rid]
+            pair_ent = ent0[order[m]][rid] + off % er[rid]
+            pair_flat = ev_i[ev] * n_out + act.j[pair_ent]
+            pair_coef = (np.power(beta, (ts[m][rid] - 1 - ev_s[ev]).astype(np.float64))
+                         * x.reshape(-1)[flat[ev]]).astype(dt)
+    return WeightPlan(anchors, ent_flat, ent_coef, pair_ent, pair_flat, pair_coef)
+
+
 @dataclass
 class LayerCache:
     """What one hidden layer keeps for its backward pass.
 
     Dense mode keeps the membrane ``v`` ``(T, B, N)`` and the input ``x`` ``(T, B, n_in)``.
-    Sparse mode keeps only the :class:`ActiveSet` and the input trace at its distinct rows,
-    ``trace_rows`` ``(u, k)`` (the authors keep the whole trace, ``spk_trace``), restricted
-    to the ``k`` inputs ``trace_cols`` whose trace is non-zero in some such row (``None``:
-    all ``n_in``); the other rows of ``dW`` are zero.
+    Sparse mode keeps only the :class:`ActiveSet`, its :class:`WeightPlan` and the input
+    trace at the plan's anchor rows, ``trace_rows`` ``(a, k)`` (the authors keep the whole
+    trace, ``spk_trace``), restricted to the ``k`` inputs ``trace_cols`` whose trace is
+    non-zero in some such row (``None``: all ``n_in``).
     """
     spikes: np.ndarray
     counts: np.ndarray = None
@@ -311,6 +432,7 @@ class LayerCache:
     active: ActiveSet = None
     trace_rows: np.ndarray = None
     trace_cols: np.ndarray = None
+    plan: WeightPlan = None
     n_active: int = 0
 
     def saved_nbytes(self):
@@ -321,6 +443,8 @@ class LayerCache:
                 n += a.nbytes
         if self.active is not None:
             n += self.active.nbytes
+        if self.plan is not None:
+            n += self.plan.nbytes
         return n
 
 
@@ -425,7 +549,7 @@ def _as_raster(x, cfg, dtype):
     return x
 
 
-def forward(params, x, cfg, mode="dense", spike_fn=None):
+def forward(params, x, cfg, mode="dense", spike_fn=None, merge=True):
     """Run the network and keep what the ``mode`` backward needs.
 
     Parameters
@@ -436,11 +560,15 @@ def forward(params, x, cfg, mode="dense", spike_fn=None):
     cfg : SSGDConfig
     mode : ``"dense"``, ``"sparse"``, or ``"none"`` (inference only: nothing kept)
     spike_fn : optional, see :func:`lif_forward` (gradient checks)
+    merge : sparse mode: let :class:`WeightPlan` merge rows (``False``: every active row
+        is an anchor; the same gradient, for tests)
     """
     if mode not in BACKWARDS + ("none",):
         raise ValueError(f"mode must be one of {BACKWARDS + ('none',)}, not {mode!r}")
     dtype = params[0].dtype
-    x = _as_raster(x, cfg, dtype)
+    x0 = np.asarray(x)
+    times = x0 if x0.ndim == 2 and np.issubdtype(x0.dtype, np.integer) else None
+    x = _as_raster(x0, cfg, dtype)
     layers = []
     h_in = x
     for li, w in enumerate(params[:-1]):
@@ -453,7 +581,9 @@ def forward(params, x, cfg, mode="dense", spike_fn=None):
             mask[0] = False
             act = ActiveSet.from_mask(mask, v, cfg.threshold)
             cache.active = act
-            rows = input_trace(h_in, cfg.beta, act.urows, dtype)
+            cache.plan = _weight_plan(act, h_in, cfg.beta, w.shape[1],
+                                      times=times if li == 0 else None, merge=merge)
+            rows = input_trace(h_in, cfg.beta, act.urows[cache.plan.anchors], dtype)
             cols = np.flatnonzero(rows.any(axis=0))
             if len(cols) < rows.shape[1]:
                 cache.trace_cols = cols
@@ -614,74 +744,76 @@ def dense_backward(params, fwd, labels, cfg, active_only=False):
 
 PROPAGATIONS = ("auto", "project", "scan")
 
-# Rough cost of one element of a NumPy element-wise pass (the Delta scan: about 1 ns) in
-# multiply-adds inside a BLAS product (about 0.025 ns each in float32 on one core here): it
-# only steers the "auto" choice of _gradient_below, never the result.
-_SCAN_COST = 40
 
-
-def _reverse_accumulate(e, beta):
-    """In place, ``e[k] += beta e[k+1]`` for ``k = K-2 .. 0`` of a ``(K, ...)`` array."""
-    b = e.dtype.type(beta)
-    tmp = np.empty_like(e[0]) if len(e) else None
-    for k in range(len(e) - 2, -1, -1):
-        np.multiply(e[k + 1], b, out=tmp)
-        e[k] += tmp
-
-
-def _gradient_below(act, dv, d_rows, below, w, batch, beta, propagate="auto"):
+def _gradient_below(act, dv, below, w, batch, n_steps, beta, propagate="auto"):
     """Gradient of the loss w.r.t. the spikes of the layer below, at *its* active entries.
 
     ``g[t, b, i] = sum_j W[i, j] Delta[t, b, j]`` with
     ``Delta[t] = sum_{t' > t} beta**(t'-1-t) dV[t']`` (``dV`` = ``dv`` at the entries of
-    ``act``, laid out on its distinct rows as ``d_rows``); returned in the order of
-    ``below``'s entries. Both orders below are exact (they differ by float rounding only):
+    ``act``); returned in the order of ``below``'s entries.
 
-    * ``"scan"``: scatter ``dV`` into a ``(steps, B, N)`` window, scan it, gather the rows
-      ``below`` needs and multiply them by ``W^T``: a product over ``below``'s rows.
-    * ``"project"``: ``P = d_rows W^T`` over ``act``'s own rows first (the scan is linear,
-      so it commutes with ``W^T``), then scan ``P`` in a ``(steps, B, n_in)`` window and
-      read ``below``'s entries straight out of it: a product over ``act``'s rows.
+    ``Delta`` is needed only at ``below``'s distinct rows. Written as
+    ``Delta[t] = beta**(-t-1) sum_{t' > t} Y[t']`` with the scaled rows
+    ``Y[t'] = beta**t' dV[t']``, it is a running sum per sample: one state row per sample,
+    updated from the last step back with ``act``'s rows of each step (a contiguous slice of
+    its time-major rows) and read at ``below``'s rows of the step before they are added.
+    No ``(steps, B, width)`` array is formed and nothing decays, so the state holds only the
+    sample's own terms. Both orders are exact (they differ by float rounding only):
 
-    The window covers only steps ``t_lo .. t_hi-1``, from ``below``'s first active step to
-    the step before ``act``'s last (``Delta`` is zero from there on). ``"auto"`` takes the
-    order with the smaller estimated cost (``_SCAN_COST``).
+    * ``"project"``: ``X = Y W^T`` over ``act``'s rows first (the sum is linear, so it
+      commutes with ``W^T``), the running sum in width ``n_in``, and ``below``'s entries
+      read straight out of it: a product over ``act``'s rows.
+    * ``"scan"``: the running sum of ``Y`` (width ``N``) gives ``Delta`` at ``below``'s
+      rows, then ``Delta W^T``: a product over ``below``'s rows.
+
+    ``"auto"`` takes the product over fewer rows.
     """
     n_in, N = w.shape
-    dt = d_rows.dtype
+    dt = dv.dtype
     g = np.zeros(len(below), dtype=dt)
+    if propagate not in PROPAGATIONS:
+        raise ValueError(f"propagate must be one of {PROPAGATIONS}, not {propagate!r}")
     if not len(act) or not len(below):
         return g
-    t_lo = int(below.rows[0] // batch)
-    t_hi = int(act.rows[-1] // batch)
+    t_lo = int(below.urows[0] // batch)
+    t_hi = int(act.urows[-1] // batch)
     if t_hi <= t_lo:
         return g
-    n_win = t_hi - t_lo
-    # act's entries at t' in [t_lo+1, t_hi] reach the window, at index t' - 1 - t_lo;
-    # below's entries at t in [t_lo, t_hi - 1] read it, at index t - t_lo (both prefixes /
-    # suffixes of the sorted entry lists)
-    first = (t_lo + 1) * batch
-    a_row0 = int(np.searchsorted(act.urows, first))
-    a_ent0 = int(np.searchsorted(act.rows, first))
-    b_ent1 = int(np.searchsorted(below.rows, t_hi * batch))
-    b_row1 = int(np.searchsorted(below.urows, t_hi * batch))
+    steps = np.arange(t_lo, t_hi + 2) * batch
+    a_cut = np.searchsorted(act.urows, steps)               # act rows of each step
+    q_cut = np.searchsorted(below.urows, steps)             # below rows of each step
+    b_act = act.urows % batch
+    b_q = below.urows % batch
+    t_row = act.urows // batch
+    y = np.zeros((len(act.urows), N), dtype=dt)
+    y[act.row_pos, act.j] = dv * np.power(beta, t_row.astype(np.float64)).astype(dt)[act.row_pos]
     if propagate == "auto":
-        cost_project = (len(act.urows) - a_row0) * N * n_in + _SCAN_COST * n_win * batch * n_in
-        cost_scan = b_row1 * N * n_in + _SCAN_COST * n_win * batch * N
-        propagate = "project" if cost_project <= cost_scan else "scan"
+        propagate = "project" if len(act.urows) <= q_cut[-1] else "scan"
+    width = n_in if propagate == "project" else N
+    src = y @ w.T if propagate == "project" else y
+    state = np.zeros((batch, width), dtype=dt)
     if propagate == "project":
-        win = np.zeros((n_win, batch, n_in), dtype=dt)
-        win.reshape(-1, n_in)[act.urows[a_row0:] - first] = d_rows[a_row0:] @ w.T
-        _reverse_accumulate(win, beta)
-        g[:b_ent1] = win.reshape(-1)[below.flat[:b_ent1] - t_lo * batch * n_in]
-    elif propagate == "scan":
-        win = np.zeros((n_win, batch, N), dtype=dt)
-        win.reshape(-1)[act.flat[a_ent0:] - first * N] = dv[a_ent0:]
-        _reverse_accumulate(win, beta)
-        g_rows = win.reshape(-1, N)[below.urows[:b_row1] - t_lo * batch] @ w.T
-        g[:b_ent1] = g_rows[below.row_pos[:b_ent1], below.j[:b_ent1]]
+        e_cut = np.searchsorted(below.rows, steps)          # below entries of each step
+        b_e = below.rows % batch
     else:
-        raise ValueError(f"propagate must be one of {PROPAGATIONS}, not {propagate!r}")
+        delta = np.zeros((int(q_cut[-1]), N), dtype=dt)
+    for k in range(t_hi - t_lo, -1, -1):                    # step t = t_lo + k
+        scale = dt.type(beta ** (-1.0 - (t_lo + k)))
+        if propagate == "project":
+            e0, e1 = e_cut[k], e_cut[k + 1]
+            if e1 > e0:
+                g[e0:e1] = state[b_e[e0:e1], below.j[e0:e1]] * scale
+        else:
+            q0, q1 = q_cut[k], q_cut[k + 1]
+            if q1 > q0:
+                np.multiply(state[b_q[q0:q1]], scale, out=delta[q0:q1])
+        a0, a1 = a_cut[k], a_cut[k + 1]
+        if a1 > a0:
+            state[b_act[a0:a1]] += src[a0:a1]
+    if propagate == "scan" and len(delta):
+        n_e = int(np.searchsorted(below.rows, (t_hi + 1) * batch))
+        g_rows = delta @ w.T                                # (rows of below, n_in)
+        g[:n_e] = g_rows[below.row_pos[:n_e], below.j[:n_e]]
     return g
 
 
@@ -745,15 +877,20 @@ def sparse_backward(params, fwd, labels, cfg, *, propagate="auto"):
         N = w.shape[1]
         g += regs[li][1][act.rows % B, act.j].astype(dt)
         dv = surrogate(act.vm, cfg.surrogate_scale) * g
-        d_rows = np.zeros((len(act.urows), N), dtype=dt)
-        d_rows[act.row_pos, act.j] = dv
+        plan = cache.plan
+        n_anch = len(plan.anchors)
+        d_anch = np.bincount(plan.ent_flat, weights=plan.ent_coef * dv,
+                             minlength=n_anch * N).astype(dt).reshape(n_anch, N)
         if cache.trace_cols is None:
-            grads[li] = cache.trace_rows.T @ d_rows
+            grads[li] = cache.trace_rows.T @ d_anch
         else:
             grads[li] = np.zeros_like(w)
-            grads[li][cache.trace_cols] = cache.trace_rows.T @ d_rows
+            grads[li][cache.trace_cols] = cache.trace_rows.T @ d_anch
+        if len(plan.pair_ent):
+            grads[li] += np.bincount(plan.pair_flat, weights=plan.pair_coef * dv[plan.pair_ent],
+                                     minlength=w.size).reshape(w.shape)
         if li > 0:
-            g = _gradient_below(act, dv, d_rows, fwd.layers[li - 1].active, w, B, cfg.beta,
+            g = _gradient_below(act, dv, fwd.layers[li - 1].active, w, B, T, cfg.beta,
                                 propagate)
         layer_times[li] = time.perf_counter() - t0
     return Gradients(grads, loss, reg_total, layer_times, readout_time)
