@@ -58,6 +58,12 @@ class TTFSClassifier(wiring.Component):
         per timestep; results never change.
     quiet_factors : sequence of (n, d)
         The scan scheduler's quiet factors (:class:`~spikegate.hdl.ttfs_layer.TTFSLayer`).
+    group_wake : bool
+        Per-group quiet horizons in every layer that has 2 to
+        :data:`~spikegate.hdl.lookup.MAX_MASKED_GROUPS` lane groups (default on; layers with
+        more or fewer use one layer-wide horizon): scans visit only the groups that may fire
+        (:class:`~spikegate.hdl.ttfs_layer.TTFSLayer`). Fewer cycles, more logic; results
+        never change.
 
     Members
     -------
@@ -99,7 +105,7 @@ class TTFSClassifier(wiring.Component):
     """
 
     def __init__(self, sizes, thetas, lanes, config=None, weights=None, *, learning=False,
-                 pipeline=0, quiet_factors=QUIET_FACTORS):
+                 pipeline=0, quiet_factors=QUIET_FACTORS, group_wake=True):
         with checking(self):
             config = self._check(sizes, thetas, lanes, config, weights)
             if learning and any(s > 1024 for s in sizes[2:]):
@@ -111,7 +117,8 @@ class TTFSClassifier(wiring.Component):
         self._config = config
         self.layers = [TTFSLayer(sizes[l], sizes[l + 1], self._lanes[l], int(thetas[l]), config,
                                  None if weights is None else weights[l], learning=learning,
-                                 pipeline=pipeline, quiet_factors=quiet_factors)
+                                 pipeline=pipeline, quiet_factors=quiet_factors,
+                                 group_wake=group_wake)
                        for l in range(len(sizes) - 1)]
         if learning:
             from .learning import DeltaVoter
@@ -176,12 +183,13 @@ class TTFSClassifier(wiring.Component):
         return tuple(int(x) for x in per)
 
     @classmethod
-    def from_network(cls, net, lanes, *, learning=False, pipeline=0, quiet_factors=QUIET_FACTORS):
+    def from_network(cls, net, lanes, *, learning=False, pipeline=0, quiet_factors=QUIET_FACTORS,
+                     group_wake=True):
         """Build from a :class:`~spikegate.golden.ttfs_discrete.DiscreteNetwork`."""
         if not isinstance(net, DiscreteNetwork):
             raise TypeError(f"net must be a DiscreteNetwork, not {net!r}")
         return cls(net.sizes, net.thetas, lanes, net.config, net.weights, learning=learning,
-                   pipeline=pipeline, quiet_factors=quiet_factors)
+                   pipeline=pipeline, quiet_factors=quiet_factors, group_wake=group_wake)
 
     @property
     def learning(self):

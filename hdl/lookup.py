@@ -21,7 +21,10 @@ from .spram import SPRAMMemory, has_spram, prefers_spram
 #: Values of :attr:`WeightLookup.weight_memory`.
 WEIGHT_MEMORIES = ("auto", "ebr", "spram")
 
-__all__ = ["WeightLookup", "weight_words", "WEIGHT_MEMORIES"]
+#: The most groups a walk with ``masked_ops`` may have (a priority encoder over the enables).
+MAX_MASKED_GROUPS = 32
+
+__all__ = ["WeightLookup", "weight_words", "WEIGHT_MEMORIES", "MAX_MASKED_GROUPS"]
 
 
 def weight_words(weights, lanes):
@@ -78,6 +81,10 @@ class WeightLookup(wiring.Component):
         through ``w_*`` at run time) and the write-back ``ww_*`` of on-chip learning is not
         supported (its write would take the single port from the next group's read): keep
         learning designs in ``"ebr"``.
+    masked_ops : sequence of RowOp
+        Ops whose walk visits only the groups enabled in ``group_en`` (default none; then
+        there is no ``group_en`` and every walk visits every group). At most
+        :data:`MAX_MASKED_GROUPS` groups.
 
     Members
     -------
@@ -90,6 +97,13 @@ class WeightLookup(wiring.Component):
     beat_valid, beat_group, beat_first, beat_last, beat_op, beat_tag, beat_weights : Out
         One cycle after issue: the weights of that group (zero for ops that read no
         weights: ``SCAN``, ``CLEAR``). There is no back-pressure: the user takes every beat.
+    group_en : In(groups) (with ``masked_ops`` only)
+        During the walk of a masked op, the groups to visit: the walker issues the lowest
+        enabled group above the last one it issued, one per cycle in increasing order, and
+        spends no cycle on a disabled group. A bit may change during the walk only for groups
+        already passed. A masked walk with no enabled group issues nothing (one idle cycle).
+    walk_masked : Out(1) (with ``masked_ops`` only)
+        A masked walk is issuing this cycle (its passes can be shorter than ``groups``).
     ww_en, ww_data : In
         Write back, during a beat, lanes ``ww_en`` of the beat's word (read-modify-write).
     busy : Out
@@ -107,17 +121,27 @@ class WeightLookup(wiring.Component):
     takes ``ceil(n_dst / lanes)`` cycles.
     """
 
-    def __init__(self, n_src, n_dst, lanes, init=None, *, tag_bits=1, weight_memory="auto"):
+    def __init__(self, n_src, n_dst, lanes, init=None, *, tag_bits=1, weight_memory="auto",
+                 masked_ops=()):
         with checking(self):
             self._check(n_src, n_dst, lanes, init)
             self._check_memory(weight_memory)
+            masked_ops = tuple(masked_ops)
+            if not all(isinstance(op, RowOp) for op in masked_ops):
+                raise TypeError(f"masked_ops must be RowOp values, not {masked_ops!r}")
+            if masked_ops and -(-n_dst // lanes) > MAX_MASKED_GROUPS:
+                raise ValueError(f"masked_ops need at most {MAX_MASKED_GROUPS} groups, not "
+                                 f"{-(-n_dst // lanes)}")
         self._weight_memory = weight_memory
+        self._masked_ops = masked_ops
         self._n_src, self._n_dst, self._lanes = n_src, n_dst, lanes
         self._groups = -(-n_dst // lanes)
+        masked_ports = {"group_en": In(self._groups), "walk_masked": Out(1)} if masked_ops else {}
         shape = data.ArrayLayout(signed(WEIGHT_BITS), lanes)
         words = [] if init is None else weight_words(init, lanes)
         self.weight_data = memory.MemoryData(shape=shape, depth=n_src * self._groups, init=words)
         super().__init__({
+            **masked_ports,
             "cmd": In(stream.Signature(RowCommandLayout(n_src, tag_bits))),
             "issue_valid": Out(1),
             "issue_group": Out(index_bits(self._groups)),
@@ -194,6 +218,10 @@ class WeightLookup(wiring.Component):
         return self._lanes
 
     @property
+    def masked_ops(self):
+        return self._masked_ops
+
+    @property
     def groups(self):
         return self._groups
 
@@ -217,7 +245,40 @@ class WeightLookup(wiring.Component):
         reads = Signal()
         m.d.comb += reads.eq((op == RowOp.ACCUMULATE) | (op == RowOp.DELTA) | (op == RowOp.LEARN))
         last_issue = Signal()
-        m.d.comb += last_issue.eq(walking & (group == G - 1))
+        issuing = Signal()                   # a group is issued this cycle
+        cur = Signal(index_bits(G))          # the group issued this cycle
+        first = Signal()                     # the walk has issued nothing yet
+        if self._masked_ops:
+            # Masked walks: ``rem`` holds the groups not passed yet; the lowest enabled one
+            # of them is issued.
+            masked = Signal()
+            rem = Signal(G)
+            cand = Signal(G)
+            rest = Signal(G)
+            low = Signal(index_bits(G))
+            m.d.comb += [cand.eq(rem & self.group_en), rest.eq(cand & (cand - 1))]
+            for i in reversed(range(G)):
+                with m.If(cand[i]):
+                    m.d.comb += low.eq(i)
+            m.d.comb += [
+                cur.eq(Mux(masked, low, group)),
+                issuing.eq(walking & (~masked | (cand != 0))),
+                last_issue.eq(walking & Mux(masked, rest == 0, group == G - 1)),
+                self.walk_masked.eq(walking & masked),
+            ]
+            with m.If(self.cmd.valid & self.cmd.ready):
+                m.d.sync += [masked.eq(sum(self.cmd.payload.op == op
+                                           for op in self._masked_ops).bool()),
+                             rem.eq((1 << G) - 1)]
+            with m.Elif(walking):
+                m.d.sync += rem.eq(rest)
+            with m.If(self.cmd.valid & self.cmd.ready):
+                m.d.sync += first.eq(1)
+            with m.Elif(issuing):
+                m.d.sync += first.eq(0)
+        else:
+            m.d.comb += [cur.eq(group), issuing.eq(walking), first.eq(group == 0),
+                         last_issue.eq(walking & (group == G - 1))]
         m.d.comb += self.cmd.ready.eq(~walking | last_issue)
 
         with m.If(self.cmd.valid & self.cmd.ready):
@@ -229,12 +290,12 @@ class WeightLookup(wiring.Component):
             m.d.sync += group.eq(group + 1)
 
         m.d.comb += [
-            self.issue_valid.eq(walking),
-            self.issue_group.eq(group),
+            self.issue_valid.eq(issuing),
+            self.issue_group.eq(cur),
         ]
         rb_lane = Signal(range(L))
         with m.If(walking):
-            m.d.comb += [rp.addr.eq(base + group), rp.en.eq(reads)]
+            m.d.comb += [rp.addr.eq(base + cur), rp.en.eq(reads & issuing)]
         with m.Else():
             m.d.comb += [rp.addr.eq(_times(self.rb_src, G) + (self.rb_dst // L if L > 1 else self.rb_dst)),
                          rp.en.eq(self.rb_en)]
@@ -244,13 +305,13 @@ class WeightLookup(wiring.Component):
         beat_reads = Signal()
         beat_addr = Signal.like(rp.addr)
         m.d.sync += [
-            beat_reads.eq(walking & reads),
-            beat_addr.eq(base + group),
+            beat_reads.eq(issuing & reads),
+            beat_addr.eq(base + cur),
             self.beat_tag.eq(tag),
-            self.beat_valid.eq(walking),
-            self.beat_group.eq(group),
-            self.beat_first.eq(walking & (group == 0)),
-            self.beat_last.eq(last_issue),
+            self.beat_valid.eq(issuing),
+            self.beat_group.eq(cur),
+            self.beat_first.eq(issuing & first),
+            self.beat_last.eq(issuing & last_issue),
             beat_op.eq(op),
         ]
         m.d.comb += self.beat_op.eq(beat_op)

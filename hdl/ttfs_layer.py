@@ -18,7 +18,7 @@ from spikegate.golden.ttfs_discrete import (QUIET_FACTORS, THETA_BITS, THETA_MAX
                                             WEIGHT_BITS, quiet_horizons, ttfs_widths, z_table)
 from .layouts import RESULT_COUNT_BITS, FireMaskLayout, RowCommandLayout, RowOp, index_bits
 from spikegate.golden.sign_backprop import MAX_LFSR_K
-from .lookup import WeightLookup
+from .lookup import MAX_MASKED_GROUPS, WeightLookup
 from .params import checking
 
 __all__ = ["TTFSLayer", "neuron_state_layout", "PIPELINE_CUTS"]
@@ -64,6 +64,14 @@ class TTFSLayer(wiring.Component):
         (:func:`~spikegate.golden.ttfs_discrete.quiet_horizons`; default
         :data:`~spikegate.golden.ttfs_discrete.QUIET_FACTORS`): each costs a comparator per
         lane; finer factors skip more scans. Results never change.
+    group_wake : bool
+        Per-group quiet horizons (default on): each lane group keeps its own wake step, set
+        from the quiet class of its lanes whenever a pass writes it back, and a ``SCAN`` visits
+        only the groups whose wake is due (no cycle for the others); ``wake`` is their
+        minimum. Costs a wake register and a comparator per group and a minimum tree. Only
+        for 2 to :data:`~spikegate.hdl.lookup.MAX_MASKED_GROUPS` groups: otherwise (and
+        when off) every scan visits every group, with one layer-wide horizon
+        (:attr:`group_wake` tells which). Results never change.
 
     Members
     -------
@@ -84,9 +92,10 @@ class TTFSLayer(wiring.Component):
         Neurons that have not fired and whose ``acc_w`` exceeds ``theta``: only they can
         fire at a later step without new input (a layer with none needs no scan).
     quiet_until : Out
-        No neuron can fire without new input up to this step, as the last pass found
+        No neuron can fire without new input up to this step (``wake - 1`` with
+        ``group_wake``; else as the last pass found
         (:func:`~spikegate.golden.ttfs_discrete.quiet_horizons`): every armed lane had
-        ``2**d * acc_wz > n * z_k * (acc_w - theta)`` after it, for a quiet factor ``n / 2**d``.
+        ``2**d * acc_wz > n * z_k * (acc_w - theta)`` after it, for a quiet factor ``n / 2**d``).
         Scans before then are skipped;
         this changes cycles only, never a result.
     wake : Out
@@ -131,7 +140,7 @@ class TTFSLayer(wiring.Component):
     """
 
     def __init__(self, n_src, n_dst, lanes, theta, config=None, init=None, *, learning=False,
-                 pipeline=0, quiet_factors=QUIET_FACTORS):
+                 pipeline=0, quiet_factors=QUIET_FACTORS, group_wake=True):
         config = config or DiscreteConfig()
         with checking(self):
             quiet_horizons(DiscreteConfig(timesteps=2), quiet_factors)    # checks the factors
@@ -145,7 +154,11 @@ class TTFSLayer(wiring.Component):
         self._pipeline = int(pipeline)
         self._cuts = PIPELINE_CUTS[self._pipeline]
         self._quiet_factors = tuple((int(n), int(d)) for n, d in quiet_factors)
-        self._lookup = WeightLookup(n_src, n_dst, lanes, init, tag_bits=config.step_bits)
+        sized = all(isinstance(v, (int, np.integer)) and v >= 1 for v in (n_dst, lanes))
+        groups = -(-n_dst // lanes) if sized else 0
+        self._group_wake = bool(group_wake) and 2 <= groups <= MAX_MASKED_GROUPS
+        self._lookup = WeightLookup(n_src, n_dst, lanes, init, tag_bits=config.step_bits,
+                                    masked_ops=(RowOp.SCAN,) if self._group_wake else ())
         self._theta = int(theta)
         self._config = config
         self._widths = ttfs_widths(n_src, THETA_MAX, config)
@@ -230,6 +243,11 @@ class TTFSLayer(wiring.Component):
     def pipeline(self):
         return self._pipeline
 
+    @property
+    def group_wake(self):
+        """Whether the per-group quiet horizons are built (see the parameters)."""
+        return self._group_wake
+
     def elaborate(self, platform):
         m = Module()
         lk = self._lookup
@@ -249,17 +267,29 @@ class TTFSLayer(wiring.Component):
         # Rows reach the same lane group every ``G`` cycles. The state written ``wdist``
         # cycles after a beat is forwarded to a beat read one cycle before the write; rows
         # closer than that (``G < wdist``) are spaced out by idle cycles.
+        # Masked scans (``group_wake``) read the group wakes, so they start only when no pass
+        # is in flight; they can revisit a group one cycle after the pass before it, so with
+        # ``wdist >= 2`` nothing starts while one is issuing.
         m.d.comb += [lk.cmd.payload.eq(self.cmd.payload)]
+        gates = []
         if G < wdist:
             since = Signal(range(wdist + 1), init=wdist)
             gate = Signal()
             m.d.comb += gate.eq(since >= wdist)
-            m.d.comb += [lk.cmd.valid.eq(self.cmd.valid & gate),
-                         self.cmd.ready.eq(lk.cmd.ready & gate)]
+            gates.append(gate)
             with m.If(lk.cmd.valid & lk.cmd.ready):
                 m.d.sync += since.eq(1)
             with m.Elif(~gate):
                 m.d.sync += since.eq(since + 1)
+        if self._group_wake:
+            mgate = Signal()
+            m.d.comb += mgate.eq(~((self.cmd.payload.op == RowOp.SCAN) & self.busy) &
+                                 (~lk.walk_masked if wdist >= 2 else 1))
+            gates.append(mgate)
+        if gates:
+            gate = Cat(*gates).all()
+            m.d.comb += [lk.cmd.valid.eq(self.cmd.valid & gate),
+                         self.cmd.ready.eq(lk.cmd.ready & gate)]
         else:
             m.d.comb += [lk.cmd.valid.eq(self.cmd.valid), self.cmd.ready.eq(lk.cmd.ready)]
 
@@ -442,33 +472,36 @@ class TTFSLayer(wiring.Component):
                 nxt.append(mn)
             level = nxt + level[len(level) - len(level) % 2:]
         beat_min = level[0]
-        pass_min = Signal(range(len(factors) + 1))
-        cur_min = Signal.like(pass_min)
-        m.d.comb += cur_min.eq(Mux(c3["first"] | (beat_min < pass_min), beat_min, pass_min))
-        # ``armed`` and ``quiet_until`` change here only; ``wake`` follows them.
-        next_until = Signal.like(self.quiet_until)
-        until1 = Signal.like(self.wake, init=1)      # quiet_until + 1
-        next_until1 = Signal.like(self.wake)
         next_armed = Signal.like(self.armed)
-        m.d.comb += [next_until.eq(self.quiet_until), next_until1.eq(until1),
-                     next_armed.eq(self.armed)]
-        with m.If(c3_state):
-            m.d.sync += pass_min.eq(cur_min)
-            with m.If(c3["last"]):
-                m.d.comb += [next_until.eq(until_opts[cur_min]), next_until1.eq(wake_opts[cur_min])]
-        with m.Elif(c3_clear):
-            m.d.comb += [next_until.eq(0), next_until1.eq(1)]
+        if self._group_wake:
+            self._elaborate_group_wake(m, c3, c3_state, c3_clear, beat_min, wake_opts)
+        else:
+            pass_min = Signal(range(len(factors) + 1))
+            cur_min = Signal.like(pass_min)
+            m.d.comb += cur_min.eq(Mux(c3["first"] | (beat_min < pass_min), beat_min, pass_min))
+            # ``armed`` and ``quiet_until`` change here only; ``wake`` follows them.
+            next_until = Signal.like(self.quiet_until)
+            until1 = Signal.like(self.wake, init=1)      # quiet_until + 1
+            next_until1 = Signal.like(self.wake)
+            m.d.comb += [next_until.eq(self.quiet_until), next_until1.eq(until1)]
+            with m.If(c3_state):
+                m.d.sync += pass_min.eq(cur_min)
+                with m.If(c3["last"]):
+                    m.d.comb += [next_until.eq(until_opts[cur_min]),
+                                 next_until1.eq(wake_opts[cur_min])]
+            with m.Elif(c3_clear):
+                m.d.comb += [next_until.eq(0), next_until1.eq(1)]
+            m.d.sync += [self.quiet_until.eq(next_until), until1.eq(next_until1),
+                         self.wake.eq(Mux(next_armed != 0, next_until1, cfg.timesteps))]
 
         n_before = sum(c3[f"was_armed{l}"] for l in range(L))
         n_after = sum(c3[f"armed_after{l}"] for l in range(L))
+        m.d.comb += next_armed.eq(self.armed)
         with m.If(c3_clear):
             m.d.comb += next_armed.eq(0)
         with m.Elif(c3_state):
             m.d.comb += next_armed.eq(self.armed + n_after - n_before)
-        m.d.sync += [self.quiet_until.eq(next_until), self.armed.eq(next_armed),
-                     self.armed_any.eq(next_armed != 0),
-                     until1.eq(next_until1),
-                     self.wake.eq(Mux(next_armed != 0, next_until1, cfg.timesteps))]
+        m.d.sync += [self.armed.eq(next_armed), self.armed_any.eq(next_armed != 0)]
 
         # Trace port.
         trace_lane = Signal(range(L))
@@ -476,6 +509,38 @@ class TTFSLayer(wiring.Component):
         m.d.sync += trace_lane.eq(self.trace_addr % L if L > 1 else 0)
         m.d.comb += self.trace_step.eq(Array(tp.data[l].step for l in range(L))[trace_lane])
         return m
+
+    def _elaborate_group_wake(self, m, c3, c3_state, c3_clear, beat_min, wake_opts):
+        """Per-group quiet horizons: a wake step per lane group (``timesteps`` = none of its
+        lanes is armed), written with the group's state; the groups due at ``step`` enable a
+        masked ``SCAN``; ``wake`` is the minimum over the groups."""
+        lk = self._lookup
+        L, G = lk.lanes, lk.groups
+        T = self._config.timesteps
+        gwake = [Signal(range(T + 1), init=T, name=f"group_wake{g}") for g in range(G)]
+        opt = Signal.like(self.wake)
+        new = Signal(range(T + 1))
+        group_armed = Cat(*(c3[f"armed_after{l}"] for l in range(L))).any()
+        m.d.comb += [opt.eq(wake_opts[beat_min]),
+                     new.eq(Mux(~group_armed | (opt >= T), T, opt))]
+        for g in range(G):
+            with m.If(c3["group"] == g):
+                with m.If(c3_clear):
+                    m.d.sync += gwake[g].eq(T)
+                with m.Elif(c3_state):
+                    m.d.sync += gwake[g].eq(new)
+            m.d.comb += lk.group_en[g].eq(gwake[g] <= self.step)
+        # The minimum as a tree of signals (see the quiet class minimum).
+        level = gwake
+        while len(level) > 1:
+            nxt = []
+            for i in range(0, len(level) - 1, 2):
+                a, b = level[i], level[i + 1]
+                mn = Signal.like(a, name=f"wake_min{len(level)}_{i}")
+                m.d.comb += mn.eq(Mux(b < a, b, a))
+                nxt.append(mn)
+            level = nxt + level[len(level) - len(level) % 2:]
+        m.d.comb += [self.wake.eq(level[0]), self.quiet_until.eq(level[0] - 1)]
 
     def _elaborate_learning(self, m, st, last_lanes):
         lk = self._lookup

@@ -322,3 +322,36 @@ def test_accumulators_at_their_limits(w0):
     images = [np.full(n, cfg.timesteps - 2, np.int32), np.zeros(n, np.int32)]
     results, traces = run_images(net, images, 16)
     check_against_golden(net, images, results, traces, f"limits, weights {w0}")
+
+
+# Per-group quiet horizons against the layer-wide one: the same results, fewer cycles. Lanes 1
+# (many groups), 4, and pipeline 3 (masked scans may not revisit a group on the next cycle).
+@pytest.mark.parametrize("lanes, pipeline", [(1, 0), (4, 0), (1, 3)])
+def test_group_wake_changes_only_cycles(lanes, pipeline):
+    seed = 600 + lanes + pipeline
+    net, images = random_case(seed, (20, 12, 5))
+    context = f"seed {seed}, lanes {lanes}, pipeline {pipeline}"
+    on, traces = run_images(net, images, lanes, pipeline=pipeline, group_wake=True)
+    check_against_golden(net, images, on, traces, context + ", group wake")
+    off, _ = run_images(net, images, lanes, pipeline=pipeline, trace=False, group_wake=False)
+    for a, b in zip(on, off):
+        a = dict(a); b = dict(b)
+        assert a.pop("cycles") > 0
+        b.pop("cycles")
+        assert a == b, context
+    c_on = sum(r["cycles"] for r in on)
+    c_off = sum(r["cycles"] for r in off)
+    assert c_on < c_off, f"{context}: group wake {c_on} cycles, layer-wide {c_off}"
+
+
+def test_group_wake_limits():
+    # Built for 2 to MAX_MASKED_GROUPS lane groups, else the layer-wide horizon.
+    from amaranth.back import rtlil
+    from spikegate.hdl.lookup import MAX_MASKED_GROUPS
+    assert MAX_MASKED_GROUPS == 32
+    for args, kwargs, expect in [(((8, 32, 33, 4), [10, 10, 10], (1, 1, 4)), {}, [True, False, False]),
+                                 (((8, 20, 3), [10, 10], 4), {}, [True, False]),
+                                 (((8, 20, 3), [10, 10], 1), {"group_wake": False}, [False, False])]:
+        dut = TTFSClassifier(*args, **kwargs)
+        assert [layer.group_wake for layer in dut.layers] == expect, args
+        rtlil.convert(dut)      # and each elaborates
