@@ -28,10 +28,22 @@ from .toolchain import apply_yowasp_env
 
 __all__ = ["SynthReport", "SynthError", "TimingError", "synthesize", "parse_log",
            "parse_report", "ClassifierShim", "make_design", "BOARDS", "format_markdown",
-           "format_table", "write_reports"]
+           "format_table", "write_reports", "classifier_options"]
 
 #: Boards :func:`make_design` knows.
 BOARDS = ("icebreaker", "ulx3s")
+
+
+def classifier_options(board):
+    """The classifier options (``pipeline``, ``quiet_factors``) the board top of ``board``
+    builds with: what a simulation needs to give the board's cycles per classification."""
+    if board == "icebreaker":
+        from .icebreaker import ICE40_OPTIONS
+        return dict(ICE40_OPTIONS)
+    if board == "ulx3s":
+        from .top import BOARD_PIPELINE, BOARD_QUIET_FACTORS
+        return {"pipeline": BOARD_PIPELINE, "quiet_factors": BOARD_QUIET_FACTORS}
+    raise ValueError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
 
 _NAME = "top"
 

@@ -116,13 +116,11 @@ def _digits_model(out, epochs):
 
 def _cycles(net, steps, lanes, board, y=None):
     """Mean / max cycles per classification in Verilator, and whether the decisions match golden."""
-    from spikegate.boards.icebreaker import ICE40_OPTIONS
-    from spikegate.boards.top import BOARD_PIPELINE, BOARD_QUIET_FACTORS
+    from spikegate.boards.synth import classifier_options
     from spikegate.sim.ttfs_run import simulate_hardware
     # The classifier as the board top builds it (its neuron pipeline and quiet factors); the
     # weight memory's kind (block RAM here, SPRAM on the board) changes no cycle.
-    options = ICE40_OPTIONS if board.startswith("icebreaker") else \
-        {"pipeline": BOARD_PIPELINE, "quiet_factors": BOARD_QUIET_FACTORS}
+    options = classifier_options("icebreaker" if board.startswith("icebreaker") else "ulx3s")
     hw = simulate_hardware(net, steps, lanes, trace=False, **options)
     g = simulate(net, steps)
     agree = bool(np.array_equal(hw.decision, g.decision))

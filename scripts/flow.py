@@ -183,6 +183,19 @@ class Flow:
         design, platform = make_design(self.board, model.network(), self.board_lanes)
         report = synthesize(design, platform, self.out / "synth-build", check_timing=False)
         d = report.to_dict()
+        # The board's own cycles per classification: its lanes and classifier options, which
+        # may differ from the sim stage's (the UP5K has 8 DSPs: lanes (3, 1) for digits).
+        from spikegate.boards.synth import classifier_options
+        from spikegate.sim.ttfs_run import simulate_hardware
+        lanes = design.lanes
+        x, _ = self.sample()
+        _log(f"== synth: {self.board} cycles per classification (lanes {lanes}) in Verilator")
+        hw = simulate_hardware(model.network(), model.encode(x), lanes, trace=False,
+                               **classifier_options(self.board))
+        d["board_classifier"] = {
+            "lanes": list(lanes) if not isinstance(lanes, int) else lanes,
+            "cycles_mean": float(hw.cycles.mean()), "cycles_median": float(np.median(hw.cycles)),
+            "images": len(x)}
         path.write_text(json.dumps(d, indent=1))
         self._done("synth", path, key, t0)
         return d
