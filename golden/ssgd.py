@@ -295,9 +295,78 @@ class ActiveSet:
 
 
 # One correction pair (below) costs about as much as this many multiply-adds of a BLAS
-# product (float32, one core here): it only steers which rows _weight_plan merges, never
-# the result.
+# product (float32, one core here): it only steers which rows are merged, never the result.
 _PAIR_COST = 500
+
+
+def _sort_events(key, n_keys):
+    """Stable order of event keys ``b * T + s`` (a radix sort when they fit 16 bits)."""
+    return np.argsort(key.astype(np.uint16) if n_keys <= 1 << 16 else key, kind="stable")
+
+
+def _merge_rows(act, batch, n_steps, ev_key, limit, merge=True):
+    """Choose anchor rows of ``act`` and list the correction pairs (see :class:`WeightPlan`).
+
+    ``ev_key`` (sorted) holds ``b * T + s`` of the events that stand between a row and an
+    earlier row of its sample: merging row ``(t, b)`` into anchor ``(t_a, b)`` costs one
+    pair per active entry of the row and event of sample ``b`` with ``t_a <= s < t``. A row
+    is merged when that count is at most ``limit``; each sample's first row is an anchor.
+
+    Returns ``(anchors, row_apos, row_dt, pair_ent, pair_ev, pair_dt)``: the anchor rows
+    (indices into ``act.urows``, increasing), per row its anchor's position in ``anchors``
+    and ``t - t_a``, per pair its active entry, its event (index into ``ev_key``) and
+    ``t - 1 - s``.
+    """
+    u = len(act.urows)
+    i64 = np.zeros(0, dtype=np.int64)
+    t, b = np.divmod(act.urows, batch)
+    e = np.bincount(act.row_pos, minlength=u)
+    order = np.lexsort((t, b))                              # rows by (sample, step)
+    ts, bs, es = t[order], b[order], e[order]
+    a = np.arange(u)
+    merged = np.zeros(u, dtype=bool)
+    if merge and u > 1:
+        def n_events(t0, t1):                               # events of bs in [t0, t1)
+            return (np.searchsorted(ev_key, bs * n_steps + t1)
+                    - np.searchsorted(ev_key, bs * n_steps + t0))
+
+        merged[1:] = bs[1:] == bs[:-1]
+        prev = np.concatenate(([0], ts[:-1]))
+        merged &= es * n_events(prev, ts) <= limit
+        while True:                                         # un-merging only moves anchors
+            a = np.maximum.accumulate(np.where(merged, 0, np.arange(u)))
+            keep = merged & (es * n_events(ts[a], ts) <= limit)
+            if np.array_equal(keep, merged):
+                break
+            merged = keep
+    is_anchor = np.zeros(u, dtype=bool)
+    is_anchor[order[~merged]] = True
+    anchors = np.flatnonzero(is_anchor)
+    apos = np.cumsum(is_anchor) - 1                         # anchor row -> position
+    row_apos = np.empty(u, dtype=np.int64)
+    row_apos[order] = apos[order[a]]
+    row_dt = np.empty(u, dtype=np.int64)
+    row_dt[order] = ts - ts[a]
+    pair_ent, pair_ev, pair_dt = i64, i64, i64
+    m = np.flatnonzero(merged)
+    if len(m):
+        lo = np.searchsorted(ev_key, bs[m] * n_steps + ts[a[m]])
+        hi = np.searchsorted(ev_key, bs[m] * n_steps + ts[m])
+        er = es[m]
+        n_pairs = (hi - lo) * er
+        total = int(n_pairs.sum())
+        if total:
+            ent0 = np.cumsum(e) - e                         # first entry of each row
+            rid = np.repeat(np.arange(len(m)), n_pairs)
+            off = np.arange(total) - np.repeat(np.cumsum(n_pairs) - n_pairs, n_pairs)
+            pair_ev = lo[rid] + off // er[rid]
+            pair_ent = ent0[order[m]][rid] + off % er[rid]
+            pair_dt = ts[m][rid] - 1 - ev_key[pair_ev] % n_steps
+    return anchors, row_apos, row_dt, pair_ent, pair_ev, pair_dt
+
+
+def _beta_pow(beta, k, dtype):
+    return np.power(beta, np.asarray(k, dtype=np.float64)).astype(dtype)
 
 
 @dataclass
@@ -311,7 +380,7 @@ class WeightPlan:
     events of sample ``b`` between the two steps enter as scalar corrections
     ``dW[i, j] += beta**(t-1-s) x[s, b, i] dV[t, b, j]``, one per (event, active entry)
     pair. Exact: the same sum, regrouped. A row is merged when its pairs cost less than its
-    row of the product (``_PAIR_COST``).
+    row of the product (``_PAIR_COST``); the trace is kept at the anchors only.
 
     Members
     -------
@@ -331,8 +400,7 @@ class WeightPlan:
 
     @property
     def nbytes(self):
-        return sum(a.nbytes for a in (self.anchors, self.ent_flat, self.ent_coef,
-                                      self.pair_ent, self.pair_flat, self.pair_coef))
+        return sum(a.nbytes for a in vars(self).values())
 
 
 def _weight_plan(act, x, beta, n_out, times=None, pair_cost=None, merge=True):
@@ -341,20 +409,10 @@ def _weight_plan(act, x, beta, n_out, times=None, pair_cost=None, merge=True):
     from (the events are read from them, not from the raster); ``merge=False`` keeps every
     row as its own anchor."""
     T, B, n_in = x.shape
-    u = len(act.urows)
     dt = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float64)
-    i64 = np.zeros(0, dtype=np.int64)
-    if u == 0:
-        return WeightPlan(i64, i64, np.zeros(0, dt), i64, i64, np.zeros(0, dt))
-    t, b = np.divmod(act.urows, B)
-    e = np.bincount(act.row_pos, minlength=u)
-    ent0 = np.cumsum(e) - e                                 # first entry of each row
-    order = np.lexsort((t, b))                              # rows by (sample, step)
-    ts, bs, es = t[order], b[order], e[order]
-    a = np.arange(u)
-    if merge and u > 1:
+    if len(act.urows) and merge:
         # input events before the last active step, sorted by (sample, step)
-        stop = int(t[-1])
+        stop = int(act.urows[-1] // B)
         if times is None:
             flat = np.flatnonzero(x[:stop] != 0)
             ev_s, rem = np.divmod(flat, B * n_in)
@@ -364,55 +422,67 @@ def _weight_plan(act, x, beta, n_out, times=None, pair_cost=None, merge=True):
             ev_s = times[ev_b, ev_i].astype(np.int64)
             flat = (ev_s * B + ev_b) * n_in + ev_i
         ev_key = ev_b * T + ev_s
-        o = np.argsort(ev_key.astype(np.uint16) if B * T <= 1 << 16 else ev_key,
-                       kind="stable")                       # radix sort when it fits
-        ev_key, ev_s, ev_i, flat = ev_key[o], ev_s[o], ev_i[o], flat[o]
-
-        def n_events(t0, t1):                               # events of bs in [t0, t1)
-            return (np.searchsorted(ev_key, bs * T + t1)
-                    - np.searchsorted(ev_key, bs * T + t0))
-
-        limit = n_in * n_out / (_PAIR_COST if pair_cost is None else pair_cost)
-        same = np.zeros(u, dtype=bool)
-        same[1:] = bs[1:] == bs[:-1]
-        prev = np.concatenate(([0], ts[:-1]))
-        merged = same & (es * n_events(prev, ts) <= limit)
-        while True:                                         # un-merging only moves anchors
-            a = np.maximum.accumulate(np.where(merged, 0, np.arange(u)))
-            keep = merged & (es * n_events(ts[a], ts) <= limit)
-            if np.array_equal(keep, merged):
-                break
-            merged = keep
+        o = _sort_events(ev_key, B * T)
+        ev_key, ev_i, flat = ev_key[o], ev_i[o], flat[o]
     else:
-        merged = np.zeros(u, dtype=bool)
-    is_anchor = np.zeros(u, dtype=bool)
-    is_anchor[order[~merged]] = True
-    anchors = np.flatnonzero(is_anchor)
-    apos = np.cumsum(is_anchor) - 1                         # anchor row -> position
-    row_apos = np.empty(u, dtype=np.int64)
-    row_apos[order] = apos[order[a]]
-    row_dt = np.empty(u, dtype=np.int64)
-    row_dt[order] = ts - ts[a]
-    row_coef = np.power(beta, row_dt.astype(np.float64)).astype(dt)
-    ent_flat = row_apos[act.row_pos] * n_out + act.j
-    ent_coef = row_coef[act.row_pos]
-    m = np.flatnonzero(merged)
-    pair_ent, pair_flat, pair_coef = i64, i64, np.zeros(0, dt)
-    if len(m):
-        lo = np.searchsorted(ev_key, bs[m] * T + ts[a[m]])
-        hi = np.searchsorted(ev_key, bs[m] * T + ts[m])
-        er = es[m]
-        n_pairs = (hi - lo) * er
-        total = int(n_pairs.sum())
-        if total:
-            rid = np.repeat(np.arange(len(m)), n_pairs)
-            off = np.arange(total) - np.repeat(np.cumsum(n_pairs) - n_pairs, n_pairs)
-            ev = lo[rid] + off // er[rid]
-            pair_ent = ent0[order[m]][rid] + off % er[rid]
-            pair_flat = ev_i[ev] * n_out + act.j[pair_ent]
-            pair_coef = (np.power(beta, (ts[m][rid] - 1 - ev_s[ev]).astype(np.float64))
-                         * x.reshape(-1)[flat[ev]]).astype(dt)
-    return WeightPlan(anchors, ent_flat, ent_coef, pair_ent, pair_flat, pair_coef)
+        ev_key = ev_i = flat = np.zeros(0, dtype=np.int64)
+    limit = n_in * n_out / (_PAIR_COST if pair_cost is None else pair_cost)
+    anchors, row_apos, row_dt, pair_ent, pair_ev, pair_dt = _merge_rows(
+        act, B, T, ev_key, limit, merge)
+    return WeightPlan(anchors, row_apos[act.row_pos] * n_out + act.j,
+                      _beta_pow(beta, row_dt, dt)[act.row_pos],
+                      pair_ent, ev_i[pair_ev] * n_out + act.j[pair_ent],
+                      _beta_pow(beta, pair_dt, dt) * x.reshape(-1)[flat[pair_ev]])
+
+
+@dataclass
+class PropagationPlan:
+    """How :func:`_gradient_below` sends a layer's ``dV`` to the layer below: anchor rows.
+
+    ``Delta[t] = sum_{t' > t} beta**(t'-1-t) dV[t']`` is read at the layer below's active
+    entries. A row ``(t, b)`` of ``dV`` moved to an earlier row ``(t_a, b)`` of the same
+    sample still reaches every read before ``t_a``; the reads of sample ``b`` at steps
+    ``t_a <= s < t`` get it as scalar corrections
+    ``g[s, b, i] += beta**(t-1-s) W[i, j] dV[t, b, j]``, one per (entry below, active
+    entry) pair. Exact, like :class:`WeightPlan`, whose layout it shares; ``ent_coef`` is
+    ``beta**t`` (the running sum's scaling, see :func:`_gradient_below`).
+
+    Members: ``anchors``, ``ent_flat``, ``ent_coef`` as in :class:`WeightPlan`;
+    ``pair_ent`` (active entry), ``pair_below`` (entry of the layer below),
+    ``pair_w`` (``i * N + j`` into ``W``), ``pair_coef`` (``beta**(t-1-s)``).
+    """
+    anchors: np.ndarray
+    ent_flat: np.ndarray
+    ent_coef: np.ndarray
+    pair_ent: np.ndarray
+    pair_below: np.ndarray
+    pair_w: np.ndarray
+    pair_coef: np.ndarray
+
+    @property
+    def nbytes(self):
+        return sum(a.nbytes for a in vars(self).values())
+
+
+def _propagation_plan(act, below, batch, n_steps, beta, n_in, n_out, dtype, pair_cost=None,
+                      merge=True):
+    """The :class:`PropagationPlan` of a layer (``act``) over the layer below (``below``)."""
+    if merge and len(act.urows):
+        t_e, b_e = np.divmod(below.rows, batch)
+        key = b_e * n_steps + t_e
+        o = _sort_events(key, batch * n_steps)
+        ev_key = key[o]
+    else:
+        o = ev_key = np.zeros(0, dtype=np.int64)
+    limit = n_in * n_out / (_PAIR_COST if pair_cost is None else pair_cost)
+    anchors, row_apos, _, pair_ent, pair_ev, pair_dt = _merge_rows(
+        act, batch, n_steps, ev_key, limit, merge)
+    t_row = act.urows // batch
+    pair_below = o[pair_ev]
+    return PropagationPlan(anchors, row_apos[act.row_pos] * n_out + act.j,
+                           _beta_pow(beta, t_row, dtype)[act.row_pos],
+                           pair_ent, pair_below, below.j[pair_below] * n_out + act.j[pair_ent],
+                           _beta_pow(beta, pair_dt, dtype))
 
 
 @dataclass
@@ -433,6 +503,7 @@ class LayerCache:
     trace_rows: np.ndarray = None
     trace_cols: np.ndarray = None
     plan: WeightPlan = None
+    prop: PropagationPlan = None
     n_active: int = 0
 
     def saved_nbytes(self):
@@ -443,8 +514,9 @@ class LayerCache:
                 n += a.nbytes
         if self.active is not None:
             n += self.active.nbytes
-        if self.plan is not None:
-            n += self.plan.nbytes
+        for p in (self.plan, self.prop):
+            if p is not None:
+                n += p.nbytes
         return n
 
 
@@ -583,6 +655,10 @@ def forward(params, x, cfg, mode="dense", spike_fn=None, merge=True):
             cache.active = act
             cache.plan = _weight_plan(act, h_in, cfg.beta, w.shape[1],
                                       times=times if li == 0 else None, merge=merge)
+            if li > 0:
+                cache.prop = _propagation_plan(act, layers[li - 1].active, x.shape[1],
+                                               cfg.n_steps, cfg.beta, w.shape[0], w.shape[1],
+                                               dtype, merge=merge)
             rows = input_trace(h_in, cfg.beta, act.urows[cache.plan.anchors], dtype)
             cols = np.flatnonzero(rows.any(axis=0))
             if len(cols) < rows.shape[1]:
@@ -745,7 +821,7 @@ def dense_backward(params, fwd, labels, cfg, active_only=False):
 PROPAGATIONS = ("auto", "project", "scan")
 
 
-def _gradient_below(act, dv, below, w, batch, n_steps, beta, propagate="auto"):
+def _gradient_below(act, dv, below, w, batch, n_steps, beta, propagate="auto", plan=None):
     """Gradient of the loss w.r.t. the spikes of the layer below, at *its* active entries.
 
     ``g[t, b, i] = sum_j W[i, j] Delta[t, b, j]`` with
@@ -762,7 +838,8 @@ def _gradient_below(act, dv, below, w, batch, n_steps, beta, propagate="auto"):
 
     * ``"project"``: ``X = Y W^T`` over ``act``'s rows first (the sum is linear, so it
       commutes with ``W^T``), the running sum in width ``n_in``, and ``below``'s entries
-      read straight out of it: a product over ``act``'s rows.
+      read straight out of it: a product over ``act``'s rows, or over the anchor rows of
+      ``plan`` (a :class:`PropagationPlan`) plus its scalar corrections.
     * ``"scan"``: the running sum of ``Y`` (width ``N``) gives ``Delta`` at ``below``'s
       rows, then ``Delta W^T``: a product over ``below``'s rows.
 
@@ -780,23 +857,33 @@ def _gradient_below(act, dv, below, w, batch, n_steps, beta, propagate="auto"):
     if t_hi <= t_lo:
         return g
     steps = np.arange(t_lo, t_hi + 2) * batch
-    a_cut = np.searchsorted(act.urows, steps)               # act rows of each step
     q_cut = np.searchsorted(below.urows, steps)             # below rows of each step
-    b_act = act.urows % batch
-    b_q = below.urows % batch
-    t_row = act.urows // batch
-    y = np.zeros((len(act.urows), N), dtype=dt)
-    y[act.row_pos, act.j] = dv * np.power(beta, t_row.astype(np.float64)).astype(dt)[act.row_pos]
+    n_src = len(act.urows) if plan is None else len(plan.anchors)
     if propagate == "auto":
-        propagate = "project" if len(act.urows) <= q_cut[-1] else "scan"
-    width = n_in if propagate == "project" else N
-    src = y @ w.T if propagate == "project" else y
-    state = np.zeros((batch, width), dtype=dt)
+        propagate = "project" if n_src <= q_cut[-1] else "scan"
     if propagate == "project":
+        if plan is None:
+            src_rows = act.urows
+            y = np.zeros((len(src_rows), N), dtype=dt)
+            y[act.row_pos, act.j] = dv * _beta_pow(beta, act.urows // batch, dt)[act.row_pos]
+        else:
+            src_rows = act.urows[plan.anchors]
+            y = np.bincount(plan.ent_flat, weights=plan.ent_coef * dv,
+                            minlength=n_src * N).astype(dt).reshape(n_src, N)
+        src = y @ w.T                                       # (rows, n_in)
+        width = n_in
         e_cut = np.searchsorted(below.rows, steps)          # below entries of each step
         b_e = below.rows % batch
     else:
+        src_rows = act.urows
+        src = np.zeros((len(src_rows), N), dtype=dt)
+        src[act.row_pos, act.j] = dv * _beta_pow(beta, act.urows // batch, dt)[act.row_pos]
+        width = N
+        b_q = below.urows % batch
         delta = np.zeros((int(q_cut[-1]), N), dtype=dt)
+    a_cut = np.searchsorted(src_rows, steps)                # source rows of each step
+    b_src = src_rows % batch
+    state = np.zeros((batch, width), dtype=dt)
     for k in range(t_hi - t_lo, -1, -1):                    # step t = t_lo + k
         scale = dt.type(beta ** (-1.0 - (t_lo + k)))
         if propagate == "project":
@@ -809,11 +896,14 @@ def _gradient_below(act, dv, below, w, batch, n_steps, beta, propagate="auto"):
                 np.multiply(state[b_q[q0:q1]], scale, out=delta[q0:q1])
         a0, a1 = a_cut[k], a_cut[k + 1]
         if a1 > a0:
-            state[b_act[a0:a1]] += src[a0:a1]
-    if propagate == "scan" and len(delta):
+            state[b_src[a0:a1]] += src[a0:a1]
+    if propagate == "scan":
         n_e = int(np.searchsorted(below.rows, (t_hi + 1) * batch))
         g_rows = delta @ w.T                                # (rows of below, n_in)
         g[:n_e] = g_rows[below.row_pos[:n_e], below.j[:n_e]]
+    elif plan is not None and len(plan.pair_ent):
+        g += np.bincount(plan.pair_below, minlength=len(below),
+                         weights=plan.pair_coef * dv[plan.pair_ent] * w.reshape(-1)[plan.pair_w])
     return g
 
 
@@ -891,7 +981,7 @@ def sparse_backward(params, fwd, labels, cfg, *, propagate="auto"):
                                      minlength=w.size).reshape(w.shape)
         if li > 0:
             g = _gradient_below(act, dv, fwd.layers[li - 1].active, w, B, T, cfg.beta,
-                                propagate)
+                                propagate, cache.prop)
         layer_times[li] = time.perf_counter() - t0
     return Gradients(grads, loss, reg_total, layer_times, readout_time)
 
