@@ -139,6 +139,75 @@ def test_sparse_equals_dense_restricted_to_active_entries(seed):
     assert diff > 0, f"seed {seed}: the band dropped nothing, the test proves nothing"
 
 
+@pytest.mark.parametrize("pair_cost", [1e-9, 1e9])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_merged_rows_are_exact(monkeypatch, seed, pair_cost):
+    """Anchor rows with scalar corrections (WeightPlan, PropagationPlan) regroup the same
+    sums: the gradient equals masked dense BPTT whether every later row of a sample is
+    merged (tiny pair cost) or only rows with no event in between (huge pair cost), for
+    both propagation orders, and equals the unmerged sparse pass."""
+    monkeypatch.setattr(S, "_PAIR_COST", pair_cost)
+    cfg, params, times, y = _problem(seed, [20, 30, 25, 4], n_steps=40, b_th=0.3,
+                                     weight_multiplier=40.0)
+    fs = S.forward(params, times, cfg, "sparse")
+    for li, c in enumerate(fs.layers):
+        plans = [c.plan] + ([c.prop] if li else [])
+        for p in plans:
+            assert len(p.anchors) < len(c.active.urows), f"seed {seed}: layer {li} merged nothing"
+            if pair_cost < 1:
+                assert len(p.pair_ent), f"seed {seed}: layer {li}: no corrections to test"
+            else:
+                assert not len(p.pair_ent), f"seed {seed}: layer {li}: {len(p.pair_ent)} pairs"
+    gm = S.dense_backward(params, S.forward(params, times, cfg, "dense"), y, cfg,
+                          active_only=True)
+    fu = S.forward(params, times, cfg, "sparse", merge=False)
+    assert all(len(c.plan.anchors) == len(c.active.urows) and not len(c.plan.pair_ent)
+               for c in fu.layers)
+    gu = S.sparse_backward(params, fu, y, cfg)
+    _assert_grads_close(gm.grads, gu.grads, 1e-12, "unmerged sparse vs masked dense", seed)
+    for propagate in S.PROPAGATIONS:
+        gs = S.sparse_backward(params, fs, y, cfg, propagate=propagate)
+        _assert_grads_close(gm.grads, gs.grads, 1e-12,
+                            f"merged sparse ({propagate}, pair cost {pair_cost}) vs masked dense",
+                            seed)
+
+
+def test_plan_events_from_times_and_raster_agree(monkeypatch):
+    """The first layer's events come from the spike steps when the input is given as steps,
+    from the raster otherwise: the same plan and gradient."""
+    monkeypatch.setattr(S, "_PAIR_COST", 1e-9)
+    seed = 8
+    cfg, params, times, y = _problem(seed, [20, 30, 25, 4], n_steps=40, b_th=0.3,
+                                     weight_multiplier=40.0)
+    ft = S.forward(params, times, cfg, "sparse")
+    fr = S.forward(params, S.spike_raster(times, cfg.n_steps, np.float64), cfg, "sparse")
+    pt, pr = ft.layers[0].plan, fr.layers[0].plan
+    assert len(pt.pair_ent), f"seed {seed}: no corrections"
+    for name in ("anchors", "ent_flat", "ent_coef", "pair_ent", "pair_flat", "pair_coef"):
+        np.testing.assert_array_equal(getattr(pt, name), getattr(pr, name), err_msg=name)
+    gt = S.sparse_backward(params, ft, y, cfg)
+    gr = S.sparse_backward(params, fr, y, cfg)
+    for a, b in zip(gt.grads, gr.grads):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sparse_backward_with_no_active_entries():
+    """A band too narrow to catch any membrane: hidden gradients are zero (as masked dense
+    BPTT says), the readout gradient is unchanged."""
+    seed = 4
+    cfg, params, times, y = _problem(seed, [20, 30, 25, 4], n_steps=40, b_th=1e-12)
+    fs = S.forward(params, times, cfg, "sparse")
+    assert all(len(c.active) == 0 for c in fs.layers), f"seed {seed}"
+    fd = S.forward(params, times, cfg, "dense")
+    gm = S.dense_backward(params, fd, y, cfg, active_only=True)
+    assert np.abs(gm.grads[-1]).max() > 0, f"seed {seed}: trivial readout gradient"
+    for propagate in S.PROPAGATIONS:
+        gs = S.sparse_backward(params, fs, y, cfg, propagate=propagate)
+        for li, (a, b) in enumerate(zip(gm.grads, gs.grads)):
+            assert a.shape == b.shape and np.array_equal(a, b), f"seed {seed}: W{li + 1}"
+        assert all(np.all(g == 0) for g in gs.grads[:-1])
+
+
 def test_sparse_backward_skips_silent_inputs():
     """Inputs that never spike before an active row are left out of the kept trace
     (``trace_cols``); their rows of dW are zero, the rest still match masked dense BPTT."""
