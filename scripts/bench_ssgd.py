@@ -73,8 +73,14 @@ def _ab_measure(params, times, labels, cfg, n_batches, seed, repeats):
                 r["l2"].append(g.layer_times[-1])
                 grads[mode] = g.grads
                 if mode == "sparse":
-                    rows.append([len(c.active.urows) / (c.spikes.shape[0] * c.spikes.shape[1])
-                                 for c in f.layers])
+                    n_rows = f.layers[0].spikes.shape[0] * f.layers[0].spikes.shape[1]
+                    rows.append([[len(c.active.urows) / n_rows for c in f.layers],
+                                 [len(c.plan.anchors) / n_rows for c in f.layers],
+                                 [len(c.prop.anchors) / n_rows if c.prop is not None
+                                  else np.nan for c in f.layers],
+                                 [len(c.plan.pair_ent) + (len(c.prop.pair_ent) if c.prop
+                                                          is not None else 0)
+                                  for c in f.layers]])
                 if mode == "dense":
                     active.append([S.active_fraction(c.v, cfg) for c in f.layers])
                     per_step.append([S.active_fraction_per_step(c.v, cfg) for c in f.layers])
@@ -224,8 +230,16 @@ def main(argv=None):
         f"{n} {c:.4f}" for n, c in zip(names, cm)), "", PAPER["cosine"]))
     lines.append(_row("active entries at trained weights (A/B)", "", ", ".join(
         f"{100 * a:.2f}%" for a in active_ab.mean(axis=0)), "", ""))
-    lines.append(_row("(t, b) rows holding an active entry (A/B; bounds the speed-up)", "",
-                      ", ".join(f"{100 * a:.1f}%" for a in rows_ab.mean(axis=0)), "", ""))
+    rows_m = rows_ab.mean(axis=0)          # (4, layers): rows, dW anchors, prop anchors, pairs
+    lines.append(_row("(t, b) rows holding an active entry (A/B)", "",
+                      ", ".join(f"{100 * a:.1f}%" for a in rows_m[0]), "", ""))
+    lines.append(_row("rows in the dW products after merging (anchors, A/B)", "",
+                      ", ".join(f"{100 * a:.1f}%" for a in rows_m[1]), "", ""))
+    lines.append(_row("rows in the projection to the layer below (anchors, A/B)", "",
+                      ", ".join(f"{100 * a:.1f}%" for a in rows_m[2][1:]) + " (layers 2+)",
+                      "", ""))
+    lines.append(_row("scalar corrections per batch (dW + projection, A/B)", "",
+                      ", ".join(f"{a / 1e3:.1f}k" for a in rows_m[3]), "", ""))
     edges = np.linspace(0, cfg.n_steps, 11).astype(int)
     lines += ["", "active entries by time step at the trained weights (A/B batches), %:",
               "| layer | " + " | ".join(f"t {a}-{b - 1}" for a, b in zip(edges[:-1], edges[1:]))
