@@ -356,12 +356,29 @@ class TTFSClassifier(wiring.Component):
                 with m.If(sum(layer.busy for layer in self.layers) == 0):
                     m.next = "STEP_START"
 
+            def accumulate_head():
+                """Layer 0 takes the input event at the head (a row pass)."""
+                l0 = self.layers[0]
+                m.d.comb += [l0.cmd.valid.eq(1),
+                             l0.cmd.payload.op.eq(RowOp.ACCUMULATE),
+                             l0.cmd.payload.src.eq(head.index),
+                             i_stream.ready.eq(l0.cmd.ready)]
+                with m.If(l0.cmd.ready):
+                    m.d.sync += [issued0.eq(1), in_spikes.eq(in_spikes + 1)]
+                    if learning:
+                        with m.If(in_spikes < sizes[0]):
+                            m.d.comb += [log_w.addr.eq(in_spikes), log_w.en.eq(1),
+                                         log_w.data.index.eq(head.index),
+                                         log_w.data.step.eq(head.step)]
+                        with m.Else():
+                            m.d.sync += log_overflow.eq(1)
+
             def start_step(kk, stay):
                 """Begin step ``kk`` (every layer idle, every FIFO empty):
                 jump over steps in which nothing can happen, end a finished image, or issue the
                 step's first commands. Each layer's ``wake`` is compared with ``kk`` on its own
                 (no chain of minimums in the decision; the jump target is data)."""
-                bad, _, later = head_status(kk)
+                bad, now, later = head_status(kk)
                 # The first step at which some armed layer may fire without input.
                 waits = [layer.wake > kk for layer in self.layers]
                 head_at = Mux(head.end, T - 1, head.step)
@@ -378,22 +395,36 @@ class TTFSClassifier(wiring.Component):
                     m.next = "DRAIN"
                 with m.Elif(i_stream.valid & ~bad & later & (head_at > kk) & (kk < T - 1) &
                             Cat(*waits).all()):
-                    # No input and no possible spike before ``target``: jump there.
-                    m.d.sync += [k.eq(target), k1.eq(target + 1)]
-                    m.next = "STEP_START"
+                    # No input and no possible spike before ``target``: jump there. When that
+                    # is the next input's step and no later layer scans then, the step starts
+                    # at once with that input's row (layer 0's fire check is fused with it).
+                    direct = ~head.end & (self.layers[0].wake >= head.step)
+                    for layer in self.layers[1:]:
+                        direct &= layer.wake > head.step
+                    with m.If(direct):
+                        m.d.sync += [k.eq(head.step), k1.eq(head.step + 1), issued0.eq(0)]
+                        m.d.sync += [d.eq(0) for d in done]
+                        accumulate_head()
+                        m.next = "STEP"
+                    with m.Else():
+                        m.d.sync += [k.eq(target), k1.eq(target + 1)]
+                        m.next = "STEP_START"
                 with m.Elif(i_stream.valid):
                     # Layers after the first scan now if some neuron may fire: their check at
                     # step kk does not depend on the spikes that reach them during step kk.
-                    # The first layer scans now if no input is due at step kk. (Commands
-                    # issued now reach the neurons two cycles later, when ``k`` is ``kk``.)
+                    # The first layer scans now if no input is due at step kk, else takes the
+                    # step's first input event now. (Commands issued now reach the neurons
+                    # two cycles later, when ``k`` is ``kk``.)
                     for l in range(1, n_w):
                         with m.If(~waits[l]):
                             m.d.comb += [self.layers[l].cmd.valid.eq(1),
                                          self.layers[l].cmd.payload.op.eq(RowOp.SCAN)]
                     l0 = self.layers[0]
+                    m.d.sync += [issued0.eq(0), done[0].eq(later)] + [d.eq(0) for d in done[1:]]
                     with m.If(later & ~waits[0]):
                         m.d.comb += [l0.cmd.valid.eq(1), l0.cmd.payload.op.eq(RowOp.SCAN)]
-                    m.d.sync += [issued0.eq(0), done[0].eq(later)] + [d.eq(0) for d in done[1:]]
+                    with m.Elif(now):
+                        accumulate_head()
                     m.next = "STEP"
                 with m.Else():
                     m.next = stay
@@ -409,19 +440,7 @@ class TTFSClassifier(wiring.Component):
                         m.d.comb += i_stream.ready.eq(1)
                         m.d.sync += error.eq(1)
                     with m.Elif(head_now):
-                        m.d.comb += [l0.cmd.valid.eq(1),
-                                     l0.cmd.payload.op.eq(RowOp.ACCUMULATE),
-                                     l0.cmd.payload.src.eq(head.index),
-                                     i_stream.ready.eq(l0.cmd.ready)]
-                        with m.If(l0.cmd.ready):
-                            m.d.sync += [issued0.eq(1), in_spikes.eq(in_spikes + 1)]
-                            if learning:
-                                with m.If(in_spikes < sizes[0]):
-                                    m.d.comb += [log_w.addr.eq(in_spikes), log_w.en.eq(1),
-                                                 log_w.data.index.eq(head.index),
-                                                 log_w.data.step.eq(head.step)]
-                                with m.Else():
-                                    m.d.sync += log_overflow.eq(1)
+                        accumulate_head()
                     with m.Else():     # head_later
                         with m.If(~issued0 & (l0.wake <= k)):
                             m.d.comb += [l0.cmd.valid.eq(1), l0.cmd.payload.op.eq(RowOp.SCAN)]
