@@ -31,8 +31,9 @@ __all__ = ["ICEBreakerDesign", "ice40_pll", "ice40_top", "ICE40_OPTIONS", "OSC_H
 #: coarse quiet factors. Logic cells are the UP5K's scarce resource: the digits network of
 #: ``spikegate run`` (lanes (3, 1), 64 timesteps) needs 5348 of the 5280 with one stage, 5439
 #: with two; and the stages do not lift the Fmax there (16-19 MHz either way: the paths
-#: through the controller and the statistics remain).
-ICE40_OPTIONS = {"pipeline": 0, "quiet_factors": QUIET_FACTORS_COARSE}
+#: through the controller and the statistics remain). Per-group quiet horizons are off for
+#: the same reason: with them the same network needs 5834 LCs.
+ICE40_OPTIONS = {"pipeline": 0, "quiet_factors": QUIET_FACTORS_COARSE, "group_wake": False}
 
 
 def ice40_top(net, lanes, *, clk_freq_hz):

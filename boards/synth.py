@@ -41,8 +41,9 @@ def classifier_options(board):
         from .icebreaker import ICE40_OPTIONS
         return dict(ICE40_OPTIONS)
     if board == "ulx3s":
-        from .top import BOARD_PIPELINE, BOARD_QUIET_FACTORS
-        return {"pipeline": BOARD_PIPELINE, "quiet_factors": BOARD_QUIET_FACTORS}
+        from .top import BOARD_GROUP_WAKE, BOARD_PIPELINE, BOARD_QUIET_FACTORS
+        return {"pipeline": BOARD_PIPELINE, "quiet_factors": BOARD_QUIET_FACTORS,
+                "group_wake": BOARD_GROUP_WAKE}
     raise ValueError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
 
 _NAME = "top"

@@ -18,8 +18,8 @@ from spikegate.hdl.protocol import ProtocolEngine
 from spikegate.hdl.uart import UARTRx, UARTTx, uart_divisor
 from .protocol import FRAME_TIMEOUT_MS, MAX_CHUNK
 
-__all__ = ["BoardTop", "BOARD_PIPELINE", "BOARD_QUIET_FACTORS", "connect_classifier",
-           "default_top"]
+__all__ = ["BoardTop", "BOARD_PIPELINE", "BOARD_QUIET_FACTORS", "BOARD_GROUP_WAKE",
+           "connect_classifier", "default_top"]
 
 #: Register stages in the neuron arithmetic of board builds
 #: (:class:`~spikegate.hdl.ttfs_layer.TTFSLayer`): clock speed for a few cycles per timestep.
@@ -28,6 +28,9 @@ BOARD_PIPELINE = 3
 #: on the ECP5 it clocks at 57.8 MHz against 43.0 MHz with the fine set, for about 10 % more
 #: cycles per classification.
 BOARD_QUIET_FACTORS = QUIET_FACTORS_COARSE
+#: Per-group quiet horizons in board builds (the classifier's ``group_wake``): scans visit only
+#: the lane groups that may fire, for fewer cycles per classification and more logic.
+BOARD_GROUP_WAKE = True
 
 
 class BoardTop(wiring.Component):
@@ -55,6 +58,8 @@ class BoardTop(wiring.Component):
         Register stages in the neuron arithmetic (default :data:`BOARD_PIPELINE`).
     quiet_factors : sequence of (n, d)
         The scan scheduler's quiet factors (default :data:`BOARD_QUIET_FACTORS`).
+    group_wake : bool
+        Per-group quiet horizons (default :data:`BOARD_GROUP_WAKE`).
 
     Members
     -------
@@ -72,7 +77,7 @@ class BoardTop(wiring.Component):
 
     def __init__(self, net, lanes, *, clk_freq_hz, baud=115200, learning=False,
                  timeout_cycles=None, max_chunk=MAX_CHUNK, pipeline=BOARD_PIPELINE,
-                 quiet_factors=BOARD_QUIET_FACTORS):
+                 quiet_factors=BOARD_QUIET_FACTORS, group_wake=BOARD_GROUP_WAKE):
         with checking(self):
             if not isinstance(net, DiscreteNetwork):
                 raise TypeError(f"net must be a DiscreteNetwork, not {net!r}")
@@ -81,7 +86,8 @@ class BoardTop(wiring.Component):
             self._divisor = uart_divisor(clk_freq_hz, baud)
             if timeout_cycles is None:
                 timeout_cycles = clk_freq_hz * FRAME_TIMEOUT_MS // 1000
-            kwargs = {"pipeline": pipeline, "quiet_factors": quiet_factors}
+            kwargs = {"pipeline": pipeline, "quiet_factors": quiet_factors,
+                      "group_wake": group_wake}
             if learning:
                 if "learning" not in inspect.signature(TTFSClassifier).parameters:
                     raise ValueError("learning=True needs the classifier's learning unit, which "

@@ -45,10 +45,10 @@ class HardwareResult:
 def simulate_hardware(net, steps, lanes, *, trace=True, sim=None, waves=None, out_dir=None,
                       stall_in=0.0, stall_out=0.0, seed=None, timeout_s=None,
                       labels=None, lr_shift=0, read_weights=False, pipeline=0,
-                      quiet_factors=None):
+                      quiet_factors=None, group_wake=None):
     """Classify ``steps`` (``(n, n_in)`` input steps) on the Verilog of
-    ``TTFSClassifier.from_network(net, lanes, pipeline=pipeline)`` (and ``quiet_factors``
-    when given); returns a :class:`HardwareResult`.
+    ``TTFSClassifier.from_network(net, lanes, pipeline=pipeline)`` (and ``quiet_factors``,
+    ``group_wake`` when given); returns a :class:`HardwareResult`.
 
     With ``labels`` (one per image) the classifier is built with on-chip learning and learns
     from every image (step ``2**lr_shift``); ``read_weights`` reads every weight back after
@@ -68,7 +68,8 @@ def simulate_hardware(net, steps, lanes, *, trace=True, sim=None, waves=None, ou
                            "config": net.config, "weights": net.weights,
                            "learning": labels is not None, "pipeline": int(pipeline),
                            **({} if quiet_factors is None else
-                              {"quiet_factors": tuple(map(tuple, quiet_factors))})},
+                              {"quiet_factors": tuple(map(tuple, quiet_factors))}),
+                           **({} if group_wake is None else {"group_wake": bool(group_wake)})},
                    test_args={"config": net.config.to_dict(), "sizes": list(net.sizes),
                               "steps": steps, "trace": bool(trace), "out": str(out),
                               "stall_in": stall_in, "stall_out": stall_out, "seed": seed,
