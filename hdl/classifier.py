@@ -323,6 +323,16 @@ class TTFSClassifier(wiring.Component):
             with m.If(in_learn):
                 m.d.sync += learn_cycles.eq(learn_cycles + 1)
 
+        # An input event taken by layer 0 (one place for its effects, from every state).
+        head_taken = Signal()
+        # A jump may go straight to the head event's step (no layer may fire before it, and
+        # no later layer at it): computed once for both uses of ``start_step``.
+        direct = Signal()
+        head_step1 = Signal.like(k1)
+        m.d.comb += [direct.eq(~head.end & (self.layers[0].wake >= head.step) &
+                               Cat(*(layer.wake > head.step for layer in self.layers[1:])).all()),
+                     head_step1.eq(head.step + 1)]
+
         with m.If(counting):
             m.d.sync += cycles.eq(cycles + 1)
         m.d.sync += step_start.eq(0)
@@ -362,16 +372,8 @@ class TTFSClassifier(wiring.Component):
                 m.d.comb += [l0.cmd.valid.eq(1),
                              l0.cmd.payload.op.eq(RowOp.ACCUMULATE),
                              l0.cmd.payload.src.eq(head.index),
-                             i_stream.ready.eq(l0.cmd.ready)]
-                with m.If(l0.cmd.ready):
-                    m.d.sync += [issued0.eq(1), in_spikes.eq(in_spikes + 1)]
-                    if learning:
-                        with m.If(in_spikes < sizes[0]):
-                            m.d.comb += [log_w.addr.eq(in_spikes), log_w.en.eq(1),
-                                         log_w.data.index.eq(head.index),
-                                         log_w.data.step.eq(head.step)]
-                        with m.Else():
-                            m.d.sync += log_overflow.eq(1)
+                             i_stream.ready.eq(l0.cmd.ready),
+                             head_taken.eq(l0.cmd.ready)]
 
             def start_step(kk, stay):
                 """Begin step ``kk`` (every layer idle, every FIFO empty):
@@ -398,11 +400,8 @@ class TTFSClassifier(wiring.Component):
                     # No input and no possible spike before ``target``: jump there. When that
                     # is the next input's step and no later layer scans then, the step starts
                     # at once with that input's row (layer 0's fire check is fused with it).
-                    direct = ~head.end & (self.layers[0].wake >= head.step)
-                    for layer in self.layers[1:]:
-                        direct &= layer.wake > head.step
                     with m.If(direct):
-                        m.d.sync += [k.eq(head.step), k1.eq(head.step + 1), issued0.eq(0)]
+                        m.d.sync += [k.eq(head.step), k1.eq(head_step1), issued0.eq(0)]
                         m.d.sync += [d.eq(0) for d in done]
                         accumulate_head()
                         m.next = "STEP"
@@ -520,6 +519,16 @@ class TTFSClassifier(wiring.Component):
                     m.d.comb += [p.spikes[l + 1].eq(layer.spikes), p.lookups[l].eq(layer.lookups)]
                 with m.If(self.o_stream.ready):
                     m.next = "IDLE"
+
+        with m.If(head_taken):
+            m.d.sync += [issued0.eq(1), in_spikes.eq(in_spikes + 1)]
+            if learning:
+                with m.If(in_spikes < sizes[0]):
+                    m.d.comb += [log_w.addr.eq(in_spikes), log_w.en.eq(1),
+                                 log_w.data.index.eq(head.index),
+                                 log_w.data.step.eq(head.step)]
+                with m.Else():
+                    m.d.sync += log_overflow.eq(1)
 
         # Weight and threshold writes, weight read-back, and the trace port.
         for l, layer in enumerate(self.layers):
