@@ -914,27 +914,41 @@ def sparse_backward(params, fwd, labels, cfg, *, propagate="auto"):
     layer's spikes *at its active entries only*:
 
     1. ``dV = surrogate(V - V_th) * g`` at the active entries (``surr_grad_spike_kernel``).
-    2. ``dW = trace_rows^T @ D``, ``D`` the ``dV`` laid out on the distinct active
-       ``(t, b)`` rows: ``sum`` over active entries of ``trace[t, b, :] dV`` into column
-       ``j`` (``s3gd_w_backward_kernel``).
+    2. ``dW = sum`` over active entries of ``trace[t, b, :] dV[t, b, j]`` into column ``j``
+       (``s3gd_w_backward_kernel``): a product ``trace_rows^T @ D`` over the anchor rows of
+       the layer's :class:`WeightPlan` plus its scalar corrections.
     3. For the layer below, only at *its* active entries ``(t, b, i)``:
        ``g_below = sum_j W[i, j] Delta[t, b, j]``,
        ``Delta[t] = sum_{t' > t} beta**(t'-1-t) dV[t']`` (``s3gd_s_backward_master_kernel``),
-       see :func:`_gradient_below`; ``propagate`` (``"auto"``, ``"project"``, ``"scan"``)
-       picks the order of its product and scan, for tests. The spike-count regulariser's
-       gradient is added at the same entries.
+       see :func:`_gradient_below` (a running sum per sample, a product over the anchor rows
+       of the :class:`PropagationPlan` plus its corrections); ``propagate`` (``"auto"``,
+       ``"project"``, ``"scan"``) picks the order of its product and sum, for tests. The
+       spike-count regulariser's gradient is added at the same entries.
 
-    Cost. The GPU kernels do ``O(n_active * n_in)`` scattered work. NumPy scatters are ~30x
-    slower per element than its BLAS products, so here steps 2 and 3 are matrix products
-    over the *distinct active ``(t, b)`` rows* only (``ActiveSet.urows``): step 3 over the
-    rows of the layer above or below, whichever are fewer. The ``Delta`` scan runs over the
-    window of steps between the first active entry below and the last one above, on a
-    ``(steps, B, width)`` array. The work is therefore proportional to the fraction of
-    ``(t, b)`` rows holding any active entry (13-17 % for the trained 784-200-200-10
-    Fashion-MNIST network at 1 % active entries: nearly every row of the busy steps 0-20),
-    not to the active fraction itself; that, not the algorithm, bounds the speed-up over
-    :func:`dense_backward` in this model (about 8x per layer, ``bench_ssgd``). Spreading the
-    work below row granularity (per active entry) costs more in NumPy than it saves.
+    Cost. The GPU kernels do ``O(n_active * n_in)`` scattered work. A NumPy gather or
+    scatter costs about as much per element as 20-40 multiply-adds inside a BLAS product, so
+    here the bulk of steps 2 and 3 are matrix products over ``(t, b)`` rows. Rows are not
+    taken one per distinct active row (13-17 % of all rows for the trained 784-200-200-10
+    Fashion-MNIST network at 1 % active entries: nearly every row of the busy steps 5-20
+    holds ~15 active neurons): a later row of a sample is folded into an earlier one, exactly,
+    and what happened in between (input spikes for ``dW``, active entries of the layer
+    below for step 3) is added as scalar (event, entry) corrections, when those are fewer
+    than the row's share of the product (``_PAIR_COST``). Measured on that network
+    (``bench_ssgd``, 10 epochs, float32, one BLAS thread, load average ~5.5 on 2 cores):
+    the rows in the ``dW`` products drop from 17.2 / 13.4 % (layer 1 / 2) to 7.5 / 7.6 %
+    (about 220k corrections per batch for layer 1, 60k for layer 2's ``dW`` and projection),
+    those of the projection to layer 1 to 9.8 %; interleaved medians: layer 2 10.1x, layer 1 13.7x, whole backward 9.5x faster
+    than :func:`dense_backward` (7.7x / 7.8x / 7.0x with one row per distinct active row).
+    What is left (per part, at the trained weights): the layer-1 ``dW`` product over its
+    anchors (~11 of ~13 ms), layer 2's projection (its product ~2.4 ms, the per-step
+    running sum and corrections ~3 ms) and ``dW`` product (~2 ms), and the loss and readout
+    gradient shared with the dense pass (~3 ms, its ``dW_out`` product over every row).
+    Tried and dropped, by measurement: column-blocked products (gathering the rows each
+    block of neurons needs is slower than the product it saves), restricting each step's
+    rows to the neurons active at that step (8-11 % fewer multiply-adds) or each class's
+    rows to its inputs (22 %), cumulative sums over the rows sorted by sample (NumPy's
+    axis-0 ``cumsum`` is slower than the loop over steps), and the pure input-event form of
+    ``dW`` (~67k events x 200 gathers per batch for layer 1).
     """
     if fwd.mode != "sparse":
         raise ValueError(f"sparse_backward needs forward(..., mode='sparse'), not {fwd.mode!r}")
