@@ -23,9 +23,11 @@ from .params import checking
 
 __all__ = ["TTFSLayer", "neuron_state_layout", "PIPELINE_CUTS"]
 
-#: Pipeline setting -> (cut before the multipliers, cut after them, cut before the statistics).
-PIPELINE_CUTS = {0: (False, False, False), 1: (False, True, False), 2: (False, True, True),
-                 3: (True, True, True)}
+#: Pipeline setting -> (cut before the multipliers, cut after them, cut before the statistics,
+#: cut between the quiet tests and the quiet horizon).
+PIPELINE_CUTS = {0: (False, False, False, False), 1: (False, True, False, False),
+                 2: (False, True, True, False), 3: (True, True, True, False),
+                 4: (True, True, True, True)}
 
 
 def neuron_state_layout(widths, step_bits):
@@ -53,12 +55,14 @@ class TTFSLayer(wiring.Component):
     init : array, optional
         Initial signed 8-bit weights, shape ``(n_src, n_dst)``.
     pipeline : int
-        Register stages added to the neuron arithmetic for clock speed (0 to 3), each one
+        Register stages added to the neuron arithmetic for clock speed (0 to 4), each one
         cycle more latency per pass and nothing else: 1 cuts after the multipliers (the
         state write is one cycle after the beat, with forwarding to the next row), 2 also
         cuts before the statistics (armed count, quiet horizon, first spike), 3 also cuts
         before the multipliers (the write is two cycles after the beat; rows of a layer
-        with a single lane group are spaced by one idle cycle). Results never change.
+        with a single lane group are spaced by one idle cycle), 4 also cuts between the
+        quiet tests of the lanes and the quiet horizon (``armed``, ``quiet_until`` and
+        ``wake`` settle one cycle later; ``busy`` covers it). Results never change.
     quiet_factors : sequence of (n, d)
         The factors ``n / 2**d`` of the scan scheduler's quiet test
         (:func:`~spikegate.golden.ttfs_discrete.quiet_horizons`; default
@@ -136,7 +140,7 @@ class TTFSLayer(wiring.Component):
         with checking(self):
             quiet_horizons(DiscreteConfig(timesteps=2), quiet_factors)    # checks the factors
             if pipeline not in PIPELINE_CUTS:
-                raise ValueError(f"pipeline must be 0, 1, 2 or 3, not {pipeline!r}")
+                raise ValueError(f"pipeline must be 0, 1, 2, 3 or 4, not {pipeline!r}")
             if not isinstance(config, DiscreteConfig):
                 raise TypeError(f"config must be a DiscreteConfig, not {config!r}")
             if not isinstance(theta, (int, np.integer)) or not 1 <= theta <= THETA_MAX:
@@ -235,7 +239,7 @@ class TTFSLayer(wiring.Component):
         lk = self._lookup
         L, G, N = lk.lanes, lk.groups, lk.n_dst
         cfg = self._config
-        cut_in, cut_out, cut_stats = self._cuts
+        cut_in, cut_out, cut_stats, cut_quiet = self._cuts
         wdist = int(cut_in) + int(cut_out)       # stages from the beat to the state write
         m.submodules.lookup = lk
         m.d.comb += [
@@ -389,7 +393,6 @@ class TTFSLayer(wiring.Component):
 
         # Statistics: the step's first spike, counts, the armed count and the quiet horizon.
         c3 = cut(cut_stats, "p3", stats)
-        m.d.comb += self.busy.eq(lk.busy | sum(stages).bool() if stages else lk.busy)
         c3_state = ops(c3, "ACCUMULATE", "SCAN")
         c3_clear = ops(c3, "CLEAR")
         mask3 = c3["fire_mask"]
@@ -415,36 +418,49 @@ class TTFSLayer(wiring.Component):
         with m.Elif(lk.beat_valid & (lk.beat_op == RowOp.SCAN)):
             m.d.sync += self.scan_cycles.eq(self.scan_cycles + 1)
 
-        # Per lane, class i + 1 when 2**d * acc_wz' > n * z * (acc_w' - theta) for the i-th
-        # factor n / 2**d (n * x as shifts and adds); the smallest class of the pass sets, at
-        # its last beat, the horizon it buys.
-        lane_class = []
-        for l in range(L):
-            cls = Signal(range(len(factors) + 1), name=f"quiet_class{l}")
-            pz, acc = c3[f"pz{l}"], c3[f"acc_wz_new{l}"]
-            m.d.comb += cls.eq(len(factors))
-            with m.If(c3[f"armed_after{l}"]):
-                m.d.comb += cls.eq(0)
-                for i, (n, d) in enumerate(factors):
-                    npz = sum(pz << b for b in range(n.bit_length()) if n >> b & 1)
-                    with m.If((acc << d) > npz):
-                        m.d.comb += cls.eq(i + 1)
-            lane_class.append(cls)
-        # A tree of minimums, each a signal (a nested Mux expression would be re-emitted
-        # for every use: exponential in the lanes).
-        level = lane_class
-        while len(level) > 1:
-            nxt = []
-            for i in range(0, len(level) - 1, 2):
-                a, b = level[i], level[i + 1]
-                mn = Signal.like(a, name=f"quiet_min{len(level)}_{i}")
-                m.d.comb += mn.eq(Mux(b < a, b, a))
-                nxt.append(mn)
-            level = nxt + level[len(level) - len(level) % 2:]
-        beat_min = level[0]
-        pass_min = Signal(range(len(factors) + 1))
-        cur_min = Signal.like(pass_min)
-        m.d.comb += cur_min.eq(Mux(c3["first"] | (beat_min < pass_min), beat_min, pass_min))
+        n_before = sum(c3[f"was_armed{l}"] for l in range(L))
+        n_after = sum(c3[f"armed_after{l}"] for l in range(L))
+        if cut_quiet:
+            q_state, q_clear, q_last, sel_until, sel_wake, q_delta = self._quiet_cut(
+                m, c3, cut, ops, until_opts, wake_opts, n_after - n_before)
+        else:
+            # Per lane, class i + 1 when 2**d * acc_wz' > n * z * (acc_w' - theta) for the
+            # i-th factor n / 2**d (n * x as shifts and adds); the smallest class of the pass
+            # sets, at its last beat, the horizon it buys.
+            lane_class = []
+            for l in range(L):
+                cls = Signal(range(len(factors) + 1), name=f"quiet_class{l}")
+                pz, acc = c3[f"pz{l}"], c3[f"acc_wz_new{l}"]
+                m.d.comb += cls.eq(len(factors))
+                with m.If(c3[f"armed_after{l}"]):
+                    m.d.comb += cls.eq(0)
+                    for i, (n, d) in enumerate(factors):
+                        npz = sum(pz << b for b in range(n.bit_length()) if n >> b & 1)
+                        with m.If((acc << d) > npz):
+                            m.d.comb += cls.eq(i + 1)
+                lane_class.append(cls)
+            # A tree of minimums, each a signal (a nested Mux expression would be re-emitted
+            # for every use: exponential in the lanes).
+            level = lane_class
+            while len(level) > 1:
+                nxt = []
+                for i in range(0, len(level) - 1, 2):
+                    a, b = level[i], level[i + 1]
+                    mn = Signal.like(a, name=f"quiet_min{len(level)}_{i}")
+                    m.d.comb += mn.eq(Mux(b < a, b, a))
+                    nxt.append(mn)
+                level = nxt + level[len(level) - len(level) % 2:]
+            beat_min = level[0]
+            pass_min = Signal(range(len(factors) + 1))
+            cur_min = Signal.like(pass_min)
+            m.d.comb += cur_min.eq(Mux(c3["first"] | (beat_min < pass_min), beat_min, pass_min))
+            with m.If(c3_state):
+                m.d.sync += pass_min.eq(cur_min)
+            q_state, q_clear, q_last = c3_state, c3_clear, c3["last"]
+            sel_until, sel_wake = until_opts[cur_min], wake_opts[cur_min]
+            q_delta = n_after - n_before
+        m.d.comb += self.busy.eq(lk.busy | sum(stages).bool() if stages else lk.busy)
+
         # ``armed`` and ``quiet_until`` change here only; ``wake`` follows them.
         next_until = Signal.like(self.quiet_until)
         until1 = Signal.like(self.wake, init=1)      # quiet_until + 1
@@ -452,19 +468,16 @@ class TTFSLayer(wiring.Component):
         next_armed = Signal.like(self.armed)
         m.d.comb += [next_until.eq(self.quiet_until), next_until1.eq(until1),
                      next_armed.eq(self.armed)]
-        with m.If(c3_state):
-            m.d.sync += pass_min.eq(cur_min)
-            with m.If(c3["last"]):
-                m.d.comb += [next_until.eq(until_opts[cur_min]), next_until1.eq(wake_opts[cur_min])]
-        with m.Elif(c3_clear):
+        with m.If(q_state):
+            with m.If(q_last):
+                m.d.comb += [next_until.eq(sel_until), next_until1.eq(sel_wake)]
+        with m.Elif(q_clear):
             m.d.comb += [next_until.eq(0), next_until1.eq(1)]
 
-        n_before = sum(c3[f"was_armed{l}"] for l in range(L))
-        n_after = sum(c3[f"armed_after{l}"] for l in range(L))
-        with m.If(c3_clear):
+        with m.If(q_clear):
             m.d.comb += next_armed.eq(0)
-        with m.Elif(c3_state):
-            m.d.comb += next_armed.eq(self.armed + n_after - n_before)
+        with m.Elif(q_state):
+            m.d.comb += next_armed.eq(self.armed + q_delta)
         m.d.sync += [self.quiet_until.eq(next_until), self.armed.eq(next_armed),
                      self.armed_any.eq(next_armed != 0),
                      until1.eq(next_until1),
@@ -476,6 +489,53 @@ class TTFSLayer(wiring.Component):
         m.d.sync += trace_lane.eq(self.trace_addr % L if L > 1 else 0)
         m.d.comb += self.trace_step.eq(Array(tp.data[l].step for l in range(L))[trace_lane])
         return m
+
+    def _quiet_cut(self, m, c3, cut, ops, until_opts, wake_opts, delta):
+        """The quiet horizon with a register stage after the lanes' quiet tests (pipeline 4).
+
+        The quiet class as a thermometer code, ``ge[j]`` = class >= j, so that the minimum
+        over the lanes and over the pass is an AND. This stage: the tests, the AND over the
+        lanes and the change of the armed count; the next: the pass's minimum and the
+        horizon it selects. Returns (state, clear, last, until, wake, armed change) of the
+        next stage.
+        """
+        L = self._lookup.lanes
+        factors = self._quiet_factors
+        F = len(factors)
+        q = {"valid": c3["valid"], "op": c3["op"], "first": c3["first"], "last": c3["last"]}
+        lane_ge = []
+        for l in range(L):
+            pz, acc = c3[f"pz{l}"], c3[f"acc_wz_new{l}"]
+            tests = []
+            for i, (n, d) in enumerate(factors):
+                t = Signal(name=f"quiet_test{l}_{i}")
+                npz = sum(pz << b for b in range(n.bit_length()) if n >> b & 1)
+                m.d.comb += t.eq((acc << d) > npz)
+                tests.append(t)
+            # Class >= j: not armed (class F), or the test of some factor i >= j - 1 holds
+            # (the last test that holds sets the class).
+            ge = Signal(F, name=f"quiet_ge{l}")
+            for j in range(1, F + 1):
+                m.d.comb += ge[j - 1].eq(~c3[f"armed_after{l}"] | Cat(*tests[j - 1:]).any())
+            lane_ge.append(ge)
+        beat_ge = Signal(F)
+        m.d.comb += beat_ge.eq(lane_ge[0] if L == 1 else
+                               Cat(*(Cat(*(g[j] for g in lane_ge)).all() for j in range(F))))
+        q["ge"] = beat_ge
+        q["delta"] = Signal(range(-L, L + 1))
+        m.d.comb += q["delta"].eq(delta)
+        c4 = cut(True, "p4", q)
+        c4_state = ops(c4, "ACCUMULATE", "SCAN")
+        pass_ge = Signal(F)
+        cur_ge = Signal(F)
+        m.d.comb += cur_ge.eq(c4["ge"] & (pass_ge | c4["first"].replicate(F)))
+        with m.If(c4_state):
+            m.d.sync += pass_ge.eq(cur_ge)
+        until, wake = until_opts[0], wake_opts[0]
+        for j in range(1, F + 1):
+            until = Mux(cur_ge[j - 1], until_opts[j], until)
+            wake = Mux(cur_ge[j - 1], wake_opts[j], wake)
+        return c4_state, ops(c4, "CLEAR"), c4["last"], until, wake, c4["delta"]
 
     def _elaborate_learning(self, m, st, last_lanes):
         lk = self._lookup
