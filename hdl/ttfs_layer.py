@@ -24,10 +24,11 @@ from .params import checking
 __all__ = ["TTFSLayer", "neuron_state_layout", "PIPELINE_CUTS"]
 
 #: Pipeline setting -> (cut before the multipliers, cut after them, cut before the statistics,
-#: cut between the quiet tests and the quiet horizon).
-PIPELINE_CUTS = {0: (False, False, False, False), 1: (False, True, False, False),
-                 2: (False, True, True, False), 3: (True, True, True, False),
-                 4: (True, True, True, True)}
+#: cut between the quiet tests and the quiet horizon, the weight's product and sum after the
+#: first cut).
+PIPELINE_CUTS = {0: (False, False, False, False, False), 1: (False, True, False, False, False),
+                 2: (False, True, True, False, False), 3: (True, True, True, False, False),
+                 4: (True, True, True, True, True)}
 
 
 def neuron_state_layout(widths, step_bits):
@@ -60,9 +61,11 @@ class TTFSLayer(wiring.Component):
         state write is one cycle after the beat, with forwarding to the next row), 2 also
         cuts before the statistics (armed count, quiet horizon, first spike), 3 also cuts
         before the multipliers (the write is two cycles after the beat; rows of a layer
-        with a single lane group are spaced by one idle cycle), 4 also cuts between the
-        quiet tests of the lanes and the quiet horizon (``armed``, ``quiet_until`` and
-        ``wake`` settle one cycle later; ``busy`` covers it). Results never change.
+        with a single lane group are spaced by one idle cycle), 4 also moves ``w * z`` and
+        ``acc_w + w`` after the cut before the multipliers (the weight memory's read is
+        registered as it is) and cuts between the quiet tests of the lanes and the quiet
+        horizon (``armed``, ``quiet_until`` and ``wake`` settle one cycle later; ``busy``
+        covers it). Results never change.
     quiet_factors : sequence of (n, d)
         The factors ``n / 2**d`` of the scan scheduler's quiet test
         (:func:`~spikegate.golden.ttfs_discrete.quiet_horizons`; default
@@ -239,7 +242,7 @@ class TTFSLayer(wiring.Component):
         lk = self._lookup
         L, G, N = lk.lanes, lk.groups, lk.n_dst
         cfg = self._config
-        cut_in, cut_out, cut_stats, cut_quiet = self._cuts
+        cut_in, cut_out, cut_stats, cut_quiet, late_w = self._cuts
         wdist = int(cut_in) + int(cut_out)       # stages from the beat to the state write
         m.submodules.lookup = lk
         m.d.comb += [
@@ -326,23 +329,29 @@ class TTFSLayer(wiring.Component):
             s = st[l]
             w = lk.beat_weights[l]
             diff = Signal(signed(W["diff_bits"]), name=f"diff{l}")
-            wz = Signal(signed(WEIGHT_BITS + W["z_bits"] + 1), name=f"wz{l}")
-            acc_w_new = Signal(signed(W["acc_w_bits"]), name=f"acc_w_new{l}")
-            m.d.comb += [diff.eq(s.acc_w - theta), wz.eq(w * z), acc_w_new.eq(s.acc_w + w)]
-            b.update({f"diff{l}": diff, f"wz{l}": wz, f"acc_w_new{l}": acc_w_new,
-                      f"acc_wz{l}": s.acc_wz, f"fired{l}": s.fired, f"step{l}": s.step})
+            m.d.comb += diff.eq(s.acc_w - theta)
+            b.update({f"diff{l}": diff, f"acc_wz{l}": s.acc_wz, f"fired{l}": s.fired,
+                      f"step{l}": s.step})
+            if late_w:
+                b.update({f"w{l}": w, f"acc_w{l}": s.acc_w})
+            else:
+                b.update(self._weight_terms(m, l, w, s.acc_w, z))
 
         # Multiply: ``z * (acc_w - theta)``, the new ``acc_wz``, the armed tests.
         c1 = cut(cut_in, "p1", b)
         mstage = {k: v for k, v in c1.items() if not k.startswith("diff")}
         for l in range(L):
+            if late_w:
+                del mstage[f"w{l}"], mstage[f"acc_w{l}"]
+                mstage.update(self._weight_terms(m, l, c1[f"w{l}"], c1[f"acc_w{l}"], z))
             prod = Signal(signed(W["product_bits"]), name=f"prod{l}")
             acc_wz_new = Signal(signed(W["acc_wz_bits"]), name=f"acc_wz_new{l}")
-            m.d.comb += [prod.eq(z * c1[f"diff{l}"]), acc_wz_new.eq(c1[f"acc_wz{l}"] + c1[f"wz{l}"])]
+            m.d.comb += [prod.eq(z * c1[f"diff{l}"]),
+                         acc_wz_new.eq(c1[f"acc_wz{l}"] + mstage[f"wz{l}"])]
             mstage.update({
                 f"prod{l}": prod, f"acc_wz_new{l}": acc_wz_new,
                 f"was_armed{l}": lane_ok(l, c1["group"]) & ~c1[f"fired{l}"] & (c1[f"diff{l}"] > 0),
-                f"pos_after{l}": c1[f"acc_w_new{l}"] > theta,
+                f"pos_after{l}": mstage[f"acc_w_new{l}"] > theta,
             })
 
         # Write: the compare, the new state, the fire mask.
@@ -489,6 +498,13 @@ class TTFSLayer(wiring.Component):
         m.d.sync += trace_lane.eq(self.trace_addr % L if L > 1 else 0)
         m.d.comb += self.trace_step.eq(Array(tp.data[l].step for l in range(L))[trace_lane])
         return m
+
+    def _weight_terms(self, m, l, w, acc_w, z):
+        """Lane ``l``'s ``w * z`` and ``acc_w + w`` (signals named ``wz{l}``, ``acc_w_new{l}``)."""
+        wz = Signal(signed(WEIGHT_BITS + self._widths["z_bits"] + 1), name=f"wz{l}")
+        acc_w_new = Signal(signed(self._widths["acc_w_bits"]), name=f"acc_w_new{l}")
+        m.d.comb += [wz.eq(w * z), acc_w_new.eq(acc_w + w)]
+        return {f"wz{l}": wz, f"acc_w_new{l}": acc_w_new}
 
     def _quiet_cut(self, m, c3, cut, ops, until_opts, wake_opts, delta):
         """The quiet horizon with a register stage after the lanes' quiet tests (pipeline 4).
