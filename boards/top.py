@@ -23,14 +23,18 @@ __all__ = ["BoardTop", "BOARD_PIPELINE", "BOARD_QUIET_FACTORS", "BOARD_GROUP_WAK
 
 #: Register stages in the neuron arithmetic of board builds
 #: (:class:`~spikegate.hdl.ttfs_layer.TTFSLayer`): clock speed for a few cycles per timestep.
-BOARD_PIPELINE = 3
+#: 4: ECP5 (85F, lanes 8) 77.0 MHz against 57.6 MHz with 3, for about 3.5 % more cycles per
+#: classification; the iCEBreaker has its own setting (ICE40_OPTIONS).
+BOARD_PIPELINE = 4
 #: The scan scheduler's quiet factors of board builds: the coarse set (2, 4, 8), shifts only;
 #: on the ECP5 it clocks at 57.8 MHz against 43.0 MHz with the fine set, for about 10 % more
 #: cycles per classification.
 BOARD_QUIET_FACTORS = QUIET_FACTORS_COARSE
 #: Per-group quiet horizons in board builds (the classifier's ``group_wake``): scans visit only
-#: the lane groups that may fire, for fewer cycles per classification and more logic.
-BOARD_GROUP_WAKE = True
+#: the lane groups that may fire, for fewer cycles per classification and more logic. Off:
+#: they do not combine with pipeline 4's quiet-test register yet, and the UP5K lacks the
+#: logic cells.
+BOARD_GROUP_WAKE = False
 
 
 class BoardTop(wiring.Component):
@@ -55,7 +59,8 @@ class BoardTop(wiring.Component):
     max_chunk : int
         Largest weight chunk of LOAD_WEIGHTS / READ_WEIGHTS.
     pipeline : int
-        Register stages in the neuron arithmetic (default :data:`BOARD_PIPELINE`).
+        Register stages in the neuron arithmetic (default :data:`BOARD_PIPELINE`); from 4,
+        also a register on the weight read-back into the protocol engine (``rb_register``).
     quiet_factors : sequence of (n, d)
         The scan scheduler's quiet factors (default :data:`BOARD_QUIET_FACTORS`).
     group_wake : bool
@@ -98,7 +103,8 @@ class BoardTop(wiring.Component):
             lanes_t = (lanes,) * n_w if isinstance(lanes, int) else tuple(lanes)
             self.engine = ProtocolEngine(
                 net.sizes, lanes_t, net.config, clk_freq_hz=clk_freq_hz,
-                timeout_cycles=timeout_cycles, learning=learning, max_chunk=max_chunk)
+                timeout_cycles=timeout_cycles, learning=learning, max_chunk=max_chunk,
+                rb_register=pipeline >= 4)
             try:
                 self.classifier = TTFSClassifier(net.sizes, net.thetas, lanes, net.config,
                                                  net.weights, **kwargs)

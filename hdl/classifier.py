@@ -387,10 +387,19 @@ class TTFSClassifier(wiring.Component):
 
                 def vmin(a, b):
                     return Mux(a < b, a, b)
-                target = head_at
-                for layer in self.layers:
-                    target = vmin(target, layer.wake)
-                target = vmin(target, T - 1)
+                if self.layers[0].pipeline >= 4:
+                    # A tree, without the clamp to T - 1: a jump needs ~bad, and then head_at
+                    # is at most T - 1 (the same target, fewer compares in series).
+                    level = [layer.wake for layer in self.layers] + [head_at]
+                    while len(level) > 1:
+                        level = ([vmin(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+                                 + level[len(level) - len(level) % 2:])
+                    target = level[0]
+                else:
+                    target = head_at
+                    for layer in self.layers:
+                        target = vmin(target, layer.wake)
+                    target = vmin(target, T - 1)
                 with m.If(i_stream.valid & ~any_armed & head.end):
                     # Input over and nothing armed: no neuron can ever fire again.
                     m.d.sync += [decided.eq(0), dstep.eq(T)]

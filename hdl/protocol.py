@@ -65,6 +65,10 @@ class ProtocolEngine(wiring.Component):
     result_layout : data.StructLayout, optional
         The classifier's result layout (default :class:`ClassifierResultLayout`); a field
         ``label_error`` is reported in bit 1 of the reply's flags.
+    rb_register : bool
+        Register ``rb_data`` before the reply's byte mux (READ_WEIGHTS bytes leave one cycle
+        later): the weight memory's read is then the only logic before a register, for
+        clock speed (the ECP5 board builds).
 
     Members
     -------
@@ -85,7 +89,7 @@ class ProtocolEngine(wiring.Component):
     """
 
     def __init__(self, sizes, lanes, config, *, clk_freq_hz, timeout_cycles, learning=False,
-                 max_chunk=MAX_CHUNK, result_layout=None):
+                 max_chunk=MAX_CHUNK, result_layout=None, rb_register=False):
         with checking(self):
             sizes = tuple(sizes)
             if len(sizes) < 2 or not all(isinstance(s, int) and 1 <= s <= 0xFFFF for s in sizes):
@@ -108,6 +112,7 @@ class ProtocolEngine(wiring.Component):
         self._timeout = timeout_cycles
         self._learning = bool(learning)
         self._max_chunk = max_chunk
+        self._rb_register = bool(rb_register)
         self._result_layout = result_layout or ClassifierResultLayout(sizes, config.step_bits)
         n_w = len(sizes) - 1
         super().__init__({
@@ -182,6 +187,11 @@ class ProtocolEngine(wiring.Component):
         small = Signal(range(max(len(ident), 8, ClassifyReply(len(sizes)).size // 8)))
         m.d.comb += small.eq(count)
         tx_byte = Signal(8)
+        rb_data = Signal.like(self.rb_data)      # the weight read back, registered or not
+        if self._rb_register:
+            m.d.sync += rb_data.eq(self.rb_data)
+        else:
+            m.d.comb += rb_data.eq(self.rb_data)
         ptr = Signal(range(BUF + 1))
         m.d.comb += [rd.addr.eq(ptr), wr.addr.eq(count), wr.data.eq(byte)]
 
@@ -451,7 +461,10 @@ class ProtocolEngine(wiring.Component):
                     m.next = "R_CRC0"
             with m.State("R_FETCH"):
                 m.d.comb += self.rb_en.eq(source == _Source.READ)
-                m.next = "R_FETCH2"
+                m.next = "R_FETCH_RB" if self._rb_register else "R_FETCH2"
+            if self._rb_register:
+                with m.State("R_FETCH_RB"):     # rb_data is registered here
+                    m.next = "R_FETCH2"
             with m.State("R_FETCH2"):
                 with m.Switch(source):
                     with m.Case(_Source.IDENT):
@@ -461,7 +474,7 @@ class ProtocolEngine(wiring.Component):
                     with m.Case(_Source.RESULT):
                         m.d.sync += tx_byte.eq(reply.as_value().word_select(small, 8))
                     with m.Case(_Source.READ):
-                        m.d.sync += tx_byte.eq(self.rb_data)
+                        m.d.sync += tx_byte.eq(rb_data)
                 m.next = "R_DATA"
             with m.State("R_DATA"):
                 put(tx_byte, "R_FETCH")

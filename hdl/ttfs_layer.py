@@ -23,9 +23,12 @@ from .params import checking
 
 __all__ = ["TTFSLayer", "neuron_state_layout", "PIPELINE_CUTS"]
 
-#: Pipeline setting -> (cut before the multipliers, cut after them, cut before the statistics).
-PIPELINE_CUTS = {0: (False, False, False), 1: (False, True, False), 2: (False, True, True),
-                 3: (True, True, True)}
+#: Pipeline setting -> (cut before the multipliers, cut after them, cut before the statistics,
+#: cut between the quiet tests and the quiet horizon, the weight's product and sum after the
+#: first cut).
+PIPELINE_CUTS = {0: (False, False, False, False, False), 1: (False, True, False, False, False),
+                 2: (False, True, True, False, False), 3: (True, True, True, False, False),
+                 4: (True, True, True, True, True)}
 
 
 def neuron_state_layout(widths, step_bits):
@@ -53,12 +56,16 @@ class TTFSLayer(wiring.Component):
     init : array, optional
         Initial signed 8-bit weights, shape ``(n_src, n_dst)``.
     pipeline : int
-        Register stages added to the neuron arithmetic for clock speed (0 to 3), each one
+        Register stages added to the neuron arithmetic for clock speed (0 to 4), each one
         cycle more latency per pass and nothing else: 1 cuts after the multipliers (the
         state write is one cycle after the beat, with forwarding to the next row), 2 also
         cuts before the statistics (armed count, quiet horizon, first spike), 3 also cuts
         before the multipliers (the write is two cycles after the beat; rows of a layer
-        with a single lane group are spaced by one idle cycle). Results never change.
+        with a single lane group are spaced by one idle cycle), 4 also moves ``w * z`` and
+        ``acc_w + w`` after the cut before the multipliers (the weight memory's read is
+        registered as it is) and cuts between the quiet tests of the lanes and the quiet
+        horizon (``armed``, ``quiet_until`` and ``wake`` settle one cycle later; ``busy``
+        covers it). Results never change.
     quiet_factors : sequence of (n, d)
         The factors ``n / 2**d`` of the scan scheduler's quiet test
         (:func:`~spikegate.golden.ttfs_discrete.quiet_horizons`; default
@@ -69,7 +76,8 @@ class TTFSLayer(wiring.Component):
         from the quiet class of its lanes whenever a pass writes it back, and a ``SCAN`` visits
         only the groups whose wake is due (no cycle for the others); ``wake`` is their
         minimum. Costs a wake register and a comparator per group and a minimum tree. Only
-        for 2 to :data:`~spikegate.hdl.lookup.MAX_MASKED_GROUPS` groups: otherwise (and
+        for 2 to :data:`~spikegate.hdl.lookup.MAX_MASKED_GROUPS` groups and pipeline 0 to 3
+        (not yet with pipeline 4's quiet-test register): otherwise (and
         when off) every scan visits every group, with one layer-wide horizon
         (:attr:`group_wake` tells which). Results never change.
 
@@ -145,7 +153,7 @@ class TTFSLayer(wiring.Component):
         with checking(self):
             quiet_horizons(DiscreteConfig(timesteps=2), quiet_factors)    # checks the factors
             if pipeline not in PIPELINE_CUTS:
-                raise ValueError(f"pipeline must be 0, 1, 2 or 3, not {pipeline!r}")
+                raise ValueError(f"pipeline must be 0, 1, 2, 3 or 4, not {pipeline!r}")
             if not isinstance(config, DiscreteConfig):
                 raise TypeError(f"config must be a DiscreteConfig, not {config!r}")
             if not isinstance(theta, (int, np.integer)) or not 1 <= theta <= THETA_MAX:
@@ -156,7 +164,10 @@ class TTFSLayer(wiring.Component):
         self._quiet_factors = tuple((int(n), int(d)) for n, d in quiet_factors)
         sized = all(isinstance(v, (int, np.integer)) and v >= 1 for v in (n_dst, lanes))
         groups = -(-n_dst // lanes) if sized else 0
-        self._group_wake = bool(group_wake) and 2 <= groups <= MAX_MASKED_GROUPS
+        # Not with pipeline 4's quiet-test register: the group wakes are written in the beat
+        # whose quiet class they take.
+        self._group_wake = (bool(group_wake) and 2 <= groups <= MAX_MASKED_GROUPS and
+                            not self._cuts[3])
         self._lookup = WeightLookup(n_src, n_dst, lanes, init, tag_bits=config.step_bits,
                                     masked_ops=(RowOp.SCAN,) if self._group_wake else ())
         self._theta = int(theta)
@@ -253,7 +264,7 @@ class TTFSLayer(wiring.Component):
         lk = self._lookup
         L, G, N = lk.lanes, lk.groups, lk.n_dst
         cfg = self._config
-        cut_in, cut_out, cut_stats = self._cuts
+        cut_in, cut_out, cut_stats, cut_quiet, late_w = self._cuts
         wdist = int(cut_in) + int(cut_out)       # stages from the beat to the state write
         m.submodules.lookup = lk
         m.d.comb += [
@@ -352,23 +363,29 @@ class TTFSLayer(wiring.Component):
             s = st[l]
             w = lk.beat_weights[l]
             diff = Signal(signed(W["diff_bits"]), name=f"diff{l}")
-            wz = Signal(signed(WEIGHT_BITS + W["z_bits"] + 1), name=f"wz{l}")
-            acc_w_new = Signal(signed(W["acc_w_bits"]), name=f"acc_w_new{l}")
-            m.d.comb += [diff.eq(s.acc_w - theta), wz.eq(w * z), acc_w_new.eq(s.acc_w + w)]
-            b.update({f"diff{l}": diff, f"wz{l}": wz, f"acc_w_new{l}": acc_w_new,
-                      f"acc_wz{l}": s.acc_wz, f"fired{l}": s.fired, f"step{l}": s.step})
+            m.d.comb += diff.eq(s.acc_w - theta)
+            b.update({f"diff{l}": diff, f"acc_wz{l}": s.acc_wz, f"fired{l}": s.fired,
+                      f"step{l}": s.step})
+            if late_w:
+                b.update({f"w{l}": w, f"acc_w{l}": s.acc_w})
+            else:
+                b.update(self._weight_terms(m, l, w, s.acc_w, z))
 
         # Multiply: ``z * (acc_w - theta)``, the new ``acc_wz``, the armed tests.
         c1 = cut(cut_in, "p1", b)
         mstage = {k: v for k, v in c1.items() if not k.startswith("diff")}
         for l in range(L):
+            if late_w:
+                del mstage[f"w{l}"], mstage[f"acc_w{l}"]
+                mstage.update(self._weight_terms(m, l, c1[f"w{l}"], c1[f"acc_w{l}"], z))
             prod = Signal(signed(W["product_bits"]), name=f"prod{l}")
             acc_wz_new = Signal(signed(W["acc_wz_bits"]), name=f"acc_wz_new{l}")
-            m.d.comb += [prod.eq(z * c1[f"diff{l}"]), acc_wz_new.eq(c1[f"acc_wz{l}"] + c1[f"wz{l}"])]
+            m.d.comb += [prod.eq(z * c1[f"diff{l}"]),
+                         acc_wz_new.eq(c1[f"acc_wz{l}"] + mstage[f"wz{l}"])]
             mstage.update({
                 f"prod{l}": prod, f"acc_wz_new{l}": acc_wz_new,
                 f"was_armed{l}": lane_ok(l, c1["group"]) & ~c1[f"fired{l}"] & (c1[f"diff{l}"] > 0),
-                f"pos_after{l}": c1[f"acc_w_new{l}"] > theta,
+                f"pos_after{l}": mstage[f"acc_w_new{l}"] > theta,
             })
 
         # Write: the compare, the new state, the fire mask.
@@ -419,7 +436,6 @@ class TTFSLayer(wiring.Component):
 
         # Statistics: the step's first spike, counts, the armed count and the quiet horizon.
         c3 = cut(cut_stats, "p3", stats)
-        m.d.comb += self.busy.eq(lk.busy | sum(stages).bool() if stages else lk.busy)
         c3_state = ops(c3, "ACCUMULATE", "SCAN")
         c3_clear = ops(c3, "CLEAR")
         mask3 = c3["fire_mask"]
@@ -445,9 +461,87 @@ class TTFSLayer(wiring.Component):
         with m.Elif(lk.beat_valid & (lk.beat_op == RowOp.SCAN)):
             m.d.sync += self.scan_cycles.eq(self.scan_cycles + 1)
 
-        # Per lane, class i + 1 when 2**d * acc_wz' > n * z * (acc_w' - theta) for the i-th
-        # factor n / 2**d (n * x as shifts and adds); the smallest class of the pass sets, at
-        # its last beat, the horizon it buys.
+        if self._group_wake:
+            # A wake step per lane group (pipeline <= 3: the group's quiet class is known in
+            # the beat it is written back).
+            self._elaborate_group_wake(m, c3, c3_state, c3_clear, self._quiet_min(m, c3),
+                                       wake_opts)
+            n_before = sum(c3[f"was_armed{l}"] for l in range(L))
+            n_after = sum(c3[f"armed_after{l}"] for l in range(L))
+            next_armed = Signal.like(self.armed)
+            m.d.comb += next_armed.eq(self.armed)
+            with m.If(c3_clear):
+                m.d.comb += next_armed.eq(0)
+            with m.Elif(c3_state):
+                m.d.comb += next_armed.eq(self.armed + n_after - n_before)
+            m.d.sync += [self.armed.eq(next_armed), self.armed_any.eq(next_armed != 0)]
+            m.d.comb += self.busy.eq(lk.busy | sum(stages).bool() if stages else lk.busy)
+        else:
+            self._elaborate_quiet(m, c3, c3_state, c3_clear, cut, ops, until_opts, wake_opts,
+                                  stages)
+
+        # Trace port.
+        trace_lane = Signal(range(L))
+        m.d.comb += [tp.addr.eq(self.trace_addr // L if L > 1 else self.trace_addr)]
+        m.d.sync += trace_lane.eq(self.trace_addr % L if L > 1 else 0)
+        m.d.comb += self.trace_step.eq(Array(tp.data[l].step for l in range(L))[trace_lane])
+        return m
+
+    def _elaborate_quiet(self, m, c3, c3_state, c3_clear, cut, ops, until_opts, wake_opts,
+                         stages):
+        """The layer-wide quiet horizon (``group_wake`` off): ``armed``, ``quiet_until``,
+        ``wake``; with pipeline 4 a register stage after the lanes' quiet tests."""
+        lk = self._lookup
+        L = lk.lanes
+        cfg = self._config
+        factors = self._quiet_factors
+        cut_quiet = self._cuts[3]
+
+        n_before = sum(c3[f"was_armed{l}"] for l in range(L))
+        n_after = sum(c3[f"armed_after{l}"] for l in range(L))
+        if cut_quiet:
+            q_state, q_clear, q_last, sel_until, sel_wake, q_delta = self._quiet_cut(
+                m, c3, cut, ops, until_opts, wake_opts, n_after - n_before)
+        else:
+            beat_min = self._quiet_min(m, c3)
+            pass_min = Signal(range(len(factors) + 1))
+            cur_min = Signal.like(pass_min)
+            m.d.comb += cur_min.eq(Mux(c3["first"] | (beat_min < pass_min), beat_min, pass_min))
+            with m.If(c3_state):
+                m.d.sync += pass_min.eq(cur_min)
+            q_state, q_clear, q_last = c3_state, c3_clear, c3["last"]
+            sel_until, sel_wake = until_opts[cur_min], wake_opts[cur_min]
+            q_delta = n_after - n_before
+        m.d.comb += self.busy.eq(lk.busy | sum(stages).bool() if stages else lk.busy)
+
+        # ``armed`` and ``quiet_until`` change here only; ``wake`` follows them.
+        next_until = Signal.like(self.quiet_until)
+        until1 = Signal.like(self.wake, init=1)      # quiet_until + 1
+        next_until1 = Signal.like(self.wake)
+        next_armed = Signal.like(self.armed)
+        m.d.comb += [next_until.eq(self.quiet_until), next_until1.eq(until1),
+                     next_armed.eq(self.armed)]
+        with m.If(q_state):
+            with m.If(q_last):
+                m.d.comb += [next_until.eq(sel_until), next_until1.eq(sel_wake)]
+        with m.Elif(q_clear):
+            m.d.comb += [next_until.eq(0), next_until1.eq(1)]
+
+        with m.If(q_clear):
+            m.d.comb += next_armed.eq(0)
+        with m.Elif(q_state):
+            m.d.comb += next_armed.eq(self.armed + q_delta)
+        m.d.sync += [self.quiet_until.eq(next_until), self.armed.eq(next_armed),
+                     self.armed_any.eq(next_armed != 0),
+                     until1.eq(next_until1),
+                     self.wake.eq(Mux(next_armed != 0, next_until1, cfg.timesteps))]
+
+    def _quiet_min(self, m, c3):
+        """The beat's smallest quiet class over its lanes: per lane, class i + 1 when
+        2**d * acc_wz' > n * z * (acc_w' - theta) for the i-th factor n / 2**d (n * x as
+        shifts and adds), class ``len(factors)`` when the lane is not armed."""
+        L = self._lookup.lanes
+        factors = self._quiet_factors
         lane_class = []
         for l in range(L):
             cls = Signal(range(len(factors) + 1), name=f"quiet_class{l}")
@@ -471,44 +565,7 @@ class TTFSLayer(wiring.Component):
                 m.d.comb += mn.eq(Mux(b < a, b, a))
                 nxt.append(mn)
             level = nxt + level[len(level) - len(level) % 2:]
-        beat_min = level[0]
-        next_armed = Signal.like(self.armed)
-        if self._group_wake:
-            self._elaborate_group_wake(m, c3, c3_state, c3_clear, beat_min, wake_opts)
-        else:
-            pass_min = Signal(range(len(factors) + 1))
-            cur_min = Signal.like(pass_min)
-            m.d.comb += cur_min.eq(Mux(c3["first"] | (beat_min < pass_min), beat_min, pass_min))
-            # ``armed`` and ``quiet_until`` change here only; ``wake`` follows them.
-            next_until = Signal.like(self.quiet_until)
-            until1 = Signal.like(self.wake, init=1)      # quiet_until + 1
-            next_until1 = Signal.like(self.wake)
-            m.d.comb += [next_until.eq(self.quiet_until), next_until1.eq(until1)]
-            with m.If(c3_state):
-                m.d.sync += pass_min.eq(cur_min)
-                with m.If(c3["last"]):
-                    m.d.comb += [next_until.eq(until_opts[cur_min]),
-                                 next_until1.eq(wake_opts[cur_min])]
-            with m.Elif(c3_clear):
-                m.d.comb += [next_until.eq(0), next_until1.eq(1)]
-            m.d.sync += [self.quiet_until.eq(next_until), until1.eq(next_until1),
-                         self.wake.eq(Mux(next_armed != 0, next_until1, cfg.timesteps))]
-
-        n_before = sum(c3[f"was_armed{l}"] for l in range(L))
-        n_after = sum(c3[f"armed_after{l}"] for l in range(L))
-        m.d.comb += next_armed.eq(self.armed)
-        with m.If(c3_clear):
-            m.d.comb += next_armed.eq(0)
-        with m.Elif(c3_state):
-            m.d.comb += next_armed.eq(self.armed + n_after - n_before)
-        m.d.sync += [self.armed.eq(next_armed), self.armed_any.eq(next_armed != 0)]
-
-        # Trace port.
-        trace_lane = Signal(range(L))
-        m.d.comb += [tp.addr.eq(self.trace_addr // L if L > 1 else self.trace_addr)]
-        m.d.sync += trace_lane.eq(self.trace_addr % L if L > 1 else 0)
-        m.d.comb += self.trace_step.eq(Array(tp.data[l].step for l in range(L))[trace_lane])
-        return m
+        return level[0]
 
     def _elaborate_group_wake(self, m, c3, c3_state, c3_clear, beat_min, wake_opts):
         """Per-group quiet horizons: a wake step per lane group (``timesteps`` = none of its
@@ -541,6 +598,60 @@ class TTFSLayer(wiring.Component):
                 nxt.append(mn)
             level = nxt + level[len(level) - len(level) % 2:]
         m.d.comb += [self.wake.eq(level[0]), self.quiet_until.eq(level[0] - 1)]
+
+    def _weight_terms(self, m, l, w, acc_w, z):
+        """Lane ``l``'s ``w * z`` and ``acc_w + w`` (signals named ``wz{l}``, ``acc_w_new{l}``)."""
+        wz = Signal(signed(WEIGHT_BITS + self._widths["z_bits"] + 1), name=f"wz{l}")
+        acc_w_new = Signal(signed(self._widths["acc_w_bits"]), name=f"acc_w_new{l}")
+        m.d.comb += [wz.eq(w * z), acc_w_new.eq(acc_w + w)]
+        return {f"wz{l}": wz, f"acc_w_new{l}": acc_w_new}
+
+    def _quiet_cut(self, m, c3, cut, ops, until_opts, wake_opts, delta):
+        """The quiet horizon with a register stage after the lanes' quiet tests (pipeline 4).
+
+        The quiet class as a thermometer code, ``ge[j]`` = class >= j, so that the minimum
+        over the lanes and over the pass is an AND. This stage: the tests, the AND over the
+        lanes and the change of the armed count; the next: the pass's minimum and the
+        horizon it selects. Returns (state, clear, last, until, wake, armed change) of the
+        next stage.
+        """
+        L = self._lookup.lanes
+        factors = self._quiet_factors
+        F = len(factors)
+        q = {"valid": c3["valid"], "op": c3["op"], "first": c3["first"], "last": c3["last"]}
+        lane_ge = []
+        for l in range(L):
+            pz, acc = c3[f"pz{l}"], c3[f"acc_wz_new{l}"]
+            tests = []
+            for i, (n, d) in enumerate(factors):
+                t = Signal(name=f"quiet_test{l}_{i}")
+                npz = sum(pz << b for b in range(n.bit_length()) if n >> b & 1)
+                m.d.comb += t.eq((acc << d) > npz)
+                tests.append(t)
+            # Class >= j: not armed (class F), or the test of some factor i >= j - 1 holds
+            # (the last test that holds sets the class).
+            ge = Signal(F, name=f"quiet_ge{l}")
+            for j in range(1, F + 1):
+                m.d.comb += ge[j - 1].eq(~c3[f"armed_after{l}"] | Cat(*tests[j - 1:]).any())
+            lane_ge.append(ge)
+        beat_ge = Signal(F)
+        m.d.comb += beat_ge.eq(lane_ge[0] if L == 1 else
+                               Cat(*(Cat(*(g[j] for g in lane_ge)).all() for j in range(F))))
+        q["ge"] = beat_ge
+        q["delta"] = Signal(range(-L, L + 1))
+        m.d.comb += q["delta"].eq(delta)
+        c4 = cut(True, "p4", q)
+        c4_state = ops(c4, "ACCUMULATE", "SCAN")
+        pass_ge = Signal(F)
+        cur_ge = Signal(F)
+        m.d.comb += cur_ge.eq(c4["ge"] & (pass_ge | c4["first"].replicate(F)))
+        with m.If(c4_state):
+            m.d.sync += pass_ge.eq(cur_ge)
+        until, wake = until_opts[0], wake_opts[0]
+        for j in range(1, F + 1):
+            until = Mux(cur_ge[j - 1], until_opts[j], until)
+            wake = Mux(cur_ge[j - 1], wake_opts[j], wake)
+        return c4_state, ops(c4, "CLEAR"), c4["last"], until, wake, c4["delta"]
 
     def _elaborate_learning(self, m, st, last_lanes):
         lk = self._lookup

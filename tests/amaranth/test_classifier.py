@@ -114,7 +114,7 @@ def test_random_networks(lanes, sizes):
 
 # Pipeline stages: with 8 lanes the 5-neuron layer is one lane group (rows spaced by the
 # write distance), with 4 lanes two groups (the state is forwarded), 1 lane many groups.
-@pytest.mark.parametrize("pipeline", [1, 2, 3])
+@pytest.mark.parametrize("pipeline", [1, 2, 3, 4])
 @pytest.mark.parametrize("lanes", [1, 4, 8])
 @pytest.mark.parametrize("sizes", [(20, 12, 5), (9, 16, 7, 4)])
 def test_pipelined_networks_match_golden(pipeline, lanes, sizes):
@@ -129,12 +129,14 @@ def test_pipelined_networks_match_golden(pipeline, lanes, sizes):
     assert min(extra) >= 0, f"{context}: a pipelined run took fewer cycles than pipeline 0"
 
 
-def test_board_settings_match_golden():
+@pytest.mark.parametrize("pipeline", [3, 4])
+def test_board_settings_match_golden(pipeline):
     """The board builds' settings: pipelined, with the coarse quiet factors."""
     net, images = random_case(321, (20, 12, 5))
-    results, traces = run_images(net, images, (3, 2), pipeline=3,
+    results, traces = run_images(net, images, (3, 2), pipeline=pipeline,
                                  quiet_factors=QUIET_FACTORS_COARSE)
-    check_against_golden(net, images, results, traces, "seed 321, lanes (3, 2), board settings")
+    check_against_golden(net, images, results, traces,
+                         f"seed 321, lanes (3, 2), board settings, pipeline {pipeline}")
 
 
 def test_random_stalls_change_only_cycles():

@@ -48,14 +48,15 @@ def replies(raw):
     return out
 
 
-def run(net, pieces, *, learning=False, max_chunk=8, seed=SEED, stall=0.3):
+def run(net, pieces, *, learning=False, max_chunk=8, seed=SEED, stall=0.3, pipeline=0):
     """Send ``pieces`` (bytes, or an int: that many idle cycles) into the engine, each after
-    the reply to the one before; return the reply bytes. The reply stream is back-pressured at random (seeded)."""
+    the reply to the one before; return the reply bytes. The reply stream is back-pressured at random (seeded).
+    ``pipeline``: the classifier's, and from 4 a registered read-back (as BoardTop)."""
     m = Module()
-    clf = TTFSClassifier.from_network(net, (2, 1), learning=learning)
+    clf = TTFSClassifier.from_network(net, (2, 1), learning=learning, pipeline=pipeline)
     eng = ProtocolEngine(net.sizes, clf.lanes, net.config, clk_freq_hz=1_000_000,
                          timeout_cycles=TIMEOUT, learning=learning, max_chunk=max_chunk,
-                         result_layout=clf.o_stream.payload.shape())
+                         result_layout=clf.o_stream.payload.shape(), rb_register=pipeline >= 4)
     m.submodules.clf, m.submodules.eng = clf, eng
     connect_classifier(m, eng, clf)
     sim = Simulator(m)
@@ -202,7 +203,8 @@ def test_every_error_gets_its_reply_and_changes_nothing():
     assert reps[-1][0] == S.OK
 
 
-def test_load_read_back_wraps_rows_and_classifies_like_golden():
+@pytest.mark.parametrize("pipeline", [0, 4])
+def test_load_read_back_wraps_rows_and_classifies_like_golden(pipeline):
     net = small_net()
     new = small_net(seed=99)
     frames = [req(C.LOAD_THETA, P.pack(P.ThetaPayload(), {"layer": l, "theta": t}))
@@ -218,7 +220,7 @@ def test_load_read_back_wraps_rows_and_classifies_like_golden():
     steps = np.where(rng.random((5, 10)) < 0.7, rng.integers(0, 12, (5, 10)), -1)
     frames += [req(C.CLASSIFY, P.encode_events(s, 12)) for s in steps]
     frames += [req(C.STATS), req(C.RESET_STATS), req(C.STATS)]
-    raw, _ = run(net, frames)
+    raw, _ = run(net, frames, pipeline=pipeline)
     reps = replies(raw)
     n_load = len(frames) - len(read_all(net)) - len(steps) - 3
     assert all(st == S.OK for st, _, _ in reps), [st.name for st, _, _ in reps]

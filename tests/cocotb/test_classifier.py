@@ -114,7 +114,7 @@ def _run(dnet, steps, lanes, sim, testcase, n_stall=40, context="", pipeline=0):
 # Lanes: one that does not divide 10 or 64's groups evenly (3), and the benchmark's 4 and 8;
 # pipelined layers: 8 lanes forward the state between the output layer's two groups, 16
 # lanes make the output layer a single group.
-@pytest.mark.parametrize("lanes, pipeline", [(3, 0), (8, 0), (8, 3), (16, 2)])
+@pytest.mark.parametrize("lanes, pipeline", [(3, 0), (8, 0), (8, 3), (8, 4), (16, 2)])
 def test_classifier_digits_sample(digits_network, lanes, pipeline):
     """A sample of the digits test set plus stalls, reset and reload (CI)."""
     dnet, steps, _ = digits_network
