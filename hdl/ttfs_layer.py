@@ -31,6 +31,22 @@ PIPELINE_CUTS = {0: (False, False, False, False, False), 1: (False, True, False,
                  4: (True, True, True, True, True)}
 
 
+def min_tree(m, values, name):
+    """The minimum of unsigned ``values`` as a tree of comparisons, each level's results
+    signals named ``{name}{width}_{i}`` (a nested ``Mux`` expression would be re-emitted for
+    every use: exponential in the number of values)."""
+    level = list(values)
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level) - 1, 2):
+            a, b = level[i], level[i + 1]
+            mn = Signal.like(a, name=f"{name}{len(level)}_{i}")
+            m.d.comb += mn.eq(Mux(b < a, b, a))
+            nxt.append(mn)
+        level = nxt + level[len(level) - len(level) % 2:]
+    return level[0]
+
+
 def neuron_state_layout(widths, step_bits):
     """One neuron's state: ``acc_w``, ``acc_wz`` (signed), ``fired``, ``step`` (of the spike)."""
     return data.StructLayout({
@@ -554,18 +570,7 @@ class TTFSLayer(wiring.Component):
                     with m.If((acc << d) > npz):
                         m.d.comb += cls.eq(i + 1)
             lane_class.append(cls)
-        # A tree of minimums, each a signal (a nested Mux expression would be re-emitted
-        # for every use: exponential in the lanes).
-        level = lane_class
-        while len(level) > 1:
-            nxt = []
-            for i in range(0, len(level) - 1, 2):
-                a, b = level[i], level[i + 1]
-                mn = Signal.like(a, name=f"quiet_min{len(level)}_{i}")
-                m.d.comb += mn.eq(Mux(b < a, b, a))
-                nxt.append(mn)
-            level = nxt + level[len(level) - len(level) % 2:]
-        return level[0]
+        return min_tree(m, lane_class, "quiet_min")
 
     def _elaborate_group_wake(self, m, c3, c3_state, c3_clear, beat_min, wake_opts):
         """Per-group quiet horizons: a wake step per lane group (``timesteps`` = none of its
@@ -587,17 +592,8 @@ class TTFSLayer(wiring.Component):
                 with m.Elif(c3_state):
                     m.d.sync += gwake[g].eq(new)
             m.d.comb += lk.group_en[g].eq(gwake[g] <= self.step)
-        # The minimum as a tree of signals (see the quiet class minimum).
-        level = gwake
-        while len(level) > 1:
-            nxt = []
-            for i in range(0, len(level) - 1, 2):
-                a, b = level[i], level[i + 1]
-                mn = Signal.like(a, name=f"wake_min{len(level)}_{i}")
-                m.d.comb += mn.eq(Mux(b < a, b, a))
-                nxt.append(mn)
-            level = nxt + level[len(level) - len(level) % 2:]
-        m.d.comb += [self.wake.eq(level[0]), self.quiet_until.eq(level[0] - 1)]
+        wake = min_tree(m, gwake, "wake_min")
+        m.d.comb += [self.wake.eq(wake), self.quiet_until.eq(wake - 1)]
 
     def _weight_terms(self, m, l, w, acc_w, z):
         """Lane ``l``'s ``w * z`` and ``acc_w + w`` (signals named ``wz{l}``, ``acc_w_new{l}``)."""
