@@ -58,7 +58,7 @@ __all__ = [
     "SSGDConfig", "LayerCache", "ActiveSet", "ForwardResult", "Gradients",
     "surrogate", "active_mask", "encode_spike_times", "spike_raster",
     "init_params", "lif_forward", "input_trace", "readout_forward", "forward",
-    "loss_and_readout_grad", "reg_loss_and_grad",
+    "loss_and_readout_grad", "sparse_readout_grad", "reg_loss_and_grad",
     "dense_backward", "sparse_backward", "backward",
     "active_fraction", "active_fraction_per_step", "cosine_similarity",
     "predict", "accuracy", "Adam", "train",
@@ -491,8 +491,9 @@ class LayerCache:
 
     Dense mode keeps the membrane ``v`` ``(T, B, N)`` and the input ``x`` ``(T, B, n_in)``.
     Sparse mode keeps only the :class:`ActiveSet`, its :class:`WeightPlan` and the input
-    trace at the plan's anchor rows, ``trace_rows`` ``(a, k)`` (the authors keep the whole
-    trace, ``spk_trace``), restricted to the ``k`` inputs ``trace_cols`` whose trace is
+    trace at the plan's anchor rows, stored input-major as ``trace_t`` ``(k, a)`` (so the
+    ``dW`` product reads it contiguously: 6.9 instead of 9.1 ms for the first layer of the
+    benchmark network; the authors keep the whole trace, ``spk_trace``), restricted to the ``k`` inputs ``trace_cols`` whose trace is
     non-zero in some such row (``None``: all ``n_in``).
     """
     spikes: np.ndarray
@@ -500,7 +501,7 @@ class LayerCache:
     v: np.ndarray = None
     x: np.ndarray = None
     active: ActiveSet = None
-    trace_rows: np.ndarray = None
+    trace_t: np.ndarray = None
     trace_cols: np.ndarray = None
     plan: WeightPlan = None
     prop: PropagationPlan = None
@@ -509,7 +510,7 @@ class LayerCache:
     def saved_nbytes(self):
         """Bytes held for the backward pass (not counting ``spikes``, used by the next layer)."""
         n = 0
-        for a in (self.v, self.x, self.trace_rows, self.trace_cols):
+        for a in (self.v, self.x, self.trace_t, self.trace_cols):
             if a is not None:
                 n += a.nbytes
         if self.active is not None:
@@ -663,8 +664,9 @@ def forward(params, x, cfg, mode="dense", spike_fn=None, merge=True):
             cols = np.flatnonzero(rows.any(axis=0))
             if len(cols) < rows.shape[1]:
                 cache.trace_cols = cols
-                rows = rows[:, cols]
-            cache.trace_rows = rows
+                cache.trace_t = rows.T[cols]                 # one copy, input-major
+            else:
+                cache.trace_t = np.ascontiguousarray(rows.T)
         else:
             cache.v = v       # kept for statistics only
         if mode != "dense":
@@ -677,15 +679,11 @@ def forward(params, x, cfg, mode="dense", spike_fn=None, merge=True):
 
 # ----------------------------------------------------------------------------- losses
 
-def loss_and_readout_grad(fwd, labels, w_out, cfg):
-    """Cross-entropy of ``softmax(max_t O)``; gradients of the readout weights and of ``O``'s
-    input current ``dh`` ``(T-1, B, C)`` (``dh[t]`` is the gradient of ``S_L[t] @ W_out``).
-
-    Returns ``(loss, dW_out, dh)``; the loss is the batch mean (``NLLLoss``).
-    """
+def _softmax_loss(logits, labels):
+    """Mean cross-entropy of ``softmax(logits)`` and its gradient ``dlog`` (float64)."""
     labels = np.asarray(labels)
-    logits = fwd.logits.astype(np.float64)
-    B, C = logits.shape
+    logits = np.asarray(logits, dtype=np.float64)
+    B = logits.shape[0]
     if labels.shape != (B,):
         raise ValueError(f"labels must have shape ({B},), not {labels.shape}")
     z = logits - logits.max(axis=1, keepdims=True)
@@ -695,6 +693,17 @@ def loss_and_readout_grad(fwd, labels, w_out, cfg):
     dlog = p
     dlog[np.arange(B), labels] -= 1.0
     dlog /= B
+    return loss, dlog
+
+
+def loss_and_readout_grad(fwd, labels, w_out, cfg):
+    """Cross-entropy of ``softmax(max_t O)``; gradients of the readout weights and of ``O``'s
+    input current ``dh`` ``(T-1, B, C)`` (``dh[t]`` is the gradient of ``S_L[t] @ W_out``).
+
+    Returns ``(loss, dW_out, dh)``; the loss is the batch mean (``NLLLoss``).
+    """
+    loss, dlog = _softmax_loss(fwd.logits, labels)
+    B, C = dlog.shape
     T = fwd.out.shape[0]
     dt = w_out.dtype
     d_out = np.zeros((T, B, C), dtype=dt)
@@ -715,6 +724,49 @@ def loss_and_readout_grad(fwd, labels, w_out, cfg):
     N = s_last.shape[2]
     dw_out = s_last[:t_stop].reshape(-1, N).T @ dh[:t_stop].reshape(-1, C)
     return loss, dw_out, dh
+
+
+def _readout_dh_rows(rows, batch, t_max, dlog, br, dt):
+    """``dh`` of :func:`loss_and_readout_grad` at the ``(t, b)`` rows ``rows = t B + b`` only,
+    in closed form: ``dh[t, b, c] = (1 - br) br**(t_max[b, c] - 1 - t) dlog[b, c]`` for
+    ``t < t_max[b, c]``, else 0 (``dO`` has one entry per ``(b, c)``, at its peak)."""
+    t = rows // batch
+    b = rows % batch
+    k = t_max[b] - 1 - t[:, None]                                    # (rows, C)
+    pw = (1.0 - br) * br ** np.arange(max(int(t_max.max()), 1), dtype=np.float64)
+    return np.where(k >= 0, pw[np.maximum(k, 0)] * dlog[b], 0.0).astype(dt)
+
+
+def sparse_readout_grad(fwd, labels, w_out, cfg):
+    """:func:`loss_and_readout_grad` for :func:`sparse_backward`: the loss, ``dW_out``, and the
+    gradient of the loss w.r.t. the top hidden layer's spikes at its *active entries* only.
+
+    ``dh[t, b]`` is zero from sample ``b``'s latest readout peak ``max_c t_max[b, c]`` on, so
+    ``dW_out = S^T dh`` needs only each sample's rows before its peak (17 % of the rows the
+    dense pass's product runs over for the trained Fashion-MNIST network: most samples peak by
+    step 20 while the batch's latest peak is near 80), and ``dh`` is computed in closed form
+    at those rows and at the active rows; no ``(T, B, C)`` array is formed. The same numbers
+    as the dense pass up to float rounding (see the tests).
+    """
+    loss, dlog = _softmax_loss(fwd.logits, labels)
+    B, C = dlog.shape
+    dt = w_out.dtype
+    br = float(cfg.beta_readout)
+    t_max = fwd.t_max
+    s = fwd.layers[-1].spikes
+    T, _, N = s.shape
+    last = t_max.max(axis=1) if C else np.zeros(B, dtype=int)        # per sample
+    rows = np.flatnonzero(np.arange(T - 1)[:, None] < last[None])     # (t, b) with t < last[b]
+    dw_out = s.reshape(-1, N)[rows].T @ _readout_dh_rows(rows, B, t_max, dlog, br, dt)
+    top = fwd.layers[-1].active
+    g = np.zeros(len(top), dtype=dt)
+    n_keep = int(np.searchsorted(top.rows, (T - 1) * B))
+    if n_keep:
+        n_urows = int(np.searchsorted(top.urows, (T - 1) * B))
+        dh = _readout_dh_rows(top.urows[:n_urows], B, t_max, dlog, br, dt)
+        g_rows = dh @ w_out.T                                           # (u', N)
+        g[:n_keep] = g_rows.reshape(-1)[top.row_pos[:n_keep] * N + top.j[:n_keep]]
+    return loss, dw_out, g
 
 
 def reg_loss_and_grad(counts, cfg, batch_size=None):
@@ -915,7 +967,7 @@ def sparse_backward(params, fwd, labels, cfg, *, propagate="auto"):
 
     1. ``dV = surrogate(V - V_th) * g`` at the active entries (``surr_grad_spike_kernel``).
     2. ``dW = sum`` over active entries of ``trace[t, b, :] dV[t, b, j]`` into column ``j``
-       (``s3gd_w_backward_kernel``): a product ``trace_rows^T @ D`` over the anchor rows of
+       (``s3gd_w_backward_kernel``): a product ``trace_t @ D`` over the anchor rows of
        the layer's :class:`WeightPlan` plus its scalar corrections.
     3. For the layer below, only at *its* active entries ``(t, b, i)``:
        ``g_below = sum_j W[i, j] Delta[t, b, j]``,
@@ -955,18 +1007,11 @@ def sparse_backward(params, fwd, labels, cfg, *, propagate="auto"):
     if propagate not in PROPAGATIONS:
         raise ValueError(f"propagate must be one of {PROPAGATIONS}, not {propagate!r}")
     t0 = time.perf_counter()
-    loss, dw_out, dh = loss_and_readout_grad(fwd, labels, params[-1], cfg)
-    T, B, C = dh.shape[0] + 1, dh.shape[1], dh.shape[2]
-    top = fwd.layers[-1].active
     w_out = params[-1]
     dt = w_out.dtype
-    # gradient at the top hidden layer's active entries: rows with t <= T-2 feed the readout
-    g = np.zeros(len(top), dtype=dt)
-    n_keep = int(np.searchsorted(top.rows, (T - 1) * B))
-    if n_keep:
-        n_urows = int(np.searchsorted(top.urows, (T - 1) * B))
-        g_rows = dh.reshape(-1, C)[top.urows[:n_urows]] @ w_out.T      # (u', N)
-        g[:n_keep] = g_rows[top.row_pos[:n_keep], top.j[:n_keep]]
+    # g: the gradient at the top hidden layer's active entries (rows t <= T-2 feed the readout)
+    loss, dw_out, g = sparse_readout_grad(fwd, labels, w_out, cfg)
+    T, B = fwd.layers[-1].spikes.shape[:2]
     readout_time = time.perf_counter() - t0
     grads = [None] * len(params)
     grads[-1] = dw_out
@@ -986,10 +1031,10 @@ def sparse_backward(params, fwd, labels, cfg, *, propagate="auto"):
         d_anch = np.bincount(plan.ent_flat, weights=plan.ent_coef * dv,
                              minlength=n_anch * N).astype(dt).reshape(n_anch, N)
         if cache.trace_cols is None:
-            grads[li] = cache.trace_rows.T @ d_anch
+            grads[li] = cache.trace_t @ d_anch
         else:
             grads[li] = np.zeros_like(w)
-            grads[li][cache.trace_cols] = cache.trace_rows.T @ d_anch
+            grads[li][cache.trace_cols] = cache.trace_t @ d_anch
         if len(plan.pair_ent):
             grads[li] += np.bincount(plan.pair_flat, weights=plan.pair_coef * dv[plan.pair_ent],
                                      minlength=w.size).reshape(w.shape)

@@ -193,7 +193,7 @@ def test_plan_events_from_times_and_raster_agree(monkeypatch):
 
 def test_sparse_backward_with_no_active_entries():
     """A band too narrow to catch any membrane: hidden gradients are zero (as masked dense
-    BPTT says), the readout gradient is unchanged."""
+    BPTT says), the readout gradient is unchanged (up to rounding)."""
     seed = 4
     cfg, params, times, y = _problem(seed, [20, 30, 25, 4], n_steps=40, b_th=1e-12)
     fs = S.forward(params, times, cfg, "sparse")
@@ -203,8 +203,10 @@ def test_sparse_backward_with_no_active_entries():
     assert np.abs(gm.grads[-1]).max() > 0, f"seed {seed}: trivial readout gradient"
     for propagate in S.PROPAGATIONS:
         gs = S.sparse_backward(params, fs, y, cfg, propagate=propagate)
-        for li, (a, b) in enumerate(zip(gm.grads, gs.grads)):
+        for li, (a, b) in enumerate(zip(gm.grads[:-1], gs.grads[:-1])):
             assert a.shape == b.shape and np.array_equal(a, b), f"seed {seed}: W{li + 1}"
+        # the readout gradient: the sparse pass computes dh in closed form (rounding only)
+        np.testing.assert_allclose(gs.grads[-1], gm.grads[-1], rtol=1e-12, atol=1e-15)
         assert all(np.all(g == 0) for g in gs.grads[:-1])
 
 
@@ -221,7 +223,7 @@ def test_sparse_backward_skips_silent_inputs():
     cols = fs.layers[0].trace_cols
     assert cols is not None and not set(silent) & set(cols.tolist()), \
         f"seed {seed}: trace_cols {cols}"
-    assert fs.layers[0].trace_rows.shape[1] == len(cols) <= 24 - len(silent)
+    assert fs.layers[0].trace_t.shape[0] == len(cols) <= 24 - len(silent)
     gs = S.sparse_backward(params, fs, y, cfg)
     assert np.all(gs.grads[0][silent] == 0), f"seed {seed}"
     gm = S.dense_backward(params, S.forward(params, times, cfg, "dense"), y, cfg,
@@ -370,3 +372,23 @@ def test_init_params_shapes_and_scale():
     assert ps[0].std() == pytest.approx(expect, rel=0.02)
     with pytest.raises(ValueError, match="hidden"):
         S.init_params([10, 3], cfg)
+
+
+@pytest.mark.parametrize("seed", [3, 7])
+def test_sparse_readout_gradient_equals_the_dense_one(seed):
+    """sparse_readout_grad: each sample's rows before its own latest peak, dh in closed form."""
+    cfg, params, times, y = _problem(seed, [20, 15, 12, 4], n_steps=40, b_th=0.3)
+    fs = S.forward(params, times, cfg, "sparse")
+    last = fs.t_max.max(axis=1)
+    assert last.min() < last.max(), f"seed {seed}: peaks {last} prove nothing"
+    loss_d, dw_d, dh = S.loss_and_readout_grad(fs, y, params[-1], cfg)
+    loss_s, dw_s, g = S.sparse_readout_grad(fs, y, params[-1], cfg)
+    assert loss_s == loss_d
+    np.testing.assert_allclose(dw_s, dw_d, rtol=1e-12, atol=1e-15, err_msg=f"seed {seed}")
+    top = fs.layers[-1].active
+    T = cfg.n_steps
+    g_full = np.zeros((T, len(y), params[-1].shape[0]))
+    g_full[:T - 1] = dh @ params[-1].T
+    want = g_full.reshape(-1)[top.flat]
+    assert len(want) and np.abs(want).max() > 0, f"seed {seed}"
+    np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-15, err_msg=f"seed {seed}")
