@@ -60,7 +60,8 @@ class BoardTop(wiring.Component):
         Largest weight chunk of LOAD_WEIGHTS / READ_WEIGHTS.
     pipeline : int
         Register stages in the neuron arithmetic (default :data:`BOARD_PIPELINE`); from 4,
-        also a register on the weight read-back into the protocol engine (``rb_register``).
+        also two registers on the weight read-back: at each layer of the classifier and into
+        the protocol engine (their ``rb_register``).
     quiet_factors : sequence of (n, d)
         The scan scheduler's quiet factors (default :data:`BOARD_QUIET_FACTORS`).
     group_wake : bool
@@ -92,7 +93,7 @@ class BoardTop(wiring.Component):
             if timeout_cycles is None:
                 timeout_cycles = clk_freq_hz * FRAME_TIMEOUT_MS // 1000
             kwargs = {"pipeline": pipeline, "quiet_factors": quiet_factors,
-                      "group_wake": group_wake}
+                      "group_wake": group_wake, "rb_register": pipeline >= 4}
             if learning:
                 if "learning" not in inspect.signature(TTFSClassifier).parameters:
                     raise ValueError("learning=True needs the classifier's learning unit, which "
@@ -104,7 +105,7 @@ class BoardTop(wiring.Component):
             self.engine = ProtocolEngine(
                 net.sizes, lanes_t, net.config, clk_freq_hz=clk_freq_hz,
                 timeout_cycles=timeout_cycles, learning=learning, max_chunk=max_chunk,
-                rb_register=pipeline >= 4)
+                rb_register=pipeline >= 4, rb_latency=2 if pipeline >= 4 else 1)
             try:
                 self.classifier = TTFSClassifier(net.sizes, net.thetas, lanes, net.config,
                                                  net.weights, **kwargs)

@@ -64,6 +64,12 @@ class TTFSClassifier(wiring.Component):
         more or fewer use one layer-wide horizon): scans visit only the groups that may fire
         (:class:`~spikegate.hdl.ttfs_layer.TTFSLayer`). Fewer cycles, more logic; results
         never change.
+    rb_register : bool
+        Register each layer's read-back word before the layer mux (default off): ``rb_data``
+        then holds the weight two cycles after ``rb_en`` instead of one
+        (:attr:`rb_latency`), and the weight memory's read and lane mux are the only logic
+        before a register, for clock speed (the ECP5 board builds). The datapath's weight
+        reads are unchanged.
 
     Members
     -------
@@ -80,7 +86,7 @@ class TTFSClassifier(wiring.Component):
         Write one weight of layer ``w_layer`` (taken only while ``idle``).
     rb_en, rb_data : In, Out
         Read back the weight addressed by ``w_layer``, ``w_src``, ``w_dst``: ``rb_data``
-        holds it one cycle after ``rb_en`` (taken only while ``idle``).
+        holds it :attr:`rb_latency` cycles after ``rb_en`` (taken only while ``idle``).
     theta_en, theta_data : In
         Set the threshold of layer ``w_layer`` (taken only while ``idle``).
     learn_en, learn_label, learn_shift : In (``learning=True`` only)
@@ -105,13 +111,14 @@ class TTFSClassifier(wiring.Component):
     """
 
     def __init__(self, sizes, thetas, lanes, config=None, weights=None, *, learning=False,
-                 pipeline=0, quiet_factors=QUIET_FACTORS, group_wake=True):
+                 pipeline=0, quiet_factors=QUIET_FACTORS, group_wake=True, rb_register=False):
         with checking(self):
             config = self._check(sizes, thetas, lanes, config, weights)
             if learning and any(s > 1024 for s in sizes[2:]):
                 raise ValueError(f"on-chip learning counts votes over at most 1024 neurons per "
                                  f"layer after the first hidden one, not {sizes[2:]!r}")
         self._learning = bool(learning)
+        self._rb_register = bool(rb_register)
         self._sizes = tuple(int(s) for s in sizes)
         self._lanes = self._lanes_per_layer(lanes, len(sizes) - 1)
         self._config = config
@@ -184,12 +191,18 @@ class TTFSClassifier(wiring.Component):
 
     @classmethod
     def from_network(cls, net, lanes, *, learning=False, pipeline=0, quiet_factors=QUIET_FACTORS,
-                     group_wake=True):
+                     group_wake=True, rb_register=False):
         """Build from a :class:`~spikegate.golden.ttfs_discrete.DiscreteNetwork`."""
         if not isinstance(net, DiscreteNetwork):
             raise TypeError(f"net must be a DiscreteNetwork, not {net!r}")
         return cls(net.sizes, net.thetas, lanes, net.config, net.weights, learning=learning,
-                   pipeline=pipeline, quiet_factors=quiet_factors, group_wake=group_wake)
+                   pipeline=pipeline, quiet_factors=quiet_factors, group_wake=group_wake,
+                   rb_register=rb_register)
+
+    @property
+    def rb_latency(self):
+        """Cycles from ``rb_en`` to the weight on ``rb_data``: 1, or 2 with ``rb_register``."""
+        return 2 if self._rb_register else 1
 
     @property
     def learning(self):
@@ -552,7 +565,15 @@ class TTFSClassifier(wiring.Component):
                          layer.trace_addr.eq(Mux(trace_en[l], trace_addr[l], self.trace_addr))]
         rb_sel = Signal.like(self.w_layer)
         m.d.sync += rb_sel.eq(self.w_layer)
-        m.d.comb += self.rb_data.eq(Array(layer.rb_data for layer in self.layers)[rb_sel])
+        rb_words = [layer.rb_data for layer in self.layers]
+        if self._rb_register:
+            # Each layer's word into a register at the layer, then the layer mux.
+            rb_regs = [Signal.like(w, name=f"rb_word{l}") for l, w in enumerate(rb_words)]
+            rb_sel_r = Signal.like(rb_sel)
+            m.d.sync += [r.eq(w) for r, w in zip(rb_regs, rb_words)]
+            m.d.sync += rb_sel_r.eq(rb_sel)
+            rb_words, rb_sel = rb_regs, rb_sel_r
+        m.d.comb += self.rb_data.eq(Array(rb_words)[rb_sel])
         trace_sel = Signal.like(self.trace_layer)
         m.d.sync += trace_sel.eq(self.trace_layer)
         steps = Array([self.layers[0].trace_step] + [layer.trace_step for layer in self.layers])

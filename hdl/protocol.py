@@ -67,8 +67,11 @@ class ProtocolEngine(wiring.Component):
         ``label_error`` is reported in bit 1 of the reply's flags.
     rb_register : bool
         Register ``rb_data`` before the reply's byte mux (READ_WEIGHTS bytes leave one cycle
-        later): the weight memory's read is then the only logic before a register, for
+        later): the classifier's read-back is then the only logic before a register, for
         clock speed (the ECP5 board builds).
+    rb_latency : int
+        Cycles from ``rb_en`` to the weight on ``rb_data`` (the classifier's
+        :attr:`~spikegate.hdl.classifier.TTFSClassifier.rb_latency`; default 1).
 
     Members
     -------
@@ -89,7 +92,7 @@ class ProtocolEngine(wiring.Component):
     """
 
     def __init__(self, sizes, lanes, config, *, clk_freq_hz, timeout_cycles, learning=False,
-                 max_chunk=MAX_CHUNK, result_layout=None, rb_register=False):
+                 max_chunk=MAX_CHUNK, result_layout=None, rb_register=False, rb_latency=1):
         with checking(self):
             sizes = tuple(sizes)
             if len(sizes) < 2 or not all(isinstance(s, int) and 1 <= s <= 0xFFFF for s in sizes):
@@ -101,6 +104,8 @@ class ProtocolEngine(wiring.Component):
                                  f"not {config.timesteps}")
             if not isinstance(timeout_cycles, int) or timeout_cycles < 2:
                 raise ValueError(f"timeout_cycles must be an integer >= 2, not {timeout_cycles!r}")
+            if not isinstance(rb_latency, int) or rb_latency < 1:
+                raise ValueError(f"rb_latency must be a positive integer, not {rb_latency!r}")
             if not isinstance(max_chunk, int) or not 1 <= max_chunk <= 0xFFFF:
                 raise ValueError(f"max_chunk must be an integer from 1 to 65535, not {max_chunk!r}")
             self._info = DeviceInfo(VERSION, sizes, lanes, clk_freq_hz, config.timesteps,
@@ -113,6 +118,7 @@ class ProtocolEngine(wiring.Component):
         self._learning = bool(learning)
         self._max_chunk = max_chunk
         self._rb_register = bool(rb_register)
+        self._rb_latency = rb_latency
         self._result_layout = result_layout or ClassifierResultLayout(sizes, config.step_bits)
         n_w = len(sizes) - 1
         super().__init__({
@@ -459,12 +465,15 @@ class ProtocolEngine(wiring.Component):
                 m.d.sync += count.eq(0)
                 with m.If(self.o_stream.ready & (reply_len == 0)):
                     m.next = "R_CRC0"
+            # Wait states after R_FETCH: one per cycle of read-back latency beyond the first,
+            # and one for the register; rb_data is valid in R_FETCH2.
+            waits = self._rb_latency - 1 + self._rb_register
             with m.State("R_FETCH"):
                 m.d.comb += self.rb_en.eq(source == _Source.READ)
-                m.next = "R_FETCH_RB" if self._rb_register else "R_FETCH2"
-            if self._rb_register:
-                with m.State("R_FETCH_RB"):     # rb_data is registered here
-                    m.next = "R_FETCH2"
+                m.next = "R_FETCH_RB0" if waits else "R_FETCH2"
+            for i in range(waits):
+                with m.State(f"R_FETCH_RB{i}"):
+                    m.next = f"R_FETCH_RB{i + 1}" if i + 1 < waits else "R_FETCH2"
             with m.State("R_FETCH2"):
                 with m.Switch(source):
                     with m.Case(_Source.IDENT):

@@ -281,6 +281,42 @@ def test_new_weights_and_thresholds_are_used_and_read_back():
     assert not np.array_equal(g_old.spike_steps[1], g_new.spike_steps[1]), "weights should matter"
 
 
+@pytest.mark.parametrize("rb_register", [False, True])
+def test_read_back_every_cycle_after_its_latency(rb_register):
+    # One read-back per cycle, layers interleaved: each weight arrives rb_latency cycles after
+    # its rb_en (1, or 2 with the register at each layer), whatever the next address is.
+    net, _ = random_case(21, (20, 12, 5), n_images=1)
+    dut = TTFSClassifier.from_network(net, (4, 2), rb_register=rb_register)
+    assert dut.rb_latency == (2 if rb_register else 1)
+    addrs = [(l, i, j) for l, w in enumerate(net.weights) for i, j in np.ndindex(*w.shape)]
+    addrs = [addrs[k] for k in np.random.default_rng(22).permutation(len(addrs))]
+    got = []
+
+    async def tb(ctx):
+        while not ctx.get(dut.idle):
+            await ctx.tick()
+        lat = dut.rb_latency
+        for n in range(len(addrs) + lat - 1):
+            if n < len(addrs):
+                l, i, j = addrs[n]
+                ctx.set(dut.w_layer, l)
+                ctx.set(dut.w_src, i)
+                ctx.set(dut.w_dst, j)
+                ctx.set(dut.rb_en, 1)
+            else:
+                ctx.set(dut.rb_en, 0)
+            await ctx.tick()
+            if n >= lat - 1:
+                got.append(ctx.get(dut.rb_data))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    want = [int(net.weights[l][i, j]) & 0xFF for l, i, j in addrs]
+    assert got == want, f"read-back with rb_register={rb_register}, seed 21"
+
+
 @pytest.mark.parametrize("kwargs, exc, match", [
     ({"sizes": (5,), "thetas": [], "lanes": 4}, ValueError, "sizes"),
     ({"sizes": (5, 3), "thetas": [1, 2], "lanes": 4}, ValueError, "thresholds"),

@@ -53,10 +53,12 @@ def run(net, pieces, *, learning=False, max_chunk=8, seed=SEED, stall=0.3, pipel
     the reply to the one before; return the reply bytes. The reply stream is back-pressured at random (seeded).
     ``pipeline``: the classifier's, and from 4 a registered read-back (as BoardTop)."""
     m = Module()
-    clf = TTFSClassifier.from_network(net, (2, 1), learning=learning, pipeline=pipeline)
+    clf = TTFSClassifier.from_network(net, (2, 1), learning=learning, pipeline=pipeline,
+                                      rb_register=pipeline >= 4)
     eng = ProtocolEngine(net.sizes, clf.lanes, net.config, clk_freq_hz=1_000_000,
                          timeout_cycles=TIMEOUT, learning=learning, max_chunk=max_chunk,
-                         result_layout=clf.o_stream.payload.shape(), rb_register=pipeline >= 4)
+                         result_layout=clf.o_stream.payload.shape(), rb_register=pipeline >= 4,
+                         rb_latency=clf.rb_latency)
     m.submodules.clf, m.submodules.eng = clf, eng
     connect_classifier(m, eng, clf)
     sim = Simulator(m)
