@@ -987,14 +987,17 @@ def sparse_backward(params, fwd, labels, cfg, *, propagate="auto"):
     below for step 3) is added as scalar (event, entry) corrections, when those are fewer
     than the row's share of the product (``_PAIR_COST``). Measured on that network
     (``bench_ssgd``, 10 epochs, float32, one BLAS thread, load average ~5.5 on 2 cores):
-    the rows in the ``dW`` products drop from 17.2 / 13.4 % (layer 1 / 2) to 7.5 / 7.6 %
+    the rows in the ``dW`` products drop from 17.3 / 13.3 % (layer 1 / 2) to 7.4 / 7.7 %
     (about 220k corrections per batch for layer 1, 60k for layer 2's ``dW`` and projection),
-    those of the projection to layer 1 to 9.8 %; interleaved medians: layer 2 10.1x, layer 1 13.7x, whole backward 9.5x faster
-    than :func:`dense_backward` (7.7x / 7.8x / 7.0x with one row per distinct active row).
-    What is left (per part, at the trained weights): the layer-1 ``dW`` product over its
-    anchors (~11 of ~13 ms), layer 2's projection (its product ~2.4 ms, the per-step
-    running sum and corrections ~3 ms) and ``dW`` product (~2 ms), and the loss and readout
-    gradient shared with the dense pass (~3 ms, its ``dW_out`` product over every row).
+    those of the projection to layer 1 to 9.8 %. With the readout gradient of
+    :func:`sparse_readout_grad` and the trace stored input-major (commit b9163a8),
+    interleaved medians: layer 2 9.9x, layer 1 14.4x, whole backward 10.8x faster than
+    :func:`dense_backward` (10.3x as the mean over training; 7.7x / 7.8x / 7.0x with one row
+    per distinct active row and the dense readout gradient).
+    What is left (per part, at the trained weights, unloaded): the layer-1 ``dW`` product
+    over its anchors (~7 ms), layer 2's projection (its product ~2.3 ms, the per-step
+    running sum ~1 ms and the row sums ~0.5 ms) and ``dW`` product (~1.7 ms), and the
+    readout gradient (~2.4 ms).
     Tried and dropped, by measurement: column-blocked products (gathering the rows each
     block of neurons needs is slower than the product it saves), restricting each step's
     rows to the neurons active at that step (8-11 % fewer multiply-adds) or each class's
