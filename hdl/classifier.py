@@ -53,9 +53,11 @@ class TTFSClassifier(wiring.Component):
     weights : sequence of arrays, optional
         Initial signed 8-bit weights per layer, shape ``(sizes[l], sizes[l+1])``.
     pipeline : int
-        Register stages in each layer's neuron arithmetic (0 to 3,
+        Register stages in each layer's neuron arithmetic (0 to 5,
         :class:`~spikegate.hdl.ttfs_layer.TTFSLayer`): a faster clock for a few more cycles
-        per timestep; results never change.
+        per timestep; results never change. From 4 the jump target is a tree of minimums;
+        with 5 a step's end and the next step's start are separate cycles (one more cycle per
+        timestep).
     quiet_factors : sequence of (n, d)
         The scan scheduler's quiet factors (:class:`~spikegate.hdl.ttfs_layer.TTFSLayer`).
     group_wake : bool
@@ -490,7 +492,12 @@ class TTFSClassifier(wiring.Component):
                         m.next = "DRAIN"
                     with m.Else():
                         m.d.sync += [k.eq(k1), k1.eq(k1 + 1), step_start.eq(1)]
-                        start_step(k1, "STEP_START")
+                        if self.layers[0].pipeline >= 5:
+                            # The next step's decisions in a cycle of their own: the end of
+                            # this step and the start of the next are separate paths.
+                            m.next = "STEP_START"
+                        else:
+                            start_step(k1, "STEP_START")
 
             with m.State("DRAIN"):
                 m.d.comb += i_stream.ready.eq(1)
