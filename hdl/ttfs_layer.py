@@ -356,8 +356,11 @@ class TTFSLayer(wiring.Component):
         m.d.sync += [until_opts[0].eq(self.step), wake_opts[0].eq(self.step + 1)]
         for j in range(len(hz)):
             entry = Signal.like(self.quiet_until, name=f"until_table{j}")
-            m.d.comb += entry.eq(Array(Const(int(v), entry.shape()) for v in hz[j])[self.step])
-            m.d.sync += [until_opts[j + 1].eq(entry), wake_opts[j + 1].eq(entry + 1)]
+            entry1 = Signal.like(self.wake, name=f"wake_table{j}")     # entry + 1, no adder
+            m.d.comb += [entry.eq(Array(Const(int(v), entry.shape()) for v in hz[j])[self.step]),
+                         entry1.eq(Array(Const(int(v) + 1, entry1.shape())
+                                         for v in hz[j])[self.step])]
+            m.d.sync += [until_opts[j + 1].eq(entry), wake_opts[j + 1].eq(entry1)]
 
         theta = Signal(THETA_BITS, init=self._theta)
         with m.If(self.theta_w_en):
