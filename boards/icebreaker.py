@@ -27,13 +27,22 @@ __all__ = ["ICEBreakerDesign", "ice40_pll", "ice40_top", "ICE40_OPTIONS", "OSC_H
            "DEFAULT_CLK_HZ", "DEFAULT_LANES", "LANE_CHOICES", "default_lanes",
            "set_weight_memories", "platform"]
 
-#: Classifier options of iCEBreaker builds: no register stage in the neuron arithmetic and the
-#: coarse quiet factors. Logic cells are the UP5K's scarce resource: the digits network of
-#: ``spikegate run`` (lanes (3, 1), 64 timesteps) needs 5348 of the 5280 with one stage, 5439
-#: with two; and the stages do not lift the Fmax there (16-19 MHz either way: the paths
-#: through the controller and the statistics remain). Per-group quiet horizons are off for
-#: the same reason: with them the same network needs 5834 LCs.
-ICE40_OPTIONS = {"pipeline": 0, "quiet_factors": QUIET_FACTORS_COARSE, "group_wake": False}
+#: Classifier options of iCEBreaker builds: pipeline 5 (the ECP5's four cuts in the neuron
+#: arithmetic, plus a register slice on each layer's command stream, a step's start in a
+#: cycle of its own and registered head/wake tests in the controller) and the coarse quiet
+#: factors, with lanes (2, 1) (:data:`DEFAULT_LANES`). Logic cells are the UP5K's scarce
+#: resource: the digits 64-64-10 network (64 timesteps) with lanes (3, 1) needs 5399 of the
+#: 5280 at pipeline 4 (at pipeline 0 it fits, 4866 LCs, but clocks at 16.4 MHz: the one-cycle
+#: neuron update is the critical path). The network of ``spikegate run`` with lanes (2, 1) at
+#: pipeline 5 needs 4670 LCs, 21 EBR, 6 DSPs and reaches 29.5 MHz (nextpnr seed 1), for
+#: 1609 cycles per classification (1102 at (3, 1), pipeline 0). The 30 MHz target is
+#: missed by 0.5 MHz: the critical path is now the protocol engine's, from its FSM state to
+#: the enable of the reply's source register (10 LUTs, mostly routing); with the weights of
+#: ``spikegate synth``'s default network (4521 LCs, 28.9 MHz) it is the quiet tests of
+#: pipeline 4's third stage (``pz`` to the thermometer classes).
+#: Per-group quiet horizons are off: they do not combine with pipeline 4's quiet-test
+#: register (and at pipeline 0 they needed 5834 LCs).
+ICE40_OPTIONS = {"pipeline": 5, "quiet_factors": QUIET_FACTORS_COARSE, "group_wake": False}
 
 
 def ice40_top(net, lanes, *, clk_freq_hz):
@@ -45,13 +54,14 @@ def ice40_top(net, lanes, *, clk_freq_hz):
 OSC_HZ = 12_000_000
 #: The ``sync`` clock by default: the Fmax target of the digits network on the UP5K.
 DEFAULT_CLK_HZ = 30_000_000
-#: Lanes per weight layer of the digits 64-64-10 network that fit the UP5K's 8 DSPs
-#: (two multipliers per lane) and 30 block RAMs.
-DEFAULT_LANES = (3, 1)
+#: Lanes per weight layer of the digits 64-64-10 network: (3, 1) fits the UP5K's 8 DSPs (two
+#: multipliers per lane) and 30 block RAMs but, with :data:`ICE40_OPTIONS`' register stages,
+#: not its logic cells; (2, 1) fits (6 DSPs).
+DEFAULT_LANES = (2, 1)
 #: Lanes tried in order for a two-weight-layer network when none are given: the first that
-#: fits (:func:`~spikegate.boards.fit.check_fit`). ``(2, 1)`` suits the MNIST networks whose
-#: first layer is in SPRAM (16-bit words: one SPRAM column), ``(1, 1)`` the last resort.
-LANE_CHOICES = (DEFAULT_LANES, (2, 1), (1, 1))
+#: fits (:func:`~spikegate.boards.fit.check_fit`). ``(2, 1)`` also suits the MNIST networks
+#: whose first layer is in SPRAM (16-bit words: one SPRAM column), ``(1, 1)`` the last resort.
+LANE_CHOICES = (DEFAULT_LANES, (1, 1))
 #: Largest relative error of the PLL's output accepted (the UART's baud divisor is computed
 #: from the achieved frequency, so this only bounds how far from the request we land).
 PLL_TOLERANCE = 0.01

@@ -53,9 +53,12 @@ class TTFSClassifier(wiring.Component):
     weights : sequence of arrays, optional
         Initial signed 8-bit weights per layer, shape ``(sizes[l], sizes[l+1])``.
     pipeline : int
-        Register stages in each layer's neuron arithmetic (0 to 3,
+        Register stages in each layer's neuron arithmetic (0 to 5,
         :class:`~spikegate.hdl.ttfs_layer.TTFSLayer`): a faster clock for a few more cycles
-        per timestep; results never change.
+        per timestep; results never change. From 4 the jump target is a tree of minimums;
+        with 5 a step's end and the next step's start are separate cycles, and the tests of
+        the input head against the step and of the wakes against it are registers that the
+        decisions wait for after a new head, step or pass (a few cycles more per timestep).
     quiet_factors : sequence of (n, d)
         The scan scheduler's quiet factors (:class:`~spikegate.hdl.ttfs_layer.TTFSLayer`).
     group_wake : bool
@@ -346,6 +349,29 @@ class TTFSClassifier(wiring.Component):
                                Cat(*(layer.wake > head.step for layer in self.layers[1:])).all()),
                      head_step1.eq(head.step + 1)]
 
+        # Pipeline 5: the tests of the head against ``k`` and the layers' wakes are registers,
+        # computed every cycle; ``fresh`` says they describe the head, ``k`` and the wakes of
+        # this cycle (none changed at the last edge), and the decisions that use them wait
+        # for it (one cycle after a new head, a new step or a pass).
+        reg_head = self.layers[0].pipeline >= 5
+        k_set = Signal()                 # k is written this cycle
+        flags = {}
+        if reg_head:
+            head_fresh, fresh, w0_fresh = Signal(), Signal(), Signal()
+            moves = in_reg.o_stream.ready | ~in_reg.o_stream.valid
+            any_busy = Cat(*(layer.busy for layer in self.layers)).any()
+            m.d.sync += [head_fresh.eq(~moves & ~k_set), fresh.eq(~moves & ~k_set & ~any_busy),
+                         w0_fresh.eq(~self.layers[0].busy)]
+            comb = dict(zip(("bad", "now", "later"), head_status(k)))
+            comb["after"] = Mux(head.end, T - 1, head.step) > k
+            comb["direct"] = direct
+            comb["due0"] = self.layers[0].wake <= k
+            for l, layer in enumerate(self.layers):
+                comb[f"wait{l}"] = layer.wake > k
+            for key, v in comb.items():
+                flags[key] = Signal(name=f"head_{key}")
+                m.d.sync += flags[key].eq(v)
+
         with m.If(counting):
             m.d.sync += cycles.eq(cycles + 1)
         m.d.sync += step_start.eq(0)
@@ -359,6 +385,7 @@ class TTFSClassifier(wiring.Component):
                     m.d.comb += clear_stats.eq(1)
                     m.d.sync += [cycles.eq(1), counting.eq(1), in_spikes.eq(0), error.eq(0),
                                  k.eq(0), k1.eq(1), step_start.eq(1), learn_cycles.eq(0)]
+                    m.d.comb += k_set.eq(1)
                     if learning:
                         bad_label = self.learn_label >= sizes[-1]
                         m.d.sync += [learn_active.eq(self.learn_en & ~bad_label),
@@ -393,10 +420,16 @@ class TTFSClassifier(wiring.Component):
                 jump over steps in which nothing can happen, end a finished image, or issue the
                 step's first commands. Each layer's ``wake`` is compared with ``kk`` on its own
                 (no chain of minimums in the decision; the jump target is data)."""
-                bad, now, later = head_status(kk)
-                # The first step at which some armed layer may fire without input.
-                waits = [layer.wake > kk for layer in self.layers]
                 head_at = Mux(head.end, T - 1, head.step)
+                if reg_head:         # kk is k (STEP_START only)
+                    bad, now, later = flags["bad"], flags["now"], flags["later"]
+                    waits = [flags[f"wait{l}"] for l in range(n_w)]
+                    after, jump_direct, valid = flags["after"], flags["direct"], i_stream.valid & fresh
+                else:
+                    bad, now, later = head_status(kk)
+                    # The first step at which some armed layer may fire without input.
+                    waits = [layer.wake > kk for layer in self.layers]
+                    after, jump_direct, valid = head_at > kk, direct, i_stream.valid
 
                 def vmin(a, b):
                     return Mux(a < b, a, b)
@@ -413,24 +446,26 @@ class TTFSClassifier(wiring.Component):
                     for layer in self.layers:
                         target = vmin(target, layer.wake)
                     target = vmin(target, T - 1)
-                with m.If(i_stream.valid & ~any_armed & head.end):
+                with m.If(valid & ~any_armed & head.end):
                     # Input over and nothing armed: no neuron can ever fire again.
                     m.d.sync += [decided.eq(0), dstep.eq(T)]
                     m.next = "DRAIN"
-                with m.Elif(i_stream.valid & ~bad & later & (head_at > kk) & (kk < T - 1) &
-                            Cat(*waits).all()):
+                with m.Elif(valid & ~bad & later & after & (kk < T - 1) & Cat(*waits).all()):
                     # No input and no possible spike before ``target``: jump there. When that
                     # is the next input's step and no later layer scans then, the step starts
                     # at once with that input's row (layer 0's fire check is fused with it).
-                    with m.If(direct):
+                    m.d.comb += k_set.eq(1)
+                    with m.If(jump_direct):
                         m.d.sync += [k.eq(head.step), k1.eq(head_step1), issued0.eq(0)]
                         m.d.sync += [d.eq(0) for d in done]
                         accumulate_head()
                         m.next = "STEP"
                     with m.Else():
-                        m.d.sync += [k.eq(target), k1.eq(target + 1)]
+                        m.d.sync += k.eq(target)
+                        if not reg_head:     # else STEP_START sets k1 while it waits
+                            m.d.sync += k1.eq(target + 1)
                         m.next = "STEP_START"
-                with m.Elif(i_stream.valid):
+                with m.Elif(valid):
                     # Layers after the first scan now if some neuron may fire: their check at
                     # step kk does not depend on the spikes that reach them during step kk.
                     # The first layer scans now if no input is due at step kk, else takes the
@@ -451,22 +486,34 @@ class TTFSClassifier(wiring.Component):
                     m.next = stay
 
             with m.State("STEP_START"):
+                if reg_head:
+                    # k1 follows k here: a jump sets k alone, and the flags are not fresh in
+                    # the cycle after it, so nothing reads k1 before it is k + 1.
+                    m.d.sync += k1.eq(k + 1)
                 start_step(k, "STEP_START")
 
             with m.State("STEP"):
                 # Layer 0: the input events of step k, or one scan.
                 l0 = self.layers[0]
-                with m.If(~done[0] & i_stream.valid):
-                    with m.If(head_bad):
+                if reg_head:
+                    h_valid, h_bad, h_now = i_stream.valid & head_fresh, flags["bad"], flags["now"]
+                    due0, wait0 = flags["due0"] & w0_fresh, ~w0_fresh
+                else:
+                    h_valid, h_bad, h_now = i_stream.valid, head_bad, head_now
+                    due0, wait0 = l0.wake <= k, 0
+                with m.If(~done[0] & h_valid):
+                    with m.If(h_bad):
                         m.d.comb += i_stream.ready.eq(1)
                         m.d.sync += error.eq(1)
-                    with m.Elif(head_now):
+                    with m.Elif(h_now):
                         accumulate_head()
                     with m.Else():     # head_later
-                        with m.If(~issued0 & (l0.wake <= k)):
+                        with m.If(~issued0 & due0):
                             m.d.comb += [l0.cmd.valid.eq(1), l0.cmd.payload.op.eq(RowOp.SCAN)]
                             with m.If(l0.cmd.ready):
                                 m.d.sync += done[0].eq(1)
+                        with m.Elif(~issued0 & wait0):
+                            pass       # layer 0's wake settles
                         with m.Else():
                             m.d.sync += done[0].eq(1)
                 # Later layers: the spikes the layer before produced at step k. A layer is
@@ -503,7 +550,13 @@ class TTFSClassifier(wiring.Component):
                         m.next = "DRAIN"
                     with m.Else():
                         m.d.sync += [k.eq(k1), k1.eq(k1 + 1), step_start.eq(1)]
-                        start_step(k1, "STEP_START")
+                        m.d.comb += k_set.eq(1)
+                        if self.layers[0].pipeline >= 5:
+                            # The next step's decisions in a cycle of their own: the end of
+                            # this step and the start of the next are separate paths.
+                            m.next = "STEP_START"
+                        else:
+                            start_step(k1, "STEP_START")
 
             with m.State("DRAIN"):
                 m.d.comb += i_stream.ready.eq(1)

@@ -272,6 +272,39 @@ class ProtocolEngine(wiring.Component):
             with m.Else():
                 m.d.sync += timer.eq(timer + 1)
 
+        # The frame's checks, registered: they read only ``cmd``, ``length``, ``mod3`` and
+        # ``hdr``, which are final two cycles or more before CHECK (the two CRC bytes come
+        # after them), so CHECK sees registers and only dispatches (clock speed).
+        len_ok_c = Signal()
+        with m.Switch(cmd):
+            with m.Case(Command.IDENTIFY, Command.STATS, Command.RESET_STATS):
+                m.d.comb += len_ok_c.eq(length == 0)
+            with m.Case(Command.LOAD_WEIGHTS):
+                m.d.comb += len_ok_c.eq(length == hdr.count + 7)
+            with m.Case(Command.READ_WEIGHTS):
+                m.d.comb += len_ok_c.eq(length == 7)
+            with m.Case(Command.LOAD_THETA):
+                m.d.comb += len_ok_c.eq(length == 3)
+            with m.Case(Command.CLASSIFY):
+                m.d.comb += len_ok_c.eq(mod3 == 0)
+            with m.Case(Command.TRAIN):
+                m.d.comb += len_ok_c.eq((mod3 == 0) & (length >= 3))
+        known = Signal()
+        length_ok = Signal()
+        chunk_ok = Signal()
+        theta_ok = Signal()
+        train_bad = Signal()
+        layer_ok = hdr.layer < n_w
+        m.d.sync += [
+            known.eq(Cat(cmd == c.value for c in Command).any()),
+            length_ok.eq((length <= BUF) & len_ok_c),
+            chunk_ok.eq(layer_ok & (hdr.src < n_in_l) & (hdr.dst < n_out_l)
+                        & (hdr.count != 0) & (hdr.count <= self._max_chunk)),
+            theta_ok.eq((theta.layer < n_w) & (theta.theta != 0) & (theta.theta <= THETA_MAX)),
+            train_bad.eq((label >= sizes[-1]) | (train_hdr.lr_shift > MAX_LR_SHIFT) |
+                         (train_hdr.lfsr_k > MAX_LFSR_K)),
+        ]
+
         with m.FSM() as fsm:
             # -------- receive a frame
             with m.State("HUNT"):
@@ -321,30 +354,11 @@ class ProtocolEngine(wiring.Component):
 
             # -------- check and dispatch
             with m.State("CHECK"):
-                len_ok = Signal()
-                with m.Switch(cmd):
-                    with m.Case(Command.IDENTIFY, Command.STATS, Command.RESET_STATS):
-                        m.d.comb += len_ok.eq(length == 0)
-                    with m.Case(Command.LOAD_WEIGHTS):
-                        m.d.comb += len_ok.eq(length == hdr.count + 7)
-                    with m.Case(Command.READ_WEIGHTS):
-                        m.d.comb += len_ok.eq(length == 7)
-                    with m.Case(Command.LOAD_THETA):
-                        m.d.comb += len_ok.eq(length == 3)
-                    with m.Case(Command.CLASSIFY):
-                        m.d.comb += len_ok.eq(mod3 == 0)
-                    with m.Case(Command.TRAIN):
-                        m.d.comb += len_ok.eq((mod3 == 0) & (length >= 3))
-                known = Signal()
-                m.d.comb += known.eq(Cat(cmd == c.value for c in Command).any())
-                layer_ok = hdr.layer < n_w
-                chunk_ok = (layer_ok & (hdr.src < n_in_l) & (hdr.dst < n_out_l)
-                            & (hdr.count != 0) & (hdr.count <= self._max_chunk))
                 with m.If(crc_bad):
                     fail(Status.BAD_CRC)
                 with m.Elif(~known):
                     fail(Status.BAD_COMMAND)
-                with m.Elif((length > BUF) | ~len_ok):
+                with m.Elif(~length_ok):
                     fail(Status.BAD_LENGTH)
                 with m.Elif((cmd == Command.TRAIN) & (not self._learning)):
                     fail(Status.UNSUPPORTED)
@@ -358,8 +372,7 @@ class ProtocolEngine(wiring.Component):
                             m.d.sync += stats.eq(0)
                             send_reply(Status.OK)
                         with m.Case(Command.LOAD_THETA):
-                            with m.If((theta.layer < n_w) & (theta.theta != 0)
-                                      & (theta.theta <= THETA_MAX)):
+                            with m.If(theta_ok):
                                 m.d.comb += self.theta_en.eq(1)
                                 send_reply(Status.OK)
                             with m.Else():
@@ -373,8 +386,7 @@ class ProtocolEngine(wiring.Component):
                                 fail(Status.OUT_OF_RANGE)
                         with m.Case(Command.CLASSIFY, Command.TRAIN):
                             train = cmd == Command.TRAIN
-                            with m.If(train & ((label >= sizes[-1]) | (train_hdr.lr_shift > MAX_LR_SHIFT) |
-                                            (train_hdr.lfsr_k > MAX_LFSR_K))):
+                            with m.If(train & train_bad):
                                 fail(Status.OUT_OF_RANGE)
                             with m.Else():
                                 m.d.sync += [ptr.eq(Mux(train, 3, 0)), prev_step.eq(0),

@@ -20,15 +20,19 @@ from .layouts import RESULT_COUNT_BITS, FireMaskLayout, RowCommandLayout, RowOp,
 from spikegate.golden.sign_backprop import MAX_LFSR_K
 from .lookup import MAX_MASKED_GROUPS, WeightLookup
 from .params import checking
+from .spike_queue import StreamRegister
 
 __all__ = ["TTFSLayer", "neuron_state_layout", "PIPELINE_CUTS"]
 
 #: Pipeline setting -> (cut before the multipliers, cut after them, cut before the statistics,
 #: cut between the quiet tests and the quiet horizon, the weight's product and sum after the
-#: first cut).
-PIPELINE_CUTS = {0: (False, False, False, False, False), 1: (False, True, False, False, False),
-                 2: (False, True, True, False, False), 3: (True, True, True, False, False),
-                 4: (True, True, True, True, True)}
+#: first cut, a register slice on the command stream).
+PIPELINE_CUTS = {0: (False, False, False, False, False, False),
+                 1: (False, True, False, False, False, False),
+                 2: (False, True, True, False, False, False),
+                 3: (True, True, True, False, False, False),
+                 4: (True, True, True, True, True, False),
+                 5: (True, True, True, True, True, True)}
 
 
 def min_tree(m, values, name):
@@ -81,7 +85,9 @@ class TTFSLayer(wiring.Component):
         ``acc_w + w`` after the cut before the multipliers (the weight memory's read is
         registered as it is) and cuts between the quiet tests of the lanes and the quiet
         horizon (``armed``, ``quiet_until`` and ``wake`` settle one cycle later; ``busy``
-        covers it). Results never change.
+        covers it); 5 also puts a register slice on ``cmd`` (the controller's decisions and
+        the walker's start are separate paths; one cycle more per pass, ``busy`` covers it).
+        Results never change.
     quiet_factors : sequence of (n, d)
         The factors ``n / 2**d`` of the scan scheduler's quiet test
         (:func:`~spikegate.golden.ttfs_discrete.quiet_horizons`; default
@@ -93,7 +99,7 @@ class TTFSLayer(wiring.Component):
         only the groups whose wake is due (no cycle for the others); ``wake`` is their
         minimum. Costs a wake register and a comparator per group and a minimum tree. Only
         for 2 to :data:`~spikegate.hdl.lookup.MAX_MASKED_GROUPS` groups and pipeline 0 to 3
-        (not yet with pipeline 4's quiet-test register): otherwise (and
+        (not yet with the quiet-test register of pipeline 4 and 5): otherwise (and
         when off) every scan visits every group, with one layer-wide horizon
         (:attr:`group_wake` tells which). Results never change.
 
@@ -160,7 +166,7 @@ class TTFSLayer(wiring.Component):
 
     A pass takes ``ceil(n_dst / lanes)`` cycles plus ``2 + pipeline`` of latency; passes
     overlap, so back-to-back rows cost ``ceil(n_dst / lanes)`` cycles each (at least 2 with
-    ``pipeline=3``).
+    ``pipeline`` 3 to 5).
     """
 
     def __init__(self, n_src, n_dst, lanes, theta, config=None, init=None, *, learning=False,
@@ -169,7 +175,7 @@ class TTFSLayer(wiring.Component):
         with checking(self):
             quiet_horizons(DiscreteConfig(timesteps=2), quiet_factors)    # checks the factors
             if pipeline not in PIPELINE_CUTS:
-                raise ValueError(f"pipeline must be 0, 1, 2, 3 or 4, not {pipeline!r}")
+                raise ValueError(f"pipeline must be 0, 1, 2, 3, 4 or 5, not {pipeline!r}")
             if not isinstance(config, DiscreteConfig):
                 raise TypeError(f"config must be a DiscreteConfig, not {config!r}")
             if not isinstance(theta, (int, np.integer)) or not 1 <= theta <= THETA_MAX:
@@ -280,7 +286,7 @@ class TTFSLayer(wiring.Component):
         lk = self._lookup
         L, G, N = lk.lanes, lk.groups, lk.n_dst
         cfg = self._config
-        cut_in, cut_out, cut_stats, cut_quiet, late_w = self._cuts
+        cut_in, cut_out, cut_stats, cut_quiet, late_w, cmd_reg = self._cuts
         wdist = int(cut_in) + int(cut_out)       # stages from the beat to the state write
         m.submodules.lookup = lk
         m.d.comb += [
@@ -297,7 +303,17 @@ class TTFSLayer(wiring.Component):
         # Masked scans (``group_wake``) read the group wakes, so they start only when no pass
         # is in flight; they can revisit a group one cycle after the pass before it, so with
         # ``wdist >= 2`` nothing starts while one is issuing.
-        m.d.comb += [lk.cmd.payload.eq(self.cmd.payload)]
+        if cmd_reg:
+            # A register slice: the controller's command logic and the walker's start (its
+            # address, the first group) are separate paths; one cycle more per pass.
+            m.submodules.cmd_reg = cmd_reg = StreamRegister(self.cmd.payload.shape())
+            wiring.connect(m, wiring.flipped(self.cmd), cmd_reg.i_stream)
+            cmd = cmd_reg.o_stream
+            pending = [cmd.valid]
+        else:
+            cmd = self.cmd
+            pending = []
+        m.d.comb += [lk.cmd.payload.eq(cmd.payload)]
         gates = []
         if G < wdist:
             since = Signal(range(wdist + 1), init=wdist)
@@ -310,15 +326,15 @@ class TTFSLayer(wiring.Component):
                 m.d.sync += since.eq(since + 1)
         if self._group_wake:
             mgate = Signal()
-            m.d.comb += mgate.eq(~((self.cmd.payload.op == RowOp.SCAN) & self.busy) &
+            m.d.comb += mgate.eq(~((cmd.payload.op == RowOp.SCAN) & self.busy) &
                                  (~lk.walk_masked if wdist >= 2 else 1))
             gates.append(mgate)
         if gates:
             gate = Cat(*gates).all()
-            m.d.comb += [lk.cmd.valid.eq(self.cmd.valid & gate),
-                         self.cmd.ready.eq(lk.cmd.ready & gate)]
+            m.d.comb += [lk.cmd.valid.eq(cmd.valid & gate),
+                         cmd.ready.eq(lk.cmd.ready & gate)]
         else:
-            m.d.comb += [lk.cmd.valid.eq(self.cmd.valid), self.cmd.ready.eq(lk.cmd.ready)]
+            m.d.comb += [lk.cmd.valid.eq(cmd.valid), cmd.ready.eq(lk.cmd.ready)]
 
         m.submodules.state = mem = memory.Memory(data=self.state_data)
         wp = mem.write_port()
@@ -340,15 +356,18 @@ class TTFSLayer(wiring.Component):
         m.d.sync += [until_opts[0].eq(self.step), wake_opts[0].eq(self.step + 1)]
         for j in range(len(hz)):
             entry = Signal.like(self.quiet_until, name=f"until_table{j}")
-            m.d.comb += entry.eq(Array(Const(int(v), entry.shape()) for v in hz[j])[self.step])
-            m.d.sync += [until_opts[j + 1].eq(entry), wake_opts[j + 1].eq(entry + 1)]
+            entry1 = Signal.like(self.wake, name=f"wake_table{j}")     # entry + 1, no adder
+            m.d.comb += [entry.eq(Array(Const(int(v), entry.shape()) for v in hz[j])[self.step]),
+                         entry1.eq(Array(Const(int(v) + 1, entry1.shape())
+                                         for v in hz[j])[self.step])]
+            m.d.sync += [until_opts[j + 1].eq(entry), wake_opts[j + 1].eq(entry1)]
 
         theta = Signal(THETA_BITS, init=self._theta)
         with m.If(self.theta_w_en):
             m.d.sync += theta.eq(self.theta_w_data)
         last_lanes = N - (G - 1) * L
         W = self._widths
-        stages = []                                # valid of every pipeline register stage
+        stages = pending                           # valid of every pipeline register stage
 
         def cut(enabled, name, values):
             """A pipeline register stage over ``values`` (a dict), or the values themselves."""

@@ -94,7 +94,7 @@ def main(argv=None):
     p.add_argument("--lanes", default="4,8", help="lane counts, comma separated (default: 4,8)")
     p.add_argument("--images", type=int, default=None, help="limit the test images")
     p.add_argument("--pipeline", default="0",
-                   help="pipeline settings of the layers (0-3), comma separated (default: 0; "
+                   help="pipeline settings of the layers (0-5), comma separated (default: 0; "
                         "the board builds use boards.top.BOARD_PIPELINE)")
     p.add_argument("--sim", default=None, help="verilator (default) or icarus")
     p.add_argument("--skip-mnist-scale", action="store_true")

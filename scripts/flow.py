@@ -184,7 +184,7 @@ class Flow:
         report = synthesize(design, platform, self.out / "synth-build", check_timing=False)
         d = report.to_dict()
         # The board's own cycles per classification: its lanes and classifier options, which
-        # may differ from the sim stage's (the UP5K has 8 DSPs: lanes (3, 1) for digits).
+        # may differ from the sim stage's (the UP5K: lanes (2, 1) for digits).
         from spikegate.boards.synth import classifier_options
         from spikegate.sim.ttfs_run import simulate_hardware
         lanes = design.lanes

@@ -59,7 +59,7 @@ def test_run_with_synthesis(tmp_path):
     # Classifications per second come from the board's own lanes and cycles: the UP5K
     # builds fewer lanes than the sim stage's 4, so it needs more cycles.
     board = rep["synth"]["board_classifier"]
-    assert board["lanes"] == [3, 1] and board["images"] == 12
+    assert board["lanes"] == [2, 1] and board["images"] == 12
     assert board["cycles_mean"] > rep["cycles_per_classification"]["mean"]
     assert rep["classifications_per_s_at_fmax"] == pytest.approx(
         rep["synth"]["fmax_mhz"] * 1e6 / board["cycles_mean"])

@@ -114,7 +114,7 @@ def test_random_networks(lanes, sizes):
 
 # Pipeline stages: with 8 lanes the 5-neuron layer is one lane group (rows spaced by the
 # write distance), with 4 lanes two groups (the state is forwarded), 1 lane many groups.
-@pytest.mark.parametrize("pipeline", [1, 2, 3, 4])
+@pytest.mark.parametrize("pipeline", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("lanes", [1, 4, 8])
 @pytest.mark.parametrize("sizes", [(20, 12, 5), (9, 16, 7, 4)])
 def test_pipelined_networks_match_golden(pipeline, lanes, sizes):
@@ -129,7 +129,7 @@ def test_pipelined_networks_match_golden(pipeline, lanes, sizes):
     assert min(extra) >= 0, f"{context}: a pipelined run took fewer cycles than pipeline 0"
 
 
-@pytest.mark.parametrize("pipeline", [3, 4])
+@pytest.mark.parametrize("pipeline", [3, 4, 5])
 def test_board_settings_match_golden(pipeline):
     """The board builds' settings: pipelined, with the coarse quiet factors."""
     net, images = random_case(321, (20, 12, 5))
@@ -139,14 +139,15 @@ def test_board_settings_match_golden(pipeline):
                          f"seed 321, lanes (3, 2), board settings, pipeline {pipeline}")
 
 
-def test_random_stalls_change_only_cycles():
+@pytest.mark.parametrize("pipeline", [0, 5])
+def test_random_stalls_change_only_cycles(pipeline):
     net, images = random_case(7, (20, 12, 5))
-    base, _ = run_images(net, images, 4, trace=False)
-    stalled, _ = run_images(net, images, 4, seed=7, p_stall=0.5, trace=False)
+    base, _ = run_images(net, images, 4, trace=False, pipeline=pipeline)
+    stalled, _ = run_images(net, images, 4, seed=7, p_stall=0.5, trace=False, pipeline=pipeline)
     for a, b in zip(base, stalled):
         a = dict(a); b = dict(b)
         a.pop("cycles"); b.pop("cycles")
-        assert a == b, "seed 7"
+        assert a == b, f"seed 7, pipeline {pipeline}"
 
 
 def test_edge_cases():

@@ -73,7 +73,7 @@ def test_plan_choices():
 
 
 def test_default_lanes():
-    assert default_lanes((64, 64, 10)) == (3, 1)
+    assert default_lanes((64, 64, 10)) == (2, 1)     # (3, 1) fits check_fit, not the LCs
     assert default_lanes((784, 166, 10)) == (2, 1)     # (3, 1) would need 6 SPRAMs
     assert default_lanes((784, 64, 10)) == (2, 1)      # (3, 1) would need 11 DSPs
     assert default_lanes((784, 167, 10)) == (1, 1)

@@ -18,6 +18,8 @@ import cocotb
 
 from spikegate.boards import protocol as P
 from spikegate.boards.client import Client, DeviceError
+from spikegate.boards.icebreaker import DEFAULT_LANES
+from spikegate.boards.synth import classifier_options
 from spikegate.boards.top import BoardTop
 from spikegate.golden.ttfs_discrete import DiscreteConfig, DiscreteNetwork, simulate
 from spikegate.sim.bridge import SimTransport, UARTModel, run_client
@@ -30,12 +32,13 @@ TIMEOUT_CYCLES = 400             # the device's frame timeout (10 byte times)
 LANES = (3, 1)
 
 
-def make_top(weights, thetas, config, lanes, timeout_cycles):
-    """BoardTop from plain parameters (the build directory is named from them)."""
+def make_top(weights, thetas, config, lanes, timeout_cycles, board="ulx3s"):
+    """BoardTop from plain parameters (the build directory is named from them), with the
+    classifier options of ``board``'s builds."""
     net = DiscreteNetwork(list(weights), list(thetas), DiscreteConfig.from_dict(config))
     clk = 1_000_000_000 // CLK_NS
     return BoardTop(net, tuple(lanes), clk_freq_hz=clk, baud=clk // DIVISOR,
-                    timeout_cycles=timeout_cycles)
+                    timeout_cycles=timeout_cycles, **classifier_options(board))
 
 
 # --- cocotb side -------------------------------------------------------------------------
@@ -216,18 +219,18 @@ def digits_network():
     return dnet, steps
 
 
-def _run(dnet, steps, testcase, lanes=LANES, **extra):
+def _run(dnet, steps, testcase, lanes=LANES, board="ulx3s", **extra):
     # The bitstream's initial weights differ from the model: loading over the UART matters.
     rng = np.random.default_rng(5)
     initial = [rng.integers(-60, 100, w.shape).astype(np.int8) for w in dnet.weights]
     run_cocotb(make_top, module=__name__, testcase=testcase, name="board_top",
                params={"weights": initial, "thetas": [t + 1 for t in dnet.thetas],
                        "config": dnet.config.to_dict(), "lanes": lanes,
-                       "timeout_cycles": TIMEOUT_CYCLES},
+                       "timeout_cycles": TIMEOUT_CYCLES, "board": board},
                test_args={"config": dnet.config.to_dict(), "weights": dnet.weights,
                           "thetas": dnet.thetas, "steps": steps,
                           "lanes": list(lanes), "context": f"board top, {'-'.join(map(str, dnet.sizes))}, "
-                          f"lanes {lanes}", **extra})
+                          f"lanes {lanes}, {board} options", **extra})
 
 
 def test_board_top_digits(digits_network):
@@ -236,6 +239,13 @@ def test_board_top_digits(digits_network):
     g = simulate(dnet, steps[:16])
     assert (g.decision >= 0).mean() > 0.9, "the trained network should decide"
     _run(dnet, steps[:16], "board_loads_and_classifies_like_golden")
+
+
+def test_board_top_digits_icebreaker(digits_network):
+    """The same with the iCEBreaker build's classifier options and lanes (ICE40_OPTIONS)."""
+    dnet, steps = digits_network
+    _run(dnet, steps[:16], "board_loads_and_classifies_like_golden",
+         lanes=DEFAULT_LANES, board="icebreaker")
 
 
 @pytest.mark.slow
