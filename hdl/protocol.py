@@ -5,7 +5,7 @@ the same constants, enums and layouts.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, enum, memory, stream, wiring
+from amaranth.lib import enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikegate.boards.protocol import (CRC_INIT, MAX_CHUNK, REPLY_SYNC, SYNC, VERSION, ChunkHeader,
@@ -28,17 +28,6 @@ class _Source(enum.Enum, shape=3):
     READ = 4
 
 
-class _Action(enum.Enum, shape=2):
-    """What a frame that passed its checks starts (or a reply, for the rest)."""
-    REPLY = 0
-    WALK = 1
-    EVENTS = 2
-
-
-_Verdict = data.StructLayout({"status": Status, "source": _Source, "length": 16,
-                              "action": _Action})
-
-
 _RX_STATES = ("HUNT", "CMD", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1")
 
 
@@ -52,7 +41,7 @@ class ProtocolEngine(wiring.Component):
     walk over their addresses before they are written (no divider needed); image events are
     checked (index, step, order) before the first one is sent.
 
-    Latency: the reply starts 3 to ``2 * count + 5`` cycles after the last CRC byte (plus the
+    Latency: the reply starts 2 to ``2 * count + 4`` cycles after the last CRC byte (plus the
     classification for CLASSIFY / TRAIN). Throughput: one byte per cycle in and out; the
     UART is the limit. Bytes that arrive while a request is carried out or its reply is sent
     are dropped and answered by one BUSY reply after that reply.
@@ -316,43 +305,6 @@ class ProtocolEngine(wiring.Component):
                          (train_hdr.lfsr_k > MAX_LFSR_K)),
         ]
 
-        # The frame's verdict (reply status, source and length, or what to carry out),
-        # computed every cycle from the registered checks and registered itself: in
-        # DISPATCH it holds CHECK's, so no reply register is enabled through this chain.
-        v = Signal(_Verdict)
-        m.d.comb += [v.status.eq(Status.OK), v.source.eq(_Source.NONE), v.length.eq(0),
-                     v.action.eq(_Action.REPLY)]
-        with m.If(crc_bad):
-            m.d.comb += v.status.eq(Status.BAD_CRC)
-        with m.Elif(~known):
-            m.d.comb += v.status.eq(Status.BAD_COMMAND)
-        with m.Elif(~length_ok):
-            m.d.comb += v.status.eq(Status.BAD_LENGTH)
-        with m.Elif((cmd == Command.TRAIN) & (not self._learning)):
-            m.d.comb += v.status.eq(Status.UNSUPPORTED)
-        with m.Else():
-            with m.Switch(cmd):
-                with m.Case(Command.IDENTIFY):
-                    m.d.comb += [v.source.eq(_Source.IDENT), v.length.eq(len(ident))]
-                with m.Case(Command.STATS):
-                    m.d.comb += [v.source.eq(_Source.STATS),
-                                 v.length.eq(StatsReply().size // 8)]
-                with m.Case(Command.LOAD_THETA):
-                    with m.If(~theta_ok):
-                        m.d.comb += v.status.eq(Status.OUT_OF_RANGE)
-                with m.Case(Command.LOAD_WEIGHTS, Command.READ_WEIGHTS):
-                    with m.If(chunk_ok):
-                        m.d.comb += v.action.eq(_Action.WALK)
-                    with m.Else():
-                        m.d.comb += v.status.eq(Status.OUT_OF_RANGE)
-                with m.Case(Command.CLASSIFY, Command.TRAIN):
-                    with m.If((cmd == Command.TRAIN) & train_bad):
-                        m.d.comb += v.status.eq(Status.OUT_OF_RANGE)
-                    with m.Else():
-                        m.d.comb += v.action.eq(_Action.EVENTS)
-        verdict = Signal(_Verdict)
-        m.d.sync += verdict.eq(v)
-
         with m.FSM() as fsm:
             # -------- receive a frame
             with m.State("HUNT"):
@@ -400,26 +352,46 @@ class ProtocolEngine(wiring.Component):
                     m.d.sync += crc_bad.eq(crc_bad | (byte != crc[8:]))
                     m.next = "CHECK"
 
-            # -------- check, then dispatch on the registered verdict
+            # -------- check and dispatch
             with m.State("CHECK"):
-                m.next = "DISPATCH"             # the verdict of this cycle's checks, registered
-            with m.State("DISPATCH"):
-                with m.Switch(verdict.action):
-                    with m.Case(_Action.REPLY):
-                        with m.If(verdict.status == Status.OK):
-                            with m.If(cmd == Command.RESET_STATS):
-                                m.d.sync += stats.eq(0)
-                            with m.If(cmd == Command.LOAD_THETA):
+                with m.If(crc_bad):
+                    fail(Status.BAD_CRC)
+                with m.Elif(~known):
+                    fail(Status.BAD_COMMAND)
+                with m.Elif(~length_ok):
+                    fail(Status.BAD_LENGTH)
+                with m.Elif((cmd == Command.TRAIN) & (not self._learning)):
+                    fail(Status.UNSUPPORTED)
+                with m.Else():
+                    with m.Switch(cmd):
+                        with m.Case(Command.IDENTIFY):
+                            send_reply(Status.OK, _Source.IDENT, len(ident))
+                        with m.Case(Command.STATS):
+                            send_reply(Status.OK, _Source.STATS, StatsReply().size // 8)
+                        with m.Case(Command.RESET_STATS):
+                            m.d.sync += stats.eq(0)
+                            send_reply(Status.OK)
+                        with m.Case(Command.LOAD_THETA):
+                            with m.If(theta_ok):
                                 m.d.comb += self.theta_en.eq(1)
-                        send_reply(verdict.status, verdict.source, verdict.length)
-                    with m.Case(_Action.WALK):
-                        m.d.sync += [wsrc.eq(hdr.src), wdst.eq(hdr.dst), left.eq(hdr.count)]
-                        m.next = "WALK"
-                    with m.Case(_Action.EVENTS):
-                        train = cmd == Command.TRAIN
-                        m.d.sync += [ptr.eq(Mux(train, 3, 0)), prev_step.eq(0),
-                                     ev_j.eq(0), ev_send.eq(0), is_train.eq(train)]
-                        m.next = "EV_ADDR"
+                                send_reply(Status.OK)
+                            with m.Else():
+                                fail(Status.OUT_OF_RANGE)
+                        with m.Case(Command.LOAD_WEIGHTS, Command.READ_WEIGHTS):
+                            with m.If(chunk_ok):
+                                m.d.sync += [wsrc.eq(hdr.src), wdst.eq(hdr.dst),
+                                             left.eq(hdr.count)]
+                                m.next = "WALK"
+                            with m.Else():
+                                fail(Status.OUT_OF_RANGE)
+                        with m.Case(Command.CLASSIFY, Command.TRAIN):
+                            train = cmd == Command.TRAIN
+                            with m.If(train & train_bad):
+                                fail(Status.OUT_OF_RANGE)
+                            with m.Else():
+                                m.d.sync += [ptr.eq(Mux(train, 3, 0)), prev_step.eq(0),
+                                             ev_j.eq(0), ev_send.eq(0), is_train.eq(train)]
+                                m.next = "EV_ADDR"
 
             # -------- weight chunks: a dry walk over the addresses, then the real one
             with m.State("WALK"):
