@@ -23,13 +23,14 @@ __all__ = ["BoardTop", "BOARD_PIPELINE", "BOARD_QUIET_FACTORS", "BOARD_GROUP_WAK
 
 #: Register stages in the neuron arithmetic of board builds
 #: (:class:`~spikegate.hdl.ttfs_layer.TTFSLayer`): clock speed for a few cycles per timestep.
-#: 4: ECP5 (85F, lanes 8) 81.1 MHz (with the weight read-back registered at each layer and in
-#: the protocol engine; 57.6 MHz with 3), for about 3.5 % more cycles per classification; the
-#: iCEBreaker has its own setting (ICE40_OPTIONS).
+#: 4: ECP5 (85F, lanes 8) 83.1 MHz at nextpnr seed 1 (77.4-83.1 over seeds and small netlist
+#: changes; with the weight read-back registered at each layer and in the protocol engine;
+#: 57.6 MHz with 3, measured on older code), for about 3.5 % more cycles per classification;
+#: the iCEBreaker has its own setting (ICE40_OPTIONS).
 BOARD_PIPELINE = 4
 #: The scan scheduler's quiet factors of board builds: the coarse set (2, 4, 8), shifts only;
-#: on the ECP5 it clocks at 57.8 MHz against 43.0 MHz with the fine set, for about 10 % more
-#: cycles per classification.
+#: on the ECP5 it clocked at 57.8 MHz against 43.0 MHz with the fine set (pipeline 3, older
+#: code), for about 10 % more cycles per classification.
 BOARD_QUIET_FACTORS = QUIET_FACTORS_COARSE
 #: Per-group quiet horizons in board builds (the classifier's ``group_wake``): scans visit only
 #: the lane groups that may fire, for fewer cycles per classification and more logic. Off:
