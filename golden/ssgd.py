@@ -713,12 +713,7 @@ def loss_and_readout_grad(fwd, labels, w_out, cfg):
     # the scan and the product for dW_out stop there (the same numbers, fewer zeros).
     br = dt.type(cfg.beta_readout)
     t_stop = int(fwd.t_max.max()) if fwd.t_max.size else 0
-    acc = np.zeros((T - 1, B, C), dtype=dt)
-    if t_stop >= 1:
-        acc[t_stop - 1] = d_out[t_stop]
-        for t in range(t_stop - 2, -1, -1):
-            np.multiply(acc[t + 1], br, out=acc[t])
-            acc[t] += d_out[t + 1]
+    acc = _reverse_scan(d_out, br, t_hi=t_stop)[:T - 1]
     dh = acc * (dt.type(1.0) - br)
     s_last = fwd.layers[-1].spikes
     N = s_last.shape[2]
@@ -733,7 +728,7 @@ def _readout_dh_rows(rows, batch, t_max, dlog, br, dt):
     t = rows // batch
     b = rows % batch
     k = t_max[b] - 1 - t[:, None]                                    # (rows, C)
-    pw = (1.0 - br) * br ** np.arange(max(int(t_max.max()), 1), dtype=np.float64)
+    pw = (1.0 - br) * _beta_pow(br, np.arange(max(int(t_max.max()), 1)), np.float64)
     return np.where(k >= 0, pw[np.maximum(k, 0)] * dlog[b], 0.0).astype(dt)
 
 
