@@ -94,8 +94,9 @@ class BoardTop(wiring.Component):
             self._divisor = uart_divisor(clk_freq_hz, baud)
             if timeout_cycles is None:
                 timeout_cycles = clk_freq_hz * FRAME_TIMEOUT_MS // 1000
+            rb_register = pipeline >= 4       # the weight read-back registered at each layer
             kwargs = {"pipeline": pipeline, "quiet_factors": quiet_factors,
-                      "group_wake": group_wake, "rb_register": pipeline >= 4}
+                      "group_wake": group_wake, "rb_register": rb_register}
             if learning:
                 if "learning" not in inspect.signature(TTFSClassifier).parameters:
                     raise ValueError("learning=True needs the classifier's learning unit, which "
@@ -107,7 +108,7 @@ class BoardTop(wiring.Component):
             self.engine = ProtocolEngine(
                 net.sizes, lanes_t, net.config, clk_freq_hz=clk_freq_hz,
                 timeout_cycles=timeout_cycles, learning=learning, max_chunk=max_chunk,
-                rb_register=pipeline >= 4, rb_latency=2 if pipeline >= 4 else 1)
+                rb_register=rb_register, rb_latency=1 + rb_register)
             try:
                 self.classifier = TTFSClassifier(net.sizes, net.thetas, lanes, net.config,
                                                  net.weights, **kwargs)
