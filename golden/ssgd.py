@@ -750,17 +750,13 @@ def sparse_readout_grad(fwd, labels, w_out, cfg):
     t_max = fwd.t_max
     s = fwd.layers[-1].spikes
     T, _, N = s.shape
-    last = t_max.max(axis=1) if C else np.zeros(B, dtype=int)        # per sample
+    last = t_max.max(axis=1)                                          # per sample
     rows = np.flatnonzero(np.arange(T - 1)[:, None] < last[None])     # (t, b) with t < last[b]
     dw_out = s.reshape(-1, N)[rows].T @ _readout_dh_rows(rows, B, t_max, dlog, br, dt)
+    # At the active rows (dh is zero at t = T-1, which feeds no readout step: t_max <= T-1).
     top = fwd.layers[-1].active
-    g = np.zeros(len(top), dtype=dt)
-    n_keep = int(np.searchsorted(top.rows, (T - 1) * B))
-    if n_keep:
-        n_urows = int(np.searchsorted(top.urows, (T - 1) * B))
-        dh = _readout_dh_rows(top.urows[:n_urows], B, t_max, dlog, br, dt)
-        g_rows = dh @ w_out.T                                           # (u', N)
-        g[:n_keep] = g_rows.reshape(-1)[top.row_pos[:n_keep] * N + top.j[:n_keep]]
+    g_rows = _readout_dh_rows(top.urows, B, t_max, dlog, br, dt) @ w_out.T    # (u, N)
+    g = g_rows.reshape(-1)[top.row_pos * N + top.j]
     return loss, dw_out, g
 
 

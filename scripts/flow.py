@@ -171,9 +171,10 @@ class Flow:
     def synth(self, model_path):
         """Bitstream and resource/timing report for the board (``synth.json``)."""
         path = self.out / "synth.json"
-        key = _key(stage="synth", model=_hash_file(model_path), code=_code_version(),
-                   board=self.board,
-                   lanes=self.board_lanes)
+        # The stage also simulates the board's classifier on the sample: its images count.
+        key = _key(stage="synth", model=_hash_file(model_path),
+                   code=_code_version(scripts=("flow.py",)), board=self.board,
+                   lanes=self.board_lanes, dataset=self.dataset_name, images=self.images)
         if self._cached("synth", path, key):
             return json.loads(path.read_text())
         from spikegate.boards.synth import make_design, synthesize
