@@ -14,6 +14,7 @@ resource; one that misses its clock raises :class:`TimingError` with the critica
 
 import json
 import re
+import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -88,6 +89,8 @@ class SynthReport:
     build_dir: str = ""
     bitstream: str = ""
     weight_memories: list = field(default_factory=list)
+    seed: int = 1
+    seed_fmax_mhz: dict = field(default_factory=dict)
 
     @property
     def timing_met(self):
@@ -175,6 +178,12 @@ def _fail_on_overflow(log, device):
 def synthesize(design, platform, build_dir, *, seed=1, check_timing=True):
     """Build ``design`` on ``platform`` in ``build_dir``; return a :class:`SynthReport`.
 
+    ``seed`` is nextpnr's placement seed, or a sequence of seeds: the design is synthesized
+    once (Yosys), placed and routed with each seed (the first through the platform's build
+    script, the others from its netlist, two at a time), and the build directory keeps the
+    bitstream and logs of the seed with the highest Fmax (the report's ``seed``; every
+    seed's Fmax in ``seed_fmax_mhz``).
+
     Raises
     ------
     ResourceError
@@ -189,7 +198,8 @@ def synthesize(design, platform, build_dir, *, seed=1, check_timing=True):
     build_dir.mkdir(parents=True, exist_ok=True)
     device = design.device.name
     family = design.device.family
-    nextpnr_opts = f"--report {_NAME}_report.json --timing-allow-fail --seed {int(seed)}"
+    seeds = _seed_list(seed)
+    nextpnr_opts = f"--report {_NAME}_report.json --timing-allow-fail --seed {seeds[0]}"
     overrides = {"nextpnr_opts": nextpnr_opts}
     if family == "ice40":
         overrides["synth_opts"] = "-dsp"
@@ -208,14 +218,24 @@ def synthesize(design, platform, build_dir, *, seed=1, check_timing=True):
                          .splitlines()[-15:])
         raise SynthError(f"{design.board}: {e.cmd if isinstance(e.cmd, str) else 'build'} failed "
                          f"(exit {e.returncode}); logs in {build_dir}:\n{tail}") from None
+    seed_fmax = {seeds[0]: _sync_fmax(parse_report(build_dir / f"{_NAME}_report.json",
+                                                   device)[1])}
+    if len(seeds) > 1:
+        seed_fmax.update(_more_seeds(build_dir, seeds[1:], device))
+        best = max(seed_fmax, key=lambda s: (seed_fmax[s], -seeds.index(s)))
+        if best != seeds[0]:
+            for f in (build_dir / f"seed{best}").iterdir():
+                if f.suffix not in (".json", ".pcf", ".lpf") or f.name == f"{_NAME}_report.json":
+                    f.replace(build_dir / f.name)
+    else:
+        best = seeds[0]
     seconds = time.monotonic() - t0
     resources, fmax, path = parse_report(build_dir / f"{_NAME}_report.json", device)
     for name, r in resources.items():
         if r["used"] > r["available"]:
             raise ResourceError(name, r["used"], r["available"], device)
     target = design.clk_freq_hz / 1e6
-    sync = [v for k, v in fmax.items() if "sync" in k or "pll" in k.lower() or "clk" in k.lower()]
-    achieved = min(v[0] for v in sync) if sync else float("nan")
+    achieved = _sync_fmax(fmax)
     rpt = (build_dir / f"{_NAME}.rpt").read_text(errors="replace")
     bit = build_dir / (f"{_NAME}.bin" if family == "ice40" else f"{_NAME}.bit")
     n_w = len(design.net.sizes) - 1
@@ -226,10 +246,60 @@ def synthesize(design, platform, build_dir, *, seed=1, check_timing=True):
         target_mhz=target, fmax_mhz=achieved, resources=resources,
         ffs=_yosys_ffs(rpt, family), critical_path=path, seconds=seconds,
         build_dir=str(build_dir), bitstream=str(bit) if bit.exists() else "",
-        weight_memories=list(getattr(design, "weight_memories", None) or ["ebr"] * n_w))
+        weight_memories=list(getattr(design, "weight_memories", None) or ["ebr"] * n_w),
+        seed=best, seed_fmax_mhz={int(k): v for k, v in seed_fmax.items()})
     if check_timing and not report.timing_met:
         raise TimingError(report)
     return report
+
+
+def _seed_list(seed):
+    """``seed`` (an int or a sequence of ints) as a list of distinct seeds, in order."""
+    seeds = [seed] if isinstance(seed, int) else list(seed)
+    if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
+        raise ValueError(f"seed must be a non-negative integer or a sequence of them, not {seed!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, not {seeds!r}")
+    return seeds
+
+
+def _sync_fmax(fmax):
+    """The ``sync`` clock's achieved Fmax (MHz) in :func:`parse_report`'s ``fmax_by_clock``."""
+    sync = [v for k, v in fmax.items() if "sync" in k or "pll" in k.lower() or "clk" in k.lower()]
+    return min(v[0] for v in sync) if sync else float("nan")
+
+
+def _more_seeds(build_dir, seeds, device):
+    """Place and route the netlist of ``build_dir`` again with each of ``seeds``, each in
+    ``build_dir/seed<N>`` (the build script's nextpnr and pack commands, other seed), two at
+    a time; return ``{seed: Fmax}`` (a seed whose run failed is left out, its log kept)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+    script = (build_dir / f"build_{_NAME}.sh").read_text()
+    lines = [ln for ln in script.splitlines() if ln.startswith('"$')]
+    pnr = [ln for ln in lines if ln.startswith('"$NEXTPNR')]
+    if len(pnr) != 1:
+        raise SynthError(f"cannot find the nextpnr command in {build_dir}/build_{_NAME}.sh")
+    cmds = lines[lines.index(pnr[0]):]      # nextpnr, then the packer
+
+    def run(s):
+        d = build_dir / f"seed{s}"
+        d.mkdir(exist_ok=True)
+        for f in build_dir.glob(f"{_NAME}.*"):
+            if f.suffix in (".json", ".pcf", ".lpf"):      # copies: YoWASP's tools run in a
+                shutil.copyfile(f, d / f.name)             # sandbox that refuses symlinks
+        body = "set -e\n" + "\n".join(re.sub(r"--seed \d+", f"--seed {s}", c) for c in cmds)
+        r = subprocess.run(["sh", "-c", body], cwd=d, env=os.environ.copy(),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        rep = d / f"{_NAME}_report.json"
+        if r.returncode != 0 or not rep.exists():
+            (d / "seed.log").write_text(r.stdout)
+            return s, None
+        return s, _sync_fmax(parse_report(rep, device)[1])
+
+    with ThreadPoolExecutor(max_workers=min(2, len(seeds))) as pool:
+        done = list(pool.map(run, seeds))
+    return {s: f for s, f in done if f is not None}
 
 
 # --- reports ---------------------------------------------------------------------------
@@ -271,14 +341,24 @@ def format_table(report):
                                 for i, c in enumerate(r)) for r in rows]
     if report.critical_path:
         lines.append(f"critical path: {report.critical_path[0]} -> {report.critical_path[-1]}")
+    lines.append(_seed_line(report))
     return "\n".join(lines)
+
+
+def _seed_line(report):
+    """Which nextpnr seed the bitstream is from, and each seed's Fmax when several ran."""
+    if len(report.seed_fmax_mhz) <= 1:
+        return f"nextpnr seed {report.seed}"
+    each = ", ".join(f"{s}: {f:.2f}" for s, f in report.seed_fmax_mhz.items())
+    return (f"nextpnr seed {report.seed} kept, the best of {len(report.seed_fmax_mhz)} "
+            f"(Fmax MHz by seed: {each})")
 
 
 def format_markdown(report):
     """Markdown table of a :class:`SynthReport`."""
     lines = [f"### {report.board} ({report.device})", "",
              f"Network {'-'.join(map(str, report.sizes))}, lanes {tuple(report.lanes)}"
-             f"{_weights_in(report)}, build {report.seconds:.0f} s.", "",
+             f"{_weights_in(report)}, build {report.seconds:.0f} s; {_seed_line(report)}.", "",
              "| resource | used | available | % |", "|---|---:|---:|---:|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in _rows(report)]
     if report.critical_path:

@@ -9,7 +9,7 @@ run time), its shape is what is built.
 import sys
 from pathlib import Path
 
-__all__ = ["add_parser", "run", "default_network"]
+__all__ = ["add_parser", "run", "default_network", "parse_seeds"]
 
 
 def add_parser(subparsers):
@@ -26,7 +26,9 @@ def add_parser(subparsers):
                    help="sync clock in MHz (default: the board's target, through the PLL)")
     p.add_argument("--shim", action="store_true",
                    help="build the classifier alone (no UART protocol), to measure it")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--seed", type=parse_seeds, default=[1],
+                   help="nextpnr placement seed, or several (\"1,2,5\" or \"1-4\"): each "
+                        "placed and routed, the one with the highest Fmax kept (default 1)")
     p.add_argument("--out", default="synth_out", help="build and report directory")
     p.set_defaults(func=run)
     return p
@@ -41,6 +43,28 @@ def parse_lanes(text):
     except ValueError:
         raise ValueError(f"--lanes must be integers separated by commas, not {text!r}") from None
     return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def parse_seeds(text):
+    """``"3"`` -> ``[3]``, ``"1,2,5"`` -> ``[1, 2, 5]``, ``"1-4"`` -> ``[1, 2, 3, 4]``."""
+    import argparse
+    seeds = []
+    try:
+        for part in str(text).split(","):
+            a, sep, b = part.strip().partition("-")
+            lo, hi = int(a), int(b) if sep else int(a)
+            if lo < 0 or hi < lo:
+                raise ValueError
+            seeds.extend(range(lo, hi + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seeds must be non-negative integers, comma-separated or as a range lo-hi, "
+            f"not {text!r}") from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct, not {text!r}")
+    if len(seeds) > 64:
+        raise argparse.ArgumentTypeError(f"at most 64 seeds, not {len(seeds)} ({text!r})")
+    return seeds
 
 
 def default_network(epochs=2, seed=0):
