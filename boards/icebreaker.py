@@ -34,12 +34,12 @@ __all__ = ["ICEBreakerDesign", "ice40_pll", "ice40_top", "ICE40_OPTIONS", "OSC_H
 #: resource: the digits 64-64-10 network (64 timesteps) with lanes (3, 1) needs 5399 of the
 #: 5280 at pipeline 4 (at pipeline 0 it fits, 4866 LCs, but clocks at 16.4 MHz: the one-cycle
 #: neuron update is the critical path). The network of ``spikegate run`` with lanes (2, 1) at
-#: pipeline 5 needs 4670 LCs, 21 EBR, 6 DSPs and reaches 29.5 MHz (nextpnr seed 1), for
-#: 1609 cycles per classification (1102 at (3, 1), pipeline 0). The 30 MHz target is
-#: missed by 0.5 MHz: the critical path is now the protocol engine's, from its FSM state to
-#: the enable of the reply's source register (10 LUTs, mostly routing); with the weights of
-#: ``spikegate synth``'s default network (4521 LCs, 28.9 MHz) it is the quiet tests of
-#: pipeline 4's third stage (``pz`` to the thermometer classes).
+#: pipeline 5 needs 4680 LCs, 21 EBR, 6 DSPs and reaches 30.6 MHz (nextpnr seed 1), for
+#: 1609 cycles per classification (1102 at (3, 1), pipeline 0): the critical path is the
+#: protocol engine's, from its command register through CHECK's dispatch to the enable of the
+#: reply's source register (10 LUTs, mostly routing). With the weights of ``spikegate
+#: synth``'s default network (4515 LCs, 30.56 MHz at seed 1, 29.6-29.9 at seeds 2-3) it is the
+#: quiet tests of pipeline 4's third stage (``pz`` to the thermometer classes).
 #: Per-group quiet horizons are off: they do not combine with pipeline 4's quiet-test
 #: register (and at pipeline 0 they needed 5834 LCs).
 ICE40_OPTIONS = {"pipeline": 5, "quiet_factors": QUIET_FACTORS_COARSE, "group_wake": False}
