@@ -23,8 +23,8 @@ __all__ = ["BoardTop", "BOARD_PIPELINE", "BOARD_QUIET_FACTORS", "BOARD_GROUP_WAK
 
 #: Register stages in the neuron arithmetic of board builds
 #: (:class:`~spikegate.hdl.ttfs_layer.TTFSLayer`): clock speed for a few cycles per timestep.
-#: 4: ECP5 (85F, lanes 8) 83.1 MHz at nextpnr seed 1 (77.4-83.1 over seeds and small netlist
-#: changes; with the weight read-back registered at each layer and in the protocol engine;
+#: 4: ECP5 (85F, lanes 8) 82.3 MHz at nextpnr seed 2, 78.8 at seeds 1 and 3 (77.4-83.1 over
+#: seeds and netlist changes; with the weight read-back registered at each layer and in the protocol engine;
 #: 57.6 MHz with 3, measured on older code), for about 3.5 % more cycles per classification;
 #: the iCEBreaker has its own setting (ICE40_OPTIONS).
 BOARD_PIPELINE = 4
