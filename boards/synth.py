@@ -13,10 +13,12 @@ resource; one that misses its clock raises :class:`TimingError` with the critica
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -247,7 +249,7 @@ def synthesize(design, platform, build_dir, *, seed=1, check_timing=True):
         ffs=_yosys_ffs(rpt, family), critical_path=path, seconds=seconds,
         build_dir=str(build_dir), bitstream=str(bit) if bit.exists() else "",
         weight_memories=list(getattr(design, "weight_memories", None) or ["ebr"] * n_w),
-        seed=best, seed_fmax_mhz={int(k): v for k, v in seed_fmax.items()})
+        seed=best, seed_fmax_mhz=seed_fmax)
     if check_timing and not report.timing_met:
         raise TimingError(report)
     return report
@@ -273,8 +275,6 @@ def _more_seeds(build_dir, seeds, device):
     """Place and route the netlist of ``build_dir`` again with each of ``seeds``, each in
     ``build_dir/seed<N>`` (the build script's nextpnr and pack commands, other seed), two at
     a time; return ``{seed: Fmax}`` (a seed whose run failed is left out, its log kept)."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
     script = (build_dir / f"build_{_NAME}.sh").read_text()
     lines = [ln for ln in script.splitlines() if ln.startswith('"$')]
     pnr = [ln for ln in lines if ln.startswith('"$NEXTPNR')]

@@ -48,20 +48,23 @@ def parse_lanes(text):
 def parse_seeds(text):
     """``"3"`` -> ``[3]``, ``"1,2,5"`` -> ``[1, 2, 5]``, ``"1-4"`` -> ``[1, 2, 3, 4]``."""
     import argparse
+    from spikegate.boards.synth import _seed_list
     seeds = []
     try:
         for part in str(text).split(","):
             a, sep, b = part.strip().partition("-")
             lo, hi = int(a), int(b) if sep else int(a)
-            if lo < 0 or hi < lo:
+            if hi < lo:
                 raise ValueError
             seeds.extend(range(lo, hi + 1))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"seeds must be non-negative integers, comma-separated or as a range lo-hi, "
             f"not {text!r}") from None
-    if len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"seeds must be distinct, not {text!r}")
+    try:
+        _seed_list(seeds)             # the one check of synthesize(): distinct, non-negative
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e} (from {text!r})") from None
     if len(seeds) > 64:
         raise argparse.ArgumentTypeError(f"at most 64 seeds, not {len(seeds)} ({text!r})")
     return seeds
