@@ -16,9 +16,14 @@ block RAM need (weights, neuron state) plus the overhead measured on the digits 
 confirmed by building it (stepping ``h`` down while nextpnr says it does not fit; when it is
 the logic cells, by the cells over the device divided by :data:`LC_PER_HIDDEN`). A SPRAM design
 starts with zero weights in SPRAM (no initial contents): on the board, ``spikegate board load``. Its accuracy is the
-golden model's when ``--mnist-models DIR`` holds ``mnist-<h>.npz``, else the size only; its
-cycles are measured on MNIST test images (trained weights if available, else a network
-trained for ``--mnist-epochs`` on MNIST, else random weights, which the table says).
+golden model's: from ``--mnist-models DIR/mnist-<h>.npz`` when it exists, else from a network
+trained here with the MNIST defaults of ``spikegate train ttfs`` (``--mnist-epochs``, default
+their 50, on all 60,000 training images: about 5 s per epoch at h = 128, 17 s at h = 500) and
+saved there; without MNIST data, the size only. Its cycles are measured in Verilator on
+``--mnist-sim`` MNIST test images (random weights when there is no MNIST, which the table says).
+
+The digits builds place and route with each of ``--seed`` (default ``1-3``, the README's "best
+of seeds 1-3"); the MNIST builds, which have no Fmax target, with the first of them.
 
 Run: ``python -m spikegate.scripts.bench_boards`` (about 50 minutes on 2 shared cores, most of
 it the 85F build of the largest MNIST network, 17 minutes).
@@ -39,6 +44,7 @@ from spikegate.boards.synth import (SynthError, format_markdown, format_table, m
                                     synthesize, write_reports)
 from spikegate.golden.data import DataError, load_dataset
 from spikegate.golden.encoding import EncodingConfig
+from spikegate.scripts.synth import parse_seeds
 from spikegate.golden.model_file import load_model, save_model
 from spikegate.golden.ttfs_discrete import DiscreteNetwork, simulate
 
@@ -127,12 +133,12 @@ def _cycles(net, steps, lanes, board, y=None):
     return float(np.mean(hw.cycles)), int(np.max(hw.cycles)), agree
 
 
-def _synth(key, net, lanes, out, shim=False):
+def _synth(key, net, lanes, out, seed=1):
     board, variant, target = TARGETS[key]
     design, plat = make_design(board, net, lanes, variant=variant or "85F",
-                               clk_freq_hz=int(target * 1e6), shim=shim)
+                               clk_freq_hz=int(target * 1e6))
     return synthesize(design, plat, out / f"build_{key}" / "-".join(map(str, net.sizes)),
-                      check_timing=False), design.lanes
+                      seed=seed, check_timing=False), design.lanes
 
 
 def _res(resources):
@@ -148,9 +154,13 @@ def main(argv=None):
     p.add_argument("--n-sim", type=int, default=None, help="digits test images in Verilator (all)")
     p.add_argument("--mnist", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--mnist-models", default="bench_ttfs_out", help="directory of mnist-<h>.npz")
-    p.add_argument("--mnist-epochs", type=int, default=1)
-    p.add_argument("--mnist-train-limit", type=int, default=6000,
-                   help="training images of the quick MNIST model (when none is given)")
+    p.add_argument("--mnist-epochs", type=int, default=None,
+                   help="epochs of an MNIST model trained here (default: train ttfs's, 50)")
+    p.add_argument("--mnist-train-limit", type=int, default=None,
+                   help="training images of an MNIST model trained here (default: all)")
+    p.add_argument("--seed", type=parse_seeds, default=parse_seeds("1-3"),
+                   help="nextpnr seeds of the digits builds, e.g. 1-3 or 1,4 (default 1-3); "
+                        "the MNIST builds use the first")
     p.add_argument("--mnist-sim", type=int, default=100, help="MNIST test images in Verilator")
     p.add_argument("--data", default=None, help="MNIST IDX directory (default $SPIKEGATE_DATA)")
     args = p.parse_args(argv)
@@ -171,7 +181,7 @@ def main(argv=None):
     overhead = {}
     for key in keys:
         t0 = time.monotonic()
-        rep, lanes = _synth(key, net, None, out)
+        rep, lanes = _synth(key, net, None, out, seed=args.seed)
         write_reports(rep, out)
         print(format_table(rep), flush=True)
         overhead[key] = rep.resources[DEVICES[rep.device].bram]["used"] - \
@@ -179,7 +189,8 @@ def main(argv=None):
         mean, worst, agree = _cycles(net, steps[:n_sim], lanes, key)
         target = TARGETS[key][2]
         row = {"board": key, "device": rep.device, "lanes": list(rep.lanes),
-               "fmax_mhz": rep.fmax_mhz, "target_mhz": target,
+               "fmax_mhz": rep.fmax_mhz, "target_mhz": target, "seed": rep.seed,
+               "seed_fmax_mhz": rep.seed_fmax_mhz,
                "met": rep.fmax_mhz >= target, "resources": rep.resources, "ffs": rep.ffs,
                "cycles_mean": mean, "cycles_max": worst, "hw_matches_golden": agree,
                "cls_per_s_at_clock": rep.target_mhz * 1e6 / mean,
@@ -216,7 +227,7 @@ def _largest_mnist(key, overhead, mnist, args, out):
     while h > 0:
         net = _random_net((784, h, 10))
         try:
-            rep, _ = _synth(key, net, lanes, out)
+            rep, _ = _synth(key, net, lanes, out, seed=args.seed[0])
             break
         except ResourceError as e:
             print(f"{key}: 784-{h}-10 does not fit ({e})", flush=True)
@@ -235,25 +246,26 @@ def _largest_mnist(key, overhead, mnist, args, out):
         return {"h": None, "error": f"no 784-h-10 fits the {device} with lanes {lanes}"}
     print(format_table(rep), flush=True)
     (out / f"{key}_mnist_synth.md").write_text(format_markdown(rep))
-    res = {"h": h, "lanes": rep.lanes, "fmax_mhz": rep.fmax_mhz, "resources": rep.resources,
+    res = {"h": h, "lanes": rep.lanes, "fmax_mhz": rep.fmax_mhz, "seed": rep.seed,
+           "resources": rep.resources,
            "weight_memories": rep.weight_memories, "accuracy": None, "weights": "random"}
     if mnist is None:
         return res
     path = Path(args.mnist_models) / f"mnist-{h}.npz"
     if path.exists():
         model = load_model(path)
-        res["weights"] = str(path)
     else:
-        from spikegate.golden import ttfs
-        from .train_ttfs import train_model
-        cfg = ttfs.TrainConfig(seed=0, epochs=args.mnist_epochs, lr_decay=0.85, dropout=0.05,
-                               late=0.02)
-        t0 = time.monotonic()
-        model, _, _ = train_model(mnist, [h], EncodingConfig("binary"), cfg, quiet=True,
+        from .train_ttfs import configs_for, train_model
+        kw = {} if args.mnist_epochs is None else {"epochs": args.mnist_epochs}
+        enc, cfg, discrete = configs_for("mnist", seed=0, **kw)
+        print(f"{key}: training 784-{h}-10 on MNIST ({cfg.epochs} epochs) -> {path}", flush=True)
+        model, _, _ = train_model(mnist, [h], enc, cfg, discrete=discrete, quiet=True,
                                   train_limit=args.mnist_train_limit)
-        save_model(out / f"mnist-{h}.npz", model)
-        res["weights"] = (f"quick model: {args.mnist_epochs} epoch(s) on {args.mnist_train_limit} "
-                          f"images ({time.monotonic() - t0:.0f} s), not a trained benchmark model")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_model(path, model)
+    info = model.training
+    res["weights"] = (f"{path.name}: {info.get('epochs_done', '?')} epochs on "
+                      f"{info.get('train_samples', '?')} images")
     net = model.network()
     steps = model.encode(mnist.x_test)
     res["accuracy"] = float(np.mean(simulate(net, steps).decision == mnist.y_test))
@@ -294,4 +306,6 @@ def _tables(rows, mnist):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .train_ttfs import _blas_threads
+    with _blas_threads(1):
+        sys.exit(main())

@@ -190,3 +190,28 @@ def test_cli_seed_lists():
     for bad in ([], [1, 1], [-1], [True], 1.5):
         with pytest.raises((ValueError, TypeError)):
             _seed_list(bad)
+
+
+@pytest.mark.parametrize("device, lanes, overhead", [
+    ("iCE40UP5K", (2, 1), 0),      # the first layer's weights in the four SPRAMs
+    ("LFE5U-85F", 8, 0),           # all weights in EBR
+    ("LFE5U-85F", 8, 40),          # 40 EBR taken by the rest of the design
+    ("LFE5U-25F", (8, 4), 3),
+])
+def test_largest_mnist_hidden_is_the_boundary(device, lanes, overhead):
+    """The benchmark's largest ``784-h-10``: ``h`` fits (weights, multipliers, block RAM with
+    ``overhead``) and ``h + 1`` does not."""
+    from spikegate.boards.fit import DEVICES
+    from spikegate.scripts.bench_boards import _random_net, estimate_block_rams, largest_hidden
+    h = largest_hidden(device, lanes, overhead)
+    assert h > 0
+    have = DEVICES[device].resources[DEVICES[device].bram]
+
+    def fits(n):
+        try:
+            check_fit((784, n, 10), lanes, device)
+        except ResourceError:
+            return False
+        return estimate_block_rams(_random_net((784, n, 10)), lanes, device) + overhead <= have
+
+    assert fits(h) and not fits(h + 1), h
