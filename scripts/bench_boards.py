@@ -40,8 +40,8 @@ import numpy as np
 
 from spikegate.boards.fit import (DEVICES, ResourceError, block_count, check_fit,
                                   weight_block_rams, weight_memory_plan)
-from spikegate.boards.synth import (SynthError, format_markdown, format_table, make_design,
-                                    synthesize, write_reports)
+from spikegate.boards.synth import (DEFAULT_SEEDS, SynthError, format_markdown, format_table,
+                                    make_design, synthesize, write_reports)
 from spikegate.golden.data import DataError, load_dataset
 from spikegate.golden.encoding import EncodingConfig
 from spikegate.scripts.synth import parse_seeds
@@ -158,7 +158,7 @@ def main(argv=None):
                    help="epochs of an MNIST model trained here (default: train ttfs's, 50)")
     p.add_argument("--mnist-train-limit", type=int, default=None,
                    help="training images of an MNIST model trained here (default: all)")
-    p.add_argument("--seed", type=parse_seeds, default=parse_seeds("1-3"),
+    p.add_argument("--seed", type=parse_seeds, default=list(DEFAULT_SEEDS),
                    help="nextpnr seeds of the digits builds, e.g. 1-3 or 1,4 (default 1-3); "
                         "the MNIST builds use the first")
     p.add_argument("--mnist-sim", type=int, default=100, help="MNIST test images in Verilator")

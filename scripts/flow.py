@@ -177,12 +177,13 @@ class Flow:
                    lanes=self.board_lanes, dataset=self.dataset_name, images=self.images)
         if self._cached("synth", path, key):
             return json.loads(path.read_text())
-        from spikegate.boards.synth import make_design, synthesize
+        from spikegate.boards.synth import DEFAULT_SEEDS, make_design, synthesize
         t0 = time.perf_counter()
         model = load_model(model_path)
         _log(f"== synth: {self.board} bitstream with YoWASP (Yosys, nextpnr)")
         design, platform = make_design(self.board, model.network(), self.board_lanes)
-        report = synthesize(design, platform, self.out / "synth-build", check_timing=False)
+        report = synthesize(design, platform, self.out / "synth-build", seed=DEFAULT_SEEDS,
+                            check_timing=False)
         d = report.to_dict()
         # The board's own cycles per classification: its lanes and classifier options, which
         # may differ from the sim stage's (the UP5K: lanes (2, 1) for digits).

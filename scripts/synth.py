@@ -26,9 +26,9 @@ def add_parser(subparsers):
                    help="sync clock in MHz (default: the board's target, through the PLL)")
     p.add_argument("--shim", action="store_true",
                    help="build the classifier alone (no UART protocol), to measure it")
-    p.add_argument("--seed", type=parse_seeds, default=[1],
+    p.add_argument("--seed", type=parse_seeds, default=None,
                    help="nextpnr placement seed, or several (\"1,2,5\" or \"1-4\"): each "
-                        "placed and routed, the one with the highest Fmax kept (default 1)")
+                        "placed and routed, the one with the highest Fmax kept (default 1-3)")
     p.add_argument("--out", default="synth_out", help="build and report directory")
     p.set_defaults(func=run)
     return p
@@ -85,8 +85,8 @@ def default_network(epochs=2, seed=0):
 
 def run(args):
     from spikegate.boards.fit import ResourceError
-    from spikegate.boards.synth import (SynthError, TimingError, format_table, make_design,
-                                        synthesize, write_reports)
+    from spikegate.boards.synth import (DEFAULT_SEEDS, SynthError, TimingError, format_table,
+                                        make_design, synthesize, write_reports)
     lanes = parse_lanes(args.lanes)
     if not args.model and lanes is not None:
         # Refuse a design that cannot fit before training the default network.
@@ -109,7 +109,8 @@ def run(args):
         design, plat = make_design(args.board, net, lanes, variant=args.variant,
                                    clk_freq_hz=clk, shim=args.shim)
         name = design.board + (f"-{design.variant}" if hasattr(design, "variant") else "")
-        report = synthesize(design, plat, out / f"build_{name}", seed=args.seed,
+        report = synthesize(design, plat, out / f"build_{name}",
+                            seed=DEFAULT_SEEDS if args.seed is None else args.seed,
                             check_timing=False)
     except ResourceError as e:
         print(f"spikegate synth: does not fit: {e}", file=sys.stderr)

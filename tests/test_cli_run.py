@@ -55,6 +55,10 @@ def test_run_with_synthesis(tmp_path):
     assert code == 0
     rep = json.loads((out / "report" / "report.json").read_text())
     assert rep["synth"]["fmax_mhz"] > 0 and rep["classifications_per_s_at_fmax"] > 0
+    # The best of the default placement seeds is kept.
+    seeds = {int(s): f for s, f in rep["synth"]["seed_fmax_mhz"].items()}
+    assert sorted(seeds) == [1, 2, 3], seeds
+    assert rep["synth"]["fmax_mhz"] == max(seeds.values()) == seeds[rep["synth"]["seed"]]
     assert "Fmax" in (out / "report" / "report.md").read_text()
     # Classifications per second come from the board's own lanes and cycles: the UP5K
     # builds fewer lanes than the sim stage's 4, so it needs more cycles.
