@@ -9,24 +9,27 @@ golden model; classifications per second are the board clock (and the reached Fm
 the mean cycles, excluding the UART transfer of the image. Accuracy is the golden discrete
 model's (the hardware matches it bit for bit).
 
-The largest MNIST network ``784-h-10``: ``h`` is the largest that passes the fit check
-(:func:`spikegate.boards.fit.check_fit`: on the iCEBreaker the first weight layer goes to the
-four SPRAMs, ``(2, 1)`` lanes, so ``h <= 166``; multipliers) with the block RAM the memories in
+The largest MNIST network ``784-h-10``, on the board's MNIST time grid (:data:`MNIST_GRIDS`:
+the grid sets the multipliers' widths): ``h`` is the largest that passes the fit check
+(:func:`spikegate.boards.fit.check_fit`: weights, multipliers; on the iCEBreaker the first
+weight layer goes to the four SPRAMs, so ``h <= 166``) with the block RAM the memories in
 block RAM need (weights, neuron state) plus the overhead measured on the digits build, then
 confirmed by building it (stepping ``h`` down while nextpnr says it does not fit; when it is
-the logic cells, by the cells over the device divided by :data:`LC_PER_HIDDEN`). A SPRAM design
-starts with zero weights in SPRAM (no initial contents): on the board, ``spikegate board load``. Its accuracy is the
-golden model's: from ``--mnist-models DIR/mnist-<h>.npz`` when it exists, else from a network
-trained here with the MNIST defaults of ``spikegate train ttfs`` (``--mnist-epochs``, default
-their 50, on all 60,000 training images: about 5 s per epoch at h = 128, 17 s at h = 500) and
-saved there; without MNIST data, the size only. Its cycles are measured in Verilator on
-``--mnist-sim`` MNIST test images (random weights when there is no MNIST, which the table says).
+the logic cells, by the cells over the device divided by :data:`LC_PER_HIDDEN`). A SPRAM
+design starts with zero weights in SPRAM (no initial contents): on the board,
+``spikegate board load``. Its accuracy is the golden model's: from ``--mnist-models
+DIR/mnist-<h>-T<timesteps>.npz`` when it exists (it must be on the board's grid), else from a
+network trained here with the MNIST defaults of ``spikegate train ttfs`` on that grid
+(``--mnist-epochs``, default their 50, on all 60,000 training images: about 14 s per epoch at
+h = 166, 43 s at h = 464 on 2 shared cores) and saved there. Its cycles per classification
+are measured in Verilator on ``--mnist-sim`` MNIST test images, checked against the golden
+model. Without MNIST data, the table gives the size only.
 
 The digits builds place and route with each of ``--seed`` (default ``1-3``, the README's "best
 of seeds 1-3"); the MNIST builds, which have no Fmax target, with the first of them.
 
-Run: ``python -m spikegate.scripts.bench_boards`` (about 50 minutes on 2 shared cores, most of
-it the 85F build of the largest MNIST network, 17 minutes).
+Run: ``python -m spikegate.scripts.bench_boards --data DIR`` (about 50 minutes on 2 shared
+cores, most of it the 85F builds, plus the MNIST training when no model is given).
 """
 
 import argparse
@@ -34,6 +37,7 @@ import json
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -54,12 +58,17 @@ __all__ = ["main", "estimate_block_rams", "largest_hidden"]
 TARGETS = {"icebreaker": ("icebreaker", None, 30.0), "ulx3s-85F": ("ulx3s", "85F", 80.0),
            "ulx3s-25F": ("ulx3s", "25F", 80.0)}
 #: Lanes of the MNIST 784-h-10 search per board (weights per block RAM word).
-MNIST_LANES = {"icebreaker": (2, 1), "ulx3s-85F": 8, "ulx3s-25F": (8, 4)}
-#: Logic cells per hidden neuron of 784-h-10 (lanes (2, 1), the board top's pipeline of 3) on
-#: the UP5K: 5161 at h = 64, 5589 at h = 96 (nextpnr's packing, at commit 6540150; a00123c
-#: adds about 900 cells at every h); used to step ``h`` down when
-#: nextpnr runs out of them. Most of it is the fire-mask FIFO between the layers, which
-#: Yosys puts in flip-flops (``ceil(h / 2)`` entries).
+MNIST_LANES = {"icebreaker": (2, 1), "ulx3s-85F": 8, "ulx3s-25F": (2, 2)}
+#: The MNIST time grid per board (``timesteps``, ``dt``; None: ``spikegate train ttfs``'s
+#: MNIST default, 64 steps of 1/8). The horizon sets ``z``'s width: up to t = 8 it is 20
+#: bits, two SB_MAC16 per product on the UP5K, so even lanes (1, 1) count 10 of its 8 DSPs;
+#: 32 steps of 1/8 (horizon 4, 14-bit ``z``) take one per product, 8 with lanes (2, 1).
+MNIST_GRIDS = {"icebreaker": (32, 1 / 8)}
+#: Logic cells per hidden neuron of 784-h-10 on the UP5K, used to step ``h`` down when nextpnr
+#: runs out of them: 13.4 was measured on an older pipeline (3: 5161 LCs at h = 64, 5589 at
+#: h = 96; most of it the fire-mask FIFO between the layers, in flip-flops). At pipeline 5 the
+#: SPRAM bound comes first: 784-166-10 takes 5093 of the 5280 LCs (b82fcad), so no step is
+#: taken.
 LC_PER_HIDDEN = {"icebreaker": 13.4}
 
 
@@ -78,29 +87,41 @@ def estimate_block_rams(net, lanes, device):
     return total
 
 
-def _random_net(sizes, seed=0):
+def _random_net(sizes, seed=0, config=None):
     rng = np.random.default_rng(seed)
     return DiscreteNetwork.from_float([rng.normal(0, 1.5 / np.sqrt(a), (a, b))
-                                       for a, b in zip(sizes[:-1], sizes[1:])])
+                                       for a, b in zip(sizes[:-1], sizes[1:])], config)
 
 
-def _fits(h, device, lanes, overhead):
+def mnist_grid(key=None):
+    """The time grid of board ``key``'s MNIST model (:data:`MNIST_GRIDS`, else
+    ``spikegate train ttfs --dataset mnist``'s default): the widths of the hardware's
+    multipliers and neuron state depend on it."""
+    from .train_ttfs import configs_for
+    steps, dt = MNIST_GRIDS.get(key, (None, None))
+    return configs_for("mnist", timesteps=steps, dt=dt)[2]
+
+
+def _fits(h, device, lanes, overhead, config):
     try:
-        check_fit((784, h, 10), lanes, device)
+        check_fit((784, h, 10), lanes, device, config=config)
     except ResourceError:
         return False
     have = DEVICES[device].resources[DEVICES[device].bram]
-    return estimate_block_rams(_random_net((784, h, 10)), lanes, device) + overhead <= have
+    net = _random_net((784, h, 10), config=config)
+    return estimate_block_rams(net, lanes, device) + overhead <= have
 
 
-def largest_hidden(device, lanes, overhead, h_max=2048):
-    """Largest ``h`` whose ``784-h-10`` passes :func:`~spikegate.boards.fit.check_fit` (weights
-    in SPRAM where the device has it, multipliers) and whose block RAM estimate plus
-    ``overhead`` fits ``device`` (bisection: the fit is monotone in ``h``)."""
+def largest_hidden(device, lanes, overhead, h_max=2048, config=None):
+    """Largest ``h`` whose ``784-h-10`` on the time grid ``config`` (default
+    :func:`mnist_grid`) passes :func:`~spikegate.boards.fit.check_fit` (weights in SPRAM
+    where the device has it, multipliers) and whose block RAM estimate plus ``overhead``
+    fits ``device`` (bisection: the fit is monotone in ``h``); 0 when none does."""
+    config = config or mnist_grid()
     lo, hi = 0, h_max
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if _fits(mid, device, lanes, overhead):
+        if _fits(mid, device, lanes, overhead, config):
             lo = mid
         else:
             hi = mid - 1
@@ -152,8 +173,13 @@ def main(argv=None):
     p.add_argument("--out", default="bench_boards_out")
     p.add_argument("--digits-epochs", type=int, default=60)
     p.add_argument("--n-sim", type=int, default=None, help="digits test images in Verilator (all)")
+    p.add_argument("--digits", action=argparse.BooleanOptionalAction, default=True,
+                   help="the digits builds (--no-digits: only the MNIST search, with no block "
+                        "RAM overhead over the estimate, and the digits rows of an earlier "
+                        "bench_boards.json in --out kept)")
     p.add_argument("--mnist", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--mnist-models", default="bench_ttfs_out", help="directory of mnist-<h>.npz")
+    p.add_argument("--mnist-models", default="bench_ttfs_out",
+                   help="directory of mnist-<h>-T<timesteps>.npz (read, and written when trained)")
     p.add_argument("--mnist-epochs", type=int, default=None,
                    help="epochs of an MNIST model trained here (default: train ttfs's, 50)")
     p.add_argument("--mnist-train-limit", type=int, default=None,
@@ -171,15 +197,19 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    model = _digits_model(out, args.digits_epochs)
-    net = model.network()
-    ds = load_dataset("digits")
-    steps = model.encode(ds.x_test)
-    acc = float(np.mean(simulate(net, steps).decision == ds.y_test))
-    n_sim = len(steps) if args.n_sim is None else args.n_sim
     rows, results = [], {"digits": {}, "mnist": {}}
-    overhead = {}
-    for key in keys:
+    overhead = {key: 0 for key in keys}
+    if not args.digits and (out / "bench_boards.json").exists():
+        results["digits"] = json.loads((out / "bench_boards.json").read_text()).get("digits", {})
+        rows = list(results["digits"].values())
+    if args.digits:
+        model = _digits_model(out, args.digits_epochs)
+        net = model.network()
+        ds = load_dataset("digits")
+        steps = model.encode(ds.x_test)
+        acc = float(np.mean(simulate(net, steps).decision == ds.y_test))
+        n_sim = len(steps) if args.n_sim is None else args.n_sim
+    for key in keys if args.digits else []:
         t0 = time.monotonic()
         rep, lanes = _synth(key, net, None, out, seed=args.seed)
         write_reports(rep, out)
@@ -218,14 +248,49 @@ def main(argv=None):
     return 0
 
 
+def _mnist_model(key, h, grid, mnist, args):
+    """The trained ``784-h-10`` of ``--mnist-models`` on ``grid``, trained and saved there
+    first when missing; returns ``(model, path)``."""
+    path = Path(args.mnist_models) / f"mnist-{h}-T{grid.timesteps}.npz"
+    if path.exists():
+        model = load_model(path)
+        if model.network().config != grid:
+            raise SystemExit(f"{path}: its time grid {model.network().config} is not the "
+                             f"{key} MNIST grid {grid}, which the build was sized for")
+        return model, path
+    from .train_ttfs import configs_for, train_model
+    kw = {} if args.mnist_epochs is None else {"epochs": args.mnist_epochs}
+    enc, cfg, discrete = configs_for("mnist", seed=0, timesteps=grid.timesteps, dt=grid.dt, **kw)
+    print(f"{key}: training 784-{h}-10 on MNIST ({cfg.epochs} epochs, {grid}) -> {path}",
+          flush=True)
+    model, _, _ = train_model(mnist, [h], enc, cfg, discrete=discrete, quiet=True,
+                              train_limit=args.mnist_train_limit)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_model(path, model)
+    return model, path
+
+
 def _largest_mnist(key, overhead, mnist, args, out):
     board, variant, target = TARGETS[key]
     lanes = MNIST_LANES[key]
     device = DEVICES["iCE40UP5K" if board == "icebreaker" else f"LFE5U-{variant}"].name
-    h = largest_hidden(device, lanes, max(overhead, 0))
+    grid = mnist_grid(key)
+    h = largest_hidden(device, lanes, max(overhead, 0), config=grid)
+    # The model of the estimated size trains (one thread) while the tools build.
+    pool = ThreadPoolExecutor(max_workers=1)
+    training = None if mnist is None or h == 0 else \
+        (h, pool.submit(_mnist_model, key, h, grid, mnist, args))
+    try:
+        return _build_and_measure(key, h, lanes, device, grid, training, mnist, args, out)
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _build_and_measure(key, h, lanes, device, grid, training, mnist, args, out):
+    target = TARGETS[key][2]
     rep = None
     while h > 0:
-        net = _random_net((784, h, 10))
+        net = _random_net((784, h, 10), config=grid)
         try:
             rep, _ = _synth(key, net, lanes, out, seed=args.seed[0])
             break
@@ -246,23 +311,16 @@ def _largest_mnist(key, overhead, mnist, args, out):
         return {"h": None, "error": f"no 784-h-10 fits the {device} with lanes {lanes}"}
     print(format_table(rep), flush=True)
     (out / f"{key}_mnist_synth.md").write_text(format_markdown(rep))
-    res = {"h": h, "lanes": rep.lanes, "fmax_mhz": rep.fmax_mhz, "seed": rep.seed,
+    res = {"h": h, "grid": f"{grid.timesteps} x {grid.dt:g}", "lanes": rep.lanes,
+           "fmax_mhz": rep.fmax_mhz, "seed": rep.seed,
            "resources": rep.resources,
            "weight_memories": rep.weight_memories, "accuracy": None, "weights": "random"}
     if mnist is None:
         return res
-    path = Path(args.mnist_models) / f"mnist-{h}.npz"
-    if path.exists():
-        model = load_model(path)
+    if training is not None and training[0] == h:
+        model, path = training[1].result()
     else:
-        from .train_ttfs import configs_for, train_model
-        kw = {} if args.mnist_epochs is None else {"epochs": args.mnist_epochs}
-        enc, cfg, discrete = configs_for("mnist", seed=0, **kw)
-        print(f"{key}: training 784-{h}-10 on MNIST ({cfg.epochs} epochs) -> {path}", flush=True)
-        model, _, _ = train_model(mnist, [h], enc, cfg, discrete=discrete, quiet=True,
-                                  train_limit=args.mnist_train_limit)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_model(path, model)
+        model, path = _mnist_model(key, h, grid, mnist, args)
     info = model.training
     res["weights"] = (f"{path.name}: {info.get('epochs_done', '?')} epochs on "
                       f"{info.get('train_samples', '?')} images")
@@ -289,17 +347,17 @@ def _tables(rows, mnist):
             f"{r['accuracy']:.4f} | {r['hw_matches_golden']} |")
     if mnist:
         lines += ["", "## Largest MNIST 784-h-10 on chip", "",
-                  "| board | h | lanes | weights in | Fmax MHz | resources | weights | "
-                  "accuracy (golden) | cycles/cls mean (max) |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| board | h | grid (steps x dt) | lanes | weights in | Fmax MHz | resources | "
+                  "weights | accuracy (golden) | cycles/cls mean (max) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for key, m in mnist.items():
             if m.get("h") is None:
-                lines.append(f"| {key} | - | | | | {m.get('error', '')} | | | |")
+                lines.append(f"| {key} | - | | | | | {m.get('error', '')} | | | |")
                 continue
             acc = "n/a" if m["accuracy"] is None else f"{m['accuracy']:.4f}"
             cyc = f"{m['cycles_mean']:.0f} ({m['cycles_max']})" if "cycles_mean" in m else "n/a"
             lines.append(
-                f"| {key} | {m['h']} | {tuple(m['lanes'])} | "
+                f"| {key} | {m['h']} | {m.get('grid', '')} | {tuple(m['lanes'])} | "
                 f"{'/'.join(m.get('weight_memories') or ['ebr']).upper()} | {m['fmax_mhz']:.1f} | "
                 f"{_res(m['resources'])} | {m['weights']} | {acc} | {cyc} |")
     return "\n".join(lines)

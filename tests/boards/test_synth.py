@@ -196,22 +196,35 @@ def test_cli_seed_lists():
     ("iCE40UP5K", (2, 1), 0),      # the first layer's weights in the four SPRAMs
     ("LFE5U-85F", 8, 0),           # all weights in EBR
     ("LFE5U-85F", 8, 40),          # 40 EBR taken by the rest of the design
-    ("LFE5U-25F", (8, 4), 3),
+    ("LFE5U-25F", (2, 2), 3),
 ])
 def test_largest_mnist_hidden_is_the_boundary(device, lanes, overhead):
     """The benchmark's largest ``784-h-10``: ``h`` fits (weights, multipliers, block RAM with
-    ``overhead``) and ``h + 1`` does not."""
+    ``overhead``, on MNIST's time grid) and ``h + 1`` does not."""
     from spikegate.boards.fit import DEVICES
-    from spikegate.scripts.bench_boards import _random_net, estimate_block_rams, largest_hidden
-    h = largest_hidden(device, lanes, overhead)
+    from spikegate.scripts.bench_boards import (_random_net, estimate_block_rams,
+                                                largest_hidden, mnist_grid)
+    grid = mnist_grid("icebreaker" if device == "iCE40UP5K" else None)
+    h = largest_hidden(device, lanes, overhead, config=grid)
     assert h > 0
     have = DEVICES[device].resources[DEVICES[device].bram]
 
     def fits(n):
         try:
-            check_fit((784, n, 10), lanes, device)
+            check_fit((784, n, 10), lanes, device, config=grid)
         except ResourceError:
             return False
-        return estimate_block_rams(_random_net((784, n, 10)), lanes, device) + overhead <= have
+        net = _random_net((784, n, 10), config=grid)
+        return estimate_block_rams(net, lanes, device) + overhead <= have
 
     assert fits(h) and not fits(h + 1), h
+
+
+def test_largest_mnist_hidden_counts_the_grids_multipliers():
+    """MNIST's default grid (64 steps of 1/8, horizon 8) has a 20-bit ``z``: on the UP5K no
+    ``784-h-10`` fits its DSPs even with lanes (1, 1); the iCEBreaker's MNIST grid (32 steps,
+    horizon 4, 14-bit ``z``) fits with lanes (2, 1), the SPRAM bound (h = 166) first."""
+    from spikegate.scripts.bench_boards import largest_hidden, mnist_grid
+    assert mnist_grid().timesteps == 64 and mnist_grid("icebreaker").timesteps == 32
+    assert largest_hidden("iCE40UP5K", (1, 1), 0) == 0
+    assert largest_hidden("iCE40UP5K", (2, 1), 0, config=mnist_grid("icebreaker")) == 166
