@@ -93,6 +93,7 @@ class SynthReport:
     weight_memories: list = field(default_factory=list)
     seed: int = 1
     seed_fmax_mhz: dict = field(default_factory=dict)
+    seeds_failed: list = field(default_factory=list)
 
     @property
     def timing_met(self):
@@ -229,8 +230,10 @@ def synthesize(design, platform, build_dir, *, seed=1, check_timing=True):
                          f"(exit {e.returncode}); logs in {build_dir}:\n{tail}") from None
     seed_fmax = {seeds[0]: _sync_fmax(parse_report(build_dir / f"{_NAME}_report.json",
                                                    device)[1])}
+    failed = []
     if len(seeds) > 1:
-        seed_fmax.update(_more_seeds(build_dir, seeds[1:], device))
+        more, failed = _more_seeds(build_dir, seeds[1:], device)
+        seed_fmax.update(more)
         best = max(seed_fmax, key=lambda s: (seed_fmax[s], -seeds.index(s)))
         if best != seeds[0]:
             for f in (build_dir / f"seed{best}").iterdir():
@@ -256,7 +259,7 @@ def synthesize(design, platform, build_dir, *, seed=1, check_timing=True):
         ffs=_yosys_ffs(rpt, family), critical_path=path, seconds=seconds,
         build_dir=str(build_dir), bitstream=str(bit) if bit.exists() else "",
         weight_memories=list(getattr(design, "weight_memories", None) or ["ebr"] * n_w),
-        seed=best, seed_fmax_mhz=seed_fmax)
+        seed=best, seed_fmax_mhz=seed_fmax, seeds_failed=failed)
     if check_timing and not report.timing_met:
         raise TimingError(report)
     return report
@@ -281,7 +284,8 @@ def _sync_fmax(fmax):
 def _more_seeds(build_dir, seeds, device):
     """Place and route the netlist of ``build_dir`` again with each of ``seeds``, each in
     ``build_dir/seed<N>`` (the build script's nextpnr and pack commands, other seed), two at
-    a time; return ``{seed: Fmax}`` (a seed whose run failed is left out, its log kept)."""
+    a time; return ``({seed: Fmax}, failed)``: a seed whose run failed is left out of the
+    first and listed in the second, its log kept in ``seed<N>/seed.log``."""
     script = (build_dir / f"build_{_NAME}.sh").read_text()
     lines = [ln for ln in script.splitlines() if ln.startswith('"$')]
     pnr = [ln for ln in lines if ln.startswith('"$NEXTPNR')]
@@ -306,7 +310,7 @@ def _more_seeds(build_dir, seeds, device):
 
     with ThreadPoolExecutor(max_workers=min(2, len(seeds))) as pool:
         done = list(pool.map(run, seeds))
-    return {s: f for s, f in done if f is not None}
+    return {s: f for s, f in done if f is not None}, [s for s, f in done if f is None]
 
 
 # --- reports ---------------------------------------------------------------------------
@@ -354,11 +358,15 @@ def format_table(report):
 
 def _seed_line(report):
     """Which nextpnr seed the bitstream is from, and each seed's Fmax when several ran."""
+    failed = report.seeds_failed
+    why = "" if not failed else \
+        (f"; seed{'s' * (len(failed) > 1)} {', '.join(map(str, failed))} failed (log in "
+         f"{', '.join(f'seed{s}/seed.log' for s in failed)})")
     if len(report.seed_fmax_mhz) <= 1:
-        return f"nextpnr seed {report.seed}"
+        return f"nextpnr seed {report.seed}{why}"
     each = ", ".join(f"{s}: {f:.2f}" for s, f in report.seed_fmax_mhz.items())
     return (f"nextpnr seed {report.seed} kept, the best of {len(report.seed_fmax_mhz)} "
-            f"(Fmax MHz by seed: {each})")
+            f"(Fmax MHz by seed: {each}){why}")
 
 
 def format_markdown(report):

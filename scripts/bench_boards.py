@@ -348,18 +348,21 @@ def _tables(rows, mnist):
     if mnist:
         lines += ["", "## Largest MNIST 784-h-10 on chip", "",
                   "| board | h | grid (steps x dt) | lanes | weights in | Fmax MHz | resources | "
-                  "weights | accuracy (golden) | cycles/cls mean (max) |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "weights | accuracy (golden) | cycles/cls mean (max) | "
+                  "cls/s at min(Fmax, clock) | HW = golden |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for key, m in mnist.items():
             if m.get("h") is None:
-                lines.append(f"| {key} | - | | | | | {m.get('error', '')} | | | |")
+                lines.append(f"| {key} | - | | | | | {m.get('error', '')} | | | | | |")
                 continue
             acc = "n/a" if m["accuracy"] is None else f"{m['accuracy']:.4f}"
             cyc = f"{m['cycles_mean']:.0f} ({m['cycles_max']})" if "cycles_mean" in m else "n/a"
+            rate = f"{m['cls_per_s']:,.0f}" if "cls_per_s" in m else "n/a"
             lines.append(
                 f"| {key} | {m['h']} | {m.get('grid', '')} | {tuple(m['lanes'])} | "
                 f"{'/'.join(m.get('weight_memories') or ['ebr']).upper()} | {m['fmax_mhz']:.1f} | "
-                f"{_res(m['resources'])} | {m['weights']} | {acc} | {cyc} |")
+                f"{_res(m['resources'])} | {m['weights']} | {acc} | {cyc} | {rate} | "
+                f"{m.get('hw_matches_golden', 'n/a')} |")
     return "\n".join(lines)
 
 

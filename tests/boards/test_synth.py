@@ -228,3 +228,58 @@ def test_largest_mnist_hidden_counts_the_grids_multipliers():
     assert mnist_grid().timesteps == 64 and mnist_grid("icebreaker").timesteps == 32
     assert largest_hidden("iCE40UP5K", (1, 1), 0) == 0
     assert largest_hidden("iCE40UP5K", (2, 1), 0, config=mnist_grid("icebreaker")) == 166
+
+
+def test_bench_boards_tables_show_every_mnist_measure():
+    """The benchmark's MNIST table carries each measured figure of a row (its cycles, rate and
+    hardware-vs-golden count) and a row that did not build shows its error."""
+    from spikegate.scripts.bench_boards import _tables
+    row = {"h": 166, "grid": "32 x 0.125", "lanes": [2, 1], "fmax_mhz": 26.58,
+           "resources": {"LC": {"used": 5093, "available": 5280}},
+           "weight_memories": ["spram", "ebr"], "weights": "mnist-166-T32.npz",
+           "accuracy": 0.9635, "cycles_mean": 8413.2, "cycles_max": 17876,
+           "cls_per_s": 3159.3, "hw_matches_golden": True}
+    text = _tables([], {"icebreaker": row, "ulx3s-25F": {"h": None, "error": "no fit: EBR"}})
+    lines = text.splitlines()
+    head = next(l for l in lines if l.startswith("| board | h |"))
+    (mnist,) = [l for l in lines if l.startswith("| icebreaker |")]
+    (failed,) = [l for l in lines if l.startswith("| ulx3s-25F |")]
+    assert mnist.count("|") == head.count("|") == failed.count("|")
+    for want in ("SPRAM/EBR", "26.6", "0.9635", "8413 (17876)", "3,159", "| True |"):
+        assert want in mnist, (want, mnist)
+    assert "no fit: EBR" in failed
+
+
+def test_failed_seed_is_reported(tmp_path, monkeypatch):
+    """A seed whose place and route fails is named in the report, with its log, and the
+    others' Fmax is kept."""
+    import json
+    import sys
+    from spikegate.boards.synth import SynthReport, _more_seeds, format_markdown
+    fake = tmp_path / "fake_nextpnr.py"
+    fake.write_text(
+        "import json, sys\n"
+        "seed = int(sys.argv[sys.argv.index('--seed') + 1])\n"
+        "if seed == 3:\n"
+        "    print('ERROR: placement failed for seed 3'); sys.exit(1)\n"
+        "json.dump({'utilization': {'ICESTORM_LC': {'used': 100, 'available': 5280}},\n"
+        "           'fmax': {'clk': {'achieved': 30.0 + seed, 'constraint': 30.0}}},\n"
+        "          open(sys.argv[sys.argv.index('--report') + 1], 'w'))\n")
+    tool = tmp_path / "nextpnr-ice40"
+    tool.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{fake}" "$@"\n')
+    tool.chmod(0o755)
+    monkeypatch.setenv("NEXTPNR_ICE40", str(tool))
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "top.json").write_text("{}")
+    (build / "build_top.sh").write_text(
+        '"$YOSYS" -q top.ys\n'
+        '"$NEXTPNR_ICE40" --json top.json --report top_report.json --seed 1\n')
+    fmax, failed = _more_seeds(build, [2, 3, 4], "iCE40UP5K")
+    assert fmax == {2: 32.0, 4: 34.0} and failed == [3]
+    assert "placement failed for seed 3" in (build / "seed3" / "seed.log").read_text()
+    rep = SynthReport(board="icebreaker", device="iCE40UP5K", sizes=[64, 64, 10],
+                      lanes=[2, 1], target_mhz=30.0, fmax_mhz=34.0, resources={}, ffs=1,
+                      seed=4, seed_fmax_mhz={1: 31.0, **fmax}, seeds_failed=failed)
+    assert "seed 3 failed (log in seed3/seed.log)" in format_markdown(rep)
+    assert json.loads(json.dumps(rep.to_dict()))["seeds_failed"] == [3]
