@@ -369,6 +369,18 @@ def _beta_pow(beta, k, dtype):
     return np.power(beta, np.asarray(k, dtype=np.float64)).astype(dtype)
 
 
+def _rebase_span(beta, dtype):
+    """Steps per reference of the scaled running sums of :func:`_gradient_below`: its rows
+    are scaled by ``beta**(t - r)`` and read back by ``beta**(r - t - 1)``, with ``r`` the
+    step ``t`` rounded down to a multiple of the span, so every factor stays within
+    ``exp(+-ln(max) / 4)`` of 1 in ``dtype`` (float32: ``e**22``) however long the sequence
+    (absolute ``beta**-t`` overflows float32 past ``t = 88 / -ln(beta)``, 176 steps at
+    ``tau_mem = 2``)."""
+    rate = -math.log(beta) if 0 < beta < 1 else 0.0
+    limit = 0.25 * math.log(float(np.finfo(dtype).max))
+    return max(1, int(limit / rate)) if rate > 0 else 1 << 62
+
+
 @dataclass
 class WeightPlan:
     """How :func:`sparse_backward` forms ``dW`` of one layer: anchor rows and corrections.
@@ -478,9 +490,13 @@ def _propagation_plan(act, below, batch, n_steps, beta, n_in, n_out, dtype, pair
     anchors, row_apos, _, pair_ent, pair_ev, pair_dt = _merge_rows(
         act, batch, n_steps, ev_key, limit, merge)
     t_row = act.urows // batch
+    # A row enters its anchor's running sum (at the anchor's step): scaled from the anchor's
+    # reference step (_rebase_span).
+    span = _rebase_span(beta, dtype)
+    t_ref = act.urows[anchors][row_apos] // batch // span * span
     pair_below = o[pair_ev]
     return PropagationPlan(anchors, row_apos[act.row_pos] * n_out + act.j,
-                           _beta_pow(beta, t_row, dtype)[act.row_pos],
+                           _beta_pow(beta, t_row - t_ref, dtype)[act.row_pos],
                            pair_ent, pair_below, below.j[pair_below] * n_out + act.j[pair_ent],
                            _beta_pow(beta, pair_dt, dtype))
 
@@ -872,11 +888,14 @@ def _gradient_below(act, dv, below, w, batch, n_steps, beta, propagate="auto", p
     ``act``); returned in the order of ``below``'s entries.
 
     ``Delta`` is needed only at ``below``'s distinct rows. Written as
-    ``Delta[t] = beta**(-t-1) sum_{t' > t} Y[t']`` with the scaled rows
-    ``Y[t'] = beta**t' dV[t']``, it is a running sum per sample: one state row per sample,
+    ``Delta[t] = beta**(r-t-1) sum_{t' > t} Y[t']`` with the scaled rows
+    ``Y[t'] = beta**(t'-r) dV[t']``, it is a running sum per sample: one state row per sample,
     updated from the last step back with ``act``'s rows of each step (a contiguous slice of
     its time-major rows) and read at ``below``'s rows of the step before they are added.
-    No ``(steps, B, width)`` array is formed and nothing decays, so the state holds only the
+    The reference step ``r`` is ``t`` rounded down to a multiple of :func:`_rebase_span`
+    (thousands of steps at the paper's ``beta``), so the factors stay in range on long
+    sequences; crossing a multiple, the state is multiplied by ``beta**span``. Otherwise no
+    ``(steps, B, width)`` array is formed and nothing decays, so the state holds only the
     sample's own terms. Both orders are exact (they differ by float rounding only):
 
     * ``"project"``: ``X = Y W^T`` over ``act``'s rows first (the sum is linear, so it
@@ -904,11 +923,13 @@ def _gradient_below(act, dv, below, w, batch, n_steps, beta, propagate="auto", p
     n_src = len(act.urows) if plan is None else len(plan.anchors)
     if propagate == "auto":
         propagate = "project" if n_src <= q_cut[-1] else "scan"
+    span = _rebase_span(beta, dt)
     if propagate == "project":
         if plan is None:
             src_rows = act.urows
             y = np.zeros((len(src_rows), N), dtype=dt)
-            y[act.row_pos, act.j] = dv * _beta_pow(beta, act.urows // batch, dt)[act.row_pos]
+            y[act.row_pos, act.j] = dv * _beta_pow(beta, act.urows // batch % span,
+                                                   dt)[act.row_pos]
         else:
             src_rows = act.urows[plan.anchors]
             y = np.bincount(plan.ent_flat, weights=plan.ent_coef * dv,
@@ -920,15 +941,17 @@ def _gradient_below(act, dv, below, w, batch, n_steps, beta, propagate="auto", p
     else:
         src_rows = act.urows
         src = np.zeros((len(src_rows), N), dtype=dt)
-        src[act.row_pos, act.j] = dv * _beta_pow(beta, act.urows // batch, dt)[act.row_pos]
+        src[act.row_pos, act.j] = dv * _beta_pow(beta, act.urows // batch % span,
+                                                 dt)[act.row_pos]
         width = N
         b_q = below.urows % batch
         delta = np.zeros((int(q_cut[-1]), N), dtype=dt)
     a_cut = np.searchsorted(src_rows, steps)                # source rows of each step
     b_src = src_rows % batch
     state = np.zeros((batch, width), dtype=dt)
+    rebase = dt.type(beta ** span) if span < t_hi + 1 else None
     for k in range(t_hi - t_lo, -1, -1):                    # step t = t_lo + k
-        scale = dt.type(beta ** (-1.0 - (t_lo + k)))
+        scale = dt.type(beta ** (-1.0 - (t_lo + k) % span))
         if propagate == "project":
             e0, e1 = e_cut[k], e_cut[k + 1]
             if e1 > e0:
@@ -940,6 +963,8 @@ def _gradient_below(act, dv, below, w, batch, n_steps, beta, propagate="auto", p
         a0, a1 = a_cut[k], a_cut[k + 1]
         if a1 > a0:
             state[b_src[a0:a1]] += src[a0:a1]
+        if rebase is not None and (t_lo + k) % span == 0:
+            state *= rebase                                 # to the previous reference
     if propagate == "scan":
         n_e = int(np.searchsorted(below.rows, (t_hi + 1) * batch))
         g_rows = delta @ w.T                                # (rows of below, n_in)

@@ -172,6 +172,45 @@ def test_merged_rows_are_exact(monkeypatch, seed, pair_cost):
                             seed)
 
 
+@pytest.mark.parametrize("pair_cost", [1e-9, 1e9])
+@pytest.mark.parametrize("span", [1, 7, None])
+def test_rebased_running_sums_are_exact(monkeypatch, span, pair_cost):
+    """The propagation's running sums change their reference step every ``span`` steps
+    (_rebase_span): with a span of 1 or 7 instead of the float64 default (no rebase in 60
+    steps), merged or unmerged rows, both orders still equal masked dense BPTT."""
+    if span is not None:
+        monkeypatch.setattr(S, "_rebase_span", lambda beta, dtype: span)
+    monkeypatch.setattr(S, "_PAIR_COST", pair_cost)
+    cfg, params, times, y = _problem(5, [16, 20, 18, 4], n_steps=60, tau_eff=30.0, b_th=0.3,
+                                     weight_multiplier=40.0)
+    fs = S.forward(params, times, cfg, "sparse")
+    assert len(fs.layers[1].prop.anchors) < len(fs.layers[1].active.urows)
+    gm = S.dense_backward(params, S.forward(params, times, cfg, "dense"), y, cfg,
+                          active_only=True)
+    assert np.abs(gm.grads[0]).max() > 0
+    for propagate in S.PROPAGATIONS:
+        gs = S.sparse_backward(params, fs, y, cfg, propagate=propagate)
+        _assert_grads_close(gm.grads, gs.grads, 1e-12,
+                            f"span {span}, pair cost {pair_cost}, {propagate}", 5)
+
+
+def test_long_float32_sequence_stays_finite():
+    """400 steps at tau_mem = 2 (beta = 0.61): ``beta**-t`` overflows float32 after 176
+    steps, so unrebased running sums gave NaN gradients; the rebased ones match dense BPTT
+    to float32 rounding."""
+    assert S._rebase_span(math.exp(-0.5), np.float32) < 400
+    cfg, params, times, y = _problem(1, [12, 9, 8, 3], n_steps=400, tau_eff=120.0,
+                                     dtype=np.float32, b_th=1e9, tau_mem=2.0,
+                                     weight_multiplier=10.0)
+    assert np.median(times) > 50 and times[times < 400].max() > 200
+    gd = S.dense_backward(params, S.forward(params, times, cfg, "dense"), y, cfg)
+    fs = S.forward(params, times, cfg, "sparse")
+    for propagate in S.PROPAGATIONS:
+        gs = S.sparse_backward(params, fs, y, cfg, propagate=propagate)
+        assert all(np.isfinite(g).all() for g in gs.grads), propagate
+        _assert_grads_close(gd.grads, gs.grads, 1e-5, f"float32, 400 steps, {propagate}", 1)
+
+
 def test_plan_events_from_times_and_raster_agree(monkeypatch):
     """The first layer's events come from the spike steps when the input is given as steps,
     from the raster otherwise: the same plan and gradient."""
