@@ -143,8 +143,8 @@ class SPRAMMemory(wiring.Component):
     or reads. The layout is :func:`spram_geometry`: 8-bit words are packed two per SPRAM
     word (byte select by ``MASKWREN``), wider words span ``ceil(width / 16)`` cells, and
     deeper memories stack banks of 16384 SPRAM words, decoded from the high address bits;
-    the bank and byte of a read are registered so that the output multiplexer sits after
-    the cells' output registers.
+    a read enables every bank and registers its bank and byte, so that the read address's
+    high bits reach only the output multiplexer, after the cells' output registers.
 
     Parameters
     ----------
@@ -207,6 +207,12 @@ class SPRAMMemory(wiring.Component):
         entry = addr[1:] if pack == 2 else addr
         cell_addr = entry[:14]
         bank = entry[14:] if banks > 1 else Const(0, 1)
+        # Chip selects: a write selects its bank, decoded from the write address alone; a
+        # read selects every bank (the registered bank picks the output), so the read
+        # address's high bits, often the end of an adder, reach only the output mux and
+        # not the cells' CHIPSELECT (the UP5K's critical path at 784-166-10: 26.6 MHz).
+        w_entry = self.w_addr[1:] if pack == 2 else self.w_addr
+        w_bank = w_entry[14:] if banks > 1 else Const(0, 1)
         reading = Signal()
         m.d.comb += reading.eq(self.r_en & ~write)
         r_bank = Signal(range(banks))
@@ -234,7 +240,7 @@ class SPRAMMemory(wiring.Component):
                 m.submodules[f"spram_b{b}_c{c}"] = cell
                 m.d.comb += [cell.address.eq(cell_addr), cell.datain.eq(datain),
                              cell.maskwren.eq(mask), cell.wren.eq(write),
-                             cell.chipselect.eq((bank == b) & (write | self.r_en))]
+                             cell.chipselect.eq(Mux(write, w_bank == b, self.r_en))]
                 col.append(cell.dataout)
             outs.append(Array(col)[r_bank] if banks > 1 else col[0])
         if pack == 2:
