@@ -234,7 +234,8 @@ def test_bench_boards_tables_show_every_mnist_measure():
     """The benchmark's MNIST table carries each measured figure of a row (its cycles, rate and
     hardware-vs-golden count) and a row that did not build shows its error."""
     from spikegate.scripts.bench_boards import _tables
-    row = {"h": 166, "grid": "32 x 0.125", "lanes": [2, 1], "fmax_mhz": 26.58,
+    row = {"h": 166, "grid": "32 x 0.125", "lanes": [2, 1], "fmax_mhz": 26.58, "seed": 3,
+           "seed_fmax_mhz": {1: 25.04, 2: 26.11, 3: 26.58},
            "resources": {"LC": {"used": 5093, "available": 5280}},
            "weight_memories": ["spram", "ebr"], "weights": "mnist-166-T32.npz",
            "accuracy": 0.9635, "cycles_mean": 8413.2, "cycles_max": 17876,
@@ -245,7 +246,7 @@ def test_bench_boards_tables_show_every_mnist_measure():
     (mnist,) = [l for l in lines if l.startswith("| icebreaker |")]
     (failed,) = [l for l in lines if l.startswith("| ulx3s-25F |")]
     assert mnist.count("|") == head.count("|") == failed.count("|")
-    for want in ("SPRAM/EBR", "26.6", "0.9635", "8413 (17876)", "3,159", "| True |"):
+    for want in ("SPRAM/EBR", "26.6 (seed 3; 25.0 / 26.1 / 26.6)", "0.9635", "8413 (17876)", "3,159", "| True |"):
         assert want in mnist, (want, mnist)
     assert "no fit: EBR" in failed
 
