@@ -334,10 +334,11 @@ def _build_and_measure(key, h, lanes, device, grid, training, mnist, args, out):
 
 
 def _tables(rows, mnist):
-    lines = ["## Digits 64-64-10 per board", "",
-             "| board | lanes | Fmax MHz (target) | resources | cycles/cls mean (max) | "
-             "cls/s at clock | cls/s at min(Fmax, clock) | digits acc (golden) | HW = golden |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [] if not rows else [
+        "## Digits 64-64-10 per board", "",
+        "| board | lanes | Fmax MHz (target) | resources | cycles/cls mean (max) | "
+        "cls/s at clock | cls/s at min(Fmax, clock) | digits acc (golden) | HW = golden |",
+        "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['board']} ({r['device']}) | {tuple(r['lanes'])} | {r['fmax_mhz']:.1f} "
@@ -346,7 +347,7 @@ def _tables(rows, mnist):
             f"{r['cls_per_s_at_clock']:,.0f} | {r['cls_per_s_at_fmax']:,.0f} | "
             f"{r['accuracy']:.4f} | {r['hw_matches_golden']} |")
     if mnist:
-        lines += ["", "## Largest MNIST 784-h-10 on chip", "",
+        lines += ([""] if lines else []) + ["## Largest MNIST 784-h-10 on chip", "",
                   "| board | h | grid (steps x dt) | lanes | weights in | Fmax MHz | resources | "
                   "weights | accuracy (golden) | cycles/cls mean (max) | "
                   "cls/s at min(Fmax, clock) | HW = golden |",

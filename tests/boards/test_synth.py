@@ -249,6 +249,7 @@ def test_bench_boards_tables_show_every_mnist_measure():
     for want in ("SPRAM/EBR", "26.6 (seed 3; 25.0 / 26.1 / 26.6)", "0.9635", "8413 (17876)", "3,159", "| True |"):
         assert want in mnist, (want, mnist)
     assert "no fit: EBR" in failed
+    assert lines[0] == "## Largest MNIST 784-h-10 on chip", "no digits rows: no digits table"
 
 
 def test_failed_seed_is_reported(tmp_path, monkeypatch):
