@@ -67,7 +67,7 @@ MNIST_GRIDS = {"icebreaker": (32, 1 / 8)}
 #: Logic cells per hidden neuron of 784-h-10 on the UP5K, used to step ``h`` down when nextpnr
 #: runs out of them: 13.4 was measured on an older pipeline (3: 5161 LCs at h = 64, 5589 at
 #: h = 96; most of it the fire-mask FIFO between the layers, in flip-flops). At pipeline 5 the
-#: SPRAM bound comes first: 784-166-10 takes 5093 of the 5280 LCs (b82fcad), so no step is
+#: SPRAM bound comes first: 784-166-10 takes 5059 of the 5280 LCs (bc44471), so no step is
 #: taken.
 LC_PER_HIDDEN = {"icebreaker": 13.4}
 
