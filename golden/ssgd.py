@@ -457,11 +457,13 @@ class PropagationPlan:
     ``t_a <= s < t`` get it as scalar corrections
     ``g[s, b, i] += beta**(t-1-s) W[i, j] dV[t, b, j]``, one per (entry below, active
     entry) pair. Exact, like :class:`WeightPlan`, whose layout it shares; ``ent_coef`` is
-    ``beta**t`` (the running sum's scaling, see :func:`_gradient_below`).
+    ``beta**(t - r)``, ``r`` the reference step of the anchor's (the running sum's scaling,
+    see :func:`_gradient_below`, which rebases every ``span`` steps as the plan does).
 
     Members: ``anchors``, ``ent_flat``, ``ent_coef`` as in :class:`WeightPlan`;
     ``pair_ent`` (active entry), ``pair_below`` (entry of the layer below),
-    ``pair_w`` (``i * N + j`` into ``W``), ``pair_coef`` (``beta**(t-1-s)``).
+    ``pair_w`` (``i * N + j`` into ``W``), ``pair_coef`` (``beta**(t-1-s)``), ``span``
+    (:func:`_rebase_span`).
     """
     anchors: np.ndarray
     ent_flat: np.ndarray
@@ -470,10 +472,11 @@ class PropagationPlan:
     pair_below: np.ndarray
     pair_w: np.ndarray
     pair_coef: np.ndarray
+    span: int
 
     @property
     def nbytes(self):
-        return sum(a.nbytes for a in vars(self).values())
+        return sum(a.nbytes for a in vars(self).values() if isinstance(a, np.ndarray))
 
 
 def _propagation_plan(act, below, batch, n_steps, beta, n_in, n_out, dtype, pair_cost=None,
@@ -498,7 +501,7 @@ def _propagation_plan(act, below, batch, n_steps, beta, n_in, n_out, dtype, pair
     return PropagationPlan(anchors, row_apos[act.row_pos] * n_out + act.j,
                            _beta_pow(beta, t_row - t_ref, dtype)[act.row_pos],
                            pair_ent, pair_below, below.j[pair_below] * n_out + act.j[pair_ent],
-                           _beta_pow(beta, pair_dt, dtype))
+                           _beta_pow(beta, pair_dt, dtype), span)
 
 
 @dataclass
@@ -923,7 +926,7 @@ def _gradient_below(act, dv, below, w, batch, n_steps, beta, propagate="auto", p
     n_src = len(act.urows) if plan is None else len(plan.anchors)
     if propagate == "auto":
         propagate = "project" if n_src <= q_cut[-1] else "scan"
-    span = _rebase_span(beta, dt)
+    span = _rebase_span(beta, dt) if plan is None else plan.span
     if propagate == "project":
         if plan is None:
             src_rows = act.urows
