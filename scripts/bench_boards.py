@@ -141,17 +141,18 @@ def _digits_model(out, epochs):
     return model
 
 
-def _cycles(net, steps, lanes, board, y=None):
-    """Mean / max cycles per classification in Verilator, and whether the decisions match golden."""
+def _cycles(net, steps, lanes, board):
+    """Mean / max cycles per classification in Verilator, and the hardware against golden:
+    ``True`` when every image agrees bit for bit (decision, its step, spikes and lookups per
+    layer, every neuron's spike step), else :func:`~spikegate.sim.ttfs_run.first_mismatch`."""
     from spikegate.boards.synth import classifier_options
-    from spikegate.sim.ttfs_run import simulate_hardware
+    from spikegate.sim.ttfs_run import first_mismatch, simulate_hardware
     # The classifier as the board top builds it (its neuron pipeline and quiet factors); the
     # weight memory's kind (block RAM here, SPRAM on the board) changes no cycle.
     options = classifier_options("icebreaker" if board.startswith("icebreaker") else "ulx3s")
-    hw = simulate_hardware(net, steps, lanes, trace=False, **options)
-    g = simulate(net, steps)
-    agree = bool(np.array_equal(hw.decision, g.decision))
-    return float(np.mean(hw.cycles)), int(np.max(hw.cycles)), agree
+    hw = simulate_hardware(net, steps, lanes, trace=True, **options)
+    bad = first_mismatch(hw, simulate(net, steps))
+    return float(np.mean(hw.cycles)), int(np.max(hw.cycles)), True if bad is None else bad
 
 
 def _synth(key, net, lanes, out, seed=1):
