@@ -1,4 +1,4 @@
-"""The host client of the board protocol (:mod:`spikegate.boards.protocol`).
+"""The host client of the board protocol (:mod:`spikegate.hdl.protocol_spec`).
 
 The client is synchronous and transport-agnostic: a transport has ``write(data)``,
 ``read(n)`` (up to ``n`` bytes; fewer when its timeout passes) and ``reset_input()``.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import protocol as P
+from spikegate.hdl import protocol_spec as P
 
 __all__ = ["Client", "SerialTransport", "ProtocolError", "DeviceError", "ModelMismatch"]
 
@@ -159,7 +159,7 @@ class Client:
     # ---- commands
 
     def identify(self):
-        """The device's :class:`~spikegate.boards.protocol.DeviceInfo` (kept in ``info``)."""
+        """The device's :class:`~spikegate.hdl.protocol_spec.DeviceInfo` (kept in ``info``)."""
         info = P.decode_identify(self.request(P.Command.IDENTIFY))
         if info.version != P.VERSION:
             raise ProtocolError(f"device speaks protocol version {info.version}, this client "

@@ -8,7 +8,7 @@ gateware checks, except the timeout and BUSY (it answers each request as a whole
 import numpy as np
 
 from spikegate.golden.ttfs_discrete import DiscreteNetwork, simulate
-from . import protocol as P
+from spikegate.hdl import protocol_spec as P
 
 __all__ = ["FakeDevice"]
 

@@ -17,45 +17,28 @@ Designs with the on-chip learning unit keep every weight in block RAM.
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
 from amaranth.lib import io
 
-from spikegate.golden.ttfs_discrete import QUIET_FACTORS_COARSE
 from spikegate.hdl.params import checking
 
 from .fit import DEVICES, ResourceError, check_fit
+from .timing import ICEBREAKER
 from .top import default_top
 
-__all__ = ["ICEBreakerDesign", "ice40_pll", "ice40_top", "ICE40_OPTIONS", "OSC_HZ",
+__all__ = ["ICEBreakerDesign", "ice40_pll", "ice40_top", "OSC_HZ",
            "DEFAULT_CLK_HZ", "DEFAULT_LANES", "LANE_CHOICES", "default_lanes",
            "set_weight_memories", "platform"]
 
-#: Classifier options of iCEBreaker builds: pipeline 5 (the ECP5's four cuts in the neuron
-#: arithmetic, plus a register slice on each layer's command stream, a step's start in a
-#: cycle of its own and registered head/wake tests in the controller) and the coarse quiet
-#: factors, with lanes (2, 1) (:data:`DEFAULT_LANES`). Logic cells are the UP5K's scarce
-#: resource: the digits 64-64-10 network (64 timesteps) with lanes (3, 1) needs 5399 of the
-#: 5280 at pipeline 4 (at pipeline 0 it fits, 4866 LCs, but clocks at 16.4 MHz: the one-cycle
-#: neuron update is the critical path). The network of ``spikegate run`` with lanes (2, 1) at
-#: pipeline 5 needs 4680 LCs, 21 EBR, 6 DSPs and reaches 30.6 MHz (nextpnr seed 1), for
-#: 1609 cycles per classification (1102 at (3, 1), pipeline 0): the critical path is the
-#: protocol engine's, from its command register through CHECK's dispatch to the enable of the
-#: reply's source register (10 LUTs, mostly routing). With the weights of ``spikegate
-#: synth``'s default network (4515 LCs, 30.56 MHz at seed 1, 29.6-29.9 at seeds 2-3) it is the
-#: quiet tests of pipeline 4's third stage (``pz`` to the thermometer classes).
-#: Per-group quiet horizons are off: they do not combine with pipeline 4's quiet-test
-#: register (and at pipeline 0 they needed 5834 LCs).
-ICE40_OPTIONS = {"pipeline": 5, "quiet_factors": QUIET_FACTORS_COARSE, "group_wake": False}
-
-
 def ice40_top(net, lanes, *, clk_freq_hz):
-    """The iCEBreaker's board top: :func:`~spikegate.boards.top.default_top` with
-    :data:`ICE40_OPTIONS`."""
-    return default_top(net, lanes, clk_freq_hz=clk_freq_hz, **ICE40_OPTIONS)
+    """The iCEBreaker's board top: :func:`~spikegate.boards.top.default_top` with the
+    board's timing, :data:`spikegate.boards.timing.ICEBREAKER`."""
+    return default_top(net, lanes, clk_freq_hz=clk_freq_hz, timing=ICEBREAKER)
 
 #: The board's oscillator (pin 35).
 OSC_HZ = 12_000_000
 #: The ``sync`` clock by default: the Fmax target of the digits network on the UP5K.
 DEFAULT_CLK_HZ = 30_000_000
 #: Lanes per weight layer of the digits 64-64-10 network: (3, 1) fits the UP5K's 8 DSPs (two
-#: multipliers per lane) and 30 block RAMs but, with :data:`ICE40_OPTIONS`' register stages,
+#: multipliers per lane) and 30 block RAMs but, with the register stages of its timing
+#: (:data:`spikegate.boards.timing.ICEBREAKER`),
 #: not its logic cells; (2, 1) fits (6 DSPs).
 DEFAULT_LANES = (2, 1)
 #: Lanes tried in order for a two-weight-layer network when none are given: the first that

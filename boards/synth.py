@@ -31,23 +31,10 @@ from .toolchain import apply_yowasp_env
 
 __all__ = ["SynthReport", "SynthError", "TimingError", "synthesize", "DEFAULT_SEEDS",
            "parse_log", "parse_report", "ClassifierShim", "make_design", "BOARDS", "format_markdown",
-           "format_table", "write_reports", "classifier_options"]
+           "format_table", "write_reports"]
 
 #: Boards :func:`make_design` knows.
 BOARDS = ("icebreaker", "ulx3s")
-
-
-def classifier_options(board):
-    """The classifier options (``pipeline``, ``quiet_factors``) the board top of ``board``
-    builds with: what a simulation needs to give the board's cycles per classification."""
-    if board == "icebreaker":
-        from .icebreaker import ICE40_OPTIONS
-        return dict(ICE40_OPTIONS)
-    if board == "ulx3s":
-        from .top import BOARD_GROUP_WAKE, BOARD_PIPELINE, BOARD_QUIET_FACTORS
-        return {"pipeline": BOARD_PIPELINE, "quiet_factors": BOARD_QUIET_FACTORS,
-                "group_wake": BOARD_GROUP_WAKE}
-    raise ValueError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
 
 _NAME = "top"
 
@@ -414,15 +401,16 @@ class ClassifierShim(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.classifier = c = self.classifier
-        ins = [c.i_stream.payload, c.i_stream.valid, c.o_stream.ready, c.w_en, c.w_layer,
-               c.w_src, c.w_dst, c.w_data, c.rb_en, c.theta_en, c.theta_data, c.trace_layer,
-               c.trace_addr]
+        p = c.model
+        ins = [c.i_stream.payload, c.i_stream.valid, c.o_stream.ready, p.w_en, p.w_layer,
+               p.w_src, p.w_dst, p.w_data, p.rb_en, p.theta_en, p.theta_data, c.trace.layer,
+               c.trace.addr]
         width = sum(len(v.as_value() if hasattr(v, "as_value") else v) for v in ins)
         sr = Signal(width)
         m.d.sync += sr.eq(Cat(self.rx, sr[:-1]))
         m.d.comb += Cat(*[v.as_value() if hasattr(v, "as_value") else v for v in ins]).eq(sr)
-        outs = Cat(c.o_stream.payload.as_value(), c.o_stream.valid, c.i_stream.ready, c.idle,
-                   c.rb_data, c.trace_step)
+        outs = Cat(c.o_stream.payload.as_value(), c.o_stream.valid, c.i_stream.ready, p.idle,
+                   p.rb_data, c.trace.step)
         m.d.sync += self.tx.eq(outs.xor())
         return m
 

@@ -5,42 +5,24 @@ connect ``platform.request("uart")`` to ``rx`` / ``tx``; this Component is the s
 board and is what the cocotb tests drive through its pins.
 """
 
-import inspect
-
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from spikegate.golden.ttfs_discrete import QUIET_FACTORS_COARSE, DiscreteNetwork
+from spikegate.golden.ttfs_discrete import DiscreteNetwork
 from spikegate.hdl.classifier import TTFSClassifier
 from spikegate.hdl.params import checking
 from spikegate.hdl.protocol import ProtocolEngine
+from spikegate.hdl.protocol_spec import FRAME_TIMEOUT_MS, MAX_CHUNK
+from spikegate.hdl.timing import Timing
 from spikegate.hdl.uart import UARTRx, UARTTx, uart_divisor
-from .protocol import FRAME_TIMEOUT_MS, MAX_CHUNK
+from .timing import ULX3S
 
-__all__ = ["BoardTop", "BOARD_PIPELINE", "BOARD_QUIET_FACTORS", "BOARD_GROUP_WAKE",
-           "connect_classifier", "default_top"]
-
-#: Register stages in the neuron arithmetic of board builds
-#: (:class:`~spikegate.hdl.ttfs_layer.TTFSLayer`): clock speed for a few cycles per timestep.
-#: 4: ECP5 (85F, lanes 8) 82.3 MHz at nextpnr seed 2, 78.8 at seeds 1 and 3 (77.4-83.1 over
-#: seeds and netlist changes; with the weight read-back registered at each layer and in the protocol engine;
-#: 57.6 MHz with 3, measured on older code), for about 3.5 % more cycles per classification;
-#: the iCEBreaker has its own setting (ICE40_OPTIONS).
-BOARD_PIPELINE = 4
-#: The scan scheduler's quiet factors of board builds: the coarse set (2, 4, 8), shifts only;
-#: on the ECP5 it clocked at 57.8 MHz against 43.0 MHz with the fine set (pipeline 3, older
-#: code), for about 10 % more cycles per classification.
-BOARD_QUIET_FACTORS = QUIET_FACTORS_COARSE
-#: Per-group quiet horizons in board builds (the classifier's ``group_wake``): scans visit only
-#: the lane groups that may fire, for fewer cycles per classification and more logic. Off:
-#: they do not combine with pipeline 4's quiet-test register yet, and the UP5K lacks the
-#: logic cells.
-BOARD_GROUP_WAKE = False
+__all__ = ["BoardTop", "connect_classifier", "default_top"]
 
 
 class BoardTop(wiring.Component):
-    """A TTFS classifier behind the UART protocol of :mod:`spikegate.boards.protocol`.
+    """A TTFS classifier behind the UART protocol of :mod:`spikegate.hdl.protocol_spec`.
 
     Parameters
     ----------
@@ -57,17 +39,13 @@ class BoardTop(wiring.Component):
     learning : bool
         Build the classifier with the on-chip learning unit (TRAIN command).
     timeout_cycles : int, optional
-        Frame timeout in cycles (default :data:`~spikegate.boards.protocol.FRAME_TIMEOUT_MS`).
+        Frame timeout in cycles (default :data:`~spikegate.hdl.protocol_spec.FRAME_TIMEOUT_MS`).
     max_chunk : int
         Largest weight chunk of LOAD_WEIGHTS / READ_WEIGHTS.
-    pipeline : int
-        Register stages in the neuron arithmetic (default :data:`BOARD_PIPELINE`); from 4,
-        also two registers on the weight read-back: at each layer of the classifier and into
-        the protocol engine (their ``rb_register``).
-    quiet_factors : sequence of (n, d)
-        The scan scheduler's quiet factors (default :data:`BOARD_QUIET_FACTORS`).
-    group_wake : bool
-        Per-group quiet horizons (default :data:`BOARD_GROUP_WAKE`).
+    timing : Timing
+        Register cuts and options of the classifier and the protocol engine (default
+        :data:`spikegate.boards.timing.ULX3S`; the iCEBreaker's is
+        :data:`spikegate.boards.timing.ICEBREAKER`).
 
     Members
     -------
@@ -84,8 +62,7 @@ class BoardTop(wiring.Component):
     leds: Out(2)
 
     def __init__(self, net, lanes, *, clk_freq_hz, baud=115200, learning=False,
-                 timeout_cycles=None, max_chunk=MAX_CHUNK, pipeline=BOARD_PIPELINE,
-                 quiet_factors=BOARD_QUIET_FACTORS, group_wake=BOARD_GROUP_WAKE):
+                 timeout_cycles=None, max_chunk=MAX_CHUNK, timing=ULX3S):
         with checking(self):
             if not isinstance(net, DiscreteNetwork):
                 raise TypeError(f"net must be a DiscreteNetwork, not {net!r}")
@@ -94,24 +71,18 @@ class BoardTop(wiring.Component):
             self._divisor = uart_divisor(clk_freq_hz, baud)
             if timeout_cycles is None:
                 timeout_cycles = clk_freq_hz * FRAME_TIMEOUT_MS // 1000
-            rb_register = pipeline >= 4       # the weight read-back registered at each layer
-            kwargs = {"pipeline": pipeline, "quiet_factors": quiet_factors,
-                      "group_wake": group_wake, "rb_register": rb_register}
-            if learning:
-                if "learning" not in inspect.signature(TTFSClassifier).parameters:
-                    raise ValueError("learning=True needs the classifier's learning unit, which "
-                                     "this version of TTFSClassifier does not have")
-                kwargs["learning"] = True
+            if not isinstance(timing, Timing):
+                raise TypeError(f"timing must be a Timing, not {timing!r}")
             # The engine first: its checks fail before any other part is built.
             n_w = len(net.sizes) - 1
             lanes_t = (lanes,) * n_w if isinstance(lanes, int) else tuple(lanes)
             self.engine = ProtocolEngine(
                 net.sizes, lanes_t, net.config, clk_freq_hz=clk_freq_hz,
                 timeout_cycles=timeout_cycles, learning=learning, max_chunk=max_chunk,
-                rb_register=rb_register, rb_latency=1 + rb_register)
+                timing=timing)
             try:
                 self.classifier = TTFSClassifier(net.sizes, net.thetas, lanes, net.config,
-                                                 net.weights, **kwargs)
+                                                 net.weights, learning=learning, timing=timing)
             except (TypeError, ValueError):
                 self.engine._MustUse__silence = True    # not an unused design: an error
                 raise
@@ -127,7 +98,7 @@ class BoardTop(wiring.Component):
 
     @property
     def info(self):
-        """What IDENTIFY reports (:class:`~spikegate.boards.protocol.DeviceInfo`)."""
+        """What IDENTIFY reports (:class:`~spikegate.hdl.protocol_spec.DeviceInfo`)."""
         return self.engine.info
 
     def elaborate(self, platform):
@@ -146,27 +117,16 @@ class BoardTop(wiring.Component):
 
 def connect_classifier(m, engine, classifier):
     """Connect a :class:`~spikegate.hdl.protocol.ProtocolEngine` to a
-    :class:`~spikegate.hdl.classifier.TTFSClassifier` in module ``m``."""
+    :class:`~spikegate.hdl.classifier.TTFSClassifier` in module ``m``: events, results, the
+    model port and (with learning) the learning control."""
     wiring.connect(m, engine.ev_stream, classifier.i_stream)
     wiring.connect(m, classifier.o_stream, engine.res_stream)
-    m.d.comb += [
-        engine.idle.eq(classifier.idle), engine.rb_data.eq(classifier.rb_data),
-        classifier.w_en.eq(engine.w_en), classifier.w_layer.eq(engine.w_layer),
-        classifier.w_src.eq(engine.w_src), classifier.w_dst.eq(engine.w_dst),
-        classifier.w_data.eq(engine.w_data), classifier.rb_en.eq(engine.rb_en),
-        classifier.theta_en.eq(engine.theta_en), classifier.theta_data.eq(engine.theta_data),
-    ]
-    if getattr(classifier, "learning", False):
-        m.d.comb += [classifier.learn_en.eq(engine.learn_en),
-                     classifier.learn_label.eq(engine.learn_label),
-                     classifier.learn_shift.eq(engine.learn_shift),
-                     classifier.learn_k.eq(engine.learn_k),
-                     classifier.learn_errors_only.eq(engine.learn_errors_only),
-                     # A training run starts from a loaded model: the update LFSR restarts.
-                     classifier.lfsr_seed.eq(engine.w_en)]
+    wiring.connect(m, engine.model, classifier.model)
+    if classifier.learning:
+        wiring.connect(m, engine.learn, classifier.learn)
 
 
 def default_top(net, lanes, *, clk_freq_hz, **options):
     """The board top the board wrappers build when given no other: :class:`BoardTop`
-    (``options``: its keyword arguments, e.g. ``pipeline``)."""
+    (``options``: its keyword arguments, e.g. ``timing``)."""
     return BoardTop(net, lanes, clk_freq_hz=clk_freq_hz, **options)

@@ -120,7 +120,8 @@ from .ttfs_discrete import (
 __all__ = [
     "MAX_LR_SHIFT", "SignStepInfo", "check_label", "output_deltas", "hidden_deltas",
     "causal_mask", "apply_update", "sign_backprop_step", "train_sign", "evaluate_discrete",
-    "random_discrete_network", "requantize", "LFSR_SEED", "MAX_LFSR_K", "lfsr_step", "UpdateLFSR",
+    "random_discrete_network", "requantize", "LFSR_SEED", "LFSR_BITS", "LFSR_TAPS", "MAX_LFSR_K", "lfsr_step",
+    "UpdateLFSR",
 ]
 
 #: Largest ``lr_shift`` (step ``2**6 = 64``).
@@ -469,13 +470,21 @@ def requantize(float_weights, thetas, config=None):
 
 #: Initial state of the update LFSR (:class:`UpdateLFSR`).
 LFSR_SEED = 0xACE1
-_LFSR_PERIOD = (1 << 16) - 1
+#: Width of the update LFSR's state.
+LFSR_BITS = 16
+#: The state bits whose XOR is the next bit (shifted in at the top as the state shifts
+#: right): polynomial ``x^16 + x^14 + x^13 + x^11 + 1``.
+LFSR_TAPS = (0, 2, 3, 5)
+_LFSR_PERIOD = (1 << LFSR_BITS) - 1
 
 
 def lfsr_step(state):
     """One step of the 16-bit update LFSR: returns ``(bit, new_state)`` (module docstring)."""
-    bit = (state ^ (state >> 2) ^ (state >> 3) ^ (state >> 5)) & 1
-    return bit, (state >> 1) | (bit << 15)
+    bit = 0
+    for t in LFSR_TAPS:
+        bit ^= state >> t
+    bit &= 1
+    return bit, (state >> 1) | (bit << (LFSR_BITS - 1))
 
 
 _LFSR_TABLES = {}

@@ -1,14 +1,12 @@
 """Stream payload layouts, defined once and shared by the gateware, the test benches and the
 host side (through ``.const()`` / ``.from_bits()``)."""
 
-from amaranth.lib import enum
-
 from amaranth.hdl import unsigned
 from amaranth.lib import data
 
 from spikegate.golden.fixed import unsigned_bits
 
-__all__ = ["index_bits", "SpikeEventLayout", "RowCommandLayout", "RowOp", "FireMaskLayout",
+__all__ = ["index_bits", "SpikeEventLayout", "RowCommandLayout", "FireMaskLayout",
            "ClassifierResultLayout", "RESULT_COUNT_BITS"]
 
 RESULT_COUNT_BITS = 32
@@ -39,27 +37,16 @@ class SpikeEventLayout(data.StructLayout):
                           "end": unsigned(1)})
 
 
-class RowOp(enum.IntEnum, shape=3):
-    """What a pass over a destination layer does."""
-    #: read the source's weight row and add it to the destinations (fire check fused)
-    ACCUMULATE = 0
-    #: visit every destination without reading weights (fire check only)
-    SCAN = 1
-    #: reset every destination's state (image start)
-    CLEAR = 2
-    #: read the source's weight row and vote with the destinations' deltas (learning)
-    DELTA = 3
-    #: read the source's weight row, step it by the destinations' deltas, write it back
-    LEARN = 4
-
-
 class RowCommandLayout(data.StructLayout):
     """A request to the sparse weight-lookup datapath: walk the row of ``src``.
 
-    ``tag`` travels with the row's beats untouched (the TTFS layer passes the source's
-    spike step for learning)."""
-    def __init__(self, n_src, tag_bits=1):
-        super().__init__({"src": unsigned(index_bits(n_src)), "op": RowOp,
+    ``op`` is the user's op code, of shape ``op_shape`` (an enum of the layer that uses the
+    datapath, e.g. :class:`~spikegate.hdl.ttfs_layer.TTFSOp`); the datapath does not
+    interpret it beyond the sets of ops it is told read weights, count lookups or walk
+    masked. ``tag`` travels with the row's beats untouched (the TTFS layer passes the
+    source's spike step for learning)."""
+    def __init__(self, n_src, op_shape, tag_bits=1):
+        super().__init__({"src": unsigned(index_bits(n_src)), "op": op_shape,
                           "tag": unsigned(tag_bits)})
 
 

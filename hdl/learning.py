@@ -2,26 +2,30 @@
 
 A ``DELTA`` pass over the row of hidden neuron ``h`` in the layer above makes that layer
 emit, group by group, one "earlier" and one "later" vote bit per destination ``o``
-(:class:`~spikegate.hdl.ttfs_layer.TTFSLayer`: ``votes_p`` = ``w_ho > 0 and delta_o > 0 or
-w_ho < 0 and delta_o < 0``, ``votes_n`` the opposite pairings). :class:`DeltaVoter` gathers a
+(:class:`~spikegate.hdl.ttfs_layer.TTFSLayer`: ``votes.p`` = ``w_ho > 0 and delta_o > 0 or
+w_ho < 0 and delta_o < 0``, ``votes.n`` the opposite pairings). :class:`DeltaVoter` gathers a
 row's bits into two masks, counts them with two :class:`~spikegate.hdl.popcount.Popcount`
 blocks and compares: ``delta_h = sign(P_h - N_h)``, as
 :func:`spikegate.golden.sign_backprop.hidden_deltas`.
 """
 
-from amaranth.hdl import Module, Signal, signed
-from amaranth.lib import wiring
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import index_bits
+from spikegate.golden.fixed import signed_range
+from spikegate.golden.sign_backprop import LFSR_BITS, LFSR_TAPS, MAX_LFSR_K
+from spikegate.golden.ttfs_discrete import WEIGHT_BITS
+from .arith import lane_split
 from .params import checking
 from .popcount import Popcount
+from .signatures import Votes
 
-__all__ = ["DeltaVoter"]
+__all__ = ["DeltaVoter", "sign_update_lanes"]
 
 
 class DeltaVoter(wiring.Component):
-    """Counts the votes of one row per ``votes_last`` beat and emits the row's delta.
+    """Counts the votes of one row per ``votes.last`` beat and emits the row's delta.
 
     Parameters
     ----------
@@ -32,8 +36,9 @@ class DeltaVoter(wiring.Component):
 
     Members
     -------
-    votes_valid, votes_group, votes_last, votes_p, votes_n : In
-        The layer's vote beats (see the module docstring).
+    votes : In(Votes)
+        The layer's vote beats (:class:`~spikegate.hdl.signatures.Votes`, see the module
+        docstring).
     delta_valid, delta : Out
         One beat per row, in row order: ``delta`` in {-1, 0, +1}.
     p_count, n_count : Out
@@ -50,14 +55,9 @@ class DeltaVoter(wiring.Component):
             if not isinstance(lanes, int) or not 1 <= lanes <= 16:
                 raise ValueError(f"lanes must be an integer from 1 to 16, not {lanes!r}")
         self._n, self._lanes = n, lanes
-        groups = -(-n // lanes)
         self._pc_p, self._pc_n = Popcount(n), Popcount(n)
         super().__init__({
-            "votes_valid": In(1),
-            "votes_group": In(index_bits(groups)),
-            "votes_last": In(1),
-            "votes_p": In(lanes),
-            "votes_n": In(lanes),
+            "votes": In(Votes(n, lanes)),
             "delta_valid": Out(1),
             "delta": Out(signed(2)),
             "p_count": Out(self._pc_p.count_width),
@@ -79,21 +79,21 @@ class DeltaVoter(wiring.Component):
         # The row's mask with this beat's bits in place (the beat's lanes at group * lanes).
         row_p = Signal(n + L)
         row_n = Signal(n + L)
-        shift = self.votes_group * L
+        shift = self.votes.group * L
         m.d.comb += [
-            row_p.eq(mask_p | (self.votes_p << shift)),
-            row_n.eq(mask_n | (self.votes_n << shift)),
+            row_p.eq(mask_p | (self.votes.p << shift)),
+            row_n.eq(mask_n | (self.votes.n << shift)),
         ]
-        with m.If(self.votes_valid):
-            with m.If(self.votes_last):
+        with m.If(self.votes.valid):
+            with m.If(self.votes.last):
                 m.d.sync += [mask_p.eq(0), mask_n.eq(0)]
             with m.Else():
                 m.d.sync += [mask_p.eq(row_p[:n]), mask_n.eq(row_n[:n])]
         m.d.comb += [
             pc_p.i_stream.payload.eq(row_p[:n]),
             pc_n.i_stream.payload.eq(row_n[:n]),
-            pc_p.i_stream.valid.eq(self.votes_valid & self.votes_last),
-            pc_n.i_stream.valid.eq(self.votes_valid & self.votes_last),
+            pc_p.i_stream.valid.eq(self.votes.valid & self.votes.last),
+            pc_n.i_stream.valid.eq(self.votes.valid & self.votes.last),
             pc_p.o_stream.ready.eq(1),
             pc_n.o_stream.ready.eq(1),
         ]
@@ -109,3 +109,91 @@ class DeltaVoter(wiring.Component):
         with m.Else():
             m.d.sync += self.delta.eq(0)
         return m
+
+
+def sign_update_lanes(layer, m, st):
+    """The learning lanes of a :class:`~spikegate.hdl.ttfs_layer.TTFSLayer` (its ``DELTA``
+    votes and ``LEARN`` read-modify-write, see its members), on the beats of its weight
+    lookup; ``st`` is the neuron state read with the beat.
+
+    Per lane: the vote bits of ``DELTA``; for ``LEARN`` the causal test
+    (:func:`~spikegate.golden.sign_backprop.causal_mask`), the step ``delta << lr_shift``
+    added with saturation to the weight range (:func:`~spikegate.golden.sign_backprop.
+    apply_update`), and the stochastic-rounding gate of the update LFSR
+    (:class:`~spikegate.golden.sign_backprop.UpdateLFSR`: taps
+    :data:`~spikegate.golden.sign_backprop.LFSR_TAPS`), drawn lane after lane.
+    """
+    from .ttfs_layer import TTFSOp
+    lk = layer.lookup
+    beat = lk.beat
+    L, G = lk.lanes, lk.groups
+    last_lanes = lk.n_dst - (G - 1) * L
+    is_last_group = beat.group == G - 1
+    m.submodules.deltas = dmem = memory.Memory(data=layer.delta_data)
+    dwp = dmem.write_port(granularity=1)
+    drp = dmem.read_port()
+    m.d.comb += [drp.addr.eq(beat.issue_group), drp.en.eq(beat.issue_valid)]
+    d_group, d_lane = lane_split(layer.learn.delta_w_addr, L)
+    m.d.comb += [dwp.addr.eq(d_group), dwp.data.eq(layer.learn.delta_w_data.replicate(L))]
+    with m.If(layer.learn.delta_w_en):
+        m.d.comb += dwp.en.eq(1 << d_lane)
+
+    new_w = Signal.like(beat.weights)
+    ww_en = Signal(L)
+    lfsr = layer.learn.lfsr_in
+    for l in range(L):
+        lane_ok = Const(1) if l < last_lanes else ~is_last_group
+        d = drp.data[l]
+        w = beat.weights[l]
+        s = st[l]
+        m.d.comb += [
+            layer.learn.votes.p[l].eq(lane_ok & (((w > 0) & (d > 0)) | ((w < 0) & (d < 0)))),
+            layer.learn.votes.n[l].eq(lane_ok & (((w > 0) & (d < 0)) | ((w < 0) & (d > 0)))),
+        ]
+        # sign_backprop.apply_update: causal when the destination did not fire, or fired
+        # strictly after the source (tag = the source's step).
+        causal = Signal(name=f"causal{l}")
+        m.d.comb += causal.eq(~s.fired | (beat.tag < s.step))
+        step = Signal(signed(WEIGHT_BITS + 8), name=f"step{l}")
+        m.d.comb += step.eq(d << layer.learn.lr_shift)
+        total = Signal(signed(WEIGHT_BITS + 9), name=f"total{l}")
+        m.d.comb += total.eq(w + step)
+        lo, hi = signed_range(WEIGHT_BITS)
+        with m.If(total > hi):
+            m.d.comb += new_w[l].eq(hi)
+        with m.Elif(total < lo):
+            m.d.comb += new_w[l].eq(lo)
+        with m.Else():
+            m.d.comb += new_w[l].eq(total)
+        # Stochastic rounding: a candidate write draws ``lfsr_k`` steps of the update LFSR,
+        # lane after lane, and is carried out when the ``lfsr_k`` new bits are all 0;
+        # ``lfsr_k = 0`` writes every candidate.
+        cand = Signal(name=f"candidate{l}")
+        m.d.comb += cand.eq(lane_ok & (d != 0) & causal)
+        adv = [lfsr]
+        for j in range(MAX_LFSR_K):
+            s_prev = adv[-1]
+            s_next = Signal(LFSR_BITS, name=f"lfsr_lane{l}_adv{j + 1}")   # a signal: no
+            feedback = s_prev[LFSR_TAPS[0]]                                # expression blow-up
+            for tap in LFSR_TAPS[1:]:
+                feedback = feedback ^ s_prev[tap]
+            m.d.comb += s_next.eq(Cat(s_prev[1:LFSR_BITS], feedback))
+            adv.append(s_next)
+        drawn = Signal(LFSR_BITS, name=f"lfsr_drawn{l}")
+        gate = Signal(name=f"lfsr_gate{l}")
+        m.d.comb += [drawn.eq(Array(adv)[layer.learn.lfsr_k]),
+                     gate.eq(Array([Const(1)] + [adv[j][LFSR_BITS - j:] == 0
+                                                 for j in range(1, MAX_LFSR_K + 1)])[layer.learn.lfsr_k])]
+        nxt = Signal(LFSR_BITS, name=f"lfsr_lane{l}")
+        m.d.comb += nxt.eq(Mux(cand, drawn, lfsr))
+        lfsr = nxt
+        m.d.comb += ww_en[l].eq(cand & gate)
+    learn_beat = beat.valid & (beat.op == TTFSOp.LEARN)
+    m.d.comb += [layer.learn.lfsr_out.eq(lfsr), layer.learn.lfsr_used.eq(learn_beat & (layer.learn.lfsr_k != 0))]
+    with m.If(learn_beat):
+        m.d.comb += [beat.ww_en.eq(ww_en), beat.ww_data.eq(new_w)]
+    m.d.comb += [
+        layer.learn.votes.valid.eq(beat.valid & (beat.op == TTFSOp.DELTA)),
+        layer.learn.votes.group.eq(beat.group),
+        layer.learn.votes.last.eq(beat.last),
+    ]

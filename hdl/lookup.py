@@ -1,21 +1,24 @@
 """The sparse, event-driven weight-lookup datapath, shared by every spiking layer.
 
-A spike event names a source neuron; the datapath reads that source's weight row, ``lanes``
-weights per cycle, and hands each group of ``lanes`` destination weights to the layer's
-neuron arithmetic. Weights of sources that did not spike are never read. It knows nothing
-about TTFS: the layer that uses it adds its own per-destination arithmetic on the beats.
+A row command names a source neuron and an op code; the datapath reads that source's weight
+row, ``lanes`` weights per cycle, and hands each group of ``lanes`` destination weights to
+the layer's neuron arithmetic as a beat (:class:`~spikegate.hdl.signatures.Beats`). Weights
+of sources that did not spike are never read. It knows nothing of any neuron model: its
+user gives the op codes' shape and which ops read weights, count lookups and walk only the
+groups it enables; the user's arithmetic interprets the ops on the beats.
 """
 
 import numpy as np
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed
-from amaranth.lib import data, memory, wiring
+from amaranth.hdl import Array, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.lib import data, enum, memory, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.lib import stream
 
 from spikegate.golden.ttfs_discrete import WEIGHT_BITS
+from .arith import lane_split, lowest_set_bit, times_const
+from .layouts import RESULT_COUNT_BITS, index_bits
 from .params import checking
-from .layouts import RESULT_COUNT_BITS, RowCommandLayout, RowOp, index_bits
+from .signatures import Beats, WeightPort, row_commands
 from .spram import SPRAMMemory, has_spram, prefers_spram
 
 #: Values of :attr:`WeightLookup.weight_memory`.
@@ -24,7 +27,10 @@ WEIGHT_MEMORIES = ("auto", "ebr", "spram")
 #: The most groups a walk with ``masked_ops`` may have (a priority encoder over the enables).
 MAX_MASKED_GROUPS = 32
 
-__all__ = ["WeightLookup", "weight_words", "WEIGHT_MEMORIES", "MAX_MASKED_GROUPS"]
+#: The most lanes a lookup reads per cycle.
+MAX_LANES = 16
+
+__all__ = ["WeightLookup", "weight_words", "WEIGHT_MEMORIES", "MAX_MASKED_GROUPS", "MAX_LANES"]
 
 
 def weight_words(weights, lanes):
@@ -39,14 +45,6 @@ def weight_words(weights, lanes):
     padded = np.zeros((n_src, groups * lanes), dtype=np.int64)
     padded[:, :n_dst] = w
     return padded.reshape(n_src * groups, lanes).tolist()
-
-
-def _times(x, c):
-    """``x * c`` for a constant ``c >= 1`` as shifts and adds: Yosys would put a product by a
-    constant on an iCE40 DSP, which the lanes' multipliers need (same value, same width
-    rules as ``*``: the result is wide enough for every ``x``)."""
-    terms = [x << k for k in range(c.bit_length()) if c >> k & 1]
-    return sum(terms[1:], terms[0])
 
 
 class _Port:
@@ -64,7 +62,7 @@ class WeightLookup(wiring.Component):
     n_src, n_dst : int
         Sources (rows) and destinations (columns) of the weight matrix.
     lanes : int
-        Weights read per cycle, 1 to 16. Destinations are spread over the lanes:
+        Weights read per cycle, 1 to :data:`MAX_LANES`. Destinations are spread over the lanes:
         destination ``j`` is lane ``j % lanes`` of group ``j // lanes``.
     init : array-like of int, shape (n_src, n_dst), optional
         Initial weights (signed 8-bit). Zero when omitted.
@@ -81,99 +79,100 @@ class WeightLookup(wiring.Component):
         through ``w_*`` at run time) and the write-back ``ww_*`` of on-chip learning is not
         supported (its write would take the single port from the next group's read): keep
         learning designs in ``"ebr"``.
-    masked_ops : sequence of RowOp
-        Ops whose walk visits only the groups enabled in ``group_en`` (default none; then
-        there is no ``group_en`` and every walk visits every group). At most
-        :data:`MAX_MASKED_GROUPS` groups.
+    op_shape : shape-castable
+        The shape of the user's op codes (default ``unsigned(1)``), usually its enum.
+    read_ops : sequence of op values
+        Ops whose walk reads the row's weights (the others give zero weights and read no
+        memory).
+    count_ops : sequence of op values
+        Ops whose beats count their valid lanes in :attr:`lookups`.
+    masked_ops : sequence of op values
+        Ops whose walk visits only the groups enabled in ``beat.group_en`` (default none; then
+        every walk visits every group). At most :data:`MAX_MASKED_GROUPS` groups.
 
     Members
     -------
     cmd : In(stream)
-        :class:`RowCommandLayout`. Accepted when the walker is idle or issuing the last group
-        of the current row, so rows follow each other with no gap.
-    issue_valid, issue_group : Out
-        The group whose memory read is issued this cycle (for the user's own state memory,
-        which it reads at the same address so that both arrive together).
-    beat_valid, beat_group, beat_first, beat_last, beat_op, beat_tag, beat_weights : Out
-        One cycle after issue: the weights of that group (zero for ops that read no
-        weights: ``SCAN``, ``CLEAR``). There is no back-pressure: the user takes every beat.
-    group_en : In(groups) (with ``masked_ops`` only)
-        During the walk of a masked op, the groups to visit: the walker issues the lowest
-        enabled group above the last one it issued, one per cycle in increasing order, and
-        spends no cycle on a disabled group. A bit may change during the walk only for groups
-        already passed. A masked walk with no enabled group issues nothing (one idle cycle).
-    walk_masked : Out(1) (with ``masked_ops`` only)
-        A masked walk is issuing this cycle (its passes can be shorter than ``groups``).
-    ww_en, ww_data : In
-        Write back, during a beat, lanes ``ww_en`` of the beat's word (read-modify-write).
+        :func:`~spikegate.hdl.signatures.row_commands`. Accepted when the walker is idle or
+        issuing the last group of the current row, so rows follow each other with no gap.
+    beat : Out(Beats)
+        :class:`~spikegate.hdl.signatures.Beats`: the issue one cycle ahead, then the beat
+        (the weights of the group, zero for an op that reads none) with its group, first,
+        last, op and tag; the write-back ``ww_en`` / ``ww_data``. With ``masked_ops``, during
+        the walk of a masked op, ``group_en`` gives the groups to visit: the walker issues the
+        lowest enabled group above the last one it issued, one per cycle in increasing order,
+        and spends no cycle on a disabled group. A bit may change during the walk only for
+        groups already passed. A masked walk with no enabled group issues nothing (one idle
+        cycle); ``walk_masked`` marks a masked walk issuing.
     busy : Out
         A row is being walked or a beat is in flight.
     lookups : Out(unsigned(32))
-        Weights read since ``clear_count`` (valid lanes of ``ACCUMULATE`` beats only).
-    w_en, w_src, w_dst, w_data : In
-        Write one weight (run time loading; it lands one cycle later); must not coincide
-        with a walk, nor be followed by a walk or a read-back of it in the next cycle.
-    rb_en, rb_src, rb_dst, rb_data : In, Out
-        Read one weight back: ``rb_data`` holds it one cycle after ``rb_en``. Taken only
-        while no row is walked (the walk owns the read port).
+        Weights read since ``clear_count`` (valid lanes of ``count_ops`` beats only).
+    weights : In(WeightPort)
+        :class:`~spikegate.hdl.signatures.WeightPort`. A write lands one cycle later; it must
+        not coincide with a walk, nor be followed by a walk or a read-back of it in the next
+        cycle. A read-back (``rb_data`` one cycle after ``rb_en``) is taken only while no row
+        is walked (the walk owns the read port).
 
     Latency 1 cycle from issue to beat; throughput ``lanes`` weights per cycle; a row
     takes ``ceil(n_dst / lanes)`` cycles.
     """
 
     def __init__(self, n_src, n_dst, lanes, init=None, *, tag_bits=1, weight_memory="auto",
-                 masked_ops=()):
+                 op_shape=unsigned(1), read_ops=(), count_ops=(), masked_ops=()):
         with checking(self):
             self._check(n_src, n_dst, lanes, init)
             self._check_memory(weight_memory)
-            masked_ops = tuple(masked_ops)
-            if not all(isinstance(op, RowOp) for op in masked_ops):
-                raise TypeError(f"masked_ops must be RowOp values, not {masked_ops!r}")
-            if masked_ops and -(-n_dst // lanes) > MAX_MASKED_GROUPS:
+            ops = {}
+            for name, values in (("read_ops", read_ops), ("count_ops", count_ops),
+                                 ("masked_ops", masked_ops)):
+                ops[name] = self._check_ops(name, values, op_shape)
+            if ops["masked_ops"] and -(-n_dst // lanes) > MAX_MASKED_GROUPS:
                 raise ValueError(f"masked_ops need at most {MAX_MASKED_GROUPS} groups, not "
                                  f"{-(-n_dst // lanes)}")
         self._weight_memory = weight_memory
-        self._masked_ops = masked_ops
+        self._op_shape = op_shape
+        self._read_ops, self._count_ops = ops["read_ops"], ops["count_ops"]
+        self._masked_ops = ops["masked_ops"]
         self._n_src, self._n_dst, self._lanes = n_src, n_dst, lanes
         self._groups = -(-n_dst // lanes)
-        masked_ports = {"group_en": In(self._groups), "walk_masked": Out(1)} if masked_ops else {}
         shape = data.ArrayLayout(signed(WEIGHT_BITS), lanes)
         words = [] if init is None else weight_words(init, lanes)
         self.weight_data = memory.MemoryData(shape=shape, depth=n_src * self._groups, init=words)
         super().__init__({
-            **masked_ports,
-            "cmd": In(stream.Signature(RowCommandLayout(n_src, tag_bits))),
-            "issue_valid": Out(1),
-            "issue_group": Out(index_bits(self._groups)),
-            "beat_valid": Out(1),
-            "beat_group": Out(index_bits(self._groups)),
-            "beat_first": Out(1),
-            "beat_last": Out(1),
-            "beat_op": Out(RowOp),
-            "beat_tag": Out(tag_bits),
-            "beat_weights": Out(shape),
-            "ww_en": In(lanes),
-            "ww_data": In(shape),
+            "cmd": In(row_commands(n_src, op_shape, tag_bits)),
+            "beat": Out(Beats(self._groups, lanes, op_shape, tag_bits,
+                              masked=bool(self._masked_ops))),
             "busy": Out(1),
             "lookups": Out(RESULT_COUNT_BITS),
             "clear_count": In(1),
-            "w_en": In(1),
-            "w_src": In(index_bits(n_src)),
-            "w_dst": In(index_bits(n_dst)),
-            "w_data": In(signed(WEIGHT_BITS)),
-            "rb_en": In(1),
-            "rb_src": In(index_bits(n_src)),
-            "rb_dst": In(index_bits(n_dst)),
-            "rb_data": Out(signed(WEIGHT_BITS)),
+            "weights": In(WeightPort(n_src, n_dst)),
         })
+
+    @staticmethod
+    def _check_ops(name, values, op_shape):
+        """The op values of ``name`` as a tuple: members of ``op_shape`` when it is an enum,
+        else integers in its range."""
+        values = tuple(values)
+        if isinstance(op_shape, type) and issubclass(op_shape, enum.Enum):
+            ok = all(isinstance(v, op_shape) for v in values)
+        else:
+            shape = Shape.cast(op_shape)
+            lo, hi = (-(1 << shape.width - 1), (1 << shape.width - 1)) if shape.signed \
+                else (0, 1 << shape.width)
+            ok = all(isinstance(v, (int, np.integer)) and lo <= v < hi for v in values)
+        if not ok:
+            raise TypeError(f"{name} must be values of the op shape {op_shape!r}, not "
+                            f"{values!r}")
+        return values
 
     @staticmethod
     def _check(n_src, n_dst, lanes, init):
         for name, v in (("n_src", n_src), ("n_dst", n_dst), ("lanes", lanes)):
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise TypeError(f"{name} must be a positive integer, not {v!r}")
-        if lanes > 16:
-            raise ValueError(f"lanes must be from 1 to 16, not {lanes}")
+        if lanes > MAX_LANES:
+            raise ValueError(f"lanes must be from 1 to {MAX_LANES}, not {lanes}")
         if init is not None:
             a = np.asarray(init)
             if a.shape != (n_src, n_dst):
@@ -225,9 +224,13 @@ class WeightLookup(wiring.Component):
     def groups(self):
         return self._groups
 
+    def _is(self, op, ops):
+        """``op`` (a value) is one of ``ops``."""
+        return sum(op == v for v in ops).bool() if ops else 0
+
     def elaborate(self, platform):
         m = Module()
-        G, L = self._groups, self._lanes
+        G = self._groups
         if self.memory_kind(platform) == "spram":
             m.submodules.mem = mem = SPRAMMemory(self.weight_data.shape, self.weight_data.depth)
             wp = _Port(addr=mem.w_addr, data=mem.w_data, en=mem.w_en)
@@ -240,107 +243,122 @@ class WeightLookup(wiring.Component):
         walking = Signal()
         group = Signal(index_bits(G))
         base = Signal(range(self._n_src * G + 1))
-        op = Signal(RowOp)
-        tag = Signal.like(self.beat_tag)
+        op = Signal(self._op_shape)
+        tag = Signal.like(self.beat.tag)
         reads = Signal()
-        m.d.comb += reads.eq((op == RowOp.ACCUMULATE) | (op == RowOp.DELTA) | (op == RowOp.LEARN))
-        last_issue = Signal()
-        issuing = Signal()                   # a group is issued this cycle
-        cur = Signal(index_bits(G))          # the group issued this cycle
-        first = Signal()                     # the walk has issued nothing yet
-        if self._masked_ops:
-            # Masked walks: ``rem`` holds the groups not passed yet; the lowest enabled one
-            # of them is issued.
-            masked = Signal()
-            rem = Signal(G)
-            cand = Signal(G)
-            rest = Signal(G)
-            low = Signal(index_bits(G))
-            m.d.comb += [cand.eq(rem & self.group_en), rest.eq(cand & (cand - 1))]
-            for i in reversed(range(G)):
-                with m.If(cand[i]):
-                    m.d.comb += low.eq(i)
-            m.d.comb += [
-                cur.eq(Mux(masked, low, group)),
-                issuing.eq(walking & (~masked | (cand != 0))),
-                last_issue.eq(walking & Mux(masked, rest == 0, group == G - 1)),
-                self.walk_masked.eq(walking & masked),
-            ]
-            with m.If(self.cmd.valid & self.cmd.ready):
-                m.d.sync += [masked.eq(sum(self.cmd.payload.op == op
-                                           for op in self._masked_ops).bool()),
-                             rem.eq((1 << G) - 1)]
-            with m.Elif(walking):
-                m.d.sync += rem.eq(rest)
-            with m.If(self.cmd.valid & self.cmd.ready):
-                m.d.sync += first.eq(1)
-            with m.Elif(issuing):
-                m.d.sync += first.eq(0)
-        else:
-            m.d.comb += [cur.eq(group), issuing.eq(walking), first.eq(group == 0),
-                         last_issue.eq(walking & (group == G - 1))]
-        m.d.comb += self.cmd.ready.eq(~walking | last_issue)
+        m.d.comb += reads.eq(self._is(op, self._read_ops))
+        walk = self._elaborate_walk(m, walking, group)
+        issuing, cur = walk["issuing"], walk["cur"]
+        m.d.comb += self.cmd.ready.eq(~walking | walk["last_issue"])
 
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [walking.eq(1), group.eq(0), op.eq(self.cmd.payload.op),
-                         tag.eq(self.cmd.payload.tag), base.eq(_times(self.cmd.payload.src, G))]
-        with m.Elif(last_issue):
+                         tag.eq(self.cmd.payload.tag),
+                         base.eq(times_const(self.cmd.payload.src, G))]
+        with m.Elif(walk["last_issue"]):
             m.d.sync += walking.eq(0)
         with m.Elif(walking):
             m.d.sync += group.eq(group + 1)
 
-        m.d.comb += [
-            self.issue_valid.eq(issuing),
-            self.issue_group.eq(cur),
-        ]
-        rb_lane = Signal(range(L))
+        beat = self.beat
+        m.d.comb += [beat.issue_valid.eq(issuing), beat.issue_group.eq(cur)]
         with m.If(walking):
             m.d.comb += [rp.addr.eq(base + cur), rp.en.eq(reads & issuing)]
-        with m.Else():
-            m.d.comb += [rp.addr.eq(_times(self.rb_src, G) + (self.rb_dst // L if L > 1 else self.rb_dst)),
-                         rp.en.eq(self.rb_en)]
-        m.d.sync += rb_lane.eq(self.rb_dst % L if L > 1 else 0)
-        m.d.comb += self.rb_data.eq(Array(rp.data[l] for l in range(L))[rb_lane])
-        beat_op = Signal(RowOp)
+        self._elaborate_read_back(m, walking, rp)
+        beat_op = Signal(self._op_shape)
         beat_reads = Signal()
         beat_addr = Signal.like(rp.addr)
         m.d.sync += [
             beat_reads.eq(issuing & reads),
             beat_addr.eq(base + cur),
-            self.beat_tag.eq(tag),
-            self.beat_valid.eq(issuing),
-            self.beat_group.eq(cur),
-            self.beat_first.eq(issuing & first),
-            self.beat_last.eq(issuing & last_issue),
+            beat.tag.eq(tag),
+            beat.valid.eq(issuing),
+            beat.group.eq(cur),
+            beat.first.eq(issuing & walk["first"]),
+            beat.last.eq(issuing & walk["last_issue"]),
             beat_op.eq(op),
         ]
-        m.d.comb += self.beat_op.eq(beat_op)
+        m.d.comb += beat.op.eq(beat_op)
         with m.If(beat_reads):
-            m.d.comb += self.beat_weights.eq(rp.data)
-        m.d.comb += self.busy.eq(walking | self.beat_valid)
+            m.d.comb += beat.weights.eq(rp.data)
+        m.d.comb += self.busy.eq(walking | beat.valid)
+        self._elaborate_count(m, beat_op)
+        self._elaborate_write(m, wp, beat_addr)
+        return m
 
-        # Weights read: the valid lanes of each ACCUMULATE beat.
+    def _elaborate_walk(self, m, walking, group):
+        """The group issued each cycle: every group in order, or (a masked op) the enabled
+        ones. Returns the signals ``issuing``, ``cur`` (the group), ``first`` (the walk has
+        issued nothing yet) and ``last_issue``."""
+        G = self._groups
+        w = {"issuing": Signal(), "cur": Signal(index_bits(G)), "first": Signal(),
+             "last_issue": Signal()}
+        if not self._masked_ops:
+            m.d.comb += [w["cur"].eq(group), w["issuing"].eq(walking), w["first"].eq(group == 0),
+                         w["last_issue"].eq(walking & (group == G - 1))]
+            return w
+        # Masked walks: ``rem`` holds the groups not passed yet; the lowest enabled one of
+        # them is issued.
+        masked = Signal()
+        rem = Signal(G)
+        cand = Signal(G)
+        rest = Signal(G)
+        m.d.comb += [cand.eq(rem & self.beat.group_en), rest.eq(cand & (cand - 1))]
+        low = lowest_set_bit(m, cand, "low")
+        m.d.comb += [
+            w["cur"].eq(Mux(masked, low, group)),
+            w["issuing"].eq(walking & (~masked | (cand != 0))),
+            w["last_issue"].eq(walking & Mux(masked, rest == 0, group == G - 1)),
+            self.beat.walk_masked.eq(walking & masked),
+        ]
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [masked.eq(self._is(self.cmd.payload.op, self._masked_ops)),
+                         rem.eq((1 << G) - 1), w["first"].eq(1)]
+        with m.Elif(walking):
+            m.d.sync += rem.eq(rest)
+            with m.If(w["issuing"]):
+                m.d.sync += w["first"].eq(0)
+        return w
+
+    def _elaborate_read_back(self, m, walking, rp):
+        """The read-back of one weight through the read port, while no row is walked."""
+        G, L = self._groups, self._lanes
+        port = self.weights
+        rb_group, rb_lane_now = lane_split(port.rb_dst, L)
+        rb_lane = Signal(range(L))
+        with m.If(~walking):
+            m.d.comb += [rp.addr.eq(times_const(port.rb_src, G) + rb_group),
+                         rp.en.eq(port.rb_en)]
+        m.d.sync += rb_lane.eq(rb_lane_now)
+        m.d.comb += port.rb_data.eq(Array(rp.data[l] for l in range(L))[rb_lane])
+
+    def _elaborate_count(self, m, beat_op):
+        """Weights read: the valid lanes of each beat of a ``count_ops`` op."""
+        G, L = self._groups, self._lanes
         last_lanes = self._n_dst - (G - 1) * L
         n_read = Signal(range(L + 1))
-        m.d.comb += n_read.eq(Mux(self.beat_group == G - 1, last_lanes, L))
+        m.d.comb += n_read.eq(Mux(self.beat.group == G - 1, last_lanes, L))
         with m.If(self.clear_count):
             m.d.sync += self.lookups.eq(0)
-        with m.Elif(self.beat_valid & (beat_op == RowOp.ACCUMULATE)):
+        with m.Elif(self.beat.valid & self._is(beat_op, self._count_ops)):
             m.d.sync += self.lookups.eq(self.lookups + n_read)
 
-        # Run-time loading of one weight: the address (a product and a division by the
-        # lanes) is computed into a register, and the write happens one cycle later.
+    def _elaborate_write(self, m, wp, beat_addr):
+        """The write port: a beat's write-back, else run-time loading of one weight (its
+        address, a product and a division by the lanes, is computed into a register and the
+        write happens one cycle later)."""
+        G, L = self._groups, self._lanes
+        port, beat = self.weights, self.beat
+        w_group, w_lane_now = lane_split(port.w_dst, L)
         w_addr = Signal.like(wp.addr)
         w_lane = Signal(range(L))
         w_data = Signal(signed(WEIGHT_BITS))
         w_pending = Signal()
-        m.d.sync += [w_addr.eq(_times(self.w_src, G) + (self.w_dst // L if L > 1 else self.w_dst)),
-                     w_lane.eq(self.w_dst % L if L > 1 else 0),
-                     w_data.eq(self.w_data), w_pending.eq(self.w_en)]
-        with m.If(self.beat_valid & (self.ww_en != 0)):
-            m.d.comb += [wp.addr.eq(beat_addr), wp.data.eq(self.ww_data), wp.en.eq(self.ww_en)]
+        m.d.sync += [w_addr.eq(times_const(port.w_src, G) + w_group), w_lane.eq(w_lane_now),
+                     w_data.eq(port.w_data), w_pending.eq(port.w_en)]
+        with m.If(beat.valid & (beat.ww_en != 0)):
+            m.d.comb += [wp.addr.eq(beat_addr), wp.data.eq(beat.ww_data), wp.en.eq(beat.ww_en)]
         with m.Else():
             m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data.replicate(L))]
             with m.If(w_pending):
                 m.d.comb += wp.en.eq(1 << w_lane)
-        return m

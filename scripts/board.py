@@ -5,7 +5,7 @@ and thresholds (refused when its shape or time grid differs from the bitstream's
 ``classify`` sends images (a ``.npy`` / ``.png`` file, or a range of a data set's test
 split), prints each class and the accuracy and statistics; ``train`` sends images with
 their labels (bitstreams with the learning unit). ``--port fake:MODEL`` talks to a
-pure-Python device instead of a board. The protocol: :mod:`spikegate.boards.protocol`.
+pure-Python device instead of a board. The protocol: :mod:`spikegate.hdl.protocol_spec`.
 """
 
 import time
@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from spikegate.golden.data import DATASETS, load_dataset
+from spikegate.golden.sign_backprop import MAX_LFSR_K, MAX_LR_SHIFT
+
+from .args import BadArgument, existing_dir, existing_file, int_range, positive_float, positive_int
 
 __all__ = ["add_parser", "run", "open_transport", "read_image", "parse_range", "summarize"]
 
@@ -23,45 +26,52 @@ def add_parser(subparsers):
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--port", default="/dev/ttyUSB1",
                    help="serial port (default /dev/ttyUSB1), or fake:MODEL for a simulated device")
-    p.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
-    p.add_argument("--timeout", type=float, default=1.0,
+    p.add_argument("--baud", type=positive_int, default=115200, help="baud rate (default 115200)")
+    p.add_argument("--timeout", type=positive_float, default=1.0,
                    help="seconds to wait for a reply byte (default 1)")
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
     sub.add_parser("identify", help="print the device's protocol version, network and clock")
     lp = sub.add_parser("load", help="load a model file's weights and thresholds")
-    lp.add_argument("model", metavar="MODEL")
+    lp.add_argument("model", metavar="MODEL", type=existing_file)
     lp.add_argument("--verify", action="store_true", help="read every weight back and compare")
     for name, helptext in (("classify", "classify images"), ("train", "train on labelled images")):
         sp = sub.add_parser(name, help=helptext)
-        sp.add_argument("--model", required=True, metavar="MODEL",
+        sp.add_argument("--model", type=existing_file, required=True, metavar="MODEL",
                         help="model file whose input encoding turns pixels into spike steps")
         if name == "classify":
-            sp.add_argument("--image", metavar="FILE", help=".npy or .png image (pixels in [0, 1] "
+            sp.add_argument("--image", type=existing_file, metavar="FILE", help=".npy or .png image (pixels in [0, 1] "
                             "or 0..255), of the model's input size once flattened")
         sp.add_argument("--dataset", choices=DATASETS, help="data set (test split)")
-        sp.add_argument("--data", metavar="DIR", help="IDX directory for mnist / fashion-mnist")
-        sp.add_argument("--range", default="0:100", metavar="A:B",
+        sp.add_argument("--data", type=existing_dir, metavar="DIR",
+                        help="IDX directory for mnist / fashion-mnist")
+        sp.add_argument("--range", type=parse_range, default="0:100", metavar="A:B",
                         help="test images A to B-1 (default 0:100)")
         if name == "train":
-            sp.add_argument("--lr-shift", type=int, default=0, help="weight step 2**N (0..6)")
-            sp.add_argument("--lfsr-k", type=int, default=0,
+            sp.add_argument("--lr-shift", type=int_range(0, MAX_LR_SHIFT), default=0,
+                            help=f"weight step 2**N (0..{MAX_LR_SHIFT})")
+            sp.add_argument("--lfsr-k", type=int_range(0, MAX_LFSR_K), default=0,
                             help="stochastic rounding: each write needs K zero LFSR bits "
-                                 "(expected step 2**(N-K)); 0 = off (default), up to 8")
+                                 f"(expected step 2**(N-K)); 0 = off (default), up to {MAX_LFSR_K}")
             sp.add_argument("--errors-only", action="store_true",
                             help="learn only from images the device gets wrong")
-            sp.add_argument("--epochs", type=int, default=1)
+            sp.add_argument("--epochs", type=positive_int, default=1)
     p.set_defaults(func=run)
     return p
 
 
 def parse_range(text):
-    """``"A:B"`` -> ``slice(A, B)`` (``A`` or ``B`` may be empty)."""
+    """``"A:B"`` -> ``slice(A, B)``: test images ``A`` to ``B - 1``, ``0 <= A < B`` (``A``
+    empty: 0, ``B`` empty: to the end). An argparse type (:class:`~spikegate.scripts.args.BadArgument`)."""
+    expected = f"must be A:B with integers 0 <= A < B (either may be left out), not {text!r}"
     try:
-        a, b = text.split(":")
-        return slice(int(a) if a else 0, int(b) if b else None)
+        a, b = str(text).split(":")
+        sl = slice(int(a) if a.strip() else 0, int(b) if b.strip() else None)
     except ValueError:
-        raise ValueError(f"--range must be A:B with integers, not {text!r}") from None
+        raise BadArgument(expected) from None
+    if sl.start < 0 or (sl.stop is not None and sl.stop <= sl.start):
+        raise BadArgument(expected)
+    return sl
 
 
 def read_image(path, n_inputs):
@@ -143,10 +153,11 @@ def _images(args, model):
     if not args.dataset:
         raise ValueError("give --image FILE or --dataset NAME")
     d = load_dataset(args.dataset, root=args.data)
-    sl = parse_range(args.range)
+    sl = args.range
     x, y = d.x_test[sl], d.y_test[sl]
     if len(x) == 0:
-        raise ValueError(f"--range {args.range} selects no test image of {args.dataset}")
+        raise ValueError(f"--range {sl.start}:{'' if sl.stop is None else sl.stop} selects no "
+                         f"test image of {args.dataset} ({len(d.y_test)} test images)")
     return model.encode(x), y
 
 
@@ -154,6 +165,10 @@ def run(args, transport=None):
     from spikegate.boards.client import Client
     from spikegate.golden.model_file import load_model
     from spikegate.golden.progress import Progress
+    # The model file and the images are read (and checked) before the port is opened.
+    model = load_model(args.model) if args.action != "identify" else None
+    if args.action in ("classify", "train"):
+        steps, labels = _images(args, model)
     transport = transport or open_transport(args.port, args.baud, args.timeout)
     client = Client(transport)
     info = client.identify()
@@ -166,7 +181,6 @@ def run(args, transport=None):
               f"{info.max_payload} bytes, weight chunks of {info.max_chunk}")
         return 0
     if args.action == "load":
-        model = load_model(args.model)
         total = sum(w.size for w in model.int_weights)
         t0 = time.perf_counter()
         with Progress(total, desc="load") as bar:
@@ -182,9 +196,7 @@ def run(args, transport=None):
                     return 1
             print("verified: every weight reads back")
         return 0
-    model = load_model(args.model)
     client.check_model(model.sizes, model.discrete)
-    steps, labels = _images(args, model)
     results = []
     t0 = time.perf_counter()
     if args.action == "classify":

@@ -6,10 +6,28 @@ optionally idling a random number of cycles first (seeded by the caller's ``rng`
 """
 
 import numpy as np
+from amaranth.lib import enum
 
 from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteConfig, DiscreteNetwork, spike_events
 
-__all__ = ["stream_put", "stream_get", "image_beats", "random_ttfs_case", "read_weights"]
+__all__ = ["stream_put", "stream_get", "image_beats", "random_ttfs_case", "read_weights",
+           "LookupTestOp", "LOOKUP_TEST_OPS"]
+
+
+class LookupTestOp(enum.IntEnum, shape=2):
+    """Op codes for testing the weight lookup on its own: it knows them only through the
+    sets it is given (:data:`LOOKUP_TEST_OPS`), as it knows a layer's."""
+    #: read the row's weights and count them
+    READ = 0
+    #: walk the groups without reading
+    VISIT = 1
+    #: walk the groups without reading (a second op that reads nothing)
+    RESET = 2
+
+
+#: The :class:`~spikegate.hdl.lookup.WeightLookup` op parameters of the lookup tests.
+LOOKUP_TEST_OPS = {"op_shape": LookupTestOp, "read_ops": (LookupTestOp.READ,),
+                   "count_ops": (LookupTestOp.READ,)}
 
 
 async def _idle(ctx, rng, p_stall, max_stall):
@@ -64,12 +82,12 @@ async def read_weights(ctx, dut, shapes):
     for l, shape in enumerate(shapes):
         vals = np.zeros(shape, np.int64)
         for i, j in np.ndindex(*shape):
-            ctx.set(dut.w_layer, l)
-            ctx.set(dut.w_src, i)
-            ctx.set(dut.w_dst, j)
-            ctx.set(dut.rb_en, 1)
+            ctx.set(dut.model.w_layer, l)
+            ctx.set(dut.model.w_src, i)
+            ctx.set(dut.model.w_dst, j)
+            ctx.set(dut.model.rb_en, 1)
             await ctx.tick()
-            ctx.set(dut.rb_en, 0)
-            vals[i, j] = ctx.get(dut.rb_data)
+            ctx.set(dut.model.rb_en, 0)
+            vals[i, j] = ctx.get(dut.model.rb_data)
         out.append(np.where(vals > 127, vals - 256, vals))
     return out

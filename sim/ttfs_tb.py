@@ -60,9 +60,10 @@ class ClassifierTB:
     async def start(self):
         # Every input driven before reset (a 4-state simulator would otherwise latch Z).
         for port in ("i_stream__valid", "o_stream__ready",
-                     "w_en", "rb_en", "theta_en", "w_layer", "w_src", "w_dst", "w_data",
-                     "theta_data", "trace_layer", "trace_addr", "learn_en", "learn_label",
-                     "learn_shift"):
+                     "model__w_en", "model__rb_en", "model__theta_en", "model__w_layer",
+                     "model__w_src", "model__w_dst", "model__w_data", "model__theta_data",
+                     "trace__layer", "trace__addr", "learn__en", "learn__label",
+                     "learn__shift", "learn__k", "learn__errors_only", "learn__lfsr_seed"):
             if hasattr(self.dut, port):
                 getattr(self.dut, port).value = 0
         await start_clock_and_reset(self.dut)
@@ -83,10 +84,10 @@ class ClassifierTB:
 
         With ``label`` (a classifier built with ``learning=True``), learn from it with step
         ``2**lr_shift``; without, learning is off for this image."""
-        if hasattr(self.dut, "learn_en"):
-            self.dut.learn_en.value = int(label is not None)
-            self.dut.learn_label.value = 0 if label is None else int(label)
-            self.dut.learn_shift.value = int(lr_shift)
+        if hasattr(self.dut, "learn__en"):
+            self.dut.learn__en.value = int(label is not None)
+            self.dut.learn__label.value = 0 if label is None else int(label)
+            self.dut.learn__shift.value = int(lr_shift)
         elif label is not None:
             raise ValueError("this classifier was built without learning")
         n = len(self.sink.received)
@@ -108,10 +109,10 @@ class ClassifierTB:
         for layer in range(1, len(self.sizes)):
             vals = []
             for j in range(self.sizes[layer]):
-                self.dut.trace_layer.value = layer
-                self.dut.trace_addr.value = j
+                self.dut.trace__layer.value = layer
+                self.dut.trace__addr.value = j
                 await FallingEdge(self.dut.clk)
-                vals.append(self.dut.trace_step.value.to_unsigned())
+                vals.append(self.dut.trace__step.value.to_unsigned())
             out.append(np.array(vals))
         return out
 
@@ -123,14 +124,14 @@ class ClassifierTB:
             w = np.zeros((a, b), np.int64)
             for i in range(a):
                 for j in range(b):
-                    self.dut.w_layer.value = l
-                    self.dut.w_src.value = i
-                    self.dut.w_dst.value = j
-                    self.dut.rb_en.value = 1
+                    self.dut.model__w_layer.value = l
+                    self.dut.model__w_src.value = i
+                    self.dut.model__w_dst.value = j
+                    self.dut.model__rb_en.value = 1
                     await FallingEdge(self.dut.clk)
-                    w[i, j] = self.dut.rb_data.value.to_signed()
+                    w[i, j] = self.dut.model__rb_data.value.to_signed()
             out.append(w)
-        self.dut.rb_en.value = 0
+        self.dut.model__rb_en.value = 0
         return out
 
     async def load_weights(self, weights):
@@ -138,10 +139,10 @@ class ClassifierTB:
         await FallingEdge(self.dut.clk)
         for l, w in enumerate(weights):
             for (i, j), v in np.ndenumerate(np.asarray(w)):
-                self.dut.w_en.value = 1
-                self.dut.w_layer.value = l
-                self.dut.w_src.value = i
-                self.dut.w_dst.value = j
-                self.dut.w_data.value = int(v) & 0xFF
+                self.dut.model__w_en.value = 1
+                self.dut.model__w_layer.value = l
+                self.dut.model__w_src.value = i
+                self.dut.model__w_dst.value = j
+                self.dut.model__w_data.value = int(v) & 0xFF
                 await FallingEdge(self.dut.clk)
-        self.dut.w_en.value = 0
+        self.dut.model__w_en.value = 0

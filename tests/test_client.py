@@ -4,7 +4,7 @@ checks, chunked loads and read-back, classification results (golden model)."""
 import numpy as np
 import pytest
 
-from spikegate.boards import protocol as P
+from spikegate.hdl import protocol_spec as P
 from spikegate.boards.client import Client, DeviceError, ModelMismatch, ProtocolError
 from spikegate.boards.fake import FakeDevice
 from spikegate.golden.ttfs_discrete import DiscreteConfig, DiscreteNetwork, simulate

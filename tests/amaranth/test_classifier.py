@@ -12,6 +12,7 @@ from amaranth.sim import Simulator
 from spikegate.golden.ttfs_discrete import (NO_SPIKE, QUIET_FACTORS_COARSE, DiscreteConfig,
                                             DiscreteNetwork, simulate)
 from spikegate.hdl.classifier import TTFSClassifier
+from spikegate.hdl.timing import Timing
 from spikegate.sim.amaranth_tb import (image_beats, random_ttfs_case as random_case, read_weights,
                                        stream_get, stream_put)
 
@@ -27,10 +28,10 @@ async def read_trace(ctx, dut, sizes):
     for layer in range(1, len(sizes)):
         vals = []
         for j in range(sizes[layer]):
-            ctx.set(dut.trace_layer, layer)
-            ctx.set(dut.trace_addr, j)
+            ctx.set(dut.trace.layer, layer)
+            ctx.set(dut.trace.addr, j)
             await ctx.tick()
-            vals.append(ctx.get(dut.trace_step))
+            vals.append(ctx.get(dut.trace.step))
         out.append(np.array(vals))
     return out
 
@@ -38,7 +39,7 @@ async def read_trace(ctx, dut, sizes):
 def run_images(net, images, lanes, *, seed=None, p_stall=0.0, trace=True, extra=None, pipeline=0,
                **options):
     """Run ``images`` (steps arrays) through the classifier; returns results and traces."""
-    dut = TTFSClassifier.from_network(net, lanes, pipeline=pipeline, **options)
+    dut = TTFSClassifier.from_network(net, lanes, timing=Timing.preset(pipeline, **options))
     rng = np.random.default_rng(seed) if seed is not None else None
     results, traces = [], []
     n_layers = len(net.sizes)
@@ -253,17 +254,17 @@ def test_new_weights_and_thresholds_are_used_and_read_back():
         async def tb(ctx):
             for l, w in enumerate(new_w):
                 for (i, j), v in np.ndenumerate(w):
-                    ctx.set(dut.w_en, 1)
-                    ctx.set(dut.w_layer, l)
-                    ctx.set(dut.w_src, i)
-                    ctx.set(dut.w_dst, j)
-                    ctx.set(dut.w_data, int(v) & 0xFF)
+                    ctx.set(dut.model.w_en, 1)
+                    ctx.set(dut.model.w_layer, l)
+                    ctx.set(dut.model.w_src, i)
+                    ctx.set(dut.model.w_dst, j)
+                    ctx.set(dut.model.w_data, int(v) & 0xFF)
                     await ctx.tick()
-                ctx.set(dut.w_en, 0)
-                ctx.set(dut.theta_en, 1)
-                ctx.set(dut.theta_data, new_t[l])
+                ctx.set(dut.model.w_en, 0)
+                ctx.set(dut.model.theta_en, 1)
+                ctx.set(dut.model.theta_data, new_t[l])
                 await ctx.tick()
-                ctx.set(dut.theta_en, 0)
+                ctx.set(dut.model.theta_en, 0)
             for l, w in enumerate(await read_weights(ctx, dut, [w.shape for w in new_w])):
                 readback[l] = w
             for img in images:
@@ -287,28 +288,28 @@ def test_read_back_every_cycle_after_its_latency(rb_register):
     # One read-back per cycle, layers interleaved: each weight arrives rb_latency cycles after
     # its rb_en (1, or 2 with the register at each layer), whatever the next address is.
     net, _ = random_case(21, (20, 12, 5), n_images=1)
-    dut = TTFSClassifier.from_network(net, (4, 2), rb_register=rb_register)
+    dut = TTFSClassifier.from_network(net, (4, 2), timing=Timing(rb_register=rb_register))
     assert dut.rb_latency == (2 if rb_register else 1)
     addrs = [(l, i, j) for l, w in enumerate(net.weights) for i, j in np.ndindex(*w.shape)]
     addrs = [addrs[k] for k in np.random.default_rng(22).permutation(len(addrs))]
     got = []
 
     async def tb(ctx):
-        while not ctx.get(dut.idle):
+        while not ctx.get(dut.model.idle):
             await ctx.tick()
         lat = dut.rb_latency
         for n in range(len(addrs) + lat - 1):
             if n < len(addrs):
                 l, i, j = addrs[n]
-                ctx.set(dut.w_layer, l)
-                ctx.set(dut.w_src, i)
-                ctx.set(dut.w_dst, j)
-                ctx.set(dut.rb_en, 1)
+                ctx.set(dut.model.w_layer, l)
+                ctx.set(dut.model.w_src, i)
+                ctx.set(dut.model.w_dst, j)
+                ctx.set(dut.model.rb_en, 1)
             else:
-                ctx.set(dut.rb_en, 0)
+                ctx.set(dut.model.rb_en, 0)
             await ctx.tick()
             if n >= lat - 1:
-                got.append(ctx.get(dut.rb_data))
+                got.append(ctx.get(dut.model.rb_data))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -390,7 +391,8 @@ def test_group_wake_limits():
     n = MAX_MASKED_GROUPS
     for args, kwargs, expect in [(((8, n, n + 1, 4), [10, 10, 10], (1, 1, 4)), {}, [True, False, False]),
                                  (((8, 20, 3), [10, 10], 4), {}, [True, False]),
-                                 (((8, 20, 3), [10, 10], 1), {"group_wake": False}, [False, False])]:
+                                 (((8, 20, 3), [10, 10], 1), {"timing": Timing(group_wake=False)},
+                                  [False, False])]:
         dut = TTFSClassifier(*args, **kwargs)
         assert [layer.group_wake for layer in dut.layers] == expect, args
         rtlil.convert(dut)      # and each elaborates

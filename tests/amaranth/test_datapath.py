@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from spikegate.hdl.layouts import RowOp, SpikeEventLayout
+from spikegate.hdl.layouts import SpikeEventLayout
 from spikegate.hdl.lookup import WeightLookup, weight_words
 from spikegate.hdl.spike_queue import SpikeQueue, StreamRegister
-from spikegate.sim.amaranth_tb import stream_get, stream_put
+from spikegate.sim.amaranth_tb import (LOOKUP_TEST_OPS as OPS, LookupTestOp as Op, stream_get,
+                                       stream_put)
 
 
 # Queue depths, and the register slice (depth None).
@@ -49,29 +50,29 @@ def test_spike_queue_bad_parameters():
 
 
 def _lookup_run(n_src, n_dst, lanes, init, commands, writes=(), *, masked_ops=(), group_en=0):
-    dut = WeightLookup(n_src, n_dst, lanes, init, masked_ops=masked_ops)
+    dut = WeightLookup(n_src, n_dst, lanes, init, masked_ops=masked_ops, **OPS)
     beats, issues = [], []
     counts = {}
 
     async def bench(ctx):
         if masked_ops:
-            ctx.set(dut.group_en, group_en)
+            ctx.set(dut.beat.group_en, group_en)
         for src, dst, v in writes:
-            ctx.set(dut.w_en, 1)
-            ctx.set(dut.w_src, src)
-            ctx.set(dut.w_dst, dst)
-            ctx.set(dut.w_data, v)
+            ctx.set(dut.weights.w_en, 1)
+            ctx.set(dut.weights.w_src, src)
+            ctx.set(dut.weights.w_dst, dst)
+            ctx.set(dut.weights.w_data, v)
             await ctx.tick()
-        ctx.set(dut.w_en, 0)
+        ctx.set(dut.weights.w_en, 0)
         for src, op in commands:
             await stream_put(ctx, dut.cmd, {"src": src, "op": op})
         await ctx.tick().repeat(dut.groups + 3)
         counts["lookups"] = ctx.get(dut.lookups)
 
     async def monitor(ctx):
-        async for vals in ctx.tick().sample(dut.beat_valid, dut.beat_group, dut.beat_op,
-                                            dut.beat_weights, dut.beat_first, dut.beat_last,
-                                            dut.issue_valid, dut.issue_group):
+        async for vals in ctx.tick().sample(dut.beat.valid, dut.beat.group, dut.beat.op,
+                                            dut.beat.weights, dut.beat.first, dut.beat.last,
+                                            dut.beat.issue_valid, dut.beat.issue_group):
             (_, _, bv, bg, bop, bw, bf, bl, iv, ig) = vals   # clk hit, reset, then samples
             if bv:
                 beats.append((bg, bop, [bw[i] for i in range(lanes)], bf, bl))
@@ -93,8 +94,8 @@ def test_lookup_reads_exactly_the_requested_rows(lanes, n_dst):
     n_src = 9
     w = rng.integers(-128, 128, (n_src, n_dst))
     rows = [int(r) for r in rng.integers(0, n_src, 6)]
-    cmds = [(r, RowOp.ACCUMULATE) for r in rows[:3]] + [(0, RowOp.SCAN)] + \
-           [(r, RowOp.ACCUMULATE) for r in rows[3:]]
+    cmds = [(r, Op.READ) for r in rows[:3]] + [(0, Op.VISIT)] + \
+           [(r, Op.READ) for r in rows[3:]]
     dut, beats, issues, counts = _lookup_run(n_src, n_dst, lanes, w, cmds)
     G = dut.groups
     assert len(beats) == len(cmds) * G, f"seed {seed}: one beat per group per row, back to back"
@@ -103,7 +104,7 @@ def test_lookup_reads_exactly_the_requested_rows(lanes, n_dst):
         for g in range(G):
             bg, bop, bw, bf, bl = beats[c * G + g]
             assert bg == g and bop == op and bf == (g == 0) and bl == (g == G - 1), f"seed {seed}"
-            expect = words[src * G + g] if op == RowOp.ACCUMULATE else [0] * lanes
+            expect = words[src * G + g] if op == Op.READ else [0] * lanes
             assert bw == expect, f"seed {seed}: row {src} group {g}"
     assert counts["lookups"] == 6 * n_dst, f"seed {seed}: only ACCUMULATE rows count"
 
@@ -114,7 +115,7 @@ def test_weight_memory_load_then_read():
     rng = np.random.default_rng(3)
     w = rng.integers(-128, 128, (n_src, n_dst))
     writes = [(i, j, int(w[i, j]) & 0xFF) for i in range(n_src) for j in range(n_dst)]
-    cmds = [(i, RowOp.ACCUMULATE) for i in range(n_src)]
+    cmds = [(i, Op.READ) for i in range(n_src)]
     dut, beats, _, _ = _lookup_run(n_src, n_dst, lanes, None, cmds, writes)
     words = weight_words(w, lanes)
     got = [b[2] for b in beats]
@@ -128,17 +129,17 @@ def test_weight_words_layout():
 
 def test_lookup_bad_parameters():
     with pytest.raises(ValueError, match="lanes"):
-        WeightLookup(4, 4, 17)
+        WeightLookup(4, 4, 17, **OPS)
     with pytest.raises(TypeError, match="n_src"):
-        WeightLookup(0, 4, 1)
+        WeightLookup(0, 4, 1, **OPS)
     with pytest.raises(ValueError, match="shape"):
         WeightLookup(4, 4, 2, np.zeros((3, 4)))
     with pytest.raises(ValueError, match=r"\[-128, 127\]"):
         WeightLookup(2, 2, 2, np.full((2, 2), 300))
     with pytest.raises(ValueError, match="at most 32 groups"):
-        WeightLookup(2, 33, 1, masked_ops=(RowOp.SCAN,))
-    with pytest.raises(TypeError, match="RowOp"):
-        WeightLookup(2, 4, 1, masked_ops=("SCAN",))
+        WeightLookup(2, 33, 1, masked_ops=(Op.VISIT,), **OPS)
+    with pytest.raises(TypeError, match="op shape"):
+        WeightLookup(2, 4, 1, masked_ops=("SCAN",), **OPS)
 
 
 # Masked walks: no enabled group, one (the first, the last), a random set, all of them.
@@ -154,17 +155,17 @@ def test_masked_walk_visits_only_enabled_groups(lanes, n_dst, mask):
     w = rng.integers(-128, 128, (n_src, n_dst))
     rows = [int(r) for r in rng.integers(0, n_src, 3)]
     # Masked scans back to back, between full rows (ACCUMULATE is not masked here).
-    cmds = [(rows[0], RowOp.ACCUMULATE), (0, RowOp.SCAN), (0, RowOp.SCAN),
-            (rows[1], RowOp.ACCUMULATE), (0, RowOp.SCAN), (rows[2], RowOp.ACCUMULATE)]
+    cmds = [(rows[0], Op.READ), (0, Op.VISIT), (0, Op.VISIT),
+            (rows[1], Op.READ), (0, Op.VISIT), (rows[2], Op.READ)]
     dut, beats, issues, counts = _lookup_run(n_src, n_dst, lanes, w, cmds,
-                                             masked_ops=(RowOp.SCAN,), group_en=mask)
+                                             masked_ops=(Op.VISIT,), group_en=mask)
     enabled = [g for g in range(G) if mask >> g & 1]
     expect = []
     for src, op in cmds:
-        visit = enabled if op == RowOp.SCAN else list(range(G))
+        visit = enabled if op == Op.VISIT else list(range(G))
         words = weight_words(w, lanes)
         for i, g in enumerate(visit):
-            weights = words[src * G + g] if op == RowOp.ACCUMULATE else [0] * lanes
+            weights = words[src * G + g] if op == Op.READ else [0] * lanes
             expect.append((g, op, weights, i == 0, i == len(visit) - 1))
     assert beats == expect, f"seed {seed}, mask {mask:#x}"
     assert issues == [b[0] for b in expect], f"seed {seed}"
@@ -177,17 +178,17 @@ def test_masked_walk_takes_one_cycle_per_enabled_group():
     n_dst, lanes = 12, 1
     mask = 0b100100010010
     cycles = {}
-    dut = WeightLookup(2, n_dst, lanes, masked_ops=(RowOp.SCAN,))
+    dut = WeightLookup(2, n_dst, lanes, masked_ops=(Op.VISIT,), **OPS)
 
     async def bench(ctx):
-        ctx.set(dut.group_en, mask)
+        ctx.set(dut.beat.group_en, mask)
         for _ in range(3):
-            await stream_put(ctx, dut.cmd, {"src": 0, "op": RowOp.SCAN})
+            await stream_put(ctx, dut.cmd, {"src": 0, "op": Op.VISIT})
         await ctx.tick().repeat(8)
 
     async def monitor(ctx):
         t = 0
-        async for _, _, iv in ctx.tick().sample(dut.issue_valid):
+        async for _, _, iv in ctx.tick().sample(dut.beat.issue_valid):
             if iv:
                 cycles.setdefault("issues", []).append(t)
             t += 1

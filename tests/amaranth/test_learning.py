@@ -8,6 +8,7 @@ from amaranth.sim import Simulator
 from spikegate.golden.sign_backprop import UpdateLFSR, hidden_deltas, sign_backprop_step
 from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteConfig, DiscreteNetwork, simulate
 from spikegate.hdl.classifier import TTFSClassifier
+from spikegate.hdl.timing import Timing
 from spikegate.hdl.learning import DeltaVoter
 from spikegate.sim.amaranth_tb import (image_beats, random_ttfs_case as random_case, read_weights,
                                        stream_get, stream_put)
@@ -15,17 +16,18 @@ from spikegate.sim.amaranth_tb import (image_beats, random_ttfs_case as random_c
 
 def run_training(net, images, labels, lanes, lr_shift, learn=None, pipeline=0, k=0,
                  errors_only=False):
-    dut = TTFSClassifier.from_network(net, lanes, learning=True, pipeline=pipeline)
+    dut = TTFSClassifier.from_network(net, lanes, learning=True,
+                                      timing=Timing.preset(pipeline))
     learn = [True] * len(images) if learn is None else learn
     results, weights = [], []
 
     async def bench(ctx):
         for img, lab, on in zip(images, labels, learn):
-            ctx.set(dut.learn_en, int(on))
-            ctx.set(dut.learn_label, int(lab))
-            ctx.set(dut.learn_shift, lr_shift)
-            ctx.set(dut.learn_k, k)
-            ctx.set(dut.learn_errors_only, int(errors_only))
+            ctx.set(dut.learn.en, int(on))
+            ctx.set(dut.learn.label, int(lab))
+            ctx.set(dut.learn.shift, lr_shift)
+            ctx.set(dut.learn.k, k)
+            ctx.set(dut.learn.errors_only, int(errors_only))
             for beat in image_beats(img):
                 await stream_put(ctx, dut.i_stream, beat)
             p = await stream_get(ctx, dut.o_stream)
@@ -134,13 +136,13 @@ def test_delta_voter_against_golden():
                     if j < n:
                         p |= int((w[j] > 0 and d[j] > 0) or (w[j] < 0 and d[j] < 0)) << l
                         n_ |= int((w[j] > 0 and d[j] < 0) or (w[j] < 0 and d[j] > 0)) << l
-                ctx.set(dut.votes_valid, 1)
-                ctx.set(dut.votes_group, g)
-                ctx.set(dut.votes_last, int(g == G - 1))
-                ctx.set(dut.votes_p, p)
-                ctx.set(dut.votes_n, n_)
+                ctx.set(dut.votes.valid, 1)
+                ctx.set(dut.votes.group, g)
+                ctx.set(dut.votes.last, int(g == G - 1))
+                ctx.set(dut.votes.p, p)
+                ctx.set(dut.votes.n, n_)
                 await ctx.tick()
-        ctx.set(dut.votes_valid, 0)
+        ctx.set(dut.votes.valid, 0)
         await ctx.tick().repeat(dut.latency + 2)
 
     async def consumer(ctx):

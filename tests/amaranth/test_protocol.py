@@ -9,11 +9,12 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
-from spikegate.boards import protocol as P
+from spikegate.hdl import protocol_spec as P
 from spikegate.boards.client import Client
 from spikegate.boards.top import connect_classifier
 from spikegate.golden.ttfs_discrete import DiscreteConfig, DiscreteNetwork, simulate
 from spikegate.hdl.classifier import TTFSClassifier
+from spikegate.hdl.timing import Timing
 from spikegate.hdl.protocol import ProtocolEngine
 
 C, S = P.Command, P.Status
@@ -51,14 +52,14 @@ def replies(raw):
 def run(net, pieces, *, learning=False, max_chunk=8, seed=SEED, stall=0.3, pipeline=0):
     """Send ``pieces`` (bytes, or an int: that many idle cycles) into the engine, each after
     the reply to the one before; return the reply bytes. The reply stream is back-pressured at random (seeded).
-    ``pipeline``: the classifier's, and from 4 a registered read-back (as BoardTop)."""
+    ``pipeline``: the timing level of the classifier and the engine, from 4 with a
+    registered read-back (as the boards' timings)."""
     m = Module()
-    clf = TTFSClassifier.from_network(net, (2, 1), learning=learning, pipeline=pipeline,
-                                      rb_register=pipeline >= 4)
+    timing = Timing.preset(pipeline, rb_register=pipeline >= 4)
+    clf = TTFSClassifier.from_network(net, (2, 1), learning=learning, timing=timing)
     eng = ProtocolEngine(net.sizes, clf.lanes, net.config, clk_freq_hz=1_000_000,
                          timeout_cycles=TIMEOUT, learning=learning, max_chunk=max_chunk,
-                         result_layout=clf.o_stream.payload.shape(), rb_register=pipeline >= 4,
-                         rb_latency=clf.rb_latency)
+                         result_layout=clf.o_stream.payload.shape(), timing=timing)
     m.submodules.clf, m.submodules.eng = clf, eng
     connect_classifier(m, eng, clf)
     sim = Simulator(m)

@@ -10,7 +10,7 @@ from amaranth.hdl import signed
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-from spikegate.hdl.layouts import RowOp
+from spikegate.sim.amaranth_tb import LOOKUP_TEST_OPS as OPS, LookupTestOp as Op
 from spikegate.hdl.lookup import WeightLookup
 from spikegate.hdl.spram import (SPRAM_MIN_BITS, SPRAMCell, SPRAMMemory, has_spram,
                                  prefers_spram, spram_count, spram_geometry)
@@ -132,37 +132,37 @@ def test_memory_against_dict(depth, lanes):
 def _lookup_trace(kind, n_src, n_dst, lanes, writes, commands, readbacks, seed):
     """Every output of a WeightLookup, cycle by cycle, while it loads weights, walks rows
     (with random gaps) and reads weights back."""
-    dut = WeightLookup(n_src, n_dst, lanes, weight_memory=kind)
+    dut = WeightLookup(n_src, n_dst, lanes, weight_memory=kind, **OPS)
     rng = np.random.default_rng(seed)
     trace = []
     rb = []
 
     async def bench(ctx):
         for src, dst, v in writes:
-            ctx.set(dut.w_en, 1)
-            ctx.set(dut.w_src, src)
-            ctx.set(dut.w_dst, dst)
-            ctx.set(dut.w_data, v)
+            ctx.set(dut.weights.w_en, 1)
+            ctx.set(dut.weights.w_src, src)
+            ctx.set(dut.weights.w_dst, dst)
+            ctx.set(dut.weights.w_data, v)
             await ctx.tick()
-        ctx.set(dut.w_en, 0)
+        ctx.set(dut.weights.w_en, 0)
         for src, op in commands:
             await stream_put(ctx, dut.cmd, {"src": src, "op": op}, rng=rng, p_stall=0.3)
         await ctx.tick().repeat(dut.groups + 3)
         for src, dst in readbacks:
-            ctx.set(dut.rb_en, 1)
-            ctx.set(dut.rb_src, src)
-            ctx.set(dut.rb_dst, dst)
+            ctx.set(dut.weights.rb_en, 1)
+            ctx.set(dut.weights.rb_src, src)
+            ctx.set(dut.weights.rb_dst, dst)
             await ctx.tick()
-            ctx.set(dut.rb_en, 0)
-            rb.append(ctx.get(dut.rb_data))
+            ctx.set(dut.weights.rb_en, 0)
+            rb.append(ctx.get(dut.weights.rb_data))
             await ctx.tick()
-            rb.append(ctx.get(dut.rb_data))            # held one more cycle
+            rb.append(ctx.get(dut.weights.rb_data))            # held one more cycle
         trace.append(("lookups", ctx.get(dut.lookups)))
 
     async def monitor(ctx):
-        async for vals in ctx.tick().sample(dut.beat_valid, dut.beat_group, dut.beat_op,
-                                            dut.beat_weights, dut.beat_first, dut.beat_last,
-                                            dut.issue_valid, dut.issue_group, dut.busy):
+        async for vals in ctx.tick().sample(dut.beat.valid, dut.beat.group, dut.beat.op,
+                                            dut.beat.weights, dut.beat.first, dut.beat.last,
+                                            dut.beat.issue_valid, dut.beat.issue_group, dut.busy):
             _, _, bv, bg, bop, bw, bf, bl, iv, ig, busy = vals
             trace.append((bv, bg, bop, [int(x) for x in bw] if bv else None, bf, bl, iv, ig, busy))
 
@@ -185,7 +185,7 @@ def test_lookup_spram_matches_ebr(n_src, n_dst, lanes):
     cols = sorted({0, n_dst - 1, *(int(c) for c in rng.integers(0, n_dst, 6))})
     writes = [(r, c, int(w[r, c])) for r in rows for c in cols]
     rng.shuffle(writes)
-    ops = [RowOp.ACCUMULATE, RowOp.ACCUMULATE, RowOp.SCAN, RowOp.CLEAR]
+    ops = [Op.READ, Op.READ, Op.VISIT, Op.RESET]
     commands = [(int(rng.choice(rows)), ops[int(rng.integers(0, 4))]) for _ in range(10)]
     readbacks = [(r, c) for r, c, _ in writes[:12]] + [(1, 1)]
     ebr = _lookup_trace("ebr", n_src, n_dst, lanes, writes, commands, readbacks, seed)
@@ -210,8 +210,8 @@ class _FakePlatform:
 def test_memory_kind_rule():
     up5k, ecp5 = _FakePlatform("iCE40UP5K"), _FakePlatform("LFE5U-85F")
     assert has_spram(up5k) and not has_spram(ecp5) and not has_spram(None)
-    big = WeightLookup(784, 80, 2)          # 784 * 40 words of 16 bits > SPRAM_MIN_BITS
-    small = WeightLookup(64, 64, 3)
+    big = WeightLookup(784, 80, 2, **OPS)          # 784 * 40 words of 16 bits > SPRAM_MIN_BITS
+    small = WeightLookup(64, 64, 3, **OPS)
     assert prefers_spram(784 * 40, 16) and 784 * 40 * 16 > SPRAM_MIN_BITS
     assert big.memory_kind(up5k) == "spram"
     assert big.memory_kind(ecp5) == big.memory_kind(None) == "ebr"
@@ -223,6 +223,6 @@ def test_memory_kind_rule():
     with pytest.raises(ValueError, match="weight_memory must be one of auto, ebr, spram"):
         small.weight_memory = "bram"
     with pytest.raises(ValueError, match="weight_memory"):
-        WeightLookup(4, 4, 1, weight_memory="flash")
+        WeightLookup(4, 4, 1, weight_memory="flash", **OPS)
     for dut in (big, small):
         dut._MustUse__silence = True        # only the rule is under test, nothing is built

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from amaranth.hdl import Fragment
 
-from spikegate.boards import protocol as P
+from spikegate.hdl import protocol_spec as P
 from spikegate.boards.top import BoardTop
 from spikegate.golden.ttfs_discrete import DiscreteConfig, DiscreteNetwork
 

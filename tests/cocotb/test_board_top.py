@@ -16,10 +16,10 @@ import pytest
 
 import cocotb
 
-from spikegate.boards import protocol as P
+from spikegate.hdl import protocol_spec as P
 from spikegate.boards.client import Client, DeviceError
 from spikegate.boards.icebreaker import DEFAULT_LANES
-from spikegate.boards.synth import classifier_options
+from spikegate.boards.timing import board_timing
 from spikegate.boards.top import BoardTop
 from spikegate.golden.ttfs_discrete import DiscreteConfig, DiscreteNetwork, simulate
 from spikegate.sim.bridge import SimTransport, UARTModel, run_client
@@ -34,11 +34,11 @@ LANES = (3, 1)
 
 def make_top(weights, thetas, config, lanes, timeout_cycles, board="ulx3s"):
     """BoardTop from plain parameters (the build directory is named from them), with the
-    classifier options of ``board``'s builds."""
+    timing of ``board``'s builds."""
     net = DiscreteNetwork(list(weights), list(thetas), DiscreteConfig.from_dict(config))
     clk = 1_000_000_000 // CLK_NS
     return BoardTop(net, tuple(lanes), clk_freq_hz=clk, baud=clk // DIVISOR,
-                    timeout_cycles=timeout_cycles, **classifier_options(board))
+                    timeout_cycles=timeout_cycles, timing=board_timing(board))
 
 
 # --- cocotb side -------------------------------------------------------------------------
@@ -242,7 +242,7 @@ def test_board_top_digits(digits_network):
 
 
 def test_board_top_digits_icebreaker(digits_network):
-    """The same with the iCEBreaker build's classifier options and lanes (ICE40_OPTIONS)."""
+    """The same with the iCEBreaker build's timing and lanes (boards.timing.ICEBREAKER)."""
     dnet, steps = digits_network
     _run(dnet, steps[:16], "board_loads_and_classifies_like_golden",
          lanes=DEFAULT_LANES, board="icebreaker")

@@ -12,6 +12,7 @@ import cocotb
 
 from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteConfig, DiscreteNetwork, simulate
 from spikegate.hdl.classifier import TTFSClassifier
+from spikegate.hdl.timing import Timing
 from spikegate.sim.runner import run_cocotb, test_args
 from spikegate.sim.ttfs_run import small_digits_network
 from spikegate.sim.ttfs_tb import ClassifierTB
@@ -102,7 +103,8 @@ def _run(dnet, steps, lanes, sim, testcase, n_stall=40, context="", pipeline=0):
     weights2 = [rng.integers(-60, 100, w.shape).astype(np.int8) for w in dnet.weights]
     run_cocotb(TTFSClassifier, module=__name__, sim=sim, testcase=testcase,
                params={"sizes": dnet.sizes, "thetas": dnet.thetas, "lanes": lanes,
-                       "config": dnet.config, "weights": dnet.weights, "pipeline": pipeline},
+                       "config": dnet.config, "weights": dnet.weights,
+                       "timing": Timing.preset(pipeline)},
                name=f"ttfs_classifier_l{lanes}" + (f"_p{pipeline}" if pipeline else ""),
                test_args={"config": dnet.config.to_dict(), "weights": dnet.weights,
                           "thetas": dnet.thetas, "steps": steps, "seed": 17 + lanes,

@@ -89,6 +89,8 @@ import math
 from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
 
+from spikegate.golden.sign_backprop import MAX_LFSR_K, MAX_LR_SHIFT
+
 __all__ = [
     "VERSION", "SYNC", "REPLY_SYNC", "CRC_INIT", "CRC_POLY", "FRAME_TIMEOUT_MS", "MAX_CHUNK",
     "Command", "Status", "ChunkHeader", "TrainHeader", "MAX_LR_SHIFT", "MAX_LFSR_K", "ThetaPayload", "Event", "ClassifyReply", "StatsReply",
@@ -106,10 +108,8 @@ CRC_POLY = 0x1021
 CRC_INIT = 0xFFFF
 #: Default frame timeout of the device.
 FRAME_TIMEOUT_MS = 50
-#: Largest ``lfsr_k`` of TRAIN (as :data:`spikegate.golden.sign_backprop.MAX_LFSR_K`).
-MAX_LFSR_K = 8
-#: Largest ``lr_shift`` of TRAIN (as :data:`spikegate.golden.sign_backprop.MAX_LR_SHIFT`).
-MAX_LR_SHIFT = 6
+# The largest ``lfsr_k`` and ``lr_shift`` of TRAIN are the golden model's
+# (:data:`spikegate.golden.sign_backprop.MAX_LFSR_K`, ``MAX_LR_SHIFT``), imported above.
 #: Largest ``count`` of a LOAD_WEIGHTS / READ_WEIGHTS chunk.
 MAX_CHUNK = 256
 #: ``dt`` travels as an unsigned integer in units of ``2**-DT_FRAC_BITS``.

@@ -1,0 +1,177 @@
+"""The quiet horizon of a TTFS layer: how long it can go without a scan.
+
+After each pass a layer knows, per lane, the quiet class of each armed neuron (the largest
+quiet factor ``n / 2**d`` with ``2**d * acc_wz > n * z_k * (acc_w - theta)``,
+:func:`~spikegate.golden.ttfs_discrete.quiet_horizons`): no neuron can fire without new
+input before the horizon of the smallest class. Three variants, chosen by the layer's
+:class:`~spikegate.hdl.timing.Timing`; none changes a result, only which scans are skipped:
+
+* :func:`layer_horizon`: one horizon for the whole layer, the minimum class over the pass;
+* the same with ``cut_quiet``: a register stage after the lanes' quiet tests (the classes as
+  a thermometer code, so that the minimum is an AND);
+* :func:`group_horizons` (``group_wake``): a wake step per lane group, written with the
+  group's state; a ``SCAN`` visits only the groups that are due.
+
+Each function takes the :class:`~spikegate.hdl.ttfs_layer.TTFSLayer` being elaborated and
+drives its ``armed``, ``armed_any``, ``quiet_until`` and ``wake``.
+"""
+
+from amaranth.hdl import Cat, Mux, Signal
+
+from .arith import min_tree, times_const
+
+__all__ = ["quiet_class_min", "layer_horizon", "group_horizons"]
+
+
+def _armed_change(c, lanes):
+    """The change of the armed count that a beat makes (neurons armed after it, less before)."""
+    return (sum(c[f"armed_after{l}"] for l in range(lanes)) -
+            sum(c[f"was_armed{l}"] for l in range(lanes)))
+
+
+def _quiet_test(c, l, n, d):
+    """Lane ``l``'s test of the quiet factor ``n / 2**d``: ``2**d * acc_wz' > n * z * (acc_w' -
+    theta)`` (``n * pz`` as shifts and adds)."""
+    return (c[f"acc_wz_new{l}"] << d) > times_const(c[f"pz{l}"], n)
+
+
+def quiet_class_min(m, c, lanes, factors):
+    """The beat's smallest quiet class over its lanes: per lane, class ``i + 1`` when the
+    ``i``-th factor's test holds (the last that holds), ``len(factors)`` when the lane is not
+    armed."""
+    lane_class = []
+    for l in range(lanes):
+        cls = Signal(range(len(factors) + 1), name=f"quiet_class{l}")
+        m.d.comb += cls.eq(len(factors))
+        with m.If(c[f"armed_after{l}"]):
+            m.d.comb += cls.eq(0)
+            for i, (n, d) in enumerate(factors):
+                with m.If(_quiet_test(c, l, n, d)):
+                    m.d.comb += cls.eq(i + 1)
+        lane_class.append(cls)
+    return min_tree(m, lane_class, "quiet_min")
+
+
+def layer_horizon(layer, m, c3, stages, opts):
+    """One horizon for the whole layer: ``armed``, ``quiet_until`` and ``wake`` from the
+    passes' smallest quiet class, with a register stage after the quiet tests when the
+    layer's timing has ``cut_quiet``. ``opts`` is ``(until_opts, wake_opts)``, the horizons
+    of each class at the current step."""
+    timing = layer.timing
+    until_opts, wake_opts = opts
+    if timing.cut_quiet:
+        q_state, q_clear, q_last, sel_until, sel_wake, q_delta = _thermometer_cut(
+            layer, m, c3, stages, opts)
+    else:
+        beat_min = quiet_class_min(m, c3, layer.lookup.lanes, timing.quiet_factors)
+        pass_min = Signal(range(len(timing.quiet_factors) + 1))
+        cur_min = Signal.like(pass_min)
+        m.d.comb += cur_min.eq(Mux(c3["first"] | (beat_min < pass_min), beat_min, pass_min))
+        with m.If(stages.ops(c3, "ACCUMULATE", "SCAN")):
+            m.d.sync += pass_min.eq(cur_min)
+        q_state, q_clear, q_last = stages.ops(c3, "ACCUMULATE", "SCAN"), stages.ops(c3, "CLEAR"), \
+            c3["last"]
+        sel_until, sel_wake = until_opts[cur_min], wake_opts[cur_min]
+        q_delta = _armed_change(c3, layer.lookup.lanes)
+
+    # ``armed`` and ``quiet_until`` change here only; ``wake`` follows them.
+    next_until = Signal.like(layer.quiet_until)
+    until1 = Signal.like(layer.schedule.wake, init=1)      # quiet_until + 1
+    next_until1 = Signal.like(layer.schedule.wake)
+    next_armed = Signal.like(layer.armed)
+    m.d.comb += [next_until.eq(layer.quiet_until), next_until1.eq(until1),
+                 next_armed.eq(layer.armed)]
+    with m.If(q_state):
+        with m.If(q_last):
+            m.d.comb += [next_until.eq(sel_until), next_until1.eq(sel_wake)]
+    with m.Elif(q_clear):
+        m.d.comb += [next_until.eq(0), next_until1.eq(1)]
+
+    with m.If(q_clear):
+        m.d.comb += next_armed.eq(0)
+    with m.Elif(q_state):
+        m.d.comb += next_armed.eq(layer.armed + q_delta)
+    m.d.sync += [layer.quiet_until.eq(next_until), layer.armed.eq(next_armed),
+                 layer.schedule.armed_any.eq(next_armed != 0),
+                 until1.eq(next_until1),
+                 layer.schedule.wake.eq(Mux(next_armed != 0, next_until1, layer.config.timesteps))]
+
+
+def _thermometer_cut(layer, m, c3, stages, opts):
+    """The quiet horizon with a register stage after the lanes' quiet tests.
+
+    The quiet class as a thermometer code, ``ge[j]`` = class >= j, so that the minimum over
+    the lanes and over the pass is an AND. This stage: the tests, the AND over the lanes and
+    the change of the armed count; the next: the pass's minimum and the horizon it selects.
+    Returns (state, clear, last, until, wake, armed change) of the next stage.
+    """
+    L = layer.lookup.lanes
+    factors = layer.timing.quiet_factors
+    until_opts, wake_opts = opts
+    F = len(factors)
+    q = {"valid": c3["valid"], "op": c3["op"], "first": c3["first"], "last": c3["last"]}
+    lane_ge = []
+    for l in range(L):
+        tests = []
+        for i, (n, d) in enumerate(factors):
+            t = Signal(name=f"quiet_test{l}_{i}")
+            m.d.comb += t.eq(_quiet_test(c3, l, n, d))
+            tests.append(t)
+        # Class >= j: not armed (class F), or the test of some factor i >= j - 1 holds
+        # (the last test that holds sets the class).
+        ge = Signal(F, name=f"quiet_ge{l}")
+        for j in range(1, F + 1):
+            m.d.comb += ge[j - 1].eq(~c3[f"armed_after{l}"] | Cat(*tests[j - 1:]).any())
+        lane_ge.append(ge)
+    beat_ge = Signal(F)
+    m.d.comb += beat_ge.eq(lane_ge[0] if L == 1 else
+                           Cat(*(Cat(*(g[j] for g in lane_ge)).all() for j in range(F))))
+    q["ge"] = beat_ge
+    q["delta"] = Signal(range(-L, L + 1))
+    m.d.comb += q["delta"].eq(_armed_change(c3, L))
+    c4 = stages.cut(True, "p4", q)
+    c4_state = stages.ops(c4, "ACCUMULATE", "SCAN")
+    pass_ge = Signal(F)
+    cur_ge = Signal(F)
+    m.d.comb += cur_ge.eq(c4["ge"] & (pass_ge | c4["first"].replicate(F)))
+    with m.If(c4_state):
+        m.d.sync += pass_ge.eq(cur_ge)
+    until, wake = until_opts[0], wake_opts[0]
+    for j in range(1, F + 1):
+        until = Mux(cur_ge[j - 1], until_opts[j], until)
+        wake = Mux(cur_ge[j - 1], wake_opts[j], wake)
+    return c4_state, stages.ops(c4, "CLEAR"), c4["last"], until, wake, c4["delta"]
+
+
+def group_horizons(layer, m, c3, stages, opts):
+    """Per-group quiet horizons: a wake step per lane group (``timesteps`` = none of its
+    lanes is armed), written with the group's state; the groups due at ``step`` enable a
+    masked ``SCAN``; ``wake`` is the minimum over the groups."""
+    lk = layer.lookup
+    L, G = lk.lanes, lk.groups
+    T = layer.config.timesteps
+    c3_state, c3_clear = stages.ops(c3, "ACCUMULATE", "SCAN"), stages.ops(c3, "CLEAR")
+    beat_min = quiet_class_min(m, c3, L, layer.timing.quiet_factors)
+    gwake = [Signal(range(T + 1), init=T, name=f"group_wake{g}") for g in range(G)]
+    opt = Signal.like(layer.schedule.wake)
+    new = Signal(range(T + 1))
+    group_armed = Cat(*(c3[f"armed_after{l}"] for l in range(L))).any()
+    m.d.comb += [opt.eq(opts[1][beat_min]),
+                 new.eq(Mux(~group_armed | (opt >= T), T, opt))]
+    for g in range(G):
+        with m.If(c3["group"] == g):
+            with m.If(c3_clear):
+                m.d.sync += gwake[g].eq(T)
+            with m.Elif(c3_state):
+                m.d.sync += gwake[g].eq(new)
+        m.d.comb += lk.beat.group_en[g].eq(gwake[g] <= layer.schedule.step)
+    wake = min_tree(m, gwake, "wake_min")
+    m.d.comb += [layer.schedule.wake.eq(wake), layer.quiet_until.eq(wake - 1)]
+
+    next_armed = Signal.like(layer.armed)
+    m.d.comb += next_armed.eq(layer.armed)
+    with m.If(c3_clear):
+        m.d.comb += next_armed.eq(0)
+    with m.Elif(c3_state):
+        m.d.comb += next_armed.eq(layer.armed + _armed_change(c3, L))
+    m.d.sync += [layer.armed.eq(next_armed), layer.schedule.armed_any.eq(next_armed != 0)]

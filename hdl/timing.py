@@ -1,0 +1,141 @@
+"""The register cuts and options of the TTFS hardware, as one named, frozen object.
+
+Each field is one structural choice of :class:`~spikegate.hdl.ttfs_layer.TTFSLayer`,
+:class:`~spikegate.hdl.classifier.TTFSClassifier` or
+:class:`~spikegate.hdl.protocol.ProtocolEngine`; every block reads the fields it needs from
+the same :class:`Timing` object, and no block reads a child's setting to choose its own
+structure. None of them changes a result: only cycles (a few per pass or step) and the
+clock the design reaches.
+
+:func:`Timing.preset` gives the levels 0 to 5 the project has measured (each adds cuts to
+the one before); a board's choice is a :class:`Timing` in :mod:`spikegate.boards.timing`.
+"""
+
+import dataclasses
+
+from spikegate.golden.ttfs_discrete import QUIET_FACTORS, DiscreteConfig, quiet_horizons
+
+__all__ = ["Timing", "PRESET_LEVELS"]
+
+#: The levels :meth:`Timing.preset` knows.
+PRESET_LEVELS = (0, 1, 2, 3, 4, 5)
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """Register cuts and options (each a ``bool`` unless said otherwise).
+
+    Members
+    -------
+    cut_after_multiply
+        A register stage after the lanes' multipliers: the neuron state is written one cycle
+        after the beat, forwarded to the next row's beat.
+    cut_before_stats
+        A register stage before the statistics (armed count, quiet horizon, first spike).
+    cut_before_multiply
+        A register stage before the multipliers (the state write is two cycles after the
+        beat; rows of a layer with a single lane group are spaced by one idle cycle).
+    late_weight_terms
+        ``w * z`` and ``acc_w + w`` after the cut before the multipliers (the weight
+        memory's read is then registered as it is).
+    cut_quiet
+        A register stage between the lanes' quiet tests and the quiet horizon (``armed``,
+        ``quiet_until`` and ``wake`` settle one cycle later).
+    command_slice
+        A register slice on each layer's row-command stream: the controller's decisions and
+        the walker's start are separate paths (one cycle more per pass).
+    registered_head
+        The classifier's tests of the input head and of the layers' wakes against the step
+        are registers, which its decisions wait for after a new head, step or pass, and the
+        start of a step is a cycle of its own.
+    tree_jump
+        The jump target (the earliest wake or input step) is a tree of minimums, without
+        the clamp to the last step (else a chain of minimums).
+    rb_register
+        The weight read-back is registered at each layer and again in the protocol engine
+        (``rb_data`` two cycles after ``rb_en`` at the classifier, one more in the engine).
+    group_wake
+        Per-group quiet horizons in every layer with 2 to
+        :data:`~spikegate.hdl.lookup.MAX_MASKED_GROUPS` lane groups: scans visit only the
+        groups whose wake is due. Not with ``cut_quiet`` (a group's wake is written in the
+        beat whose quiet class it takes): asking for both raises ``ValueError``.
+    quiet_factors : tuple of (n, d)
+        The scan scheduler's quiet factors ``n / 2**d``
+        (:func:`~spikegate.golden.ttfs_discrete.quiet_horizons`): a comparator per lane each.
+    """
+
+    cut_after_multiply: bool = False
+    cut_before_stats: bool = False
+    cut_before_multiply: bool = False
+    late_weight_terms: bool = False
+    cut_quiet: bool = False
+    command_slice: bool = False
+    registered_head: bool = False
+    tree_jump: bool = False
+    rb_register: bool = False
+    group_wake: bool = True
+    quiet_factors: tuple = QUIET_FACTORS
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name != "quiet_factors" and not isinstance(v, bool):
+                raise TypeError(f"Timing.{f.name} must be a bool, not {v!r}")
+        try:
+            factors = tuple((int(n), int(d)) for n, d in self.quiet_factors)
+        except (TypeError, ValueError):
+            raise TypeError(f"Timing.quiet_factors must be pairs (n, d), not "
+                            f"{self.quiet_factors!r}") from None
+        quiet_horizons(DiscreteConfig(timesteps=2), factors)      # checks the factors
+        object.__setattr__(self, "quiet_factors", factors)
+        if self.group_wake and self.cut_quiet:
+            raise ValueError("Timing: group_wake does not combine with cut_quiet (a group's "
+                             "wake is written in the beat whose quiet class it takes); turn "
+                             "one of them off")
+
+    @classmethod
+    def preset(cls, level, **changes):
+        """The measured level ``level`` (0 to 5), with ``changes`` to its fields.
+
+        0: no cut; 1: after the multipliers; 2: also before the statistics; 3: also before
+        the multipliers; 4: also the late weight terms, the quiet-test cut and the tree jump
+        (no group wake); 5: also the command slice and the registered head.
+        """
+        if level not in PRESET_LEVELS:
+            raise ValueError(f"timing level must be one of {PRESET_LEVELS}, not {level!r}")
+        fields = {"cut_after_multiply": level >= 1, "cut_before_stats": level >= 2,
+                  "cut_before_multiply": level >= 3, "late_weight_terms": level >= 4,
+                  "cut_quiet": level >= 4, "tree_jump": level >= 4, "group_wake": level < 4,
+                  "command_slice": level >= 5, "registered_head": level >= 5}
+        fields.update(changes)
+        return cls(**fields)
+
+    def replace(self, **changes):
+        """A copy with ``changes`` (checked like a new object)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def write_distance(self):
+        """Register stages from a beat to its neuron-state write (0 to 2)."""
+        return int(self.cut_before_multiply) + int(self.cut_after_multiply)
+
+    @property
+    def rb_latency(self):
+        """Cycles from the classifier's ``rb_en`` to its ``rb_data``: 1, or 2 with
+        ``rb_register``."""
+        return 1 + int(self.rb_register)
+
+    def describe(self):
+        """The fields that differ from :class:`Timing`'s defaults, as ``name=value`` text
+        (``"default"`` when none): for build names and reports."""
+        base = Timing()
+        diff = [f"{f.name}={getattr(self, f.name)}" for f in dataclasses.fields(self)
+                if getattr(self, f.name) != getattr(base, f.name)]
+        return ", ".join(diff) or "default"
+
+    def key(self):
+        """A short stable text naming this object (for build directories)."""
+        bits = "".join(str(int(getattr(self, f.name))) for f in dataclasses.fields(self)
+                       if f.name != "quiet_factors")
+        q = "".join(f"{n}{d}" for n, d in self.quiet_factors)
+        return f"t{bits}q{q}"
