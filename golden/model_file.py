@@ -28,8 +28,10 @@ allow_pickle=False)``) holding:
     input ``i`` reads.
 
 Nothing else may be in the archive. Files are written atomically: to a temporary file in the
-destination's directory, flushed and ``fsync``-ed, then ``os.replace``-d over the target, so
-a reader never sees a partial file and a failed write leaves no file behind.
+destination's directory (``.NAME.<random>.tmp``, mode ``0o666`` less the umask), flushed and
+``fsync``-ed, then ``os.replace``-d over the target, so a reader never sees a partial file: a
+write that raises leaves no file behind, a process killed while writing at most that hidden
+temporary file.
 
 Reading (:func:`load_model`) checks everything above and raises :class:`ModelFileError` (a
 ``ValueError``) naming the file, the offending value and what was expected: not a zip/npz
@@ -41,7 +43,7 @@ algorithm, missing or extra arrays, wrong dtypes or shapes, int weights outside
 import io
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,7 +177,15 @@ def save_model(path, model):
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise ModelFileError(f"model file {str(path)!r}: directory {str(directory)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    # A new hidden file beside the target, created with the usual permissions (0o666 less
+    # the umask; mkstemp's 0o600 would make every model file private to its writer).
+    while True:
+        tmp = directory / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)

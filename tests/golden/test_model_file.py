@@ -3,6 +3,9 @@
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -78,6 +81,48 @@ def test_overwrite_is_atomic_and_leaves_no_temp(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         save_model(tmp_path / "new.npz", _model(seed=1))
     assert os.listdir(tmp_path) == ["m.npz"]        # no partial new file
+
+
+def test_file_has_the_usual_permissions(tmp_path):
+    """0o666 less the umask, like any file the user writes (not mkstemp's 0o600)."""
+    old = os.umask(0o027)
+    try:
+        save_model(tmp_path / "m.npz", _model())
+    finally:
+        os.umask(old)
+    assert oct((tmp_path / "m.npz").stat().st_mode & 0o777) == oct(0o640)
+
+
+# Saves a model over the file argv[1]; np.savez kills the process (SIGKILL) part way.
+_KILLED_SAVE = r'''
+import os, signal, sys
+import numpy as np
+from spikegate.golden import model_file as mf
+
+def dying_savez(f, **arrays):
+    f.write(b"PK\x03\x04 part of an archive")
+    f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+rng = np.random.default_rng(1)
+model = mf.TTFSModelFile.from_float([rng.normal(0.1, 0.3, (12, 7)), rng.normal(0.1, 0.3, (7, 3))])
+mf.np.savez = dying_savez
+mf.save_model(sys.argv[1], model)
+print("saved")
+'''
+
+
+def test_killed_write_leaves_the_old_file(tmp_path):
+    path = tmp_path / "m.npz"
+    save_model(path, _model(seed=0))
+    before = path.read_bytes()
+    r = subprocess.run([sys.executable, "-c", _KILLED_SAVE, str(path)], capture_output=True,
+                       text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == -signal.SIGKILL, r.stdout + r.stderr
+    assert path.read_bytes() == before                  # the old file, complete
+    assert load_model(path).sizes == (12, 7, 3)
+    left = [p.name for p in tmp_path.iterdir() if p.name != "m.npz"]
+    assert len(left) == 1 and left[0].startswith(".m.npz.") and left[0].endswith(".tmp"), left
 
 
 def test_save_rejects_inconsistent_model(tmp_path):
