@@ -3,9 +3,13 @@
 Each stage writes its result into the run directory together with the key of its inputs
 (a hash of the model file's bytes and the stage's options); ``run`` skips a stage whose
 result exists under the same key, so a second run with nothing changed only re-renders the
-report. Inputs (model file, data set) are checked before anything is written; the report is
-written to a temporary folder and moved into place at the end, so a failed run leaves no
-partial report.
+report. Inputs (model file, data set) are checked before anything is written.
+
+A run killed at any moment leaves nothing a later run would take for a result: a stage that is
+not up to date first deletes its key (the old result no longer counts as done), then writes its
+result and finally its key, each atomically (:mod:`spikegate.scripts.atomic`: the old file or
+the complete new one, never part of one). The report is written to a temporary folder and
+moved into place at the end, so there is never a partial report.
 """
 
 import hashlib
@@ -19,6 +23,8 @@ import numpy as np
 from spikegate.golden.data import load_dataset
 from spikegate.golden.model_file import load_model, save_model
 from spikegate.golden.ttfs_discrete import simulate
+
+from . import atomic
 
 __all__ = ["Flow", "PROTOTYPE"]
 
@@ -78,10 +84,14 @@ class Flow:
             self.stages[name] = {"seconds": 0.0, "cached": True}
             _log(f"== {name}: up to date ({path})")
             return True
+        # The stage runs: until its new key is written, neither the old result nor a new one
+        # may count as done (a run killed after the result but before the key must not leave
+        # the old key beside the new result).
+        meta.unlink(missing_ok=True)
         return False
 
     def _done(self, name, path, key, t0):
-        Path(str(path) + ".key").write_text(key)
+        atomic.write_text(Path(str(path) + ".key"), key)
         self.stages[name] = {"seconds": round(time.perf_counter() - t0, 1), "cached": False}
         _log(f"== {name}: {self.stages[name]['seconds']} s")
 
@@ -120,7 +130,7 @@ class Flow:
         t0 = time.perf_counter()
         _log(f"== eval: float and 8-bit golden models on {len(self.ds.y_test)} test images")
         summary, _ = evaluate(load_model(model_path), self.ds.x_test, self.ds.y_test)
-        path.write_text(json.dumps(summary, indent=1))
+        atomic.write_text(path, json.dumps(summary, indent=1))
         self._done("eval", path, key, t0)
         return summary
 
@@ -149,7 +159,8 @@ class Flow:
                   "lookups": hw.lookups}
         for l, s in enumerate(hw.spike_steps):
             arrays[f"spike_steps{l + 1}"] = s
-        np.savez(path, **arrays)
+        with atomic.replacing(path) as tmp:
+            np.savez(tmp, **arrays)
         self._done("sim", path, key, t0)
         return dict(np.load(path))
 
@@ -198,6 +209,6 @@ class Flow:
             "lanes": list(lanes) if not isinstance(lanes, int) else lanes,
             "cycles_mean": float(hw.cycles.mean()), "cycles_median": float(np.median(hw.cycles)),
             "images": len(x)}
-        path.write_text(json.dumps(d, indent=1))
+        atomic.write_text(path, json.dumps(d, indent=1))
         self._done("synth", path, key, t0)
         return d

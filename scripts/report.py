@@ -1,17 +1,19 @@
 """The report of ``spikegate run``: Markdown, JSON and PNG in one folder.
 
 :func:`write_report` renders into a temporary folder next to the destination and renames it
-into place, so a report is either complete or absent.
+into place (:func:`spikegate.scripts.atomic.replace_dir`), so a report is either complete or
+absent.
 """
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from spikegate.golden.ttfs_discrete import NO_SPIKE
+
+from . import atomic
 
 __all__ = ["agreement", "write_report"]
 
@@ -82,7 +84,7 @@ def write_report(dest, *, model, dataset, eval_summary, y_sample, steps_sample, 
                  mismatch, synth, stages, lanes, prototype):
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=dest.parent))
+    tmp = atomic.temp_dir(dest)
     try:
         ok = agreement(sim, golden)
         n = len(y_sample)
@@ -169,9 +171,7 @@ def write_report(dest, *, model, dataset, eval_summary, y_sample, steps_sample, 
         for name, st in stages.items():
             lines.append(f"| {name} | {st['seconds']} | {'yes' if st['cached'] else 'no'} |")
         (tmp / "report.md").write_text("\n".join(lines) + "\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
+        atomic.replace_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
