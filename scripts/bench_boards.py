@@ -52,6 +52,9 @@ from spikegate.scripts.synth import parse_seeds
 from spikegate.golden.model_file import load_model, save_model
 from spikegate.golden.ttfs_discrete import DiscreteNetwork, simulate
 
+from . import atomic
+from .args import existing_dir, output_dir, positive_int
+
 __all__ = ["main", "estimate_block_rams", "largest_hidden"]
 
 #: board key -> (board, variant, Fmax target MHz)
@@ -171,25 +174,27 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--boards", default="icebreaker,ulx3s-85F",
                    help=f"comma-separated, of {', '.join(TARGETS)}")
-    p.add_argument("--out", default="bench_boards_out")
-    p.add_argument("--digits-epochs", type=int, default=60)
-    p.add_argument("--n-sim", type=int, default=None, help="digits test images in Verilator (all)")
+    p.add_argument("--out", type=output_dir, default="bench_boards_out")
+    p.add_argument("--digits-epochs", type=positive_int, default=60)
+    p.add_argument("--n-sim", type=positive_int, default=None,
+                   help="digits test images in Verilator (all)")
     p.add_argument("--digits", action=argparse.BooleanOptionalAction, default=True,
                    help="the digits builds (--no-digits: only the MNIST search, with no block "
                         "RAM overhead over the estimate, and the digits rows of an earlier "
                         "bench_boards.json in --out kept)")
     p.add_argument("--mnist", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--mnist-models", default="bench_ttfs_out",
+    p.add_argument("--mnist-models", type=output_dir, default="bench_ttfs_out",
                    help="directory of mnist-<h>-T<timesteps>.npz (read, and written when trained)")
-    p.add_argument("--mnist-epochs", type=int, default=None,
+    p.add_argument("--mnist-epochs", type=positive_int, default=None,
                    help="epochs of an MNIST model trained here (default: train ttfs's, 50)")
-    p.add_argument("--mnist-train-limit", type=int, default=None,
+    p.add_argument("--mnist-train-limit", type=positive_int, default=None,
                    help="training images of an MNIST model trained here (default: all)")
     p.add_argument("--seed", type=parse_seeds, default=list(DEFAULT_SEEDS),
                    help="nextpnr seeds of every build, e.g. 1-3 or 1,4 (default 1-3); "
                         "each build keeps the fastest")
-    p.add_argument("--mnist-sim", type=int, default=100, help="MNIST test images in Verilator")
-    p.add_argument("--data", default=None, help="MNIST IDX directory (default $SPIKEGATE_DATA)")
+    p.add_argument("--mnist-sim", type=positive_int, default=100, help="MNIST test images in Verilator")
+    p.add_argument("--data", type=existing_dir, default=None,
+                   help="MNIST IDX directory (default $SPIKEGATE_DATA)")
     args = p.parse_args(argv)
     keys = [k.strip() for k in args.boards.split(",")]
     for k in keys:
@@ -230,7 +235,7 @@ def main(argv=None):
                + rep.critical_path[-1:], "bench_s": time.monotonic() - t0}
         rows.append(row)
         results["digits"][key] = row
-        (out / "bench_boards.json").write_text(json.dumps(results, indent=2) + "\n")
+        atomic.write_text(out / "bench_boards.json", json.dumps(results, indent=2) + "\n")
 
     if args.mnist:
         root = args.data or os.environ.get("SPIKEGATE_DATA")
@@ -241,11 +246,11 @@ def main(argv=None):
             print(f"MNIST: not available ({e}); sizes from random weights only", file=sys.stderr)
         for key in keys:
             results["mnist"][key] = _largest_mnist(key, overhead[key], mnist, args, out)
-            (out / "bench_boards.json").write_text(json.dumps(results, indent=2) + "\n")
+            atomic.write_text(out / "bench_boards.json", json.dumps(results, indent=2) + "\n")
 
     text = _tables(rows, results["mnist"])
     print(text)
-    (out / "bench_boards.md").write_text(text + "\n")
+    atomic.write_text(out / "bench_boards.md", text + "\n")
     return 0
 
 
@@ -311,7 +316,7 @@ def _build_and_measure(key, h, lanes, device, grid, training, mnist, args, out):
     if rep is None:
         return {"h": None, "error": f"no 784-h-10 fits the {device} with lanes {lanes}"}
     print(format_table(rep), flush=True)
-    (out / f"{key}_mnist_synth.md").write_text(format_markdown(rep))
+    atomic.write_text(out / f"{key}_mnist_synth.md", format_markdown(rep))
     res = {"h": h, "grid": f"{grid.timesteps} x {grid.dt:g}", "lanes": rep.lanes,
            "fmax_mhz": rep.fmax_mhz, "seed": rep.seed, "seed_fmax_mhz": rep.seed_fmax_mhz,
            "resources": rep.resources,

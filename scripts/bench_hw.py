@@ -29,7 +29,10 @@ from spikegate.golden.data import load_dataset
 from spikegate.golden.model_file import load_model, save_model
 from spikegate.golden.sign_backprop import random_discrete_network
 from spikegate.golden.ttfs_discrete import NO_SPIKE, simulate
+from spikegate.sim.tools import SIMULATORS
 from spikegate.sim.ttfs_run import first_mismatch, simulate_hardware
+
+from .args import MAX_LANES, existing_file, int_list, output_dir, positive_int
 
 
 def table(rows, cols):
@@ -89,14 +92,17 @@ def cycles_table(model, steps, lanes_list, sim, pipelines=(0,)):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="bench_hw", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=None, help="TTFS model file (default: train digits-64)")
-    p.add_argument("--out", default="bench-out", help="cache directory (default: bench-out)")
-    p.add_argument("--lanes", default="4,8", help="lane counts, comma separated (default: 4,8)")
-    p.add_argument("--images", type=int, default=None, help="limit the test images")
-    p.add_argument("--pipeline", default="0",
+    p.add_argument("--model", type=existing_file, default=None,
+                   help="TTFS model file (default: train digits-64)")
+    p.add_argument("--out", type=output_dir, default="bench-out",
+                   help="cache directory (default: bench-out)")
+    p.add_argument("--lanes", type=int_list(1, MAX_LANES), default="4,8",
+                   help="lane counts, comma separated (default: 4,8)")
+    p.add_argument("--images", type=positive_int, default=None, help="limit the test images")
+    p.add_argument("--pipeline", type=int_list(0, 5), default="0",
                    help="pipeline settings of the layers (0-5), comma separated (default: 0; "
                         "the board builds use boards.top.BOARD_PIPELINE)")
-    p.add_argument("--sim", default=None, help="verilator (default) or icarus")
+    p.add_argument("--sim", default=None, choices=SIMULATORS, help="verilator (default) or icarus")
     p.add_argument("--skip-mnist-scale", action="store_true")
     p.add_argument("--skip-learning", action="store_true")
     args = p.parse_args(argv)
@@ -105,10 +111,10 @@ def main(argv=None):
     ds = load_dataset("digits")
     x = ds.x_test if args.images is None else ds.x_test[:args.images]
     steps = model.encode(x)
-    lanes_list = [int(v) for v in args.lanes.split(",")]
+    lanes_list = args.lanes
     print(f"\n## Cycles per classification, digits test set, network {'-'.join(map(str, model.sizes))}, "
           f"{model.discrete.timesteps} steps of {model.discrete.dt}\n")
-    pipelines = [int(v) for v in args.pipeline.split(",")]
+    pipelines = args.pipeline
     cols = ["lanes", "pipeline", "images", "agree", "cycles", "bound", "ratio", "row passes", "scans", "rest",
             "lookups/layer", "sim s"]
     print(table(cycles_table(model, steps, lanes_list, args.sim, pipelines), cols))

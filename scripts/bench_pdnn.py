@@ -23,6 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+from spikegate.golden.pd_updates import ONLINE_RULES
+from spikegate.scripts import atomic
+from spikegate.scripts.args import existing_dir, int_list, output_dir, positive_float, positive_int
 from spikegate.scripts.train_pdnn import plot_curves, prepare_data, run_pair
 
 # The paper's numbers we have (test accuracy, %), for 784-200-10 after 50 epochs.
@@ -39,20 +42,25 @@ def _load():
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="bench_pdnn", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=os.environ.get("SPIKEGATE_DATA"), help="MNIST IDX directory")
-    p.add_argument("--epochs", type=float, default=10.0, help="epochs of the 784-200-10 runs (paper: 50)")
-    p.add_argument("--depths", default="1,2,3,4", help="hidden-layer counts for the depth sweep ('' to skip)")
-    p.add_argument("--depth-epochs", type=float, default=1.0, help="epochs of the depth sweep")
-    p.add_argument("--train-limit", type=int, default=None, help="use the first N training samples")
-    p.add_argument("--rule", default="past", help="update rule (default: past, as the paper's Figure 5)")
-    p.add_argument("--out", default="bench_pdnn_out", help="output directory")
+    p.add_argument("--data", type=existing_dir, default=os.environ.get("SPIKEGATE_DATA"),
+                   help="MNIST IDX directory")
+    p.add_argument("--epochs", type=positive_float, default=10.0,
+                   help="epochs of the 784-200-10 runs (paper: 50)")
+    p.add_argument("--depths", type=int_list(1, allow_empty=True), default="1,2,3,4",
+                   help="hidden-layer counts for the depth sweep ('' to skip)")
+    p.add_argument("--depth-epochs", type=positive_float, default=1.0, help="epochs of the depth sweep")
+    p.add_argument("--train-limit", type=positive_int, default=None,
+                   help="use the first N training samples")
+    p.add_argument("--rule", default="past", choices=ONLINE_RULES,
+                   help="update rule (default: past, as the paper's Figure 5)")
+    p.add_argument("--out", type=output_dir, default="bench_pdnn_out", help="output directory")
     p.add_argument("--resume", action="store_true",
                    help="keep the runs already in OUT/bench_pdnn.json and do only the missing ones")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     if args.data is None:
         p.error("give the MNIST directory with --data or SPIKEGATE_DATA")
-    depths = [int(v) for v in args.depths.split(",") if v.strip()]
+    depths = args.depths
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"load_start": _load(), "epochs": args.epochs, "depth_epochs": args.depth_epochs,
@@ -63,7 +71,7 @@ def main(argv=None):
 
     def save():
         report["load_now"] = _load()
-        (out / "bench_pdnn.json").write_text(json.dumps(report, indent=1))
+        atomic.write_text(out / "bench_pdnn.json", json.dumps(report, indent=1))
 
     datasets = {}
     for label, temporal in (("mnist", False), ("temporal-mnist", True)):

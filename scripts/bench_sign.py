@@ -85,13 +85,18 @@ import numpy as np
 from spikegate.golden.data import load_dataset
 from spikegate.golden.encoding import EncodingConfig
 from spikegate.golden.model_file import load_model, save_model
-from spikegate.golden.ttfs_discrete import DiscreteConfig
+from spikegate.golden.sign_backprop import MAX_LFSR_K, MAX_LR_SHIFT
+from spikegate.golden.ttfs_discrete import THETA_MAX, DiscreteConfig
 
+from .args import int_list, int_range, number_in, output_dir, positive_float, positive_int
 from .eval_ttfs import evaluate
-from .train_sign import SIGN_DEFAULTS, train_sign_model
+from .train_sign import SIGN_DEFAULTS, theta_scale, train_sign_model
 from .train_ttfs import configs_for, train_model
 
 __all__ = ["main"]
+
+#: The runs of ``--only``.
+RUNS = ("exact", "sign-finetune", "sign-random")
 
 
 def _pct(v):
@@ -163,38 +168,47 @@ def _random_row(name, model, hist, seed):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="bench_sign_out", help="directory of the trained models")
+    p.add_argument("--out", type=output_dir, default="bench_sign_out",
+                   help="directory of the trained models")
     p.add_argument("--retrain", action="store_true", help="train the exact model even if present")
-    p.add_argument("--hidden", type=int, default=64, help="hidden neurons (default: 64)")
-    p.add_argument("--epochs", type=int, default=SIGN_DEFAULTS["epochs_random"],
+    p.add_argument("--hidden", type=positive_int, default=64, help="hidden neurons (default: 64)")
+    p.add_argument("--epochs", type=positive_int, default=SIGN_DEFAULTS["epochs_random"],
                    help="sign rule epochs from random weights")
-    p.add_argument("--ft-epochs", type=int, default=SIGN_DEFAULTS["epochs_finetune"],
+    p.add_argument("--ft-epochs", type=positive_int, default=SIGN_DEFAULTS["epochs_finetune"],
                    help="sign rule epochs when fine-tuning")
-    p.add_argument("--theta", type=int, default=SIGN_DEFAULTS["theta"],
+    p.add_argument("--theta", type=int_range(1, THETA_MAX), default=SIGN_DEFAULTS["theta"],
                    help="threshold of the random init")
-    p.add_argument("--theta-scale", default=",".join(f"{v:g}" for v in SIGN_DEFAULTS["theta_scale"]),
+    p.add_argument("--theta-scale", type=theta_scale,
+                   default=",".join(f"{v:g}" for v in SIGN_DEFAULTS["theta_scale"]),
                    help="fine-tuning: threshold factor per layer (requantized)")
-    p.add_argument("--lr-shift", type=int, default=SIGN_DEFAULTS["lr_shift"], help="sign rule step 2**K")
-    p.add_argument("--t-max", type=float, default=SIGN_DEFAULTS["t_max"],
+    p.add_argument("--lr-shift", type=int_range(0, MAX_LR_SHIFT), default=SIGN_DEFAULTS["lr_shift"],
+                   help="sign rule step 2**K")
+    p.add_argument("--t-max", type=positive_float, default=SIGN_DEFAULTS["t_max"],
                    help="random init: graded encoding t_max")
-    p.add_argument("--timesteps", type=int, default=32, help="random init: discrete steps T")
-    p.add_argument("--dt", type=float, default=1 / 8, help="random init: time units per step")
-    p.add_argument("--stochastic-k", type=int, default=2,
+    p.add_argument("--timesteps", type=positive_int, default=32, help="random init: discrete steps T")
+    p.add_argument("--dt", type=positive_float, default=1 / 8, help="random init: time units per step")
+    p.add_argument("--stochastic-k", type=int_range(0, MAX_LFSR_K), default=2,
                    help="fine-tuning: also run with stochastic rounding (the update LFSR, k bits; "
                         "a hardware change; 0: skip; default: 2)")
-    p.add_argument("--val-split", type=float, default=0.2,
+    p.add_argument("--val-split", type=number_in("[0, 1)"), default=0.2,
                    help="random init: fraction of the training images held out to choose the "
                         "epoch (default: 0.2)")
-    p.add_argument("--seeds", default="0,1,2",
+    p.add_argument("--seeds", type=int_list(0), default="0,1,2",
                    help="seeds (init and order) of the sign runs, comma separated (default: 0,1,2)")
-    p.add_argument("--only", default="exact,sign-finetune,sign-random",
+    p.add_argument("--only", default=",".join(RUNS),
                    help="comma-separated runs (default: all three)")
     p.add_argument("--baseline", default=True, action=argparse.BooleanOptionalAction,
                    help="also run the rule alone (every image, no requantizing, no validation)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     runs = [r.strip() for r in args.only.split(",")]
-    seeds = [int(v) for v in args.seeds.split(",")]
+    for r in runs:
+        if r not in RUNS:
+            p.error(f"argument --only: unknown run {r!r}; expected some of {', '.join(RUNS)}")
+    seeds = args.seeds
+    # The random init's encoding and time grid, checked before anything is trained.
+    enc = EncodingConfig("graded", t_max=args.t_max)
+    disc = DiscreteConfig(timesteps=args.timesteps, dt=args.dt)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     ds = load_dataset("digits")
     common = dict(lr_shift=args.lr_shift, quiet=args.quiet)
@@ -234,8 +248,6 @@ def main(argv=None):
                 rows.append(_finetune_row(name, base, model, hist, seed))
                 log(f"{name} seed {seed}: " + " ".join(_pct(h["test_accuracy"]) for h in hist))
     if "sign-random" in runs:
-        enc = EncodingConfig("graded", t_max=args.t_max)
-        disc = DiscreteConfig(timesteps=args.timesteps, dt=args.dt)
         grid = f"t_max={args.t_max:g}, T={args.timesteps}, dt={args.dt:g}, theta={args.theta}"
         variants = [(f"sign random ({grid}, errors only, val {args.val_split:g})",
                      dict(errors_only=True, val_split=args.val_split), "random")]

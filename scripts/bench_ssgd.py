@@ -25,6 +25,10 @@ import tracemalloc
 
 import numpy as np
 
+from spikegate.scripts import atomic
+from spikegate.scripts.args import (at_least, existing_dir, non_negative_int, output_file,
+                                    positive_float, positive_int)
+
 __all__ = ["main"]
 
 PAPER = {
@@ -109,23 +113,24 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="bench_ssgd", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="fashion-mnist",
                    choices=("digits", "mnist", "fashion-mnist"))
-    p.add_argument("--data", default=None, metavar="DIR",
+    p.add_argument("--data", type=existing_dir, default=None, metavar="DIR",
                    help="IDX directory (default: env SPIKEGATE_DATA or the Debian location)")
-    p.add_argument("--epochs", type=int, default=10, help="epochs per run (paper: 10)")
-    p.add_argument("--hidden", type=int, nargs="+", default=[200, 200])
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--b-th", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit-train", type=int, default=None)
-    p.add_argument("--limit-test", type=int, default=None)
-    p.add_argument("--ab-batches", type=int, default=8,
+    p.add_argument("--epochs", type=positive_int, default=10, help="epochs per run (paper: 10)")
+    p.add_argument("--hidden", type=positive_int, nargs="+", default=[200, 200])
+    p.add_argument("--steps", type=at_least(2), default=100)
+    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--lr", type=positive_float, default=2e-4)
+    p.add_argument("--b-th", type=positive_float, default=0.2)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--limit-train", type=positive_int, default=None)
+    p.add_argument("--limit-test", type=positive_int, default=None)
+    p.add_argument("--ab-batches", type=positive_int, default=8,
                    help="batches for the interleaved timing / memory comparison")
-    p.add_argument("--repeats", type=int, default=2, help="timing repeats per batch")
-    p.add_argument("--json", default=None, metavar="FILE", help="write all results here")
-    p.add_argument("--png", default=None, metavar="FILE", help="training curves")
-    p.add_argument("--params", default=None, metavar="FILE",
+    p.add_argument("--repeats", type=positive_int, default=2, help="timing repeats per batch")
+    p.add_argument("--json", type=output_file, default=None, metavar="FILE",
+                   help="write all results here")
+    p.add_argument("--png", type=output_file, default=None, metavar="FILE", help="training curves")
+    p.add_argument("--params", type=output_file, default=None, metavar="FILE",
                    help="save both trained networks here (.npz)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -149,12 +154,13 @@ def main(argv=None):
                                              desc=f"{mode} ")
         runs[mode]["wall_s"] = time.perf_counter() - t0
         if args.json:
-            with open(args.json + f".{mode}.partial", "w") as f:
-                json.dump(_jsonable(runs[mode]), f)
+            atomic.write_text(args.json + f".{mode}.partial", json.dumps(_jsonable(runs[mode])))
     load_mid = _uptime()
     if args.params:
-        np.savez(args.params, **{f"{m}_w{i}": w for m in params for i, w in
-                                 enumerate(params[m])})
+        # the name np.savez would give it (".npz" appended when missing)
+        params_path = args.params if args.params.endswith(".npz") else args.params + ".npz"
+        with atomic.replacing(params_path) as tmp:
+            np.savez(tmp, **{f"{m}_w{i}": w for m in params for i, w in enumerate(params[m])})
     ab, cos, active_ab, per_step, rows_ab = _ab_measure(params["sparse"], data[0], data[1], cfg,
                                      args.ab_batches, args.seed + 1, args.repeats)
     load_end = _uptime()
@@ -260,8 +266,7 @@ def main(argv=None):
                "active_rows_ab": rows_ab.tolist(),
                "active_per_step": per_step.tolist(),
                "table": lines}
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+        atomic.write_text(args.json, json.dumps(out, indent=1))
         for mode in ("sparse", "dense"):
             try:
                 os.remove(args.json + f".{mode}.partial")

@@ -38,6 +38,7 @@ from spikegate.golden.encoding import encode
 from spikegate.golden.model_file import load_model, save_model
 from spikegate.golden import ttfs
 
+from .args import existing_dir, output_dir, positive_int
 from .eval_ttfs import evaluate
 from .train_ttfs import _blas_threads, configs_for, train_model
 
@@ -95,10 +96,12 @@ def _print_table(rows):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=None, help="MNIST IDX directory (default: $SPIKEGATE_DATA)")
-    p.add_argument("--out", default="bench_ttfs_out", help="directory of the trained models")
+    p.add_argument("--data", type=existing_dir, default=None,
+                   help="MNIST IDX directory (default: $SPIKEGATE_DATA)")
+    p.add_argument("--out", type=output_dir, default="bench_ttfs_out",
+                   help="directory of the trained models")
     p.add_argument("--only", default=None, help="comma-separated bench names: " + ", ".join(BENCHES))
-    p.add_argument("--epochs", type=int, default=None, help="override the epochs of every run")
+    p.add_argument("--epochs", type=positive_int, default=None, help="override the epochs of every run")
     p.add_argument("--retrain", action="store_true", help="train even when the model file exists")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)

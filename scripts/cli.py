@@ -50,8 +50,17 @@ def build_parser():
 
 
 def main(argv=None):
+    """Run ``spikegate`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+
+    Bad options are refused while parsing (:mod:`spikegate.scripts.args`; argparse prints the
+    usage and the reason), a ``ValueError`` or ``FileNotFoundError`` of a command before or
+    during its work as one line: both with exit code 2.
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:            # argparse's refusals (2) and --help (0)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     try:
         code = args.func(args)
     except (UsageError, ValueError, FileNotFoundError) as e:

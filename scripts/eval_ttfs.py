@@ -18,6 +18,9 @@ from spikegate.golden.model_file import load_model
 from spikegate.golden import ttfs
 from spikegate.golden.ttfs_discrete import simulate
 
+from . import atomic
+from .args import existing_dir, existing_file, output_dir, positive_int
+
 __all__ = ["add_parser", "run", "evaluate", "format_table", "plot_histograms"]
 
 
@@ -25,14 +28,15 @@ def add_parser(subparsers):
     p = subparsers.add_parser(
         "eval", help="evaluate a TTFS model file (float and 8-bit discrete, sparsity)",
         description=__doc__.split("\n\n")[0])
-    p.add_argument("model", metavar="MODEL", help="model file (.npz) written by 'spikegate train ttfs'")
+    p.add_argument("model", metavar="MODEL", type=existing_file,
+                   help="model file (.npz) written by 'spikegate train ttfs'")
     p.add_argument("--dataset", default=None, choices=DATASETS,
                    help="data set (default: the one the model was trained on, else digits)")
-    p.add_argument("--data", default=None, metavar="DIR",
+    p.add_argument("--data", type=existing_dir, default=None, metavar="DIR",
                    help="IDX directory for mnist / fashion-mnist (default: $SPIKEGATE_DATA)")
-    p.add_argument("--out", default=None, metavar="DIR",
+    p.add_argument("--out", type=output_dir, default=None, metavar="DIR",
                    help="directory for the PNG histograms and eval.json (default: no files)")
-    p.add_argument("--limit", type=int, default=None, help="use the first N test samples")
+    p.add_argument("--limit", type=positive_int, default=None, help="use the first N test samples")
     p.set_defaults(func=run)
     return p
 
@@ -114,7 +118,8 @@ def format_table(summary, title=""):
 
 
 def plot_histograms(per_sample, out_dir, title=""):
-    """Write ``spikes_to_decision.png`` and ``timesteps_to_decision.png``; returns the paths."""
+    """Write ``spikes_to_decision.png`` and ``timesteps_to_decision.png`` (each atomically);
+    returns the paths."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -140,7 +145,8 @@ def plot_histograms(per_sample, out_dir, title=""):
         ax.set_title(f"{title} {xlabel}".strip())
         fig.tight_layout()
         path = out_dir / f"{name}.png"
-        fig.savefig(path, dpi=100)
+        with atomic.replacing(path) as tmp:
+            fig.savefig(tmp, dpi=100)
         plt.close(fig)
         paths.append(path)
     return paths
@@ -157,15 +163,13 @@ def run(args):
                          f"{ds.n_inputs} pixels")
     x, y = ds.x_test, ds.y_test
     if args.limit is not None:
-        if args.limit < 1:
-            raise ValueError(f"--limit must be >= 1, not {args.limit!r}")
         x, y = x[:args.limit], y[:args.limit]
     summary, per_sample = evaluate(model, x, y)
     title = f"{Path(args.model).name} on {name} test ({len(y)} samples), sizes {'-'.join(map(str, model.sizes))}"
     print(format_table(summary, title))
     if args.out:
         paths = plot_histograms(per_sample, args.out, title=name)
-        (Path(args.out) / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
+        atomic.write_text(Path(args.out) / "eval.json", json.dumps(summary, indent=2) + "\n")
         for p in paths:
             print(f"wrote {p}")
     return 0

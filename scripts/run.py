@@ -13,37 +13,37 @@ from pathlib import Path
 from spikegate.golden.data import DATASETS
 from spikegate.golden.model_file import load_model
 
+from .args import (existing_dir, existing_file, lanes, non_negative_int, output_dir,
+                   positive_int, positive_ints)
 from .flow import PROTOTYPE, Flow
-from .train_ttfs import parse_hidden
 
 __all__ = ["add_parser"]
 
 
-def _lanes(text):
-    vals = [int(v) for v in str(text).split(",")]
-    return vals[0] if len(vals) == 1 else tuple(vals)
-
-
 def _common(p, *, images_default):
     p.add_argument("--dataset", default="digits", choices=DATASETS, help="data set (default: digits)")
-    p.add_argument("--data", default=None, metavar="DIR",
+    p.add_argument("--data", type=existing_dir, default=None, metavar="DIR",
                    help="IDX directory for mnist / fashion-mnist (default: $SPIKEGATE_DATA)")
-    p.add_argument("--images", type=int, default=images_default,
+    p.add_argument("--images", type=positive_int, default=images_default,
                    help=f"test images to simulate (default: {images_default})")
-    p.add_argument("--lanes", type=_lanes, default=8,
+    p.add_argument("--lanes", type=lanes, default=8,
                    help="weights read per cycle: one number, or one per layer (default: 8)")
     p.add_argument("--waves", action="store_true", help="record an FST waveform of the simulation")
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser("run", help="the whole flow: train, eval, sim, compare, synth, report")
-    p.add_argument("--model", default=None, help="use this model file instead of training")
-    p.add_argument("--out", default="spikegate-run", help="run directory (default: spikegate-run)")
-    p.add_argument("--hidden", default="64", help="hidden layer sizes when training (default: 64)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the benchmark's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", type=existing_file, default=None,
+                   help="use this model file instead of training")
+    p.add_argument("--out", type=output_dir, default="spikegate-run",
+                   help="run directory (default: spikegate-run)")
+    p.add_argument("--hidden", type=positive_ints, default="64",
+                   help="hidden layer sizes when training (default: 64)")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="training epochs (default: the benchmark's)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--board", default="icebreaker", choices=("icebreaker", "ulx3s"))
-    p.add_argument("--board-lanes", type=_lanes, default=None,
+    p.add_argument("--board-lanes", type=lanes, default=None,
                    help="lanes of the synthesized design (default: the board's)")
     p.add_argument("--no-synth", action="store_true", help="skip synthesis")
     p.add_argument("--force", action="store_true", help="redo every stage")
@@ -51,34 +51,62 @@ def add_parser(subparsers):
     p.set_defaults(func=run)
 
     s = subparsers.add_parser("sim", help="simulate a model's hardware on test images")
-    s.add_argument("model")
-    s.add_argument("--out", default="spikegate-sim")
+    s.add_argument("model", type=existing_file)
+    s.add_argument("--out", type=output_dir, default="spikegate-sim")
     _common(s, images_default=100)
     s.set_defaults(func=run_sim)
 
     c = subparsers.add_parser("compare", help="hardware against golden; non-zero exit on the first disagreement")
-    c.add_argument("model")
-    c.add_argument("--out", default="spikegate-compare")
+    c.add_argument("model", type=existing_file)
+    c.add_argument("--out", type=output_dir, default="spikegate-compare")
     _common(c, images_default=100)
     c.set_defaults(func=run_compare)
 
 
+def _check_lanes(option, value, sizes):
+    """Refuse lanes given per layer whose count differs from the network's weight layers."""
+    n_w = len(sizes) - 1
+    if not isinstance(value, int) and len(value) != n_w:
+        raise ValueError(f"{option} {','.join(map(str, value))} gives {len(value)} layers but the "
+                         f"network {'-'.join(map(str, sizes))} has {n_w} weight layers: give one "
+                         f"number, or {n_w} separated by commas")
+
+
 def _check_inputs(args):
-    """Everything that can be refused is refused here, before a file is written."""
-    if getattr(args, "model", None) is not None:
-        if not Path(args.model).is_file():
-            raise FileNotFoundError(f"model file {args.model!r} does not exist")
-        model = load_model(args.model)
-    else:
-        model = None
+    """Everything that can be refused is refused here, before a model is trained or a file
+    is written: the model file, the data set, the training settings, the images, the lanes
+    against the network's layers and (``run`` with ``--board-lanes``) the board's fit."""
+    model = load_model(args.model) if getattr(args, "model", None) is not None else None
     flow = Flow(args.out, dataset=args.dataset, data=args.data, images=args.images,
                 lanes=args.lanes, board=getattr(args, "board", "icebreaker"),
                 board_lanes=getattr(args, "board_lanes", None), waves=args.waves,
                 force=getattr(args, "force", False))
-    flow.ds                                   # loads (and checks) the data set
-    if model is not None and model.sizes[0] != flow.ds.n_inputs:
-        raise ValueError(f"model {args.model!r} has {model.sizes[0]} inputs but {args.dataset} "
-                         f"images have {flow.ds.n_inputs}")
+    ds = flow.ds                              # loads (and checks) the data set
+    n_test = len(ds.y_test)
+    if args.images > n_test:
+        raise ValueError(f"--images {args.images}: {args.dataset} has {n_test} test images")
+    if model is not None:
+        if (model.sizes[0], model.sizes[-1]) != (ds.n_inputs, ds.n_classes):
+            raise ValueError(f"model {args.model!r} has {model.sizes[0]} inputs and "
+                             f"{model.sizes[-1]} outputs but {args.dataset} has {ds.n_inputs} "
+                             f"pixels and {ds.n_classes} classes")
+        sizes, discrete = model.sizes, model.discrete
+    else:
+        from .train_ttfs import configs_for
+        sizes = (ds.n_inputs, *args.hidden, ds.n_classes)
+        overrides = {} if args.epochs is None else {"epochs": args.epochs}
+        _, _, discrete = configs_for(args.dataset, seed=args.seed, **overrides)
+    _check_lanes("--lanes", args.lanes, sizes)
+    if getattr(args, "board_lanes", None) is not None:
+        _check_lanes("--board-lanes", args.board_lanes, sizes)
+        if not args.no_synth:
+            from spikegate.boards.fit import check_fit
+            if args.board == "icebreaker":
+                device = "iCE40UP5K"
+            else:
+                from spikegate.boards.ulx3s import VARIANTS
+                device = VARIANTS["85F"]          # make_design's default variant
+            check_fit(tuple(sizes), args.board_lanes, device, config=discrete)
     return flow
 
 
@@ -91,9 +119,9 @@ def run(args):
     from .report import write_report
     t0 = time.perf_counter()
     flow = _check_inputs(args)
-    hidden = tuple(parse_hidden(args.hidden))
     flow.out.mkdir(parents=True, exist_ok=True)
-    model_path = flow.train(args.model, hidden=hidden, epochs=args.epochs, seed=args.seed)
+    model_path = flow.train(args.model, hidden=tuple(args.hidden), epochs=args.epochs,
+                            seed=args.seed)
     model = load_model(model_path)
     summary = flow.eval(model_path)
     sim = flow.sim(model_path)

@@ -9,6 +9,8 @@ run time), its shape is what is built.
 import sys
 from pathlib import Path
 
+from .args import existing_file, lanes, output_dir, positive_float
+
 __all__ = ["add_parser", "run", "default_network", "parse_seeds"]
 
 
@@ -18,31 +20,21 @@ def add_parser(subparsers):
     p.add_argument("--board", required=True, choices=("icebreaker", "ulx3s"))
     p.add_argument("--variant", default="85F", choices=("25F", "45F", "85F"),
                    help="ULX3S ECP5 size (default 85F)")
-    p.add_argument("--model", default=None, help="model file (.npz); default: digits 64-64-10")
-    p.add_argument("--lanes", default=None,
+    p.add_argument("--model", type=existing_file, default=None,
+                   help="model file (.npz); default: digits 64-64-10")
+    p.add_argument("--lanes", type=lanes, default=None,
                    help="lanes per weight layer: one number or comma-separated, one per layer "
                         "(default: the board's)")
-    p.add_argument("--clock-mhz", type=float, default=None,
+    p.add_argument("--clock-mhz", type=positive_float, default=None,
                    help="sync clock in MHz (default: the board's target, through the PLL)")
     p.add_argument("--shim", action="store_true",
                    help="build the classifier alone (no UART protocol), to measure it")
     p.add_argument("--seed", type=parse_seeds, default=None,
                    help="nextpnr placement seed, or several (\"1,2,5\" or \"1-4\"): each "
                         "placed and routed, the one with the highest Fmax kept (default 1-3)")
-    p.add_argument("--out", default="synth_out", help="build and report directory")
+    p.add_argument("--out", type=output_dir, default="synth_out", help="build and report directory")
     p.set_defaults(func=run)
     return p
-
-
-def parse_lanes(text):
-    """``"3,1"`` -> ``(3, 1)``, ``"8"`` -> ``8``, None -> None."""
-    if text is None:
-        return None
-    try:
-        parts = [int(t) for t in str(text).split(",")]
-    except ValueError:
-        raise ValueError(f"--lanes must be integers separated by commas, not {text!r}") from None
-    return parts[0] if len(parts) == 1 else tuple(parts)
 
 
 def parse_seeds(text):
@@ -87,22 +79,25 @@ def run(args):
     from spikegate.boards.fit import ResourceError
     from spikegate.boards.synth import (DEFAULT_SEEDS, SynthError, TimingError, format_table,
                                         make_design, synthesize, write_reports)
-    lanes = parse_lanes(args.lanes)
-    if not args.model and lanes is not None:
-        # Refuse a design that cannot fit before training the default network.
+    lanes = args.lanes
+    model = None
+    if args.model:
+        from spikegate.golden.model_file import load_model
+        model = load_model(args.model)
+    if lanes is not None:
+        # Refuse a design that cannot fit before training the default network or building.
         from spikegate.boards.fit import check_fit
         from spikegate.boards.ulx3s import VARIANTS
         device = "iCE40UP5K" if args.board == "icebreaker" else VARIANTS[args.variant]
         try:
-            check_fit((64, 64, 10), lanes, device)
+            if model is None:
+                check_fit((64, 64, 10), lanes, device)
+            else:
+                check_fit(model.sizes, lanes, device, config=model.discrete)
         except ResourceError as e:
             print(f"spikegate synth: does not fit: {e}", file=sys.stderr)
             return 1
-    if args.model:
-        from spikegate.golden.model_file import load_model
-        net = load_model(args.model).network()
-    else:
-        net = default_network()
+    net = default_network() if model is None else model.network()
     clk = None if args.clock_mhz is None else int(round(args.clock_mhz * 1e6))
     out = Path(args.out)
     try:

@@ -17,9 +17,11 @@ from spikegate.golden.data import DATASETS, load_dataset
 from spikegate.golden.pd_updates import ONLINE_RULES
 from spikegate.golden.pdnn import MLP, PDNetwork, train_online
 from spikegate.golden.progress import Progress
-
-from .train_ttfs import parse_hidden
 from spikegate.golden.temporal import smoothness, temporal_order
+
+from . import atomic
+from .args import (existing_dir, non_negative_float, non_negative_int, number_in, output_dir,
+                   positive_float, positive_int, positive_ints)
 
 __all__ = ["add_parser", "run", "prepare_data", "run_pair", "plot_curves"]
 
@@ -29,26 +31,33 @@ def add_parser(subparsers):
         "pdnn", help="PD network with sigma-delta spikes (O'Connor et al. 2018) and an MLP baseline",
         description=__doc__.split("\n\n")[0])
     p.add_argument("--data-set", default="digits", choices=DATASETS, help="data set (default: digits)")
-    p.add_argument("--data", default=None, metavar="DIR",
+    p.add_argument("--data", type=existing_dir, default=None, metavar="DIR",
                    help="IDX directory for mnist / fashion-mnist (default: $SPIKEGATE_DATA)")
     p.add_argument("--temporal", action="store_true",
                    help="reorder train and test sets so neighbouring samples are similar")
-    p.add_argument("--smoothing-steps", type=int, default=1000,
+    p.add_argument("--smoothing-steps", type=positive_int, default=1000,
                    help="look-ahead buffer of the temporal reordering (default: 1000, as pdnn)")
-    p.add_argument("--hidden", default="200", help="hidden layer sizes, comma separated (default: 200)")
-    p.add_argument("--epochs", type=float, default=5.0, help="training epochs (default: 5)")
-    p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (default: 0.01)")
-    p.add_argument("--kp", type=float, default=0.1, help="k_p (default: 0.1)")
-    p.add_argument("--kd", type=float, default=1.0, help="k_d (default: 1.0)")
+    p.add_argument("--hidden", type=positive_ints, default="200",
+                   help="hidden layer sizes, comma separated (default: 200)")
+    p.add_argument("--epochs", type=positive_float, default=5.0, help="training epochs (default: 5)")
+    p.add_argument("--lr", type=positive_float, default=0.01, help="SGD learning rate (default: 0.01)")
+    p.add_argument("--kp", type=non_negative_float, default=0.1,
+                   help="k_p (default: 0.1; > 0 for the past and future rules)")
+    p.add_argument("--kd", type=non_negative_float, default=1.0, help="k_d (default: 1.0)")
     p.add_argument("--rule", default="past", choices=ONLINE_RULES, help="weight-update rule (default: past)")
     p.add_argument("--no-adapt", action="store_true", help="keep k_beta fixed")
-    p.add_argument("--adaptation-rate", type=float, default=1e-3, help="k_beta adaptation rate (default: 1e-3)")
+    p.add_argument("--adaptation-rate", type=number_in("[0, 1]"), default=1e-3,
+                   help="k_beta adaptation rate (default: 1e-3)")
     p.add_argument("--no-baseline", action="store_true", help="skip the MLP baseline")
-    p.add_argument("--evals-per-epoch", type=int, default=2, help="evaluation points per epoch (default: 2)")
-    p.add_argument("--train-limit", type=int, default=None, help="use the first N training samples")
-    p.add_argument("--test-limit", type=int, default=None, help="use the first N test samples")
-    p.add_argument("--seed", type=int, default=1234, help="weight-initialization seed (default: 1234)")
-    p.add_argument("--out", default="pdnn_out", help="output directory (default: ./pdnn_out)")
+    p.add_argument("--evals-per-epoch", type=positive_int, default=2,
+                   help="evaluation points per epoch (default: 2)")
+    p.add_argument("--train-limit", type=positive_int, default=None,
+                   help="use the first N training samples")
+    p.add_argument("--test-limit", type=positive_int, default=None, help="use the first N test samples")
+    p.add_argument("--seed", type=non_negative_int, default=1234,
+                   help="weight-initialization seed (default: 1234)")
+    p.add_argument("--out", type=output_dir, default="pdnn_out",
+                   help="output directory (default: ./pdnn_out)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
     return p
@@ -73,7 +82,7 @@ def prepare_data(name, root=None, *, temporal=False, smoothing_steps=1000, train
             if cache_dir is not None:
                 path = Path(cache_dir) / f"temporal_{name}_{split}_{len(x)}_{smoothing_steps}.npy"
             if path is not None and path.is_file():
-                order = np.load(path)
+                order = np.load(path)            # written atomically: complete or absent
             else:
                 bar = Progress(len(x), f"temporal order ({split})", enabled=not quiet)
                 last = [0]
@@ -86,7 +95,8 @@ def prepare_data(name, root=None, *, temporal=False, smoothing_steps=1000, train
                 bar.close()
                 if path is not None:
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    np.save(path, order)
+                    with atomic.replacing(path) as tmp:
+                        np.save(tmp, order)
             orders.append(order)
         xtr, ytr = xtr[orders[0]], ytr[orders[0]]
         xte, yte = xte[orders[1]], yte[orders[1]]
@@ -146,7 +156,8 @@ def plot_curves(results, path, title=""):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic.replacing(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
 
 
@@ -164,15 +175,16 @@ def _table(results):
 
 
 def run(args):
-    sizes_hidden = parse_hidden(args.hidden)
-    if args.epochs <= 0:
-        raise ValueError(f"--epochs must be > 0, not {args.epochs!r}")
+    # The gains, rule and adaptation rate together, on a tiny network, before the data
+    # (the past and future rules need kp > 0).
+    PDNetwork([1, 1], rule=args.rule, kp=args.kp, kd=args.kd, adaptive=not args.no_adapt,
+              adaptation_rate=args.adaptation_rate)
     out = Path(args.out)
     root = args.data if args.data is not None else os.environ.get("SPIKEGATE_DATA")
     data = prepare_data(args.data_set, root, temporal=args.temporal, smoothing_steps=args.smoothing_steps,
                         train_limit=args.train_limit, test_limit=args.test_limit, cache_dir=out,
                         quiet=args.quiet)
-    sizes = [data[0].shape[1]] + sizes_hidden + [10]
+    sizes = [data[0].shape[1]] + args.hidden + [10]
     label = ("temporal-" if args.temporal else "") + args.data_set
     res = run_pair(data, sizes, epochs=args.epochs, lr=args.lr, kp=args.kp, kd=args.kd, rule=args.rule,
                    adaptive=not args.no_adapt, adaptation_rate=args.adaptation_rate,
@@ -180,7 +192,7 @@ def run(args):
                    quiet=args.quiet, tag=f"{label} ")
     results = {label: res}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    atomic.write_text(out / "results.json", json.dumps(results, indent=1))
     plot_curves(results, out / "curves.png", title=f"{label} {'-'.join(map(str, sizes))}")
     print(_table(results))
     print(f"wrote {out / 'results.json'} and {out / 'curves.png'}")

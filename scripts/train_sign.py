@@ -32,13 +32,17 @@ from spikegate.golden.encoding import EncodingConfig
 from spikegate.golden.model_file import TTFSModelFile, load_model, save_model
 from spikegate.golden.progress import Progress
 from spikegate.golden.sign_backprop import (
-    MAX_LR_SHIFT, UpdateLFSR, evaluate_discrete, random_discrete_network, requantize, train_sign,
+    MAX_LFSR_K, MAX_LR_SHIFT, UpdateLFSR, evaluate_discrete, random_discrete_network, requantize,
+    train_sign,
 )
 from spikegate.golden.ttfs_discrete import THETA_MAX, DiscreteConfig, times_to_steps
 from spikegate.golden.encoding import encode
 
+from .args import BadArgument, check, existing_file, int_range, number_in, output_file, positive_float
+
 __all__ = ["RULES", "SIGN_DEFAULTS", "VAL_SEED", "add_sign_arguments", "run_sign",
-           "train_sign_model", "model_from_network", "split_validation", "scaled_thetas"]
+           "train_sign_model", "model_from_network", "split_validation", "scaled_thetas",
+           "theta_scale", "init_source"]
 
 RULES = ("exact", "sign")
 #: Defaults of the sign rule (``scripts/bench_sign.py`` measures them on digits, seeds 0-2):
@@ -54,6 +58,26 @@ SIGN_DEFAULTS = {"epochs_random": 20, "epochs_finetune": 3, "theta": 256, "lr_sh
 VAL_SEED = 0
 
 
+def theta_scale(text):
+    """Argument type of ``--theta-scale``: positive numbers separated by commas (checked with
+    :func:`scaled_thetas`); returns ``text``."""
+    try:
+        scaled_thetas([1] * len(str(text).split(",")), text)
+    except ValueError as e:
+        raise BadArgument(str(e)) from None
+    return text
+
+
+def init_source(text):
+    """Argument type of ``--init``: ``random`` or an existing model file."""
+    if text == "random":
+        return text
+    try:
+        return existing_file(text)
+    except BadArgument as e:
+        raise BadArgument(f"{e} (give a model file, or 'random')") from None
+
+
 def add_sign_arguments(p):
     """Add ``--rule`` and the sign-rule options to the ``train ttfs`` parser ``p``."""
     import argparse
@@ -61,31 +85,34 @@ def add_sign_arguments(p):
     p.add_argument("--rule", default="exact", choices=RULES,
                    help="learning rule: exact float gradients (default) or the on-chip sign rule "
                         "on the 8-bit discrete model")
-    p.add_argument("--lr-shift", type=int, default=SIGN_DEFAULTS["lr_shift"], metavar="K",
+    p.add_argument("--lr-shift", type=int_range(0, MAX_LR_SHIFT), default=SIGN_DEFAULTS["lr_shift"],
+                   metavar="K",
                    help=f"sign rule: weight step 2**K, K in 0..{MAX_LR_SHIFT} (default: 0)")
-    p.add_argument("--init", default="random", metavar="random|MODEL.npz",
+    p.add_argument("--init", type=init_source, default="random", metavar="random|MODEL.npz",
                    help="sign rule: random int8 weights (default) or a model file to fine-tune")
-    p.add_argument("--theta", type=int, default=SIGN_DEFAULTS["theta"],
+    p.add_argument("--theta", type=int_range(1, THETA_MAX), default=SIGN_DEFAULTS["theta"],
                    help=f"sign rule, random init: integer threshold of every layer "
                         f"(default: {SIGN_DEFAULTS['theta']})")
-    p.add_argument("--t-max", type=float, default=SIGN_DEFAULTS["t_max"],
+    p.add_argument("--t-max", type=positive_float, default=SIGN_DEFAULTS["t_max"],
                    help=f"sign rule, random init, graded encoding: time of the faintest pixel "
                         f"(default: {SIGN_DEFAULTS['t_max']:g})")
     p.add_argument("--errors-only", default=SIGN_DEFAULTS["errors_only"],
                    action=argparse.BooleanOptionalAction,
                    help="sign rule: train only the images the network classifies wrongly (the "
                         "host classifies first; default: on)")
-    p.add_argument("--theta-scale", default=",".join(f"{v:g}" for v in SIGN_DEFAULTS["theta_scale"]),
+    p.add_argument("--theta-scale", type=theta_scale,
+                   default=",".join(f"{v:g}" for v in SIGN_DEFAULTS["theta_scale"]),
                    metavar="S[,S...]",
                    help="sign rule, fine-tuning: multiply the thresholds of the first layers by "
                         "these factors (the other layers: 1) and requantize the float weights "
                         "(default: "
                         + ",".join(f"{v:g}" for v in SIGN_DEFAULTS["theta_scale"]) + ")")
-    p.add_argument("--stochastic-k", type=int, default=0, metavar="K",
+    p.add_argument("--stochastic-k", type=int_range(0, MAX_LFSR_K), default=0, metavar="K",
                    help="sign rule: stochastic rounding, a candidate write is carried out only "
                         "when K bits of the update LFSR are 0 (expected step 2**lr_shift / 2**K; "
-                        "K in 1..8; needs the LFSR in the hardware; default: 0 = off)")
-    p.add_argument("--val-split", type=float, default=SIGN_DEFAULTS["val_split"], metavar="F",
+                        f"K in 1..{MAX_LFSR_K}; needs the LFSR in the hardware; default: 0 = off)")
+    p.add_argument("--val-split", type=number_in("[0, 1)"), default=SIGN_DEFAULTS["val_split"],
+                   metavar="F",
                    help="sign rule: hold out this fraction of the training images and keep the "
                         "epoch with the best validation accuracy (default: 0, the last epoch)")
     return p
@@ -267,26 +294,9 @@ def run_sign(args, *, default_encoding="graded"):
 
     from .eval_ttfs import format_table
 
-    if not 0 <= args.lr_shift <= MAX_LR_SHIFT:
-        raise ValueError(f"--lr-shift must be an integer from 0 to {MAX_LR_SHIFT}, not {args.lr_shift!r}")
-    if args.theta < 1:
-        raise ValueError(f"--theta must be an integer >= 1, not {args.theta!r}")
-    if args.epochs is not None and args.epochs < 0:
-        raise ValueError(f"--epochs must be >= 0, not {args.epochs!r}")
-    theta_scale = args.theta_scale
-    scaled_thetas([1] * len(str(theta_scale).split(",")), theta_scale)    # refuse bad values early
-    split_validation(10, args.val_split)
-    if args.stochastic_k:
-        UpdateLFSR(args.stochastic_k)        # refuse a bad K before loading anything
+    # The options' ranges are checked by their argparse types (add_sign_arguments).
     init = args.init
-    if init != "random" and not Path(init).is_file():
-        raise FileNotFoundError(f"--init: model file {init!r} does not exist "
-                                f"(or pass 'random')")
-    output = Path(args.output or f"ttfs-sign-{args.dataset}.npz")
-    if not output.parent.is_dir():
-        raise ValueError(f"output directory {str(output.parent)!r} does not exist")
-    from .train_ttfs import parse_hidden
-    hidden = parse_hidden(args.hidden)
+    output = Path(check("-o", output_file, args.output or f"ttfs-sign-{args.dataset}.npz"))
     if init != "random":
         init = load_model(init)
     enc_kw = {} if getattr(args, "threshold", None) is None else {"threshold": args.threshold}
@@ -300,10 +310,10 @@ def run_sign(args, *, default_encoding="graded"):
     discrete = DiscreteConfig.from_dict(grid)
     ds = load_dataset(args.dataset, args.data)
     model, summary, history = train_sign_model(
-        ds, hidden=hidden, encoding=encoding, init=init, epochs=args.epochs,
+        ds, hidden=args.hidden, encoding=encoding, init=init, epochs=args.epochs,
         lr_shift=args.lr_shift, theta=args.theta, seed=args.seed,
         train_limit=args.train_limit, quiet=args.quiet, discrete=discrete,
-        errors_only=args.errors_only, theta_scale=theta_scale, val_split=args.val_split,
+        errors_only=args.errors_only, theta_scale=args.theta_scale, val_split=args.val_split,
         stochastic_k=args.stochastic_k)
     save_model(output, model)
     t = model.training

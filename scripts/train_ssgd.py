@@ -18,6 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import atomic
+from .args import (at_least, existing_dir, non_negative_int, output_dir, positive_float,
+                   positive_int)
+
 __all__ = ["add_parser", "run", "prepare_data", "train_run", "plot_curves"]
 
 _DIGITS_DEFAULTS = {"batch_size": 64, "lr": 2e-3, "epochs": 20}
@@ -29,25 +33,25 @@ def add_parser(subparsers):
         "ssgd", help="sparse spiking gradient descent (Perez-Nieves & Goodman 2021)",
         description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="digits", choices=("digits", "mnist", "fashion-mnist"))
-    p.add_argument("--data", default=None, metavar="DIR",
+    p.add_argument("--data", type=existing_dir, default=None, metavar="DIR",
                    help="IDX directory (default: env SPIKEGATE_DATA, or the Debian "
                         "Fashion-MNIST location)")
     p.add_argument("--backward", default="sparse", choices=("sparse", "dense"),
                    help="backward pass (default: sparse)")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--epochs", type=positive_int, default=None,
                    help="epochs (default: 20 on digits, 10 otherwise)")
-    p.add_argument("--hidden", type=int, nargs="+", default=[200, 200], metavar="N",
+    p.add_argument("--hidden", type=positive_int, nargs="+", default=[200, 200], metavar="N",
                    help="hidden layer sizes (default: 200 200)")
-    p.add_argument("--steps", type=int, default=100, help="time steps per sample")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate")
-    p.add_argument("--b-th", type=float, default=0.2, help="active band half-width B_th")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit-train", type=int, default=None, metavar="N",
+    p.add_argument("--steps", type=at_least(2), default=100, help="time steps per sample (>= 2)")
+    p.add_argument("--batch-size", type=positive_int, default=None)
+    p.add_argument("--lr", type=positive_float, default=None, help="Adam learning rate")
+    p.add_argument("--b-th", type=positive_float, default=0.2, help="active band half-width B_th")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--limit-train", type=positive_int, default=None, metavar="N",
                    help="use only the first N training samples")
-    p.add_argument("--limit-test", type=int, default=None, metavar="N",
+    p.add_argument("--limit-test", type=positive_int, default=None, metavar="N",
                    help="use only the first N test samples")
-    p.add_argument("--out", default="runs/ssgd", metavar="DIR",
+    p.add_argument("--out", type=output_dir, default="runs/ssgd", metavar="DIR",
                    help="output directory (default: runs/ssgd)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -125,7 +129,8 @@ def plot_curves(histories, path, title=""):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic.replacing(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
 
 
@@ -140,10 +145,6 @@ def run(args):
     epochs = defaults["epochs"] if args.epochs is None else args.epochs
     batch = defaults["batch_size"] if args.batch_size is None else args.batch_size
     lr = defaults["lr"] if args.lr is None else args.lr
-    if epochs < 1:
-        raise ValueError(f"--epochs must be >= 1, not {epochs}")
-    if any(h < 1 for h in args.hidden):
-        raise ValueError(f"--hidden sizes must be >= 1, not {args.hidden}")
     cfg = SSGDConfig(n_steps=args.steps, batch_size=batch, lr=lr, b_th=args.b_th)
     data = prepare_data(args.dataset, args.data, cfg.n_steps, args.limit_train,
                         args.limit_test)
@@ -156,14 +157,14 @@ def run(args):
     params, hist = train_run(data, args.hidden, cfg, args.backward, epochs, args.seed,
                              progress=not args.no_progress)
     elapsed = time.perf_counter() - t0
-    np.savez(out / "params.npz", **{f"w{i}": w for i, w in enumerate(params)})
+    with atomic.replacing(out / "params.npz") as tmp:
+        np.savez(tmp, **{f"w{i}": w for i, w in enumerate(params)})
     summary = {
         "dataset": args.dataset, "backward": args.backward, "epochs": epochs,
         "hidden": args.hidden, "config": {k: v for k, v in cfg.__dict__.items()},
         "seed": args.seed, "elapsed_s": elapsed, "history": _jsonable(hist),
     }
-    with open(out / "history.json", "w") as f:
-        json.dump(summary, f, indent=1, default=float)
+    atomic.write_text(out / "history.json", json.dumps(summary, indent=1, default=float))
     plot_curves({args.backward: hist}, out / "curves.png",
                 f"{args.dataset}, {args.backward} backward, hidden {args.hidden}")
     act = np.mean(np.asarray(hist["active"]), axis=0) * 100

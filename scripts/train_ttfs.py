@@ -20,10 +20,12 @@ from spikegate.golden.progress import Progress
 from spikegate.golden import ttfs
 from spikegate.golden.ttfs_discrete import DiscreteConfig
 
+from .args import (check, existing_dir, non_negative_float, non_negative_int,
+                   number_in, output_file, positive_float, positive_int, positive_ints)
 from .eval_ttfs import evaluate, format_table
 from .train_sign import add_sign_arguments, run_sign
 
-__all__ = ["add_parser", "run", "train_model", "configs_for", "parse_hidden", "DEFAULTS"]
+__all__ = ["add_parser", "run", "train_model", "configs_for", "DEFAULTS"]
 
 # Per data set defaults (chosen by the runs of scripts/bench_ttfs.py): the encoding, the
 # training hyper-parameters that differ from TrainConfig's, the encoding's parameters and the
@@ -54,48 +56,53 @@ def add_parser(subparsers):
         "ttfs", help="time-to-first-spike network (Mostafa 2017), exact gradients",
         description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="digits", choices=DATASETS, help="data set (default: digits)")
-    p.add_argument("--data", default=None, metavar="DIR",
+    p.add_argument("--data", type=existing_dir, default=None, metavar="DIR",
                    help="IDX directory for mnist / fashion-mnist (default: $SPIKEGATE_DATA)")
-    p.add_argument("--hidden", default="64", help="hidden layer sizes, comma separated (default: 64)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs (default: digits 100, mnist 50, fashion-mnist 8)")
-    p.add_argument("--batch-size", type=int, default=32, help="minibatch size (default: 32)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    p.add_argument("--lr-decay", type=float, default=None,
+    p.add_argument("--hidden", type=positive_ints, default="64",
+                   help="hidden layer sizes, comma separated (default: 64)")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="training epochs (default: digits 100, mnist 50, fashion-mnist 8; "
+                        "--rule sign: 20 from random weights, 3 when fine-tuning)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="minibatch size (default: 32)")
+    p.add_argument("--lr", type=positive_float, default=1e-3,
+                   help="Adam learning rate (default: 1e-3)")
+    p.add_argument("--lr-decay", type=number_in("(0, 1]"), default=None,
                    help="learning rate factor per epoch (default: digits 0.98, mnist 0.94, "
                         "otherwise 0.8)")
-    p.add_argument("--dropout", type=float, default=None,
+    p.add_argument("--dropout", type=number_in("[0, 1)"), default=None,
                    help="spike dropout probability while training (default: digits and mnist "
                         "0.1, otherwise 0)")
-    p.add_argument("--late", type=float, default=None,
+    p.add_argument("--late", type=non_negative_float, default=None,
                    help="weight of the cost on hidden spikes before the decision (sparsity; "
                         "default: digits 0, mnist 0.01 (start of --late-target), otherwise 0.003)")
-    p.add_argument("--late-target", type=float, default=None,
+    p.add_argument("--late-target", type=non_negative_float, default=None,
                    help="adapt --late (its starting value) after every minibatch so that the "
                         "mean number of hidden spikes before the decision approaches this "
                         "(default: mnist 25, otherwise 0 = fixed --late)")
-    p.add_argument("--softmax-scale", type=float, default=None,
+    p.add_argument("--softmax-scale", type=positive_float, default=None,
                    help="softmax over -scale * z_out (default: digits 3, otherwise 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialization and shuffling (default: 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="seed of initialization and shuffling (default: 0)")
     p.add_argument("--encoding", default=None, choices=ENCODING_MODES,
                    help="pixel to spike time rule (default: graded for digits, binary otherwise)")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--threshold", type=number_in("[0, 1)"), default=None,
                    help="binary encoding: pixels above it spike at t=0 (default: mnist 0.55, "
                         "otherwise 0.5)")
-    p.add_argument("--timesteps", type=int, default=None,
+    p.add_argument("--timesteps", type=positive_int, default=None,
                    help="discrete model: time steps (default: digits and mnist 64, otherwise 32)")
-    p.add_argument("--dt", type=float, default=None,
+    p.add_argument("--dt", type=positive_float, default=None,
                    help="discrete model: time units per step (default: digits 1/16, otherwise 1/8)")
     p.add_argument("--grid-aware", default=None, action=argparse.BooleanOptionalAction,
                    help="train with hidden spikes on the discrete time grid (default: on for "
                         "digits and mnist)")
-    p.add_argument("--train-limit", type=int, default=None, help="use the first N training samples")
+    p.add_argument("--train-limit", type=positive_int, default=None,
+                   help="use the first N training samples")
     p.add_argument("--checkpoint", action="store_true",
                    help="after every epoch, evaluate on the test split (one line on stderr) and "
                         "write the model file so far (atomically) to the output file")
-    p.add_argument("-o", "--output", default=None, metavar="FILE",
+    p.add_argument("-o", "--output", type=output_file, default=None, metavar="FILE",
                    help="model file to write (default: ttfs-<dataset>.npz)")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=positive_int, default=1,
                    help="BLAS threads (default: 1; the small products here run slower on more)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_sign_arguments(p)
@@ -111,17 +118,6 @@ def _blas_threads(n):
         import contextlib
         return contextlib.nullcontext()
     return threadpool_limits(limits=n, user_api="blas")
-
-
-def parse_hidden(text):
-    """``"600"`` or ``"128,64"`` to a list of positive ints (ValueError otherwise)."""
-    try:
-        sizes = [int(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"--hidden must be comma-separated positive integers, not {text!r}") from None
-    if not sizes or any(n < 1 for n in sizes):
-        raise ValueError(f"--hidden must be comma-separated positive integers, not {text!r}")
-    return sizes
 
 
 def configs_for(dataset, *, encoding=None, threshold=None, timesteps=None, dt=None,
@@ -239,7 +235,6 @@ def train_model(ds, hidden, encoding, cfg, *, train_limit=None, quiet=False, dis
 def run(args):
     if args.rule == "sign":
         return run_sign(args, default_encoding=DEFAULTS[args.dataset][0])
-    hidden = parse_hidden(args.hidden)
     overrides = {name: getattr(args, name) for name in
                  ("epochs", "lr_decay", "dropout", "late", "late_target", "softmax_scale")
                  if getattr(args, name) is not None}
@@ -247,14 +242,10 @@ def run(args):
         args.dataset, encoding=args.encoding, threshold=args.threshold, timesteps=args.timesteps,
         dt=args.dt, grid_aware=args.grid_aware, batch_size=args.batch_size, lr=args.lr,
         seed=args.seed, **overrides)
-    output = Path(args.output or f"ttfs-{args.dataset}.npz")
-    if not output.parent.is_dir():
-        raise ValueError(f"output directory {str(output.parent)!r} does not exist")
-    if args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, not {args.threads!r}")
+    output = Path(check("-o", output_file, args.output or f"ttfs-{args.dataset}.npz"))
     ds = load_dataset(args.dataset, args.data)
     with _blas_threads(args.threads):
-        model, summary, per_epoch = train_model(ds, hidden, encoding, cfg, discrete=discrete,
+        model, summary, per_epoch = train_model(ds, args.hidden, encoding, cfg, discrete=discrete,
                                                 train_limit=args.train_limit, quiet=args.quiet,
                                                 checkpoint=output if args.checkpoint else None)
     save_model(output, model)

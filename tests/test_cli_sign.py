@@ -134,5 +134,7 @@ def test_train_sign_bad_arguments(tmp_path, capsys):
     assert main(["train", "ttfs", "--rule", "sign", "--val-split", "1", "-o", str(out)]) == 2
     assert "--val-split" in capsys.readouterr().err
     assert main(["train", "ttfs", "--rule", "sign", "--stochastic-k", "9", "-o", str(out)]) == 2
-    assert "k must" in capsys.readouterr().err
+    assert "--stochastic-k: must be an integer from 0 to 8, not '9'" in capsys.readouterr().err
+    assert main(["train", "ttfs", "--rule", "sign", "--epochs", "0", "-o", str(out)]) == 2
+    assert "--epochs: must be a positive integer, not '0'" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())

@@ -40,10 +40,11 @@ def test_train_ssgd_on_digits_writes_curves_and_learns(ssgd_only_cli, tmp_path, 
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--epochs", "0"], "--epochs must be >= 1"),
-    (["--hidden", "0"], "--hidden sizes must be >= 1"),
+    (["--epochs", "0"], "argument --epochs: must be a positive integer, not '0'"),
+    (["--hidden", "16", "0"], "argument --hidden: must be a positive integer, not '0'"),
+    (["--steps", "1"], "argument --steps: must be an integer >= 2, not '1'"),
     (["--limit-train", "10", "--batch-size", "64"], "fewer than one batch"),
-    (["--b-th", "-1"], "b_th"),
+    (["--b-th", "-1"], "argument --b-th: must be a positive number, not '-1'"),
 ])
 def test_train_ssgd_reports_bad_arguments(ssgd_only_cli, tmp_path, capsys, argv, message):
     code = ssgd_only_cli.main(["train", "ssgd", "--out", str(tmp_path / "o"),
