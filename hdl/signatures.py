@@ -37,12 +37,26 @@ from .layouts import RESULT_COUNT_BITS, FireMaskLayout, RowCommandLayout, index_
 __all__ = ["WeightPort", "row_commands", "Beats", "TracePort", "ModelPort", "LearnControl",
            "SpikingLayer", "TTFSSchedule", "Votes", "LayerLearning", "LearnHandshake", "LEARN_SHIFT_BITS"]
 
+class _Keyed(wiring.Signature):
+    """A signature whose instances are equal when they are of one class and built from the
+    same parameters (``_key``), as amaranth-soc's signatures are."""
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other._key == self._key
+
+    def __hash__(self):
+        return hash((type(self), self._key))
+
+    def __repr__(self):
+        return f"{type(self).__name__}{self._key!r}"
+
+
 #: Width of a learning step's shift (``2**shift`` weight units), from the golden model's
 #: largest shift (:data:`~spikegate.golden.sign_backprop.MAX_LR_SHIFT`).
 LEARN_SHIFT_BITS = unsigned_bits(MAX_LR_SHIFT)
 
 
-class WeightPort(wiring.Signature):
+class WeightPort(_Keyed):
     """Write one weight and read one back, addressed by (source, destination).
 
     Members
@@ -57,7 +71,7 @@ class WeightPort(wiring.Signature):
     """
 
     def __init__(self, n_src, n_dst):
-        self._n_src, self._n_dst = n_src, n_dst
+        self._key = (n_src, n_dst)
         src, dst = index_bits(n_src), index_bits(n_dst)
         super().__init__({
             "w_en": Out(1), "w_src": Out(src), "w_dst": Out(dst),
@@ -66,12 +80,6 @@ class WeightPort(wiring.Signature):
             "rb_data": In(signed(WEIGHT_BITS)),
         })
 
-    def __eq__(self, other):
-        return (type(other) is WeightPort and
-                (self._n_src, self._n_dst) == (other._n_src, other._n_dst))
-
-    def __repr__(self):
-        return f"WeightPort({self._n_src}, {self._n_dst})"
 
 
 def row_commands(n_src, op_shape, tag_bits=1):
@@ -80,7 +88,7 @@ def row_commands(n_src, op_shape, tag_bits=1):
     return stream.Signature(RowCommandLayout(n_src, op_shape, tag_bits))
 
 
-class Beats(wiring.Signature):
+class Beats(_Keyed):
     """The beats of a row walk, from the weight lookup to its user's neuron arithmetic.
 
     Members
@@ -112,18 +120,13 @@ class Beats(wiring.Signature):
             **({"group_en": In(groups), "walk_masked": Out(1)} if masked else {}),
         })
 
-    def __eq__(self, other):
-        return type(other) is Beats and self._key == other._key
-
-    def __repr__(self):
-        return f"Beats{self._key!r}"
 
 
 def _weight_word(lanes):
     return data.ArrayLayout(signed(WEIGHT_BITS), lanes)
 
 
-class TracePort(wiring.Signature):
+class TracePort(_Keyed):
     """Read the spike step of neuron ``addr`` (of layer ``layer`` when there are several);
     ``step`` holds it one cycle later (``timesteps`` = never)."""
 
@@ -135,14 +138,9 @@ class TracePort(wiring.Signature):
             "step": In(step_bits),
         })
 
-    def __eq__(self, other):
-        return type(other) is TracePort and self._key == other._key
-
-    def __repr__(self):
-        return f"TracePort{self._key!r}"
 
 
-class ModelPort(wiring.Signature):
+class ModelPort(_Keyed):
     """The stored model of a classifier with ``sizes`` neurons per layer: weights and
     thresholds written, weights read back, while the classifier is ``idle``.
 
@@ -160,7 +158,7 @@ class ModelPort(wiring.Signature):
     """
 
     def __init__(self, sizes):
-        self._sizes = tuple(sizes)
+        self._key = (tuple(sizes),)
         super().__init__({
             "idle": In(1),
             "w_en": Out(1),
@@ -174,14 +172,9 @@ class ModelPort(wiring.Signature):
             "theta_data": Out(THETA_BITS),
         })
 
-    def __eq__(self, other):
-        return type(other) is ModelPort and self._sizes == other._sizes
-
-    def __repr__(self):
-        return f"ModelPort({self._sizes!r})"
 
 
-class LearnControl(wiring.Signature):
+class LearnControl(_Keyed):
     """On-chip learning requests (:mod:`spikegate.golden.sign_backprop`), sampled when an
     image starts.
 
@@ -198,21 +191,16 @@ class LearnControl(wiring.Signature):
     """
 
     def __init__(self, n_classes):
-        self._n = n_classes
+        self._key = (n_classes,)
         super().__init__({
             "en": Out(1), "label": Out(index_bits(n_classes)),
             "shift": Out(LEARN_SHIFT_BITS), "k": Out(range(MAX_LFSR_K + 1)),
             "errors_only": Out(1), "lfsr_seed": Out(1),
         })
 
-    def __eq__(self, other):
-        return type(other) is LearnControl and self._n == other._n
-
-    def __repr__(self):
-        return f"LearnControl({self._n})"
 
 
-class SpikingLayer(wiring.Signature):
+class SpikingLayer(_Keyed):
     """What a step scheduler sees of a spiking layer of ``n_dst`` neurons fed by ``n_src``
     sources over ``lanes`` lanes, whatever its neuron arithmetic.
 
@@ -233,7 +221,7 @@ class SpikingLayer(wiring.Signature):
     """
 
     def __init__(self, n_src, n_dst, lanes, step_bits, op_shape, extra=None):
-        self._key = (type(self), n_src, n_dst, lanes, step_bits, op_shape)
+        self._key = (n_src, n_dst, lanes, step_bits, op_shape)
         groups = -(-n_dst // lanes)
         super().__init__({
             "cmd": Out(row_commands(n_src, op_shape, step_bits)),
@@ -248,11 +236,6 @@ class SpikingLayer(wiring.Signature):
             **(extra or {}),
         })
 
-    def __eq__(self, other):
-        return isinstance(other, SpikingLayer) and self._key == other._key
-
-    def __repr__(self):
-        return f"{type(self).__name__}{self._key[1:]!r}"
 
 
 class TTFSSchedule(SpikingLayer):
@@ -282,7 +265,7 @@ class TTFSSchedule(SpikingLayer):
         self._key += (timesteps,)
 
 
-class Votes(wiring.Signature):
+class Votes(_Keyed):
     """The vote beats of a ``DELTA`` pass over a layer of ``n_dst`` neurons on ``lanes`` lanes,
     from the layer's learning lanes to a :class:`~spikegate.hdl.learning.DeltaVoter`.
 
@@ -299,14 +282,9 @@ class Votes(wiring.Signature):
         super().__init__({"valid": Out(1), "group": Out(index_bits(-(-n_dst // lanes))),
                           "last": Out(1), "p": Out(lanes), "n": Out(lanes)})
 
-    def __eq__(self, other):
-        return type(other) is Votes and self._key == other._key
-
-    def __repr__(self):
-        return f"Votes{self._key!r}"
 
 
-class LayerLearning(wiring.Signature):
+class LayerLearning(_Keyed):
     """A learning sequencer and the learning lanes of one TTFS layer of ``n_dst`` neurons
     over ``lanes`` lanes (:func:`~spikegate.hdl.learning.sign_update_lanes`).
 
@@ -336,14 +314,9 @@ class LayerLearning(wiring.Signature):
             "votes": In(Votes(n_dst, lanes)),
         })
 
-    def __eq__(self, other):
-        return type(other) is LayerLearning and self._key == other._key
-
-    def __repr__(self):
-        return f"LayerLearning{self._key!r}"
 
 
-class LearnHandshake(wiring.Signature):
+class LearnHandshake(_Keyed):
     """The step scheduler and the learning sequencer of a classifier with ``sizes`` neurons
     per layer and steps of ``step_bits``.
 
@@ -380,8 +353,3 @@ class LearnHandshake(wiring.Signature):
             "learn_cycles": In(RESULT_COUNT_BITS),
         })
 
-    def __eq__(self, other):
-        return type(other) is LearnHandshake and self._key == other._key
-
-    def __repr__(self):
-        return f"LearnHandshake{self._key!r}"

@@ -80,9 +80,13 @@ def test_board_presets():
 
 def test_layers_follow_the_timing():
     # group wake only for 2..32 groups; the read-back latency follows rb_register.
+    from amaranth.back import rtlil
     t = Timing.preset(2)
     clf = TTFSClassifier((8, 20, 3), [10, 10], (4, 4), timing=t)
     assert [layer.group_wake for layer in clf.layers] == [True, False]
     assert all(layer.timing is t for layer in clf.layers)
     assert clf.rb_latency == 1
-    assert TTFSClassifier((8, 20, 3), [10, 10], 4, timing=t.replace(rb_register=True)).rb_latency == 2
+    registered = TTFSClassifier((8, 20, 3), [10, 10], 4, timing=t.replace(rb_register=True))
+    assert registered.rb_latency == 2
+    for dut in (clf, registered):
+        rtlil.convert(dut)      # and each elaborates
