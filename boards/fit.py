@@ -10,6 +10,7 @@ nextpnr's utilisation table.
 from dataclasses import dataclass
 
 from spikegate.golden.ttfs_discrete import THETA_MAX, WEIGHT_BITS, DiscreteConfig, ttfs_widths
+from spikegate.hdl.lookup import MAX_LANES
 from spikegate.hdl.spram import prefers_spram, spram_count
 
 __all__ = ["Device", "DEVICES", "ResourceError", "block_count", "weight_block_rams",
@@ -176,9 +177,9 @@ def check_fit(sizes, lanes, device, weight_memory="auto", *, learning=False, con
     cells of ``device``; return the weight memories' plan (:func:`weight_memory_plan`)."""
     dev = _device(device)
     lanes_t = [lanes] * (len(sizes) - 1) if isinstance(lanes, int) else list(lanes)
-    if len(lanes_t) != len(sizes) - 1 or not all(isinstance(n, int) and 1 <= n <= 16
+    if len(lanes_t) != len(sizes) - 1 or not all(isinstance(n, int) and 1 <= n <= MAX_LANES
                                                   for n in lanes_t):
-        raise ValueError(f"lanes must be an integer from 1 to 16, or {len(sizes) - 1} of them "
+        raise ValueError(f"lanes must be an integer from 1 to {MAX_LANES}, or {len(sizes) - 1} of them "
                          f"(one per weight layer), not {lanes!r}")
     plan = weight_memory_plan(sizes, lanes_t, dev, weight_memory, learning=learning)
     name = "-".join(map(str, sizes))

@@ -19,15 +19,15 @@ import math
 import os
 from pathlib import Path
 
+from spikegate.hdl.lookup import MAX_LANES
+
 __all__ = ["BadArgument", "MAX_LANES", "at_least", "int_range", "positive_int",
            "non_negative_int", "positive_float", "non_negative_float", "number_in", "int_list",
            "positive_ints", "lanes", "existing_file", "existing_dir", "output_dir",
            "output_file", "check"]
 
-#: The most lanes (weights read per cycle) a layer of the classifier has: the bound of
-#: ``TTFSClassifier``, ``WeightLookup`` and ``boards.fit.check_fit`` (tests/test_cli_args.py
-#: checks that they agree).
-MAX_LANES = 16
+# MAX_LANES, the most lanes (weights read per cycle) a layer of the classifier has, is the
+# weight lookup's (``spikegate.hdl.lookup.MAX_LANES``), imported above.
 
 
 class BadArgument(argparse.ArgumentTypeError, ValueError):

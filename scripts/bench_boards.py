@@ -148,12 +148,11 @@ def _cycles(net, steps, lanes, board):
     """Mean / max cycles per classification in Verilator, and the hardware against golden:
     ``True`` when every image agrees bit for bit (decision, its step, spikes and lookups per
     layer, every neuron's spike step), else :func:`~spikegate.sim.ttfs_run.first_mismatch`."""
-    from spikegate.boards.synth import classifier_options
+    from spikegate.boards.timing import board_timing
     from spikegate.sim.ttfs_run import first_mismatch, simulate_hardware
-    # The classifier as the board top builds it (its neuron pipeline and quiet factors); the
-    # weight memory's kind (block RAM here, SPRAM on the board) changes no cycle.
-    options = classifier_options("icebreaker" if board.startswith("icebreaker") else "ulx3s")
-    hw = simulate_hardware(net, steps, lanes, trace=True, **options)
+    # The classifier as the board top builds it (its timing); the weight memory's kind
+    # (block RAM here, SPRAM on the board) changes no cycle.
+    hw = simulate_hardware(net, steps, lanes, trace=True, timing=board_timing(board))
     bad = first_mismatch(hw, simulate(net, steps))
     return float(np.mean(hw.cycles)), int(np.max(hw.cycles)), True if bad is None else bad
 

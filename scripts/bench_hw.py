@@ -32,7 +32,7 @@ from spikegate.golden.ttfs_discrete import NO_SPIKE, simulate
 from spikegate.sim.tools import SIMULATORS
 from spikegate.sim.ttfs_run import first_mismatch, simulate_hardware
 
-from .args import MAX_LANES, existing_file, int_list, output_dir, positive_int
+from .args import MAX_LANES, BadArgument, existing_file, int_list, output_dir, positive_int
 
 
 def table(rows, cols):
@@ -60,13 +60,30 @@ def benchmark_network(args):
     return model
 
 
-def cycles_table(model, steps, lanes_list, sim, pipelines=(0,)):
+def timing_preset(text):
+    """``--timing`` item: a level 0-5 (:meth:`Timing.preset`) or a board name."""
+    from spikegate.boards.timing import BOARD_NAMES, board_timing
+    from spikegate.hdl.timing import PRESET_LEVELS, Timing
+    text = text.strip()
+    if text in BOARD_NAMES:
+        return text, board_timing(text)
+    if text.isdigit() and int(text) in PRESET_LEVELS:
+        return text, Timing.preset(int(text))
+    raise BadArgument(f"must be timing levels {PRESET_LEVELS[0]}-{PRESET_LEVELS[-1]} or board "
+                      f"names ({', '.join(BOARD_NAMES)}), comma separated, not {text!r}")
+
+
+def timing_list(text):
+    return [timing_preset(t) for t in str(text).split(",")]
+
+
+def cycles_table(model, steps, lanes_list, sim, timings=(("0", None),)):
     net = model.network()
     g = simulate(net, steps)
     rows = []
-    for lanes, pipeline in [(a, b) for b in pipelines for a in lanes_list]:
+    for lanes, (name, timing) in [(a, b) for b in timings for a in lanes_list]:
         t0 = time.perf_counter()
-        hw = simulate_hardware(net, steps, lanes, trace=True, sim=sim, pipeline=pipeline)
+        hw = simulate_hardware(net, steps, lanes, trace=True, sim=sim, timing=timing)
         secs = time.perf_counter() - t0
         bad = first_mismatch(hw, g)
         per = [lanes] * len(net.weights) if isinstance(lanes, int) else list(lanes)
@@ -74,7 +91,7 @@ def cycles_table(model, steps, lanes_list, sim, pipelines=(0,)):
         row_cycles = sum(hw.spikes[:, l] * groups[l] for l in range(len(groups)))
         bound = sum(g.lookups[:, l] / per[l] for l in range(len(per)))
         rows.append({
-            "lanes": lanes, "pipeline": pipeline, "images": len(steps),
+            "lanes": lanes, "timing": name, "images": len(steps),
             "agree": "100 %" if bad is None else f"NO: {bad}",
             "cycles": f"{hw.cycles.mean():.0f}",
             "bound": f"{bound.mean():.0f}",
@@ -86,7 +103,7 @@ def cycles_table(model, steps, lanes_list, sim, pipelines=(0,)):
             "sim s": f"{secs:.0f}",
         })
         if bad is not None:
-            print(f"MISMATCH lanes {lanes} pipeline {pipeline}: {bad}", file=sys.stderr)
+            print(f"MISMATCH lanes {lanes} timing {name}: {bad}", file=sys.stderr)
     return rows
 
 
@@ -99,9 +116,9 @@ def main(argv=None):
     p.add_argument("--lanes", type=int_list(1, MAX_LANES), default="4,8",
                    help="lane counts, comma separated (default: 4,8)")
     p.add_argument("--images", type=positive_int, default=None, help="limit the test images")
-    p.add_argument("--pipeline", type=int_list(0, 5), default="0",
-                   help="pipeline settings of the layers (0-5), comma separated (default: 0; "
-                        "the board builds use boards.top.BOARD_PIPELINE)")
+    p.add_argument("--timing", type=timing_list, default="0",
+                   help="timing presets, comma separated: levels 0-5 (hdl.timing.Timing.preset) "
+                        "or board names (icebreaker, ulx3s: boards.timing); default: 0")
     p.add_argument("--sim", default=None, choices=SIMULATORS, help="verilator (default) or icarus")
     p.add_argument("--skip-mnist-scale", action="store_true")
     p.add_argument("--skip-learning", action="store_true")
@@ -114,10 +131,9 @@ def main(argv=None):
     lanes_list = args.lanes
     print(f"\n## Cycles per classification, digits test set, network {'-'.join(map(str, model.sizes))}, "
           f"{model.discrete.timesteps} steps of {model.discrete.dt}\n")
-    pipelines = args.pipeline
-    cols = ["lanes", "pipeline", "images", "agree", "cycles", "bound", "ratio", "row passes", "scans", "rest",
+    cols = ["lanes", "timing", "images", "agree", "cycles", "bound", "ratio", "row passes", "scans", "rest",
             "lookups/layer", "sim s"]
-    print(table(cycles_table(model, steps, lanes_list, args.sim, pipelines), cols))
+    print(table(cycles_table(model, steps, lanes_list, args.sim, args.timing), cols))
     print("\ntarget: ratio <= 1.5 at 4 and 8 lanes; agree = 100 % of images (class, step, spikes, "
           "lookups, every neuron's spike step)")
 

@@ -198,13 +198,13 @@ class Flow:
         d = report.to_dict()
         # The board's own cycles per classification: its lanes and classifier options, which
         # may differ from the sim stage's (the UP5K: lanes (2, 1) for digits).
-        from spikegate.boards.synth import classifier_options
+        from spikegate.boards.timing import board_timing
         from spikegate.sim.ttfs_run import simulate_hardware
         lanes = design.lanes
         x, _ = self.sample()
         _log(f"== synth: {self.board} cycles per classification (lanes {lanes}) in Verilator")
         hw = simulate_hardware(model.network(), model.encode(x), lanes, trace=False,
-                               **classifier_options(self.board))
+                               timing=board_timing(self.board))
         d["board_classifier"] = {
             "lanes": list(lanes) if not isinstance(lanes, int) else lanes,
             "cycles_mean": float(hw.cycles.mean()), "cycles_median": float(np.median(hw.cycles)),
