@@ -13,12 +13,12 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikegate.golden.fixed import signed_range
 from spikegate.golden.sign_backprop import LFSR_BITS, LFSR_TAPS, MAX_LFSR_K
 from spikegate.golden.ttfs_discrete import WEIGHT_BITS
 from .arith import lane_split
 from .params import checking
 from .popcount import Popcount
+from .saturate import saturate
 from .signatures import Votes
 
 __all__ = ["DeltaVoter", "sign_update_lanes"]
@@ -158,13 +158,7 @@ def sign_update_lanes(layer, m, st):
         m.d.comb += step.eq(d << layer.learn.lr_shift)
         total = Signal(signed(WEIGHT_BITS + 9), name=f"total{l}")
         m.d.comb += total.eq(w + step)
-        lo, hi = signed_range(WEIGHT_BITS)
-        with m.If(total > hi):
-            m.d.comb += new_w[l].eq(hi)
-        with m.Elif(total < lo):
-            m.d.comb += new_w[l].eq(lo)
-        with m.Else():
-            m.d.comb += new_w[l].eq(total)
+        m.d.comb += new_w[l].eq(saturate(total, signed(WEIGHT_BITS)))
         # Stochastic rounding: a candidate write draws ``lfsr_k`` steps of the update LFSR,
         # lane after lane, and is carried out when the ``lfsr_k`` new bits are all 0;
         # ``lfsr_k = 0`` writes every candidate.
