@@ -1,0 +1,341 @@
+"""One PD layer: its inputs' encoder, the shared weight lookup, the accumulators and the decoder.
+
+A frame goes through the layer in three overlapping parts:
+
+1. **encode** (:class:`~spikegate.hdl.pd_encoder.PDEncoder`): one input per cycle to signed
+   spike events ``(i, s)``, only ``s != 0``, into a queue;
+2. **accumulate**: each event walks row ``i`` of the weights ``|s|`` times through the
+   :class:`~spikegate.hdl.lookup.WeightLookup`, with op :attr:`PDOp.ADD` (``s > 0``) or
+   :attr:`PDOp.SUB`; on its beats every lane does one row addition of
+   :func:`~spikegate.golden.sigma_delta_fixed.accumulate_fx`, ``u = saturate(u +- w, ACC_W)``,
+   in a state memory of one word per lane group (read at the lookup's issue, written back at
+   the beat; rows follow each other with no gap, so the read port is transparent);
+3. **decode**, after the frame's last event has walked: one neuron per cycle, ``y =
+   decode(u, y)`` (:func:`~spikegate.golden.sigma_delta_fixed.decode_fx`), ``z = y + b`` and
+   the activation (:func:`~spikegate.golden.pdnn_fixed.activate_fx`) out on ``o_stream``; the
+   accumulator is zeroed for the next frame.
+
+The arithmetic is :mod:`spikegate.hdl.pd_arith`, step for step the golden model's.
+"""
+
+import numpy as np
+
+from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.lib import data, enum, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikegate.golden.sigma_delta_fixed import SDFixedFormat
+from spikegate.golden.ttfs_discrete import WEIGHT_BITS
+from . import pd_arith
+from .layouts import RESULT_COUNT_BITS
+from .lookup import WeightLookup
+from .params import checking
+from .pd_encoder import PDEncoder
+from .pd_layouts import PDActivationLayout, PDEventLayout, out_width
+from .pd_signatures import PDBiasPort, PDTracePort
+from .signatures import WeightPort
+from .spike_queue import SpikeQueue
+
+__all__ = ["PDLayer", "PDOp"]
+
+
+class PDOp(enum.IntEnum, shape=1):
+    """What a PD layer's row walk does (the op codes it gives the weight lookup)."""
+    #: add the source's weight row to the destinations' accumulators (a positive spike)
+    ADD = 0
+    #: subtract it (a negative spike)
+    SUB = 1
+
+
+class PDLayer(wiring.Component):
+    """A PD layer of ``n_dst`` neurons fed by ``n_src`` inputs.
+
+    Parameters
+    ----------
+    n_src, n_dst, lanes : int
+        See :class:`~spikegate.hdl.lookup.WeightLookup`.
+    fmt : SDFixedFormat
+        The layer's format (its input coder, accumulator and decoder); ``w_width`` must be 8.
+    next_fmt : SDFixedFormat or None
+        The next layer's format: the activations go out in its ``x_width`` / ``x_frac``. None
+        for the last layer, whose output is ``z = y + b`` (``y_width + 1`` bits).
+    weights : array of int, shape (n_src, n_dst), optional
+        Initial weights (8 bits signed, ``fmt.w_frac`` fractional). Zero when omitted.
+    biases : array of int, shape (n_dst,), optional
+        Initial biases (``fmt.y_width`` bits signed, ``fmt.y_frac`` fractional). Zero when
+        omitted.
+    queue_depth : int
+        Events the queue between encoder and accumulation holds (at least 2).
+    weight_memory : str
+        :attr:`~spikegate.hdl.lookup.WeightLookup.weight_memory`.
+
+    Members
+    -------
+    i_stream : In(stream)
+        :class:`~spikegate.hdl.pd_layouts.PDActivationLayout` (``fmt.x_width``): frames of
+        ``n_src`` activations.
+    o_stream : Out(stream)
+        :class:`~spikegate.hdl.pd_layouts.PDActivationLayout`
+        (:func:`~spikegate.hdl.pd_layouts.out_width`): the frame's ``n_dst`` activations.
+    weights : In(WeightPort)
+        Load and read back weights (only while not ``busy``).
+    bias : In(PDBiasPort)
+        Load biases (only while not ``busy``).
+    trace : Out(PDTracePort)
+        Every event and every decoded neuron.
+    clear_stats : In; events, spikes : Out(unsigned(32))
+        Events (inputs with ``s != 0``) and row additions (``sum |s|``) since ``clear_stats``.
+    busy : Out
+        A frame is in the layer, or its state is being zeroed (after reset).
+
+    The state (the encoder's ``x_prev`` and ``phi``, the accumulators, the decoder's ``y``) is
+    zeroed by every reset, in ``max(n_src, n_dst)`` cycles; weights and biases are kept.
+
+    Cycles per frame: the encoder takes one input per cycle and the walks overlap it; each
+    spike costs one row walk of ``ceil(n_dst / lanes)`` cycles (walks follow each other with
+    no gap); the decode starts 2 cycles after the last walk's last issue and takes one neuron
+    per cycle (``n_dst`` cycles plus 1 of latency), stalled only by ``o_stream``. With an
+    input stream that never waits, a frame whose events arrive faster than they are walked
+    takes about ``n_src`` (or, when more, ``sum|s| * ceil(n_dst / lanes)``) plus ``n_dst``
+    plus a few cycles.
+    """
+
+    def __init__(self, n_src, n_dst, lanes, fmt, next_fmt=None, weights=None, biases=None, *,
+                 queue_depth=16, weight_memory="auto"):
+        with checking(self):
+            for name, f in (("fmt", fmt), ("next_fmt", next_fmt)):
+                if not (isinstance(f, SDFixedFormat) or (name == "next_fmt" and f is None)):
+                    raise TypeError(f"{name} must be an SDFixedFormat, not {f!r}")
+            if fmt.w_width != WEIGHT_BITS:
+                raise ValueError(f"fmt.w_width must be {WEIGHT_BITS} (the weight memory's), not "
+                                 f"{fmt.w_width}")
+            if next_fmt is not None and fmt.y_frac < next_fmt.x_frac:
+                raise ValueError(f"fmt.y_frac {fmt.y_frac} is below next_fmt.x_frac "
+                                 f"{next_fmt.x_frac}")
+            if biases is not None:
+                b = np.asarray(biases)
+                lo, hi = -(1 << fmt.y_width - 1), (1 << fmt.y_width - 1) - 1
+                if b.shape != (n_dst,):
+                    raise ValueError(f"biases must have shape ({n_dst},), not {b.shape}")
+                if b.size and (b.min() < lo or b.max() > hi):
+                    raise ValueError(f"biases must be in [{lo}, {hi}] (y_width {fmt.y_width})")
+            if not isinstance(queue_depth, int) or queue_depth < 2:
+                raise ValueError(f"queue_depth must be an integer >= 2, not {queue_depth!r}")
+            self._lookup = WeightLookup(n_src, n_dst, lanes, weights, op_shape=PDOp,
+                                        read_ops=(PDOp.ADD, PDOp.SUB),
+                                        count_ops=(PDOp.ADD, PDOp.SUB),
+                                        weight_memory=weight_memory)
+        self._n_src, self._n_dst, self._lanes = int(n_src), int(n_dst), int(lanes)
+        self._fmt, self._next_fmt = fmt, next_fmt
+        self._out_bits = out_width(fmt, next_fmt)
+        self._encoder = PDEncoder(n_src, fmt)
+        self._queue = SpikeQueue(PDEventLayout(n_src, fmt.spike_width), queue_depth)
+        G = self._lookup.groups
+        self.acc_data = memory.MemoryData(
+            shape=data.ArrayLayout(signed(fmt.acc_width), self._lanes), depth=G, init=[])
+        self.y_data = memory.MemoryData(shape=signed(fmt.y_width), depth=self._n_dst, init=[])
+        self.bias_data = memory.MemoryData(
+            shape=signed(fmt.y_width), depth=self._n_dst,
+            init=[] if biases is None else [int(v) for v in np.asarray(biases)])
+        super().__init__({
+            "i_stream": In(stream.Signature(PDActivationLayout(fmt.x_width))),
+            "o_stream": Out(stream.Signature(PDActivationLayout(self._out_bits))),
+            "weights": In(WeightPort(n_src, n_dst)),
+            "bias": In(PDBiasPort(n_dst, fmt.y_width)),
+            "trace": Out(PDTracePort(n_src, n_dst, fmt, self._out_bits)),
+            "clear_stats": In(1),
+            "events": Out(RESULT_COUNT_BITS),
+            "spikes": Out(RESULT_COUNT_BITS),
+            "busy": Out(1),
+        })
+
+    @property
+    def lookup(self):
+        return self._lookup
+
+    @property
+    def encoder(self):
+        return self._encoder
+
+    @property
+    def fmt(self):
+        return self._fmt
+
+    @property
+    def next_fmt(self):
+        return self._next_fmt
+
+    @property
+    def groups(self):
+        return self._lookup.groups
+
+    @property
+    def lanes(self):
+        return self._lanes
+
+    @property
+    def out_bits(self):
+        return self._out_bits
+
+    def elaborate(self, platform):
+        m = Module()
+        fmt = self._fmt
+        m.submodules.encoder = enc = self._encoder
+        m.submodules.queue = queue = self._queue
+        m.submodules.lookup = lk = self._lookup
+        wiring.connect(m, wiring.flipped(self.weights), lk.weights)
+        m.submodules.acc = acc = memory.Memory(data=self.acc_data)
+        m.submodules.y = ymem = memory.Memory(data=self.y_data)
+        m.submodules.bias = bmem = memory.Memory(data=self.bias_data)
+        acc_wp = acc.write_port()
+        acc_rp = acc.read_port(transparent_for=(acc_wp,))
+        y_wp, y_rp = ymem.write_port(), ymem.read_port()
+        b_wp, b_rp = bmem.write_port(), bmem.read_port()
+
+        # Zeroing the accumulators and decoder states after reset (the encoder zeroes its own).
+        clearing = Signal(init=1)
+        clear_addr = Signal(range(max(self._n_dst, self.groups)))
+        with m.If(clearing):
+            m.d.sync += clear_addr.eq(clear_addr + 1)
+            with m.If(clear_addr == max(self._n_dst, self.groups) - 1):
+                m.d.sync += clearing.eq(0)
+
+        # Encoder: the layer's input (held while clearing), events into the queue.
+        m.d.comb += [
+            enc.i_stream.payload.eq(self.i_stream.payload),
+            enc.i_stream.valid.eq(self.i_stream.valid & ~clearing),
+            self.i_stream.ready.eq(enc.i_stream.ready & ~clearing),
+        ]
+        wiring.connect(m, enc.o_stream, queue.i_stream)
+        self._statistics(m, enc)
+
+        decoding = Signal()
+        self._accumulate(m, queue, lk, decoding)
+        dec = self._decode(m, lk, decoding, acc_rp, y_rp, b_rp, y_wp)
+
+        # The accumulators' ports: the lookup's issue and beats, else the decoder's.
+        beat = lk.beat
+        new = Signal.like(acc_rp.data)
+        for l in range(self._lanes):
+            m.d.comb += new[l].eq(pd_arith.accumulate(acc_rp.data[l], beat.weights[l],
+                                                      beat.op == PDOp.SUB, fmt))
+        with m.If(dec["go"]):
+            m.d.comb += [acc_rp.addr.eq(dec["group"]), acc_rp.en.eq(dec["advance"])]
+        with m.Else():
+            m.d.comb += [acc_rp.addr.eq(beat.issue_group), acc_rp.en.eq(beat.issue_valid)]
+        with m.If(clearing):
+            m.d.comb += [acc_wp.addr.eq(clear_addr), acc_wp.data.eq(0),
+                         acc_wp.en.eq(clear_addr < self.groups)]
+        with m.Elif(beat.valid):
+            m.d.comb += [acc_wp.addr.eq(beat.group), acc_wp.data.eq(new), acc_wp.en.eq(1)]
+        with m.Elif(dec["zero"]):
+            m.d.comb += [acc_wp.addr.eq(dec["zero_group"]), acc_wp.data.eq(0), acc_wp.en.eq(1)]
+        with m.If(clearing):
+            m.d.comb += [y_wp.addr.eq(clear_addr), y_wp.data.eq(0),
+                         y_wp.en.eq(clear_addr < self._n_dst)]
+
+        # Biases: written by the host while the layer is idle.
+        m.d.comb += [b_wp.addr.eq(self.bias.w_dst), b_wp.data.eq(self.bias.w_data),
+                     b_wp.en.eq(self.bias.w_en)]
+
+        m.d.comb += self.busy.eq(clearing | enc.busy | (queue.level != 0) | lk.busy | decoding)
+        return m
+
+    def _statistics(self, m, enc):
+        """Events and row additions, and the encoder's half of the trace."""
+        ev = enc.o_stream
+        fire = Signal()
+        mag = Signal(range((1 << self._fmt.spike_width - 1) + 1))
+        m.d.comb += [fire.eq(ev.valid & ev.ready),
+                     mag.eq(Mux(ev.payload.count < 0, -ev.payload.count, ev.payload.count))]
+        with m.If(self.clear_stats):
+            m.d.sync += [self.events.eq(0), self.spikes.eq(0)]
+        with m.Elif(fire & (ev.payload.count != 0)):
+            m.d.sync += [self.events.eq(self.events + 1), self.spikes.eq(self.spikes + mag)]
+        t = self.trace
+        m.d.comb += [t.s_valid.eq(fire), t.s_index.eq(ev.payload.index),
+                     t.s_count.eq(ev.payload.count), t.s_end.eq(ev.payload.end)]
+
+    def _accumulate(self, m, queue, lk, decoding):
+        """Row commands from the queue's head event: ``|count|`` walks of its row, the head
+        taken with the last; the frame's end event starts the decode (``decoding``)."""
+        head = queue.o_stream.payload
+        width = self._fmt.spike_width
+        need = Signal(range((1 << width - 1) + 1))
+        issued = Signal.like(need)
+        fire, last_row, empty, pop = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += [
+            need.eq(Mux(head.count < 0, -head.count, head.count)),
+            lk.cmd.valid.eq(queue.o_stream.valid & (issued != need) & ~decoding),
+            lk.cmd.payload.src.eq(head.index),
+            lk.cmd.payload.op.eq(Mux(head.count < 0, PDOp.SUB, PDOp.ADD)),
+            fire.eq(lk.cmd.valid & lk.cmd.ready),
+            last_row.eq(fire & (issued + 1 == need)),
+            empty.eq(queue.o_stream.valid & (need == 0) & ~decoding),
+            pop.eq(last_row | empty),
+            queue.o_stream.ready.eq(pop),
+        ]
+        with m.If(pop):
+            m.d.sync += issued.eq(0)
+        with m.Elif(fire):
+            m.d.sync += issued.eq(issued + 1)
+        with m.If(pop & head.end):
+            m.d.sync += decoding.eq(1)
+
+    def _decode(self, m, lk, decoding, acc_rp, y_rp, b_rp, y_wp):
+        """The decode pass, one neuron per cycle once the lookup has drained: stage A issues
+        the reads of neuron ``j`` (its accumulator word, ``y``, ``b``), stage B computes and
+        offers the activation on ``o_stream`` and, on its transfer, writes ``y`` back and
+        zeroes the accumulator word after its last lane. Returns the signals the accumulator
+        ports need."""
+        n, L, fmt = self._n_dst, self._lanes, self._fmt
+        go, issuing, advance = Signal(), Signal(), Signal()
+        j = Signal(range(n))
+        lane = Signal(range(L))
+        group = Signal(range(self.groups))
+        issued_all = Signal()
+        b_valid, b_done = Signal(), Signal()
+        b_j = Signal(range(n))
+        b_lane = Signal(range(L))
+        b_group = Signal(range(self.groups))
+        m.d.comb += [
+            go.eq(decoding & ~lk.busy),
+            issuing.eq(go & ~issued_all),
+            advance.eq(issuing & (~b_valid | b_done)),
+            y_rp.addr.eq(j), y_rp.en.eq(advance),
+            b_rp.addr.eq(j), b_rp.en.eq(advance),
+        ]
+        with m.If(advance):
+            m.d.sync += [b_valid.eq(1), b_j.eq(j), b_lane.eq(lane), b_group.eq(group),
+                         j.eq(pd_arith.wrap_increment(j, n))]
+            with m.If(j == n - 1):
+                m.d.sync += [issued_all.eq(1), lane.eq(0), group.eq(0)]
+            with m.Elif(lane == L - 1):
+                m.d.sync += [lane.eq(0), group.eq(group + 1)]
+            with m.Else():
+                m.d.sync += lane.eq(lane + 1)
+        with m.Elif(b_done):
+            m.d.sync += b_valid.eq(0)
+
+        u = Signal(signed(fmt.acc_width))
+        m.d.comb += u.eq(Array(acc_rp.data[l] for l in range(L))[b_lane])
+        y = pd_arith.decode(m, u, y_rp.data, fmt)
+        _, act = pd_arith.activate(m, y, b_rp.data, fmt, self._next_fmt)
+        b_last = Signal()
+        m.d.comb += [
+            b_last.eq(b_j == n - 1),
+            self.o_stream.valid.eq(b_valid),
+            self.o_stream.payload.x.eq(act),
+            b_done.eq(b_valid & self.o_stream.ready),
+        ]
+        with m.If(b_done):
+            m.d.comb += [y_wp.addr.eq(b_j), y_wp.data.eq(y), y_wp.en.eq(1)]
+            with m.If(b_last):
+                m.d.sync += [decoding.eq(0), issued_all.eq(0)]
+        t = self.trace
+        m.d.comb += [t.d_valid.eq(b_done), t.d_index.eq(b_j), t.d_u.eq(u), t.d_y.eq(y),
+                     t.d_act.eq(act)]
+        zero = Signal()
+        m.d.comb += zero.eq(b_done & ((b_lane == L - 1) | b_last))
+        return {"go": go, "advance": advance, "group": group, "zero": zero,
+                "zero_group": b_group}
