@@ -6,8 +6,12 @@ call; :func:`first_mismatch` names the first disagreement (image, layer, neuron,
 hardware and golden values).
 """
 
+import io
+import os
+import secrets
 import tempfile
-from dataclasses import dataclass
+import zipfile
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -16,30 +20,173 @@ from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteNetwork
 from spikegate.hdl.classifier import TTFSClassifier
 from .runner import run_cocotb
 
-__all__ = ["HardwareResult", "simulate_hardware", "first_mismatch", "small_digits_network"]
+__all__ = ["HardwareResult", "HardwareResultError", "simulate_hardware", "first_mismatch",
+           "small_digits_network"]
+
+
+class HardwareResultError(ValueError):
+    """A hardware results file that cannot be read: not an ``.npz`` archive (truncated or
+    corrupt), or not the arrays of a :class:`HardwareResult`. The message names the file."""
+
+
+def _per_layer(first):
+    """A field holding one array per layer, saved as ``NAME{first}``, ``NAME{first + 1}``, ...
+    (``first``: the number of its first layer)."""
+    return field(default=None, metadata={"first_layer": first})
 
 
 @dataclass
 class HardwareResult:
     """Per-image results read back from the simulated hardware (arrays over images).
 
+    This dataclass is the one list of the results: :meth:`from_images` builds it from the
+    classifier's result payloads (:class:`~spikegate.hdl.layouts.ClassifierResultLayout`),
+    :meth:`save` and :meth:`load` write and read it (``spikegate run``'s ``sim.npz``).
+
     ``decision`` is -1 and ``decision_step`` -1 where the hardware reported no decision, as
     in :class:`~spikegate.golden.ttfs_discrete.DiscreteResult`; ``spike_steps`` (per layer
     after the input, NO_SPIKE for none) is present when traced.
+
+    File format: an ``.npz`` archive with one array per field named as the field, except the
+    per-layer fields, one array per layer: ``spike_steps1`` .. ``spike_steps{L}`` (numbered
+    by neuron layer, the input being 0) and ``weights0`` .. ``weights{L-1}`` (numbered by
+    weight layer). Fields that are ``None`` are not written. Arrays keep their dtypes.
     """
     decision: np.ndarray
     decision_step: np.ndarray
     error: np.ndarray
     cycles: np.ndarray
     scan_cycles: np.ndarray
+    #: ``(n_images, n_layers)``: spikes per neuron layer, input first
     spikes: np.ndarray
+    #: ``(n_images, n_layers - 1)``: weights read per weight layer
     lookups: np.ndarray
-    spike_steps: list = None
+    #: per layer after the input, ``(n_images, n_neurons)``
+    spike_steps: list = _per_layer(1)
     label_error: np.ndarray = None
     learn_cycles: np.ndarray = None
     #: with ``read_weights``: per weight layer, ``(n_images, n_in, n_out)`` int8, the weights
     #: after each image
-    weights: list = None
+    weights: list = _per_layer(0)
+
+    @classmethod
+    def from_images(cls, results, timesteps, *, traces=None, weights=None):
+        """Stack the results of single images.
+
+        Parameters
+        ----------
+        results : list of dict
+            One per image, keyed by the members of
+            :class:`~spikegate.hdl.layouts.ClassifierResultLayout`
+            (:func:`spikegate.sim.ttfs_tb.unpack_result`).
+        timesteps : int
+            The trace port's "no spike" value (``DiscreteConfig.timesteps``).
+        traces : list, optional
+            Per image, per layer after the input, every neuron's spike step as read from the
+            trace port.
+        weights : list, optional
+            Per image, per weight layer, the ``(n_in, n_out)`` weights after the image.
+        """
+        if not results:
+            raise ValueError("no images: results is empty")
+        col = {k: np.array([r[k] for r in results], np.int64) for k in results[0]}
+        decided = col.pop("decided").astype(bool)
+        col["decision"] = np.where(decided, col.pop("klass"), -1)
+        col["decision_step"] = np.where(decided, col["decision_step"], -1)
+        if traces:
+            col["spike_steps"] = [np.where(t == timesteps, NO_SPIKE, t)
+                                  for t in (np.array(layer, np.int64) for layer in zip(*traces))]
+        if weights:
+            col["weights"] = [np.array(layer, np.int8) for layer in zip(*weights)]
+        return cls(**col)
+
+    def save(self, path):
+        """Write to ``path`` (an ``.npz`` archive, format above) atomically: a hidden
+        temporary file in the same directory, flushed, then renamed over ``path``."""
+        arrays = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            first = f.metadata.get("first_layer")
+            if first is None:
+                arrays[f.name] = np.asarray(value)
+            else:
+                for l, a in enumerate(value, first):
+                    arrays[f"{f.name}{l}"] = np.asarray(a)
+        _write_atomically(Path(path), lambda file: np.savez(file, **arrays))
+
+    @classmethod
+    def load(cls, path):
+        """Read a file written by :meth:`save`.
+
+        Raises ``FileNotFoundError`` for a missing file and :class:`HardwareResultError` for
+        one that is truncated, corrupt, lacks a field or holds an array that is no field's.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"hardware results {str(path)!r} do not exist")
+
+        def fail(msg):
+            raise HardwareResultError(f"hardware results {str(path)!r}: {msg}")
+
+        try:
+            raw = path.read_bytes()
+            if not raw.startswith(b"PK"):
+                fail(f"not an .npz archive (starts with {raw[:6]!r}): truncated or corrupt")
+            with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except HardwareResultError:
+            raise
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
+            fail(f"truncated or corrupt (not a readable .npz archive: {e})")
+        values, missing = {}, []
+        for f in fields(cls):
+            first = f.metadata.get("first_layer")
+            if first is None:
+                if f.name in arrays:
+                    values[f.name] = arrays.pop(f.name)
+                elif f.default is MISSING:      # a field without default: required
+                    missing.append(f.name)
+            else:
+                layers = []
+                while f"{f.name}{first + len(layers)}" in arrays:
+                    layers.append(arrays.pop(f"{f.name}{first + len(layers)}"))
+                values[f.name] = layers or None
+        if missing:
+            fail(f"lacks {', '.join(missing)} (written by another version of spikegate?)")
+        if arrays:
+            fail(f"unexpected arrays {sorted(arrays)}: not the results of a HardwareResult")
+        n = len(values["decision"]) if values["decision"].ndim else None
+        for name, v in values.items():
+            for a in (v if isinstance(v, list) else [] if v is None else [v]):
+                if a.ndim == 0 or len(a) != n or not np.issubdtype(a.dtype, np.integer):
+                    fail(f"{name} has shape {a.shape} and dtype {a.dtype}, expected integers "
+                         f"over {n} images (as decision)")
+        return cls(**values)
+
+
+def _write_atomically(path, write):
+    """Call ``write(file)`` on a new hidden file beside ``path``, fsync it and rename it over
+    ``path``; on any exception remove it. (As :mod:`spikegate.scripts.atomic`, which
+    ``sim/`` does not import.)"""
+    directory = path.parent if str(path.parent) else Path(".")
+    while True:
+        tmp = directory / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def simulate_hardware(net, steps, lanes, *, trace=True, sim=None, waves=None, out_dir=None,
@@ -59,6 +206,7 @@ def simulate_hardware(net, steps, lanes, *, trace=True, sim=None, waves=None, ou
     if steps.ndim != 2 or steps.shape[1] != net.sizes[0] or len(steps) == 0:
         raise ValueError(f"steps must have shape (n >= 1, {net.sizes[0]}), not {steps.shape}")
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        # The cocotb module saves a HardwareResult (HardwareResult.from_images, .save).
         out = Path(tmp) / "results.npz"
         lanes_name = "_".join(map(str, (lanes,) if isinstance(lanes, int) else lanes)) + \
             ("_learn" if labels is not None else "") + \
@@ -75,21 +223,7 @@ def simulate_hardware(net, steps, lanes, *, trace=True, sim=None, waves=None, ou
                               "labels": None if labels is None else np.asarray(labels, np.int64),
                               "lr_shift": int(lr_shift), "read_weights": bool(read_weights)},
                    timeout_s=timeout_s)
-        with np.load(out) as r:
-            d = {k: r[k] for k in r.files}
-    T = net.config.timesteps
-    decided = d["decided"].astype(bool)
-    spike_steps = None
-    if trace:
-        spike_steps = [np.where(d[f"trace{l}"] == T, NO_SPIKE, d[f"trace{l}"])
-                       for l in range(1, len(net.sizes))]
-    return HardwareResult(
-        decision=np.where(decided, d["klass"], -1),
-        decision_step=np.where(decided, d["decision_step"], -1),
-        error=d["error"], cycles=d["cycles"], scan_cycles=d["scan_cycles"],
-        spikes=d["spikes"], lookups=d["lookups"], spike_steps=spike_steps,
-        label_error=d["label_error"], learn_cycles=d["learn_cycles"],
-        weights=[d[f"weights{l}"] for l in range(len(net.weights))] if read_weights else None)
+        return HardwareResult.load(out)
 
 
 def first_mismatch(hw, golden, steps=None):

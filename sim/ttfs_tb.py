@@ -6,6 +6,7 @@ with hand-written bit offsets. Used by the cocotb tests and by ``spikegate sim``
 
 import numpy as np
 
+from amaranth.lib import data
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from spikegate.golden.ttfs_discrete import DiscreteConfig
@@ -23,18 +24,13 @@ def image_payloads(steps, n_inputs, config):
 
 
 def unpack_result(raw, sizes, config):
-    """A result payload (int) as a dict: decided, klass, decision_step, error, cycles,
-    spikes (list, input first), lookups (list), scan_cycles."""
+    """A result payload (int) as a dict keyed by the members of
+    :class:`~spikegate.hdl.layouts.ClassifierResultLayout`: ints, and lists for the array
+    members (``spikes`` input first, ``lookups`` per weight layer)."""
     lay = ClassifierResultLayout(tuple(sizes), config.step_bits)
     r = lay.from_bits(raw)
-    return {
-        "decided": int(r.decided), "klass": int(r.klass), "decision_step": int(r.decision_step),
-        "error": int(r.error), "cycles": int(r.cycles),
-        "spikes": [int(r.spikes[i]) for i in range(len(sizes))],
-        "lookups": [int(r.lookups[i]) for i in range(len(sizes) - 1)],
-        "scan_cycles": int(r.scan_cycles),
-        "label_error": int(r.label_error), "learn_cycles": int(r.learn_cycles),
-    }
+    return {name: [int(v) for v in r[name]] if isinstance(f.shape, data.ArrayLayout)
+            else int(r[name]) for name, f in lay}
 
 
 class ClassifierTB:
