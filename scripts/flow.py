@@ -3,7 +3,8 @@
 Each stage writes its result into the run directory together with the key of its inputs
 (a hash of the model file's bytes and the stage's options); ``run`` skips a stage whose
 result exists under the same key, so a second run with nothing changed only re-renders the
-report. Inputs (model file, data set) are checked before anything is written.
+report. Inputs (model file, data set) are checked before anything is written. The model
+file is parsed once per run (:meth:`Flow.model`) and shared by every stage.
 
 A run killed at any moment leaves nothing a later run would take for a result: a stage that is
 not up to date first deletes its key (the old result no longer counts as done), then writes its
@@ -69,6 +70,7 @@ class Flow:
         self.images, self.lanes, self.board = images, lanes, board
         self.board_lanes, self.waves, self.force = board_lanes, waves, force
         self._ds = None
+        self._models = {}          # (path, sha256 of its bytes) -> TTFSModelFile
         self.stages = {}           # name -> {"seconds", "cached"}
 
     # -- inputs ---------------------------------------------------------------------------
@@ -77,6 +79,18 @@ class Flow:
         if self._ds is None:
             self._ds = load_dataset(self.dataset_name, self.data)
         return self._ds
+
+    def model(self, path):
+        """The model file at ``path``, parsed (and checked) once: later calls with the same
+        path and the same bytes return the same object. Raises as
+        :func:`~spikegate.golden.model_file.load_model`."""
+        path = Path(path)
+        if not path.is_file():
+            return load_model(path)             # its FileNotFoundError names the file
+        key = (str(path.resolve()), _hash_file(path))
+        if key not in self._models:
+            self._models[key] = load_model(path)
+        return self._models[key]
 
     def _cached(self, name, path, key):
         meta = Path(str(path) + ".key")
@@ -99,7 +113,7 @@ class Flow:
     def train(self, model=None, *, hidden=(64,), epochs=None, seed=0):
         """The model file: ``model`` when given (checked), else trained on the data set."""
         if model is not None:
-            load_model(model)          # raises ModelFileError with a clear message
+            self.model(model)          # raises ModelFileError with a clear message
             self.stages["train"] = {"seconds": 0.0, "cached": True, "model": str(model)}
             return Path(model)
         from .train_ttfs import configs_for, train_model
@@ -129,7 +143,7 @@ class Flow:
             return json.loads(path.read_text())
         t0 = time.perf_counter()
         _log(f"== eval: float and 8-bit golden models on {len(self.ds.y_test)} test images")
-        summary, _ = evaluate(load_model(model_path), self.ds.x_test, self.ds.y_test)
+        summary, _ = evaluate(self.model(model_path), self.ds.x_test, self.ds.y_test)
         atomic.write_text(path, json.dumps(summary, indent=1))
         self._done("eval", path, key, t0)
         return summary
@@ -139,44 +153,39 @@ class Flow:
         return self.ds.x_test[:n], self.ds.y_test[:n]
 
     def sim(self, model_path):
-        """Simulate the Verilog on the sample; ``sim.npz`` holds the hardware's results."""
-        from spikegate.sim.ttfs_run import simulate_hardware
+        """Simulate the Verilog on the sample; returns the
+        :class:`~spikegate.sim.ttfs_run.HardwareResult`, saved as ``sim.npz``."""
+        from spikegate.sim.ttfs_run import HardwareResult, HardwareResultError, simulate_hardware
         path = self.out / "sim.npz"
+        # The code version covers sim/ttfs_run.py, which defines sim.npz's format: a file of
+        # another version is never reused.
         key = _key(stage="sim", model=_hash_file(model_path), code=_code_version(),
                    dataset=self.dataset_name,
                    images=self.images, lanes=self.lanes, waves=self.waves)
         if self._cached("sim", path, key):
-            return dict(np.load(path))
+            try:
+                return HardwareResult.load(path)
+            except HardwareResultError as e:
+                _log(f"== sim: {e}; simulating again")
+                Path(str(path) + ".key").unlink(missing_ok=True)
         t0 = time.perf_counter()
-        model = load_model(model_path)
+        model = self.model(model_path)
         x, _ = self.sample()
         _log(f"== sim: generate Verilog, build with Verilator, run {len(x)} images "
              f"(lanes {self.lanes})")
         hw = simulate_hardware(model.network(), model.encode(x), self.lanes, trace=True,
                                waves=self.waves)
-        arrays = {"decision": hw.decision, "decision_step": hw.decision_step, "error": hw.error,
-                  "cycles": hw.cycles, "scan_cycles": hw.scan_cycles, "spikes": hw.spikes,
-                  "lookups": hw.lookups}
-        for l, s in enumerate(hw.spike_steps):
-            arrays[f"spike_steps{l + 1}"] = s
-        with atomic.replacing(path) as tmp:
-            np.savez(tmp, **arrays)
+        hw.save(path)
         self._done("sim", path, key, t0)
-        return dict(np.load(path))
+        return hw
 
-    def compare(self, model_path, sim_arrays):
-        """Hardware against golden on the sample: ``None`` or the first mismatch."""
-        from spikegate.sim.ttfs_run import HardwareResult, first_mismatch
-        model = load_model(model_path)
+    def compare(self, model_path, hw):
+        """Hardware (a :class:`~spikegate.sim.ttfs_run.HardwareResult`) against golden on
+        the sample: ``(None or the first mismatch, the golden result)``."""
+        from spikegate.sim.ttfs_run import first_mismatch
+        model = self.model(model_path)
         x, _ = self.sample()
         g = simulate(model.network(), model.encode(x))
-        n_layers = len(model.sizes)
-        hw = HardwareResult(
-            decision=sim_arrays["decision"], decision_step=sim_arrays["decision_step"],
-            error=sim_arrays["error"], cycles=sim_arrays["cycles"],
-            scan_cycles=sim_arrays["scan_cycles"], spikes=sim_arrays["spikes"],
-            lookups=sim_arrays["lookups"],
-            spike_steps=[sim_arrays[f"spike_steps{l}"] for l in range(1, n_layers)])
         return first_mismatch(hw, g), g
 
     def synth(self, model_path):
@@ -190,7 +199,7 @@ class Flow:
             return json.loads(path.read_text())
         from spikegate.boards.synth import DEFAULT_SEEDS, make_design, synthesize
         t0 = time.perf_counter()
-        model = load_model(model_path)
+        model = self.model(model_path)
         _log(f"== synth: {self.board} bitstream with YoWASP (Yosys, nextpnr)")
         design, platform = make_design(self.board, model.network(), self.board_lanes)
         report = synthesize(design, platform, self.out / "synth-build", seed=DEFAULT_SEEDS,

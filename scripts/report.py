@@ -18,18 +18,18 @@ from . import atomic
 __all__ = ["agreement", "write_report"]
 
 
-def agreement(sim, golden):
-    """Per image: does the hardware equal golden in class, step, spikes, lookups and every
-    neuron's spike step?"""
-    ok = (sim["decision"] == golden.decision) & (sim["decision_step"] == golden.decision_step)
-    ok &= (sim["error"] == 0)
-    ok &= (sim["spikes"] == golden.spikes).all(axis=1) & (sim["lookups"] == golden.lookups).all(axis=1)
+def agreement(hw, golden):
+    """Per image: does the hardware (a :class:`~spikegate.sim.ttfs_run.HardwareResult`,
+    traced) equal golden in class, step, spikes, lookups and every neuron's spike step?"""
+    ok = (hw.decision == golden.decision) & (hw.decision_step == golden.decision_step)
+    ok &= (hw.error == 0)
+    ok &= (hw.spikes == golden.spikes).all(axis=1) & (hw.lookups == golden.lookups).all(axis=1)
     for l in range(1, len(golden.spike_steps)):
-        ok &= (sim[f"spike_steps{l}"] == golden.spike_steps[l]).all(axis=1)
+        ok &= (hw.spike_steps[l - 1] == golden.spike_steps[l]).all(axis=1)
     return ok
 
 
-def _plots(tmp, golden, sim, steps0, sizes, label0):
+def _plots(tmp, golden, hw, steps0, sizes, label0):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -54,11 +54,11 @@ def _plots(tmp, golden, sim, steps0, sizes, label0):
     plt.close(fig)
 
     # Spike raster of image 0 (hardware trace; identical to golden when they agree).
-    layers = [steps0] + [sim[f"spike_steps{l}"][0] for l in range(1, len(sizes))]
+    layers = [steps0] + [s[0] for s in hw.spike_steps]
     names = ["input"] + [f"hidden {l}" for l in range(1, len(sizes) - 1)] + ["output"]
     fig, axes = plt.subplots(len(layers), 1, figsize=(8, 2 + 1.6 * len(layers)), sharex=True,
                              gridspec_kw={"height_ratios": [max(2, min(s, 60) / 10) for s in sizes]})
-    k_d = int(sim["decision_step"][0])
+    k_d = int(hw.decision_step[0])
     for ax, st, name, n in zip(axes, layers, names, sizes):
         idx = np.flatnonzero(st != NO_SPIKE)
         ax.scatter(st[idx], idx, s=6, color="#222")
@@ -67,7 +67,7 @@ def _plots(tmp, golden, sim, steps0, sizes, label0):
         if k_d >= 0:
             ax.axvline(k_d, color="#c33", lw=1)
     if k_d >= 0:
-        win = int(sim["decision"][0])
+        win = int(hw.decision[0])
         axes[-1].scatter([k_d], [win], s=80, facecolors="none", edgecolors="#c33",
                          label=f"decision: class {win} at step {k_d} (label {label0})")
         axes[-1].legend(loc="upper right", fontsize=8)
@@ -80,17 +80,20 @@ def _plots(tmp, golden, sim, steps0, sizes, label0):
     return paths
 
 
-def write_report(dest, *, model, dataset, eval_summary, y_sample, steps_sample, golden, sim,
+def write_report(dest, *, model, dataset, eval_summary, y_sample, steps_sample, golden, hw,
                  mismatch, synth, stages, lanes, prototype):
+    """Render the report of a run into the folder ``dest``; ``hw`` is the sim stage's
+    :class:`~spikegate.sim.ttfs_run.HardwareResult` (traced), ``golden`` the golden model's
+    result on the same images."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = atomic.temp_dir(dest)
     try:
-        ok = agreement(sim, golden)
+        ok = agreement(hw, golden)
         n = len(y_sample)
-        hw_acc = float(np.mean(sim["decision"] == y_sample))
+        hw_acc = float(np.mean(hw.decision == y_sample))
         g_acc_sample = float(np.mean(golden.decision == y_sample))
-        cycles = sim["cycles"].astype(float)
+        cycles = hw.cycles.astype(float)
         fmax = synth.get("fmax_mhz") if synth else None
         board = (synth or {}).get("board_classifier")
         board_cycles = board["cycles_mean"] if board else None
@@ -121,7 +124,7 @@ def write_report(dest, *, model, dataset, eval_summary, y_sample, steps_sample, 
             "synth": synth,
             "stages": stages,
         }
-        paths = _plots(tmp, golden, sim, steps_sample[0], model.sizes, int(y_sample[0]))
+        paths = _plots(tmp, golden, hw, steps_sample[0], model.sizes, int(y_sample[0]))
         (tmp / "report.json").write_text(json.dumps(data, indent=1, default=str))
         acc = data["accuracy"]
         lines = [

@@ -4,14 +4,14 @@
 ``--model``), evaluates the float and 8-bit golden models, generates the Verilog and
 simulates it under cocotb + Verilator on a sample of test images, compares hardware and
 golden image by image, synthesizes for the default board and writes a report (Markdown,
-JSON, PNG) into ``--out``. Stages already up to date are reused.
+JSON, PNG) into ``--out``. Stages already up to date are reused. The model file is parsed
+once per command (:meth:`~spikegate.scripts.flow.Flow.model`).
 """
 
 import time
 from pathlib import Path
 
 from spikegate.golden.data import DATASETS
-from spikegate.golden.model_file import load_model
 
 from .args import (existing_dir, existing_file, lanes, non_negative_int, output_dir,
                    positive_int, positive_ints)
@@ -76,11 +76,12 @@ def _check_inputs(args):
     """Everything that can be refused is refused here, before a model is trained or a file
     is written: the model file, the data set, the training settings, the images, the lanes
     against the network's layers and (``run`` with ``--board-lanes``) the board's fit."""
-    model = load_model(args.model) if getattr(args, "model", None) is not None else None
     flow = Flow(args.out, dataset=args.dataset, data=args.data, images=args.images,
                 lanes=args.lanes, board=getattr(args, "board", "icebreaker"),
                 board_lanes=getattr(args, "board_lanes", None), waves=args.waves,
                 force=getattr(args, "force", False))
+    # Parsed here once; the stages reuse it (flow.model).
+    model = flow.model(args.model) if getattr(args, "model", None) is not None else None
     ds = flow.ds                              # loads (and checks) the data set
     n_test = len(ds.y_test)
     if args.images > n_test:
@@ -122,15 +123,15 @@ def run(args):
     flow.out.mkdir(parents=True, exist_ok=True)
     model_path = flow.train(args.model, hidden=tuple(args.hidden), epochs=args.epochs,
                             seed=args.seed)
-    model = load_model(model_path)
+    model = flow.model(model_path)
     summary = flow.eval(model_path)
-    sim = flow.sim(model_path)
-    mismatch, golden = flow.compare(model_path, sim)
+    hw = flow.sim(model_path)
+    mismatch, golden = flow.compare(model_path, hw)
     synth = None if args.no_synth else flow.synth(model_path)
     x, y = flow.sample()
     report = write_report(flow.out / "report", model=model, dataset=args.dataset,
                           eval_summary=summary, y_sample=y, steps_sample=model.encode(x),
-                          golden=golden, sim=sim, mismatch=mismatch, synth=synth,
+                          golden=golden, hw=hw, mismatch=mismatch, synth=synth,
                           stages=flow.stages, lanes=args.lanes, prototype=PROTOTYPE)
     print((report / "report.md").read_text())
     print(f"report: {report}/report.md  ({time.perf_counter() - t0:.0f} s)")
@@ -144,19 +145,19 @@ def _simulate_and_compare(args):
     """``sim`` and ``compare``: check the inputs, simulate (or reuse), compare with golden."""
     flow = _check_inputs(args)
     flow.out.mkdir(parents=True, exist_ok=True)
-    sim = flow.sim(Path(args.model))
-    mismatch, golden = flow.compare(Path(args.model), sim)
-    return flow, sim, mismatch, golden
+    hw = flow.sim(Path(args.model))
+    mismatch, golden = flow.compare(Path(args.model), hw)
+    return flow, hw, mismatch, golden
 
 
 def run_sim(args):
-    flow, sim, mismatch, golden = _simulate_and_compare(args)
+    flow, hw, mismatch, golden = _simulate_and_compare(args)
     from .report import agreement
-    ok = agreement(sim, golden)
+    ok = agreement(hw, golden)
     x, y = flow.sample()
-    print(f"{len(y)} images: hardware accuracy {100 * (sim['decision'] == y).mean():.2f} %, "
+    print(f"{len(y)} images: hardware accuracy {100 * (hw.decision == y).mean():.2f} %, "
           f"agrees with golden on {ok.sum()}/{len(ok)}, cycles per classification "
-          f"mean {sim['cycles'].mean():.0f}")
+          f"mean {hw.cycles.mean():.0f}")
     if mismatch:
         _print_mismatch(mismatch)
         return 1

@@ -14,6 +14,7 @@ from spikegate.golden.data import load_dataset
 from spikegate.golden.model_file import load_model
 from spikegate.golden.ttfs_discrete import simulate
 from spikegate.scripts.cli import main
+from spikegate.sim.ttfs_run import HardwareResult
 
 
 def _run(tmp_path, *extra):
@@ -39,8 +40,10 @@ def test_run_end_to_end_without_synthesis(tmp_path, capsys):
     assert rep["accuracy"]["hardware_sample"] == pytest.approx(float(np.mean(g12.decision == ds.y_test[:12])))
     frac = g.lookup_fraction(model.network()).mean(axis=0)
     assert rep["lookup_fraction"] == pytest.approx(frac.tolist())
-    sim = np.load(out / "sim.npz")
-    np.testing.assert_array_equal(sim["lookups"], g12.lookups)
+    hw = HardwareResult.load(out / "sim.npz")
+    np.testing.assert_array_equal(hw.lookups, g12.lookups)
+    for l, steps in enumerate(hw.spike_steps, 1):
+        np.testing.assert_array_equal(steps, g12.spike_steps[l])
     assert "12/12 images (100.0 %)" in (out / "report" / "report.md").read_text()
     # A second run reuses every stage.
     code, _ = _run(tmp_path, "--no-synth")
@@ -95,13 +98,12 @@ def test_compare_exits_nonzero_on_disagreement(tmp_path, capsys, monkeypatch):
     code, out = _run(tmp_path, "--no-synth")
     assert code == 0
     sim_path = out / "sim.npz"
-    d = dict(np.load(sim_path))
-    d["spike_steps1"] = d["spike_steps1"].copy()
-    d["spike_steps1"][3, 5] += 1
-    np.savez(sim_path, **d)
+    hw = HardwareResult.load(sim_path)
+    hw.spike_steps[0][3, 5] += 1
+    hw.save(sim_path)
     from spikegate.scripts.flow import Flow
     flow = Flow(out, images=12, lanes=4)
-    mm, _ = flow.compare(out / "model.npz", dict(np.load(sim_path)))
+    mm, _ = flow.compare(out / "model.npz", HardwareResult.load(sim_path))
     assert mm["image"] == 3 and mm["layer"] == 1 and mm["neuron"] == 5
 
 
