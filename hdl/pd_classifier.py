@@ -27,7 +27,11 @@ from .pd_layouts import PDActivationLayout, PDResultLayout
 from .pd_signatures import PDBiasPort, PDTracePort
 from .signatures import WeightPort
 
-__all__ = ["PDClassifier"]
+__all__ = ["PDClassifier", "expected_cycles", "QUEUE_LATENCY"]
+
+#: Cycles from an input's transfer into a layer to its event at the head of the (empty) queue:
+#: the encoder's stage B and the queue's two (:class:`~spikegate.hdl.spike_queue.SpikeQueue`).
+QUEUE_LATENCY = 3
 
 
 class PDClassifier(wiring.Component):
@@ -64,11 +68,21 @@ class PDClassifier(wiring.Component):
     idle : Out
         No frame in the network and no state being zeroed.
 
-    Latency and throughput: a frame's cycles (``cycles`` of its result) are about ``n_0 +
-    sum_l (n_{l+1} + 4) + sum_l max(0, spikes_l * ceil(n_{l+1} / lanes_l) - n_l)``: each layer
-    encodes one input per cycle, walks ``ceil(n_out / lanes)`` cycles per spike overlapping the
-    encoding, and decodes one neuron per cycle into the next layer's encoder. The next frame
-    starts the cycle after the result's transfer (plus the input's own stalls).
+    Latency and throughput, in cycles (:func:`expected_cycles` computes it from the golden
+    trace; the cocotb tests check it frame by frame). With the input stream never idle, layer
+    ``l`` takes its inputs at cycles ``t_l + i`` (``t_0 = 0``: the frame's first beat); the
+    event of input ``i_k`` (``|s_k|`` spikes) reaches the walker at ``t_l + i_k + 3`` (the
+    encoder's stage and the queue), and walks of ``G_l = ceil(n_{l+1} / lanes_l)`` cycles follow
+    each other with no gap, so the last starts at ``W_l = max_k (t_l + i_k + 3 + G_l (R_k -
+    1))``, ``R_k`` the spikes of events ``k`` and later. The decode starts at ``D_l = max(W_l +
+    G_l + 2, E_l + 1)`` (``E_l``: the cycle the frame's end event leaves the queue, ``W_l``
+    when the last input spiked, else ``max(t_l + n_l + 2, W_l + 1)``) and hands neuron ``j``
+    on at ``D_l + 1 + j = t_{l+1} + j``; the result is valid at ``D_{L-1} + n_L + 1``, its
+    ``cycles``. So a frame costs about ``sum_l max(n_l, G_l spikes_l) + n_L`` plus a few cycles
+    per layer: its spike events, not its inputs times its outputs. (Exact while the queue
+    holds at least 4 events: a full queue stalls the encoder only while the walker has more
+    queued work than the queue's latency.) The next frame's first beat is taken the cycle
+    after the result's transfer.
     After reset the state is zeroed in ``max(sizes)`` cycles (``idle`` low, no beat taken).
     """
 
@@ -199,3 +213,32 @@ class PDClassifier(wiring.Component):
                      self.idle.eq(~in_frame & ~busy)]
         return m
 
+
+
+def expected_cycles(trace, sizes, lanes):
+    """The ``cycles`` of each frame's result, from the golden trace (a
+    :class:`~spikegate.golden.pdnn_fixed.PDTrace`) of those frames: the timing model of
+    :class:`PDClassifier`'s docstring, for an input stream that never idles (an array of
+    ``len(trace)`` ints)."""
+    sizes = tuple(int(s) for s in sizes)
+    L = len(sizes) - 1
+    lanes = (lanes,) * L if isinstance(lanes, (int, np.integer)) else tuple(lanes)
+    G = [-(-sizes[l + 1] // int(lanes[l])) for l in range(L)]
+    out = np.zeros(len(trace.klass), np.int64)
+    for f in range(len(out)):
+        t = 0
+        for l in range(L):
+            s = np.asarray(trace.s[l][f])
+            n = sizes[l]
+            idx = np.flatnonzero(s)
+            if idx.size:
+                rest = np.cumsum(np.abs(s[idx])[::-1])[::-1]
+                last_walk = int(np.max(t + idx + QUEUE_LATENCY + G[l] * (rest - 1)))
+                drained = last_walk + G[l] + 2
+            else:
+                last_walk = drained = -1
+            end_pop = last_walk if s[n - 1] else max(t + n - 1 + QUEUE_LATENCY, last_walk + 1)
+            decode = max(drained, end_pop + 1)
+            t = decode + 1
+        out[f] = decode + sizes[-1] + 1
+    return out

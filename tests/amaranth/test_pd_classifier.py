@@ -7,7 +7,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from spikegate.golden.pdnn_fixed import first_mismatch
-from spikegate.hdl.pd_classifier import PDClassifier
+from spikegate.hdl.pd_classifier import PDClassifier, expected_cycles
 from spikegate.sim.amaranth_tb import stream_get
 from spikegate.sim.pd_amaranth_tb import monitor_trace, put_frames
 from spikegate.sim.pd_cases import stress_case, stress_formats
@@ -68,10 +68,8 @@ def test_classifier_matches_golden(lanes, p_stall):
     bad = first_mismatch(hw, g, f"stress seed {seed}, lanes {lanes}")
     assert bad is None, bad
     if p_stall == 0:
-        # every frame costs at least its row walks and a pass over each layer
-        G = [-(-b // l) for b, l in zip(net.sizes[1:], lanes)]
-        floor = g.spikes @ np.array(G) + sum(net.sizes[1:])
-        assert (hw.cycles >= floor).all(), f"cycles {hw.cycles} below the walks {floor}"
+        exp = expected_cycles(g, net.sizes, lanes)
+        assert np.array_equal(hw.cycles, exp), f"cycles {hw.cycles} vs the model's {exp}"
 
 
 def test_classifier_checks():

@@ -10,7 +10,7 @@ counts, accumulators, decoded values and activations.
   (sim/pd_mutants.py), so the comparison would catch such a bug;
 * the digits 64-64-10 network trained by the float model, on 240 frames: temporally redundant
   digits, all-zero frames, random pixels and shuffled digits, with back-pressure on the
-  results; cycles per frame against the spike events;
+  results; every frame's cycles equal the timing model's (hdl.pd_classifier.expected_cycles);
 * (slow) an MNIST-sized 784-200-10 network.
 """
 
@@ -20,6 +20,7 @@ import pytest
 from spikegate.golden.fixed import signed_range
 from spikegate.golden.pdnn_fixed import PDFixedNetwork, first_mismatch
 from spikegate.golden.sigma_delta_fixed import SDFixedFormat
+from spikegate.hdl.pd_classifier import expected_cycles
 from spikegate.sim.pd_cases import digits_frames, digits_network, slowly_changing, stress_case
 from spikegate.sim.pd_mutants import MUTANTS
 from spikegate.sim.pd_run import expected_trace, simulate_pd_hardware
@@ -91,20 +92,14 @@ def test_digits_sequence_bit_exact_and_cycles(digits):
     g = fixed.run(frames)
     bad = first_mismatch(hw, g, "digits 64-64-10, lanes 8")
     assert bad is None, bad
-    # Cycles (no input stalls: each frame's count is its own): at least the row walks of layer
-    # 0 or its input pass, plus a pass over each later layer; at most every pass and walk one
-    # after the other plus a few cycles per layer.
-    sizes = np.array(fixed.sizes)
-    G = -(-sizes[1:] // lanes)
-    walks = g.spikes * G
-    low = np.maximum(sizes[0], walks[:, 0]) + sizes[1:].sum()
-    high = sizes.sum() + walks.sum(axis=1) + 8 * len(G)
-    assert (hw.cycles >= low).all() and (hw.cycles <= high).all(), (
-        f"frame {np.flatnonzero((hw.cycles < low) | (hw.cycles > high))[0]}: cycles outside "
-        f"the walks' bounds")
+    # Cycles: with no input stalls (back-pressure on the results does not touch a frame's
+    # own count) every frame takes what the timing model says, exactly.
+    exp = expected_cycles(g, fixed.sizes, lanes)
+    bad = np.flatnonzero(hw.cycles != exp)
+    assert not bad.size, (f"frame {bad[0]}: {hw.cycles[bad[0]]} cycles, the model says "
+                          f"{exp[bad[0]]} (spikes {g.spikes[bad[0]].tolist()})")
     temporal, rnd = hw.cycles[:150].mean(), hw.cycles[152:192].mean()
     assert temporal < 0.6 * rnd, f"temporal frames cost {temporal:.0f} cycles, random {rnd:.0f}"
-    assert hw.cycles[150:152].max() <= sizes.sum() + 8 * len(G) + walks[150:152].sum(axis=1).max()
 
 
 @pytest.mark.requires_iverilog
