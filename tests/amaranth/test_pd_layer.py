@@ -10,6 +10,7 @@ from amaranth.sim import Simulator
 from spikegate.golden import sigma_delta_fixed as sdf
 from spikegate.golden.fixed import signed_range
 from spikegate.golden.pdnn_fixed import PDFixedNetwork, first_mismatch
+from spikegate.hdl import pd_arith
 from spikegate.hdl.pd_layer import PDLayer
 from spikegate.sim.pd_amaranth_tb import get_values, monitor_trace, put_frames
 from spikegate.sim.pd_trace import LayerTraceRecorder
@@ -157,3 +158,50 @@ def test_layer_bad_parameters():
         PDLayer(4, 4, 2, NARROW, biases=[1 << 20] * 4)
     with pytest.raises(TypeError, match="SDFixedFormat"):
         PDLayer(4, 4, 2, None)
+
+
+def _wrapping_accumulate(u, w, subtract, fmt):
+    from amaranth.hdl import Mux, Value
+    u, w = Value.cast(u), Value.cast(w)
+    return Mux(subtract, u - w, u + w)[:fmt.acc_width].as_signed()
+
+
+def _flooring_decode(m, u, y_prev, fmt, name="dec"):
+    from amaranth.hdl import signed
+    from spikegate.hdl.saturate import saturate
+    decay = pd_arith.times(y_prev, fmt.ka) >> fmt.ka_frac
+    spikes = pd_arith.round_shift(pd_arith.times(u, fmt.kb), fmt.kb_frac + fmt.w_frac - fmt.y_frac)
+    return saturate(decay + spikes, signed(fmt.y_width))
+
+
+def _flooring_quantize(m, a, phi, fmt, name="q"):
+    from amaranth.hdl import Value, signed
+    from spikegate.hdl.saturate import saturate
+    p = Value.cast(phi) + a
+    s = saturate(p >> fmt.phi_frac, signed(fmt.spike_width))
+    return s, saturate(p - (s << fmt.phi_frac), signed(fmt.phi_width))
+
+
+# Hardware with one wrong step (a missing saturation, a rounding that floors) fails the
+# comparison test_layer_matches_golden makes; the unchanged hardware (None) passes it.
+@pytest.mark.parametrize("step, mutant", [(None, None),
+                                          ("accumulate", _wrapping_accumulate),
+                                          ("decode", _flooring_decode),
+                                          ("quantize", _flooring_quantize)])
+def test_mutated_hardware_fails_the_comparison(monkeypatch, step, mutant):
+    if step is not None:
+        monkeypatch.setattr(pd_arith, step, mutant)
+    n_src, n_dst, lanes, fmt, seed = 7, 5, 2, NARROW, 650
+    rng, w, b = random_layer(seed, n_src, n_dst, fmt)
+    lo, hi = signed_range(fmt.x_width)
+    frames = rng.integers(lo, hi + 1, (12, n_src))
+    g = PDFixedNetwork([w], [b], [fmt]).run(frames)
+    rec, out = run_layer(PDLayer(n_src, n_dst, lanes, fmt, None, w, b), frames, seed=seed,
+                         p_stall=0.0)
+    hw = _HW(rec, out)
+    hw.klass = g.klass                       # a layer has no class: compare s, u, y, act
+    bad = first_mismatch(hw, g, f"seed {seed}")
+    if step is None:
+        assert bad is None, bad
+    else:
+        assert bad is not None, f"seed {seed}: the mutated {step} went unnoticed"
