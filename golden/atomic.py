@@ -1,5 +1,7 @@
-"""Atomic file writes for the commands' outputs: whoever reads a result (a person, or a later
-run deciding whether a stage is up to date) sees the old file or the new one, never part of one.
+"""Atomic file writes, written once for every writer of the project (model files, the
+commands' outputs, simulation results): whoever reads a result (a person, or a later run
+deciding whether a stage is up to date) sees the old file or the new one, never part of one.
+Standard library only, so that ``golden/`` (pure NumPy), ``sim/`` and ``scripts/`` share it.
 
 Every writer writes a hidden temporary file in the destination's directory
 (``.NAME.<random>.tmp<suffix>``: the same suffix, so that writers which choose the format by
@@ -7,7 +9,7 @@ the name, ``numpy.savez`` or ``matplotlib``'s ``savefig``, write the right one),
 disk and renames it over the destination with ``os.replace`` (atomic within a file system). A
 write that raises removes its temporary file; a process killed while writing leaves at most
 that hidden file, never a partial ``NAME``. Files get the usual permissions (``0o666`` less
-the umask). :func:`spikegate.golden.model_file.save_model` writes model files the same way.
+the umask).
 """
 
 import contextlib

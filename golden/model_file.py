@@ -42,14 +42,13 @@ algorithm, missing or extra arrays, wrong dtypes or shapes, int weights outside
 
 import io
 import json
-import os
-import secrets
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import atomic
 from .encoding import EncodingConfig, encode
 from .ttfs_discrete import DiscreteConfig, DiscreteNetwork, quantize_layer, times_to_steps
 
@@ -177,27 +176,10 @@ def save_model(path, model):
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise ModelFileError(f"model file {str(path)!r}: directory {str(directory)!r} does not exist")
-    # A new hidden file beside the target, created with the usual permissions (0o666 less
-    # the umask; mkstemp's 0o600 would make every model file private to its writer).
-    while True:
-        tmp = directory / f".{path.name}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as f:
+    # A new hidden file beside the target (the usual permissions), renamed over it.
+    with atomic.replacing(path) as tmp:
+        with open(tmp, "wb") as f:
             np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def load_model(path):

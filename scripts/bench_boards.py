@@ -52,7 +52,7 @@ from spikegate.scripts.synth import parse_seeds
 from spikegate.golden.model_file import load_model, save_model
 from spikegate.golden.ttfs_discrete import DiscreteNetwork, simulate
 
-from . import atomic
+from spikegate.golden import atomic
 from .args import existing_dir, output_dir, positive_int
 
 __all__ = ["main", "estimate_block_rams", "largest_hidden"]

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from spikegate.golden.pd_updates import ONLINE_RULES
-from spikegate.scripts import atomic
+from spikegate.golden import atomic
 from spikegate.scripts.args import existing_dir, int_list, output_dir, positive_float, positive_int
 from spikegate.scripts.train_pdnn import plot_curves, prepare_data, run_pair
 

@@ -25,7 +25,7 @@ import tracemalloc
 
 import numpy as np
 
-from spikegate.scripts import atomic
+from spikegate.golden import atomic
 from spikegate.scripts.args import (at_least, existing_dir, non_negative_int, output_file,
                                     positive_float, positive_int)
 

@@ -18,7 +18,7 @@ from spikegate.golden.model_file import load_model
 from spikegate.golden import ttfs
 from spikegate.golden.ttfs_discrete import simulate
 
-from . import atomic
+from spikegate.golden import atomic
 from .args import existing_dir, existing_file, output_dir, positive_int
 
 __all__ = ["add_parser", "run", "evaluate", "format_table", "plot_histograms"]

@@ -8,7 +8,7 @@ file is parsed once per run (:meth:`Flow.model`) and shared by every stage.
 
 A run killed at any moment leaves nothing a later run would take for a result: a stage that is
 not up to date first deletes its key (the old result no longer counts as done), then writes its
-result and finally its key, each atomically (:mod:`spikegate.scripts.atomic`: the old file or
+result and finally its key, each atomically (:mod:`spikegate.golden.atomic`: the old file or
 the complete new one, never part of one). The report is written to a temporary folder and
 moved into place at the end, so there is never a partial report.
 """
@@ -25,7 +25,7 @@ from spikegate.golden.data import load_dataset
 from spikegate.golden.model_file import load_model, save_model
 from spikegate.golden.ttfs_discrete import simulate
 
-from . import atomic
+from spikegate.golden import atomic
 
 __all__ = ["Flow", "PROTOTYPE"]
 

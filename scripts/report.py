@@ -1,7 +1,7 @@
 """The report of ``spikegate run``: Markdown, JSON and PNG in one folder.
 
 :func:`write_report` renders into a temporary folder next to the destination and renames it
-into place (:func:`spikegate.scripts.atomic.replace_dir`), so a report is either complete or
+into place (:func:`spikegate.golden.atomic.replace_dir`), so a report is either complete or
 absent.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from spikegate.golden.ttfs_discrete import NO_SPIKE
 
-from . import atomic
+from spikegate.golden import atomic
 
 __all__ = ["agreement", "write_report"]
 

@@ -19,7 +19,7 @@ from spikegate.golden.pdnn import MLP, PDNetwork, train_online
 from spikegate.golden.progress import Progress
 from spikegate.golden.temporal import smoothness, temporal_order
 
-from . import atomic
+from spikegate.golden import atomic
 from .args import (existing_dir, non_negative_float, non_negative_int, number_in, output_dir,
                    positive_float, positive_int, positive_ints)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic
+from spikegate.golden import atomic
 from .args import (at_least, existing_dir, non_negative_int, output_dir, positive_float,
                    positive_int)
 

@@ -7,8 +7,6 @@ hardware and golden values).
 """
 
 import io
-import os
-import secrets
 import tempfile
 import zipfile
 from dataclasses import MISSING, dataclass, field, fields
@@ -16,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikegate.golden import atomic
 from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteNetwork
 from spikegate.hdl.classifier import TTFSClassifier
 from .runner import run_cocotb
@@ -114,7 +113,9 @@ class HardwareResult:
             else:
                 for l, a in enumerate(value, first):
                     arrays[f"{f.name}{l}"] = np.asarray(a)
-        _write_atomically(Path(path), lambda file: np.savez(file, **arrays))
+        with atomic.replacing(path) as tmp:
+            with open(tmp, "wb") as file:
+                np.savez(file, **arrays)
 
     @classmethod
     def load(cls, path):
@@ -164,29 +165,6 @@ class HardwareResult:
                     fail(f"{name} has shape {a.shape} and dtype {a.dtype}, expected integers "
                          f"over {n} images (as decision)")
         return cls(**values)
-
-
-def _write_atomically(path, write):
-    """Call ``write(file)`` on a new hidden file beside ``path``, fsync it and rename it over
-    ``path``; on any exception remove it. (As :mod:`spikegate.scripts.atomic`, which
-    ``sim/`` does not import.)"""
-    directory = path.parent if str(path.parent) else Path(".")
-    while True:
-        tmp = directory / f".{path.name}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def simulate_hardware(net, steps, lanes, *, trace=True, sim=None, waves=None, out_dir=None,

@@ -122,7 +122,7 @@ def test_killed_write_leaves_the_old_file(tmp_path):
     assert path.read_bytes() == before                  # the old file, complete
     assert load_model(path).sizes == (12, 7, 3)
     left = [p.name for p in tmp_path.iterdir() if p.name != "m.npz"]
-    assert len(left) == 1 and left[0].startswith(".m.npz.") and left[0].endswith(".tmp"), left
+    assert len(left) == 1 and left[0].startswith(".m.npz.") and left[0].endswith(".tmp.npz"), left
 
 
 def test_save_rejects_inconsistent_model(tmp_path):
