@@ -23,8 +23,8 @@ from .lookup import MAX_LANES
 from .params import checking
 from .pd_arith import wrap_increment
 from .pd_layer import PDLayer
-from .pd_layouts import PDActivationLayout, PDResultLayout
-from .pd_signatures import PDBiasPort, PDTracePort
+from .layouts import PDActivationLayout, PDResultLayout
+from .signatures import PDBiasPort, PDTracePort
 from .signatures import WeightPort
 
 __all__ = ["PDClassifier", "expected_cycles", "QUEUE_LATENCY"]
@@ -53,11 +53,11 @@ class PDClassifier(wiring.Component):
     Members
     -------
     i_stream : In(stream)
-        :class:`~spikegate.hdl.pd_layouts.PDActivationLayout` (layer 0's ``x_width``): frames
+        :class:`~spikegate.hdl.layouts.PDActivationLayout` (layer 0's ``x_width``): frames
         of ``sizes[0]`` activations in layer 0's input format
         (:func:`~spikegate.golden.pdnn_fixed.quantize_input`), input 0 first.
     o_stream : Out(stream)
-        :class:`~spikegate.hdl.pd_layouts.PDResultLayout`: per frame the class, the cycles and
+        :class:`~spikegate.hdl.layouts.PDResultLayout`: per frame the class, the cycles and
         per layer the events and row additions.
     weights0 .. weights{L-1} : In(WeightPort)
         Load and read back layer ``l``'s weights, only while ``idle``.

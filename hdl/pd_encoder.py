@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikegate.golden.sigma_delta_fixed import SDFixedFormat
 from . import pd_arith
-from .pd_layouts import PDActivationLayout, PDEventLayout
+from .layouts import PDActivationLayout, PDEventLayout
 from .params import checking
 
 __all__ = ["PDEncoder", "encoder_state_layout"]
@@ -41,10 +41,10 @@ class PDEncoder(wiring.Component):
     Members
     -------
     i_stream : In(stream)
-        :class:`~spikegate.hdl.pd_layouts.PDActivationLayout` (``x_width``): the frame's
+        :class:`~spikegate.hdl.layouts.PDActivationLayout` (``x_width``): the frame's
         activations, input 0 first, frame after frame.
     o_stream : Out(stream)
-        :class:`~spikegate.hdl.pd_layouts.PDEventLayout`: ``(index, count)`` for every input
+        :class:`~spikegate.hdl.layouts.PDEventLayout`: ``(index, count)`` for every input
         whose ``count`` is not 0, in input order; ``end`` on the frame's last event.
     clearing : Out
         The state memory is being zeroed (after reset: ``n_src`` cycles); no input is taken.

@@ -31,8 +31,8 @@ from .layouts import RESULT_COUNT_BITS
 from .lookup import WeightLookup
 from .params import checking
 from .pd_encoder import PDEncoder
-from .pd_layouts import PDActivationLayout, PDEventLayout, out_width
-from .pd_signatures import PDBiasPort, PDTracePort
+from .layouts import PDActivationLayout, PDEventLayout, out_width
+from .signatures import PDBiasPort, PDTracePort
 from .signatures import WeightPort
 from .spike_queue import SpikeQueue
 
@@ -72,11 +72,11 @@ class PDLayer(wiring.Component):
     Members
     -------
     i_stream : In(stream)
-        :class:`~spikegate.hdl.pd_layouts.PDActivationLayout` (``fmt.x_width``): frames of
+        :class:`~spikegate.hdl.layouts.PDActivationLayout` (``fmt.x_width``): frames of
         ``n_src`` activations.
     o_stream : Out(stream)
-        :class:`~spikegate.hdl.pd_layouts.PDActivationLayout`
-        (:func:`~spikegate.hdl.pd_layouts.out_width`): the frame's ``n_dst`` activations.
+        :class:`~spikegate.hdl.layouts.PDActivationLayout`
+        (:func:`~spikegate.hdl.layouts.out_width`): the frame's ``n_dst`` activations.
     weights : In(WeightPort)
         Load and read back weights (only while not ``busy``).
     bias : In(PDBiasPort)

@@ -22,7 +22,7 @@ async def get_values(ctx, s, count, out, *, field="x", rng=None, p_stall=0.0):
 
 
 async def monitor_trace(ctx, trace, recorder):
-    """Feed a :class:`~spikegate.hdl.pd_signatures.PDTracePort` into a
+    """Feed a :class:`~spikegate.hdl.signatures.PDTracePort` into a
     :class:`~spikegate.sim.pd_trace.LayerTraceRecorder`, every cycle (run it in the
     background)."""
     async for vals in ctx.tick().sample(trace.s_valid, trace.s_index, trace.s_count, trace.s_end,

@@ -1,6 +1,6 @@
 """cocotb test bench for the PD network's Verilog (:class:`~spikegate.hdl.pd_classifier.PDClassifier`).
 
-Payloads are packed and unpacked through the layouts of :mod:`spikegate.hdl.pd_layouts`; the
+Payloads are packed and unpacked through the layouts of :mod:`spikegate.hdl.layouts`; the
 layers' trace ports are sampled every cycle into :class:`~spikegate.sim.pd_trace.LayerTraceRecorder`\\ s.
 """
 
@@ -8,7 +8,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from spikegate.hdl.pd_layouts import PDActivationLayout, PDResultLayout
+from spikegate.hdl.layouts import PDActivationLayout, PDResultLayout
 from .pd_trace import LayerTraceRecorder
 from .stream import StreamDriver, StreamMonitor, start_clock_and_reset
 

@@ -1,4 +1,4 @@
-"""What a PD layer's trace port (:class:`~spikegate.hdl.pd_signatures.PDTracePort`) shows, put
+"""What a PD layer's trace port (:class:`~spikegate.hdl.signatures.PDTracePort`) shows, put
 back into per-frame arrays comparable with :class:`~spikegate.golden.pdnn_fixed.PDTrace`.
 
 Plain Python: the Amaranth-simulator benches (:mod:`spikegate.sim.pd_amaranth_tb`) and the cocotb
