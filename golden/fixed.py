@@ -15,7 +15,11 @@ Conventions, as in the RTL:
 import numpy as np
 
 __all__ = ["signed_range", "unsigned_range", "saturate", "wrap", "asr", "round_shift",
-           "signed_bits", "unsigned_bits"]
+           "signed_bits", "unsigned_bits", "WEIGHT_BITS"]
+
+#: Width of a stored weight (signed), the same for every algorithm: the weight memories
+#: and the shared weight-lookup datapath (:mod:`spikegate.hdl.lookup`) are built for it.
+WEIGHT_BITS = 8
 
 
 def _check_bits(bits):

@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .fixed import signed_bits, unsigned_bits
+from .fixed import WEIGHT_BITS, signed_bits, unsigned_bits
 
 __all__ = [
     "NO_SPIKE", "WEIGHT_BITS", "THETA_BITS", "THETA_MAX", "DiscreteConfig", "DiscreteNetwork", "DiscreteResult",
@@ -69,7 +69,6 @@ __all__ = [
 ]
 
 NO_SPIKE = -1
-WEIGHT_BITS = 8
 #: Width of a threshold in the hardware (a run-time register): thresholds are 1 .. 4095
 #: (``127 / max|w|``: any layer whose largest weight is above 0.031). 12 bits keep
 #: ``acc_w - theta`` within 16 bits for small fan-ins, so the compare fits one iCE40 DSP.

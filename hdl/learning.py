@@ -14,7 +14,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikegate.golden.sign_backprop import LFSR_BITS, LFSR_TAPS, MAX_LFSR_K
-from spikegate.golden.ttfs_discrete import WEIGHT_BITS
+from spikegate.golden.fixed import WEIGHT_BITS
 from .arith import lane_split
 from .params import checking
 from .popcount import Popcount

@@ -14,7 +14,7 @@ from amaranth.hdl import Array, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, enum, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikegate.golden.ttfs_discrete import WEIGHT_BITS
+from spikegate.golden.fixed import WEIGHT_BITS
 from .arith import lane_split, lowest_set_bit, times_const
 from .layouts import RESULT_COUNT_BITS, index_bits
 from .params import checking

@@ -25,7 +25,7 @@ from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikegate.golden.sigma_delta_fixed import SDFixedFormat
-from spikegate.golden.ttfs_discrete import WEIGHT_BITS
+from spikegate.golden.fixed import WEIGHT_BITS
 from . import pd_arith
 from .layouts import RESULT_COUNT_BITS
 from .lookup import WeightLookup

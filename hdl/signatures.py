@@ -32,10 +32,10 @@ from amaranth.hdl import signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikegate.golden.fixed import unsigned_bits
+from spikegate.golden.fixed import WEIGHT_BITS, unsigned_bits
 from spikegate.golden.sigma_delta_fixed import SDFixedFormat
 from spikegate.golden.sign_backprop import LFSR_BITS, MAX_LFSR_K, MAX_LR_SHIFT
-from spikegate.golden.ttfs_discrete import THETA_BITS, WEIGHT_BITS
+from spikegate.golden.ttfs_discrete import THETA_BITS
 from .layouts import RESULT_COUNT_BITS, FireMaskLayout, RowCommandLayout, index_bits
 
 __all__ = ["WeightPort", "row_commands", "Beats", "TracePort", "ModelPort", "LearnControl",
