@@ -156,51 +156,57 @@ def _check(model, path):
             _fail(path, f"theta of layer {l} is {t!r}, expected an integer >= 1")
 
 
-def save_model(path, model):
-    """Write ``model`` (a :class:`TTFSModelFile`) to ``path`` atomically (format above).
+#: The algorithms whose model files share the container: their name in messages, and reader.
+_ALGORITHMS = {"ttfs": ("TTFS", "spikegate.golden.model_file.load_model"),
+               "pdnn": ("PD", "spikegate.golden.pd_model_file.load_pd_model")}
 
-    Raises :class:`ModelFileError` for an inconsistent model before anything is written.
-    """
+
+def read_npz(path, fail):
+    """The arrays of the ``.npz`` archive at ``path`` (read whole, no pickles), for every
+    reader of the project's archives. A missing file raises ``FileNotFoundError``; anything
+    else wrong calls ``fail(message)``, which raises the reader's own error naming the file."""
     path = Path(path)
-    if not isinstance(model, TTFSModelFile):
-        raise TypeError(f"model must be a TTFSModelFile, not {type(model).__name__}")
-    _check(model, path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(path)!r} does not exist")
     try:
-        meta = json.dumps(model.meta(), sort_keys=True, allow_nan=False)
+        raw = path.read_bytes()
+    except OSError as e:
+        fail(f"cannot be read: {e}")
+    if not raw.startswith(b"PK"):
+        fail(f"not an .npz archive (starts with {raw[:6]!r}): truncated or corrupt")
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
+        fail(f"truncated or corrupt (not a readable .npz archive: {e})")
+
+
+def write_container(path, meta, arrays):
+    """Write a model file: ``meta`` (a dict, as JSON) and ``arrays`` atomically to ``path``.
+    Raises :class:`ModelFileError` before anything is written when ``meta`` is not
+    JSON-able or the directory does not exist."""
+    path = Path(path)
+    try:
+        text = json.dumps(meta, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as e:
-        raise ModelFileError(f"model file {str(path)!r}: training info is not JSON-able: {e}") from None
-    arrays = {"meta": np.array(meta)}
-    for l, (f, q) in enumerate(zip(model.float_weights, model.int_weights)):
-        arrays[f"w_float_{l}"] = np.asarray(f, dtype=np.float32)
-        arrays[f"w_int8_{l}"] = np.asarray(q).astype(np.int8)
+        _fail(path, f"training info is not JSON-able: {e}")
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
-        raise ModelFileError(f"model file {str(path)!r}: directory {str(directory)!r} does not exist")
+        _fail(path, f"directory {str(directory)!r} does not exist")
     # A new hidden file beside the target (the usual permissions), renamed over it.
     with atomic.replacing(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, meta=np.array(text), **arrays)
 
 
-def load_model(path):
-    """Read and check a model file; returns a :class:`TTFSModelFile`.
-
-    Raises ``FileNotFoundError`` for a missing file and :class:`ModelFileError` for anything
-    wrong inside it (see the module docstring).
-    """
+def read_container(path, algorithm, version):
+    """Read a model file written by :func:`write_container`: ``(meta, arrays)``, after
+    checking the container format, the algorithm (``"ttfs"``, ``"pdnn"``) and its format
+    version. Raises ``FileNotFoundError`` or :class:`ModelFileError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file {str(path)!r} does not exist")
-    try:
-        raw = path.read_bytes()
-        if not raw.startswith(b"PK"):
-            _fail(path, f"not an .npz archive (starts with {raw[:6]!r}): truncated or corrupt")
-        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
-        _fail(path, f"truncated or corrupt (not a readable .npz archive: {e})")
+    arrays = read_npz(path, lambda msg: _fail(path, msg))
     if "meta" not in arrays:
         _fail(path, "no 'meta' entry: not a spikegate model file")
     try:
@@ -210,11 +216,42 @@ def load_model(path):
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         got = meta.get("format") if isinstance(meta, dict) else meta
         _fail(path, f"format is {got!r}, expected {FORMAT_NAME!r}")
-    if meta.get("version") != FORMAT_VERSION:
-        _fail(path, f"format version is {meta.get('version')!r}, expected {FORMAT_VERSION} "
-                    f"(this spikegate reads version {FORMAT_VERSION} only)")
-    if meta.get("algorithm") != "ttfs":
-        _fail(path, f"algorithm is {meta.get('algorithm')!r}, expected 'ttfs'")
+    got = meta.get("algorithm")
+    if got != algorithm:
+        _fail(path, f"algorithm is {got!r}, expected {algorithm!r}"
+                    + (f" (a {_ALGORITHMS[got][0]} model: read it with {_ALGORITHMS[got][1]})"
+                       if got in _ALGORITHMS else ""))
+    if meta.get("version") != version:
+        which = "" if algorithm == "ttfs" else f"{_ALGORITHMS[algorithm][0]} "
+        _fail(path, f"{which}format version is {meta.get('version')!r}, expected {version} "
+                    f"(this spikegate reads version {version} only)")
+    return meta, arrays
+
+
+def save_model(path, model):
+    """Write ``model`` (a :class:`TTFSModelFile`) to ``path`` atomically (format above).
+
+    Raises :class:`ModelFileError` for an inconsistent model before anything is written.
+    """
+    path = Path(path)
+    if not isinstance(model, TTFSModelFile):
+        raise TypeError(f"model must be a TTFSModelFile, not {type(model).__name__}")
+    _check(model, path)
+    arrays = {}
+    for l, (f, q) in enumerate(zip(model.float_weights, model.int_weights)):
+        arrays[f"w_float_{l}"] = np.asarray(f, dtype=np.float32)
+        arrays[f"w_int8_{l}"] = np.asarray(q).astype(np.int8)
+    write_container(path, model.meta(), arrays)
+
+
+def load_model(path):
+    """Read and check a model file; returns a :class:`TTFSModelFile`.
+
+    Raises ``FileNotFoundError`` for a missing file and :class:`ModelFileError` for anything
+    wrong inside it (see the module docstring).
+    """
+    path = Path(path)
+    meta, arrays = read_container(path, "ttfs", FORMAT_VERSION)
     sizes = meta.get("sizes")
     if (not isinstance(sizes, list) or len(sizes) < 2
             or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes)):

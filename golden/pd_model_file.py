@@ -38,17 +38,12 @@ values outside their widths, bad formats.
 """
 
 import dataclasses
-import io
-import json
-import os
-import secrets
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .model_file import FORMAT_NAME, ModelFileError
+from .model_file import FORMAT_NAME, ModelFileError, read_container, write_container
 from .pdnn_fixed import PDFixedNetwork, from_float
 from .sigma_delta_fixed import SDFixedFormat
 
@@ -151,38 +146,13 @@ def save_pd_model(path, model):
     if not isinstance(model, PDModelFile):
         raise TypeError(f"model must be a PDModelFile, not {type(model).__name__}")
     _check(model, path)
-    try:
-        meta = json.dumps(model.meta(), sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        _fail(path, f"training info or gains are not JSON-able: {e}")
-    arrays = {"meta": np.array(meta)}
+    arrays = {}
     for l in range(model.network.n_layers):
         arrays[f"w_float_{l}"] = np.asarray(model.float_weights[l], np.float32)
         arrays[f"b_float_{l}"] = np.asarray(model.float_biases[l], np.float32)
         arrays[f"w_int_{l}"] = model.network.weights[l].astype(np.int8)
         arrays[f"b_int_{l}"] = model.network.biases[l].astype(np.int32)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        _fail(path, f"directory {str(directory)!r} does not exist")
-    while True:
-        tmp = directory / f".{path.name}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_container(path, model.meta(), arrays)
 
 
 def _int_list(v, n):
@@ -197,34 +167,7 @@ def load_pd_model(path):
     :class:`~spikegate.golden.model_file.ModelFileError` for anything wrong inside it.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {str(path)!r} does not exist")
-    try:
-        raw = path.read_bytes()
-        if not raw.startswith(b"PK"):
-            _fail(path, f"not an .npz archive (starts with {raw[:6]!r}): truncated or corrupt")
-        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
-        _fail(path, f"truncated or corrupt (not a readable .npz archive: {e})")
-    if "meta" not in arrays:
-        _fail(path, "no 'meta' entry: not a spikegate model file")
-    try:
-        meta = json.loads(str(arrays.pop("meta")))
-    except (ValueError, TypeError) as e:
-        _fail(path, f"'meta' is not valid JSON: {e}")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        got = meta.get("format") if isinstance(meta, dict) else meta
-        _fail(path, f"format is {got!r}, expected {FORMAT_NAME!r}")
-    if meta.get("algorithm") != "pdnn":
-        _fail(path, f"algorithm is {meta.get('algorithm')!r}, expected 'pdnn'"
-                    + (" (a TTFS model: read it with spikegate.golden.model_file.load_model)"
-                       if meta.get("algorithm") == "ttfs" else ""))
-    if meta.get("version") != PD_FORMAT_VERSION:
-        _fail(path, f"PD format version is {meta.get('version')!r}, expected {PD_FORMAT_VERSION} "
-                    f"(this spikegate reads version {PD_FORMAT_VERSION} only)")
+    meta, arrays = read_container(path, "pdnn", PD_FORMAT_VERSION)
     sizes = meta.get("sizes")
     if not _int_list(sizes, 2) or min(sizes) < 1:
         _fail(path, f"sizes is {sizes!r}, expected a list of at least two positive integers")

@@ -6,15 +6,14 @@ call; :func:`first_mismatch` names the first disagreement (image, layer, neuron,
 hardware and golden values).
 """
 
-import io
 import tempfile
-import zipfile
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from spikegate.golden import atomic
+from spikegate.golden.model_file import read_npz
 from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteNetwork
 from spikegate.hdl.classifier import TTFSClassifier
 from .runner import run_cocotb
@@ -131,16 +130,7 @@ class HardwareResult:
         def fail(msg):
             raise HardwareResultError(f"hardware results {str(path)!r}: {msg}")
 
-        try:
-            raw = path.read_bytes()
-            if not raw.startswith(b"PK"):
-                fail(f"not an .npz archive (starts with {raw[:6]!r}): truncated or corrupt")
-            with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except HardwareResultError:
-            raise
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
-            fail(f"truncated or corrupt (not a readable .npz archive: {e})")
+        arrays = read_npz(path, fail)
         values, missing = {}, []
         for f in fields(cls):
             first = f.metadata.get("first_layer")
