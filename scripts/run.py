@@ -6,6 +6,10 @@ simulates it under cocotb + Verilator on a sample of test images, compares hardw
 golden image by image, synthesizes for the default board and writes a report (Markdown,
 JSON, PNG) into ``--out``. Stages already up to date are reused. The model file is parsed
 once per command (:meth:`~spikegate.scripts.flow.Flow.model`).
+
+``spikegate run --algorithm pdnn`` runs the PD network's flow instead
+(:mod:`spikegate.scripts.run_pdnn`); ``sim`` and ``compare`` take either kind of model file,
+told apart by the algorithm its ``meta`` names.
 """
 
 import time
@@ -16,6 +20,10 @@ from spikegate.golden.data import DATASETS
 from .args import (existing_dir, existing_file, lanes, non_negative_int, output_dir,
                    positive_int, positive_ints)
 from .flow import PROTOTYPE, Flow
+from . import run_pdnn
+
+#: ``--algorithm`` choices of ``spikegate run``.
+ALGORITHMS = ("ttfs", "pdnn")
 
 __all__ = ["add_parser"]
 
@@ -33,6 +41,13 @@ def _common(p, *, images_default):
 
 def add_parser(subparsers):
     p = subparsers.add_parser("run", help="the whole flow: train, eval, sim, compare, synth, report")
+    p.add_argument("--algorithm", default=None, choices=ALGORITHMS,
+                   help="ttfs or pdnn (default: the --model file's, else ttfs)")
+    p.add_argument("--temporal", action="store_true",
+                   help="pdnn: reorder training and test sets so neighbouring frames are "
+                        "similar (temporal MNIST)")
+    p.add_argument("--smoothing-steps", type=positive_int, default=1000,
+                   help="pdnn --temporal: look-ahead of the reordering (default: 1000)")
     p.add_argument("--model", type=existing_file, default=None,
                    help="use this model file instead of training")
     p.add_argument("--out", type=output_dir, default="spikegate-run",
@@ -42,7 +57,8 @@ def add_parser(subparsers):
     p.add_argument("--epochs", type=positive_int, default=None,
                    help="training epochs (default: the benchmark's)")
     p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--board", default="icebreaker", choices=("icebreaker", "ulx3s"))
+    p.add_argument("--board", default="icebreaker", choices=("icebreaker", "ulx3s"),
+                   help="ttfs: the board to synthesize for (pdnn: both)")
     p.add_argument("--board-lanes", type=lanes, default=None,
                    help="lanes of the synthesized design (default: the board's)")
     p.add_argument("--no-synth", action="store_true", help="skip synthesis")
@@ -116,7 +132,23 @@ def _print_mismatch(mm):
     print(f"DISAGREEMENT at {where}: hardware {mm['hardware']}, golden {mm['golden']}")
 
 
+def _algorithm(args):
+    """The algorithm of ``run`` / ``sim`` / ``compare``: ``--algorithm``, else the model
+    file's, else ``ttfs``; a model file of another algorithm than ``--algorithm`` is refused."""
+    given = getattr(args, "algorithm", None)
+    model = getattr(args, "model", None)
+    in_file = run_pdnn.model_algorithm(model) if model is not None else None
+    if given is not None and in_file is not None and in_file != given:
+        raise ValueError(f"--algorithm {given} but model {model!r} is a {in_file} model")
+    algorithm = given or in_file or "ttfs"
+    if algorithm != "pdnn" and getattr(args, "temporal", False):
+        raise ValueError("--temporal is for --algorithm pdnn")
+    return algorithm
+
+
 def run(args):
+    if _algorithm(args) == "pdnn":
+        return run_pdnn.run(args)
     from .report import write_report
     t0 = time.perf_counter()
     flow = _check_inputs(args)
@@ -151,6 +183,8 @@ def _simulate_and_compare(args):
 
 
 def run_sim(args):
+    if _algorithm(args) == "pdnn":
+        return run_pdnn.run_sim(args)
     flow, hw, mismatch, golden = _simulate_and_compare(args)
     from .report import agreement
     ok = agreement(hw, golden)
@@ -165,6 +199,8 @@ def run_sim(args):
 
 
 def run_compare(args):
+    if _algorithm(args) == "pdnn":
+        return run_pdnn.run_compare(args)
     _, _, mismatch, golden = _simulate_and_compare(args)
     if mismatch:
         _print_mismatch(mismatch)
