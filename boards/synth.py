@@ -31,7 +31,7 @@ from .toolchain import apply_yowasp_env
 
 __all__ = ["SynthReport", "SynthError", "TimingError", "synthesize", "DEFAULT_SEEDS",
            "parse_log", "parse_report", "ClassifierShim", "make_design", "BOARDS", "format_markdown",
-           "format_table", "write_reports"]
+           "format_table", "write_reports", "PDClassifierShim", "make_pd_design", "PD_LANES"]
 
 #: Boards :func:`make_design` knows.
 BOARDS = ("icebreaker", "ulx3s")
@@ -439,4 +439,99 @@ def make_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None, shim
     design = design_cls(net, lanes, clk_freq_hz=clk_freq_hz or b.DEFAULT_CLK_HZ,
                         make_top=ClassifierShim if shim else None, **kw)
     plat = b.platform() if board == "icebreaker" else b.platform(variant)
+    return design, plat
+
+
+# --- PD designs ----------------------------------------------------------------------------
+
+#: Lanes per weight layer of a PD network on each board. A PD layer adds rows (no
+#: multipliers): its lanes cost logic cells (a saturating adder each) and block RAM, not DSPs.
+#: The digits 64-64-10 network on the UP5K (shim top, nextpnr seed 1): lanes 8 need 8012 logic
+#: cells of 5280 (and 40 block RAMs), lanes (2, 1) 31 block RAMs of 30, lanes (1, 1) fit (4578
+#: logic cells, 30 block RAMs). The ECP5 85F takes lanes 8 with room to spare.
+PD_LANES = {"icebreaker": (1, 1), "ulx3s": 8}
+
+
+class PDClassifierShim(wiring.Component):
+    """A PD classifier (:class:`~spikegate.hdl.pd_classifier.PDClassifier`) alone behind two
+    pins, for synthesis: there is no UART protocol for PD frames yet.
+
+    ``rx`` shifts into a register that drives every input port of the classifier (the frame
+    stream, the result's ready, the weight and bias ports); every output port (result, ready,
+    trace ports, read-back data, ``idle``) is XOR-reduced into ``tx`` through a register, so
+    nothing is optimized away. Not a functional top: it measures resources and Fmax.
+    """
+    rx: In(1)
+    tx: Out(1)
+
+    def __init__(self, net, lanes, *, clk_freq_hz):
+        from spikegate.hdl.pd_classifier import PDClassifier
+        self.classifier = PDClassifier.from_network(net, lanes)
+        super().__init__()
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Value
+        m = Module()
+        m.submodules.classifier = c = self.classifier
+        ins, outs = [], []
+        for _, member, value in c.signature.flatten(c):
+            (ins if member.flow == In else outs).append(Value.cast(value))
+        sr = Signal(sum(len(v) for v in ins))
+        m.d.sync += sr.eq(Cat(self.rx, sr[:-1]))
+        m.d.comb += Cat(*ins).eq(sr)
+        m.d.sync += self.tx.eq(Cat(*outs).xor())
+        return m
+
+
+def _pd_design_class(base, mod, pll):
+    """``base`` (a board design class of module ``mod``, whose PLL parameters ``pll`` computes)
+    for a PD network: no fit check of the TTFS classifier's
+    multipliers (a PD layer has none) and the PD shim as its top."""
+
+    class PDDesign(base):
+        def __init__(self, net, lanes, *, clk_freq_hz, variant=None):
+            from spikegate.hdl.params import checking
+            self.net = net
+            self.lanes = lanes
+            self.weight_memories = ["ebr"] * (len(net.sizes) - 1)
+            if variant is not None:
+                from .ulx3s import VARIANTS
+                if variant not in VARIANTS:
+                    raise ValueError(f"ULX3S variant must be one of {', '.join(VARIANTS)}, "
+                                     f"not {variant!r}")
+                self.variant = variant
+                self.device = DEVICES[VARIANTS[variant]]
+            with checking(self):
+                if clk_freq_hz == mod.OSC_HZ:
+                    self.pll, self.clk_freq_hz = None, float(mod.OSC_HZ)
+                else:
+                    self.pll = pll(mod.OSC_HZ, clk_freq_hz)
+                    self.clk_freq_hz = self.pll["f_out_hz"]
+            self.top = PDClassifierShim(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)))
+
+    PDDesign.__name__ = PDDesign.__qualname__ = f"PD{base.__name__}"
+    return PDDesign
+
+
+def make_pd_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None):
+    """The board design of a PD network (a
+    :class:`~spikegate.golden.pdnn_fixed.PDFixedNetwork`) and its platform: ``(design,
+    platform)``. The top is :class:`PDClassifierShim`; the clock is the board's default target
+    (30 MHz on the iCEBreaker, 80 MHz on the ULX3S) unless ``clk_freq_hz`` is given; ``lanes``
+    default to :data:`PD_LANES`."""
+    from spikegate.golden.pdnn_fixed import PDFixedNetwork
+    if not isinstance(net, PDFixedNetwork):
+        raise TypeError(f"net must be a PDFixedNetwork, not {net!r}")
+    if board == "icebreaker":
+        from . import icebreaker as b
+        cls = _pd_design_class(b.ICEBreakerDesign, b, b.ice40_pll)
+        kw, plat = {}, b.platform()
+    elif board == "ulx3s":
+        from . import ulx3s as b
+        cls = _pd_design_class(b.ULX3SDesign, b, b.ecp5_pll)
+        kw, plat = {"variant": variant}, b.platform(variant)
+    else:
+        raise ValueError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
+    lanes = PD_LANES[board] if lanes is None else lanes
+    design = cls(net, lanes, clk_freq_hz=clk_freq_hz or b.DEFAULT_CLK_HZ, **kw)
     return design, plat
