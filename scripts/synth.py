@@ -3,7 +3,9 @@ resources used against the device and nextpnr's Fmax against the target clock.
 
 Without ``--model`` the network is a digits 64-64-10 TTFS network trained for a few epochs
 (seed 0): the weights are only the bitstream's initial contents (the board loads a model at
-run time), its shape is what is built.
+run time), its shape is what is built. A PD model file (``spikegate run --algorithm pdnn``) builds
+the PD classifier behind :class:`~spikegate.boards.synth.PDClassifierShim` (there is no UART
+protocol for PD frames yet): resources and Fmax only.
 """
 
 import sys
@@ -82,6 +84,9 @@ def run(args):
     lanes = args.lanes
     model = None
     if args.model:
+        from .run_pdnn import model_algorithm
+        if model_algorithm(args.model) == "pdnn":
+            return _run_pd(args)
         from spikegate.golden.model_file import load_model
         model = load_model(args.model)
     if lanes is not None:
@@ -114,6 +119,41 @@ def run(args):
         print(f"spikegate synth: {e}", file=sys.stderr)
         return 1
     print(format_table(report))
+    j, md = write_reports(report, out)
+    print(f"wrote {j} and {md}; bitstream {report.bitstream}")
+    if not report.timing_met:
+        print(f"spikegate synth: {TimingError(report)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_pd(args):
+    """``spikegate synth --model PD_FILE``: the PD classifier behind its shim."""
+    from spikegate.boards.synth import (DEFAULT_SEEDS, SynthError, TimingError, format_table,
+                                        make_pd_design, synthesize, write_reports)
+    from spikegate.boards.fit import ResourceError
+    from spikegate.golden.pd_model_file import load_pd_model
+    from .run import _check_lanes
+    net = load_pd_model(args.model).network
+    if args.lanes is not None:
+        _check_lanes("--lanes", args.lanes, net.sizes)
+    clk = None if args.clock_mhz is None else int(round(args.clock_mhz * 1e6))
+    out = Path(args.out)
+    try:
+        design, plat = make_pd_design(args.board, net, args.lanes, variant=args.variant,
+                                      clk_freq_hz=clk)
+        name = design.board + (f"-{design.variant}" if hasattr(design, "variant") else "")
+        report = synthesize(design, plat, out / f"build_{name}",
+                            seed=DEFAULT_SEEDS if args.seed is None else args.seed,
+                            check_timing=False)
+    except ResourceError as e:
+        print(f"spikegate synth: does not fit: {e}", file=sys.stderr)
+        return 1
+    except SynthError as e:
+        print(f"spikegate synth: {e}", file=sys.stderr)
+        return 1
+    print(format_table(report))
+    print("PD classifier behind PDClassifierShim (no UART protocol for PD frames yet)")
     j, md = write_reports(report, out)
     print(f"wrote {j} and {md}; bitstream {report.bitstream}")
     if not report.timing_met:

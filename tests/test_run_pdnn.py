@@ -182,3 +182,25 @@ def test_run_pdnn_with_synthesis(tmp_path, monkeypatch):
     for s in rep["synth"].values():
         assert s["fmax_mhz"] > 0 and s["resources"]
     assert "PDClassifierShim" in (out / "report" / "report.md").read_text()
+
+
+def test_synth_takes_a_pd_model_file(tmp_path, monkeypatch, capsys):
+    """``spikegate synth --model PD_FILE`` builds the PD design (the tools replaced here)."""
+    from spikegate.boards.synth import SynthReport
+    built = []
+
+    def fake(design, platform, build_dir, **kwargs):
+        built.append((type(design).__name__, design.lanes))
+        return SynthReport(board=design.board, device=design.device.name,
+                           sizes=list(design.net.sizes), lanes=[1, 1], target_mhz=30.0,
+                           fmax_mhz=31.5, resources={"ICESTORM_LC": {"used": 9, "available": 5280}},
+                           ffs=3)
+    monkeypatch.setattr("spikegate.boards.synth.synthesize", fake)
+    model = _tiny_model(tmp_path / "pd.npz")
+    assert main(["synth", "--board", "icebreaker", "--model", str(model),
+                 "--out", str(tmp_path / "s")]) == 0
+    assert built == [("PDICEBreakerDesign", (1, 1))]
+    assert "PDClassifierShim" in capsys.readouterr().out
+    assert main(["synth", "--board", "ulx3s", "--model", str(model), "--lanes", "1,2,3",
+                 "--out", str(tmp_path / "s")]) == 2
+    assert "--lanes 1,2,3" in capsys.readouterr().err
