@@ -191,6 +191,7 @@ def test_synth_takes_a_pd_model_file(tmp_path, monkeypatch, capsys):
 
     def fake(design, platform, build_dir, **kwargs):
         built.append((type(design).__name__, design.lanes))
+        platform.prepare(design, name="top")          # elaborated, as the tools would
         return SynthReport(board=design.board, device=design.device.name,
                            sizes=list(design.net.sizes), lanes=[1, 1], target_mhz=30.0,
                            fmax_mhz=31.5, resources={"ICESTORM_LC": {"used": 9, "available": 5280}},
