@@ -27,7 +27,25 @@ from .signatures import LearnControl, ModelPort
 from .protocol_reply import Source as _Source, reply_content, reply_states
 from .timing import Timing
 
-__all__ = ["ProtocolEngine"]
+__all__ = ["ProtocolEngine", "crc16_network"]
+
+
+def crc16_network(crc, byte):
+    """:func:`~spikegate.hdl.protocol_spec.crc16_update` of a 16-bit ``crc`` and an 8-bit
+    ``byte`` (Amaranth values) as an XOR network, 16 bits wide.
+
+    ``crc16_update`` itself takes Amaranth values too, but it reads its running value
+    twice per bit, and the Verilog backend does not share the repeated subexpression:
+    ``2**8`` copies of the first step (half of the engine's Verilog; half the board top's
+    simulation time under Verilator). The update is linear over GF(2), so each output bit
+    is the XOR of the input bits whose unit vectors set it, and those are found with
+    ``crc16_update`` itself (on Python ints): still the one definition."""
+    inputs = [crc[i] for i in range(16)] + [byte[i] for i in range(8)]
+    columns = ([crc16_update(1 << i, 0) for i in range(16)] +
+               [crc16_update(0, 1 << i) for i in range(8)])
+    assert crc16_update(0, 0) == 0      # linear: no constant term
+    return Cat(*(Cat(*(b for b, col in zip(inputs, columns) if (col >> k) & 1)).xor()
+                 for k in range(16)))
 
 
 _RX_STATES = ("HUNT", "CMD", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1")
@@ -378,7 +396,7 @@ class ProtocolEngine(wiring.Component):
         v.crc = Signal(16, init=CRC_INIT)
         v.crc_in = Signal(8)
         v.crc_next = Signal(16)
-        m.d.comb += v.crc_next.eq(crc16_update(v.crc, v.crc_in))
+        m.d.comb += v.crc_next.eq(crc16_network(v.crc, v.crc_in))
         v.crc_bad = Signal()           # a CRC byte differed (compared as it arrives)
         v.hdr = Signal(ChunkHeader())   # the first 7 payload bytes
         v.hdr_bits = v.hdr.as_value()

@@ -6,7 +6,7 @@ golden model; the timeout; bytes arriving mid-request (BUSY); statistics."""
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from spikegate.hdl import protocol_spec as P
@@ -15,7 +15,7 @@ from spikegate.boards.top import connect_classifier
 from spikegate.golden.ttfs_discrete import DiscreteConfig, DiscreteNetwork, simulate
 from spikegate.hdl.classifier import TTFSClassifier
 from spikegate.hdl.timing import Timing
-from spikegate.hdl.protocol import ProtocolEngine
+from spikegate.hdl.protocol import ProtocolEngine, crc16_network
 
 C, S = P.Command, P.Status
 TIMEOUT = 200
@@ -135,6 +135,27 @@ def weights_from(reps, net):
         ws.append(np.frombuffer(flat[i:i + w.size], np.int8).reshape(w.shape))
         i += w.size
     return ws
+
+
+def test_crc16_network_is_crc16_update():
+    """The engine's XOR network against the protocol's crc16_update, on random values and
+    the unit vectors."""
+    crc, byte, out = Signal(16), Signal(8), Signal(16)
+    m = Module()
+    m.d.comb += out.eq(crc16_network(crc, byte))
+    sim = Simulator(m)
+    rng = np.random.default_rng(SEED)
+    cases = [(1 << i, 0) for i in range(16)] + [(0, 1 << i) for i in range(8)] + \
+        [(int(c), int(b)) for c, b in zip(rng.integers(0, 1 << 16, 500), rng.integers(0, 256, 500))]
+
+    async def bench(ctx):
+        for c, b in cases:
+            ctx.set(crc, c)
+            ctx.set(byte, b)
+            assert ctx.get(out) == P.crc16_update(c, b), f"crc {c:#06x}, byte {b:#04x} (seed {SEED})"
+
+    sim.add_testbench(bench)
+    sim.run()
 
 
 def test_identify():
