@@ -8,8 +8,13 @@ through the :class:`~spikegate.hdl.signatures.ModelPort` and
 The receive, check, weight, event and reply states are each emitted by a method of their
 own into one state machine; the signals they share live in one namespace built by
 :meth:`ProtocolEngine._signals`.
+
+A watchdog bounds the wait for the classifier (:func:`result_bound`): an image it has not
+answered in time is given up on with a ``TIMEOUT`` reply, and its late result is dropped
+(see :class:`ProtocolEngine`).
 """
 
+import numbers
 import types
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -27,7 +32,67 @@ from .signatures import LearnControl, ModelPort
 from .protocol_reply import Source as _Source, reply_content, reply_states
 from .timing import Timing
 
-__all__ = ["ProtocolEngine", "crc16_network"]
+__all__ = ["ProtocolEngine", "result_bound", "crc16_network", "PASS_SLACK", "STEP_SLACK"]
+
+#: Cycles a row pass of a layer may take beyond its ``ceil(n_dst / lanes)`` beats, for
+#: :func:`result_bound`: the pass latency (2, plus one per register cut of the
+#: :class:`~spikegate.hdl.timing.Timing`, at most 5), the idle cycles that space the rows of a
+#: layer with fewer lane groups than its write distance (at most 2), and as much again.
+PASS_SLACK = 16
+#: Cycles a timestep may take per layer beyond its passes, for :func:`result_bound`: the
+#: step's start, the jump decision, the registered head's waits, the fire FIFO's latency.
+STEP_SLACK = 16
+
+
+def result_bound(sizes, lanes, timesteps, max_events, *, learning=False):
+    """A safe bound on the cycles from the first event of an image offered to a
+    :class:`~spikegate.hdl.classifier.TTFSClassifier` to its result: the default of the
+    :class:`ProtocolEngine`'s watchdog.
+
+    The work of one image is counted pass by pass from the classifier's documented
+    schedule, each pass of weight layer ``l`` costing its ``G_l = ceil(sizes[l + 1] /
+    lanes[l])`` beats plus :data:`PASS_SLACK`:
+
+    * per weight layer, one row pass per source spike (layer 0: every event of the image,
+      at most ``max_events``, duplicates included; a later layer: every neuron of the
+      layer before it, each fires at most once), one scan per timestep, the clear pass,
+      and one cycle per fire mask taken from the layer before;
+    * :data:`STEP_SLACK` per timestep and layer (and once more per timestep);
+    * the drain of the image's remaining events (one per cycle);
+    * with ``learning``, the learning phase as the sequencer's docstring states it: two
+      cycles per output neuron, a ``DELTA`` row per hidden neuron, two cycles per logged
+      event or hidden neuron, and a ``LEARN`` read-modify-write row (counted as two
+      passes) per source that fired.
+
+    The bound is twice that work, plus eight cycles per event (the engine offers an event
+    every seven cycles, so the classifier may wait that long for each) and 1024. The
+    classifier's reported ``cycles`` stay well under half of it in the tests
+    (``tests/amaranth/test_protocol.py``, images with the most events the buffer takes, no
+    decision, every timing level's cuts).
+
+    Parameters
+    ----------
+    sizes, lanes : sequence of int
+        Neurons per layer (input first) and lanes per weight layer.
+    timesteps : int
+    max_events : int
+        The most events an image can have (the engine's buffer bytes // 3).
+    learning : bool
+        Include the learning phase (TRAIN).
+    """
+    sizes, lanes = tuple(sizes), tuple(lanes)
+    n_w = len(sizes) - 1
+    groups = [-(-sizes[l + 1] // lanes[l]) for l in range(n_w)]
+    passes = [g + PASS_SLACK for g in groups]
+    sources = [max_events] + list(sizes[1:-1])
+    work = sum((sources[l] + timesteps + 1) * passes[l] for l in range(n_w))
+    work += sum(sources[1:]) + timesteps * STEP_SLACK * (n_w + 1) + max_events
+    if learning:
+        hidden = sum(sizes[1:-1])
+        work += 2 * sizes[-1] + sum(sizes[l] * passes[l] for l in range(1, n_w))
+        work += 2 * (max_events + hidden)
+        work += sum(sources[l] * (groups[l] + passes[l]) for l in range(n_w))
+    return 2 * work + 8 * max_events + 1024
 
 
 def crc16_network(crc, byte):
@@ -62,9 +127,25 @@ class ProtocolEngine(wiring.Component):
     checked (index, step, order) before the first one is sent.
 
     Latency: the reply starts 2 to ``2 * count + 4`` cycles after the last CRC byte (plus the
-    classification for CLASSIFY / TRAIN). Throughput: one byte per cycle in and out; the
+    classification for CLASSIFY / TRAIN, at most ``result_timeout_cycles``). Throughput: one byte per cycle in and out; the
     UART is the limit. Bytes that arrive while a request is carried out or its reply is sent
     are dropped and answered by one BUSY reply after that reply.
+
+    Watchdog: from the first event of a CLASSIFY or TRAIN image offered to the classifier,
+    the engine waits at most ``result_timeout_cycles`` for the classifier to take the
+    events and answer. When they pass (a hung or broken classifier: the default bound,
+    :func:`result_bound`, is far above any real classification) the engine replies
+    ``TIMEOUT`` (the status of a frame given up on; the protocol has no status of its own
+    for this) and hunts for the next frame. The image given up on is finished in the
+    background, as the stream rules require: the beat on offer stays on offer until taken,
+    then the end marker follows (the rest of the image is not sent), and its result is
+    taken and dropped whenever it comes, so it never answers a later request. Until then
+    the classifier is not idle, and a request that needs it (LOAD_WEIGHTS, READ_WEIGHTS,
+    LOAD_THETA, CLASSIFY, TRAIN) that passes every other check is answered ``BUSY`` and
+    changes nothing (the classifier takes no model write while an image is in progress);
+    IDENTIFY, STATS and RESET_STATS are answered as usual. ``learn.en`` drops when the
+    engine gives up, so a TRAIN image is learned from (as far as it was sent) only if the
+    classifier had started it and ever finishes it.
 
     Parameters
     ----------
@@ -82,6 +163,9 @@ class ProtocolEngine(wiring.Component):
         The classifier has the learning unit (TRAIN is carried out, else UNSUPPORTED).
     max_chunk : int
         Largest weight chunk (1 to 65535; default :data:`~spikegate.hdl.protocol_spec.MAX_CHUNK`).
+    result_timeout_cycles : int, optional
+        The watchdog's bound, in cycles (at least 2; default :func:`result_bound` of the
+        sizes, lanes, timesteps, buffer and ``learning``: :attr:`result_timeout_cycles`).
     result_layout : data.StructLayout, optional
         The classifier's result layout (default :class:`ClassifierResultLayout`); a field
         ``label_error`` is reported in bit 1 of the reply's flags.
@@ -107,13 +191,15 @@ class ProtocolEngine(wiring.Component):
         request; ``lfsr_seed`` with every weight written: a training run starts from a
         loaded model, so the update LFSR restarts).
     busy : Out(1)
-        A request is being carried out or answered.
+        A request is being carried out or answered (an image given up on by the watchdog
+        and still in the classifier does not count).
     error : Out(1)
         The last reply had an error status.
     """
 
     def __init__(self, sizes, lanes, config, *, clk_freq_hz, timeout_cycles, learning=False,
-                 max_chunk=MAX_CHUNK, result_layout=None, timing=None):
+                 max_chunk=MAX_CHUNK, result_timeout_cycles=None, result_layout=None,
+                 timing=None):
         timing = Timing() if timing is None else timing
         with checking(self):
             sizes = tuple(sizes)
@@ -130,6 +216,19 @@ class ProtocolEngine(wiring.Component):
                 raise TypeError(f"timing must be a Timing, not {timing!r}")
             if not isinstance(max_chunk, int) or not 1 <= max_chunk <= 0xFFFF:
                 raise ValueError(f"max_chunk must be an integer from 1 to 65535, not {max_chunk!r}")
+            lanes = tuple(lanes)
+            if len(lanes) != len(sizes) - 1 or not all(isinstance(x, numbers.Integral) and
+                                                       1 <= x <= 255 for x in lanes):
+                raise ValueError(f"lanes must be {len(sizes) - 1} integers from 1 to 255 (one per "
+                                 f"weight layer), not {lanes!r}")
+            lanes = tuple(int(x) for x in lanes)
+            if result_timeout_cycles is None:
+                result_timeout_cycles = result_bound(
+                    sizes, lanes, config.timesteps, max_payload(sizes[0], max_chunk) // 3,
+                    learning=learning)
+            if not isinstance(result_timeout_cycles, int) or result_timeout_cycles < 2:
+                raise ValueError(f"result_timeout_cycles must be an integer >= 2, not "
+                                 f"{result_timeout_cycles!r}")
             self._info = DeviceInfo(VERSION, sizes, lanes, clk_freq_hz, config.timesteps,
                                     config.dt, config.z_frac_bits, learning,
                                     max_payload(sizes[0], max_chunk), max_chunk)
@@ -137,6 +236,7 @@ class ProtocolEngine(wiring.Component):
         self._sizes = sizes
         self._config = config
         self._timeout = timeout_cycles
+        self._result_timeout = result_timeout_cycles
         self._learning = bool(learning)
         self._max_chunk = max_chunk
         self._timing = timing
@@ -161,6 +261,12 @@ class ProtocolEngine(wiring.Component):
     def buffer_bytes(self):
         return self._info.max_payload
 
+    @property
+    def result_timeout_cycles(self):
+        """The watchdog's bound: cycles from an image's first event offered to the
+        classifier to its result."""
+        return self._result_timeout
+
     def elaborate(self, platform):
         m = Module()
         v = self._signals(m)
@@ -171,10 +277,12 @@ class ProtocolEngine(wiring.Component):
             self._weight_states(m, v)
             self._event_states(m, v)
             reply_states(self, m, v)
+        self._abandoned_image(m, v)
         receiving = Cat(fsm.ongoing(s) for s in _RX_STATES).any()
         if self._learning:
             # learn.en holds from the first event of a TRAIN image until the next CLASSIFY or
-            # TRAIN is checked: the classifier samples it whenever its image starts. A
+            # TRAIN is checked, or the watchdog gives the image up: the classifier samples it
+            # whenever its image starts. A
             # training run starts from a loaded model: the update LFSR restarts.
             m.d.comb += [self.learn.en.eq(v.is_train & v.ev_send),
                          self.learn.lfsr_seed.eq(self.model.w_en)]
@@ -254,11 +362,13 @@ class ProtocolEngine(wiring.Component):
                         m.d.sync += v.stats.eq(0)
                         v.send_reply(Status.OK)
                     with m.Case(Command.LOAD_THETA):
-                        with m.If(v.theta_ok):
+                        with m.If(~v.theta_ok):
+                            v.fail(Status.OUT_OF_RANGE)
+                        with m.Elif(v.clf_busy):
+                            v.fail(Status.BUSY)
+                        with m.Else():
                             m.d.comb += self.model.theta_en.eq(1)
                             v.send_reply(Status.OK)
-                        with m.Else():
-                            v.fail(Status.OUT_OF_RANGE)
                     with m.Case(Command.LOAD_WEIGHTS, Command.READ_WEIGHTS):
                         with m.If(v.chunk_ok):
                             m.d.sync += [v.wsrc.eq(v.hdr.src), v.wdst.eq(v.hdr.dst),
@@ -279,7 +389,9 @@ class ProtocolEngine(wiring.Component):
         """Weight chunks: a dry walk over the addresses, then the real one."""
         # -------- weight chunks: a dry walk over the addresses, then the real one
         with m.State("WALK"):
-            with m.If(v.left == 0):
+            with m.If((v.left == 0) & v.clf_busy):
+                v.fail(Status.BUSY)
+            with m.Elif(v.left == 0):
                 m.d.sync += [v.wsrc.eq(v.hdr.src), v.wdst.eq(v.hdr.dst), v.left.eq(v.hdr.count),
                              v.ptr.eq(7)]
                 with m.If(v.cmd == Command.LOAD_WEIGHTS):
@@ -302,16 +414,21 @@ class ProtocolEngine(wiring.Component):
                 m.next = "WR_ADDR"
 
     def _event_states(self, m, v):
-        """Image events: check all, then send all and the end marker; wait for the result."""
+        """Image events: check all, then send all and the end marker; wait for the result
+        (the watchdog runs from the first event sent to the result)."""
         # -------- image events: check all, then send all and the end marker
         with m.State("EV_ADDR"):
             with m.If(v.ptr == v.length):
                 with m.If(v.ev_send):
                     m.next = "EV_END"
+                with m.Elif(v.clf_busy):
+                    v.fail(Status.BUSY)
                 with m.Else():
-                    m.d.sync += [v.ptr.eq(Mux(v.is_train, 3, 0)), v.ev_send.eq(1)]
+                    m.d.sync += [v.ptr.eq(Mux(v.is_train, 3, 0)), v.ev_send.eq(1), v.wd.eq(0)]
             with m.Else():
                 m.next = "EV_DATA"
+            with m.If(v.ev_send):
+                v.watchdog(owe_event=0, owe_end=1)
         with m.State("EV_DATA"):
             m.d.sync += [v.ev.word_select(v.ev_j, 8).eq(v.rd.data), v.ptr.eq(v.ptr + 1)]
             with m.If(v.ev_j == 2):
@@ -320,12 +437,15 @@ class ProtocolEngine(wiring.Component):
             with m.Else():
                 m.d.sync += v.ev_j.eq(v.ev_j + 1)
                 m.next = "EV_ADDR"
+            with m.If(v.ev_send):
+                v.watchdog(owe_event=0, owe_end=1)
         with m.State("EV_USE"):
             with m.If(v.ev_send):
                 m.d.comb += [self.ev_stream.valid.eq(1), v.ev_p.index.eq(v.ev_index),
                              v.ev_p.step.eq(v.ev_step), v.ev_p.end.eq(0)]
                 with m.If(self.ev_stream.ready):
                     m.next = "EV_ADDR"
+                v.watchdog(owe_event=~self.ev_stream.ready, owe_end=1)
             with m.Elif((v.ev_index >= v.sizes[0]) | (v.ev_step >= v.T) | (v.ev_step < v.prev_step)):
                 v.fail(Status.OUT_OF_RANGE)
             with m.Else():
@@ -335,9 +455,31 @@ class ProtocolEngine(wiring.Component):
             m.d.comb += [self.ev_stream.valid.eq(1), v.ev_p.end.eq(1)]
             with m.If(self.ev_stream.ready):
                 m.next = "EV_WAIT"
+            v.watchdog(owe_event=0, owe_end=~self.ev_stream.ready)
         with m.State("EV_WAIT"):
             with m.If(self.res_stream.valid):
                 v.send_reply(Status.OK, _Source.RESULT, v.reply_bytes)
+            with m.Else():
+                v.watchdog(owe_event=0, owe_end=0)
+
+    def _abandoned_image(self, m, v):
+        """The rest of an image the watchdog gave up on, outside the state machine: the
+        beat that was on offer (held, as the stream rules require), then the end marker,
+        then its result, taken and dropped. The event states are not entered meanwhile
+        (``clf_busy``), so nothing else drives ``ev_stream``."""
+        with m.If(v.owe_event):
+            m.d.comb += [self.ev_stream.valid.eq(1), v.ev_p.index.eq(v.ev_index),
+                         v.ev_p.step.eq(v.ev_step), v.ev_p.end.eq(0)]
+            with m.If(self.ev_stream.ready):
+                m.d.sync += v.owe_event.eq(0)
+        with m.Elif(v.owe_end):
+            m.d.comb += [self.ev_stream.valid.eq(1), v.ev_p.end.eq(1)]
+            with m.If(self.ev_stream.ready):
+                m.d.sync += v.owe_end.eq(0)
+        with m.Elif(v.abandoned):
+            m.d.comb += self.res_stream.ready.eq(1)
+            with m.If(self.res_stream.valid):
+                m.d.sync += v.abandoned.eq(0)
 
     def _checks(self, m, v):
         """The frame's checks, registered: they read only ``cmd``, ``length``, ``mod3`` and
@@ -406,6 +548,15 @@ class ProtocolEngine(wiring.Component):
         v.mod3 = Signal(2)              # payload length mod 3
         v.timer = Signal(range(self._timeout + 1))
         v.overrun = Signal()
+        # The watchdog: cycles since the image's first event was offered; an image given up
+        # on and what of it is still owed to the classifier.
+        v.wd = Signal(range(self._result_timeout))
+        v.abandoned = Signal()      # its result is still to come (and to be dropped)
+        v.owe_event = Signal()      # the event that was on offer is still to be sent
+        v.owe_end = Signal()        # its end marker is still to be sent
+        # The classifier cannot take a request now: an image given up on is in it.
+        v.clf_busy = Signal()
+        m.d.comb += v.clf_busy.eq(v.abandoned | ~self.model.idle)
         v.status = Signal(Status)
         v.source = Signal(_Source)
         v.reply_len = Signal(16)
@@ -473,6 +624,17 @@ class ProtocolEngine(wiring.Component):
             with m.Else():
                 m.d.sync += v.timer.eq(v.timer + 1)
 
+        def watchdog(owe_event, owe_end):
+            """In a state of an image sent to the classifier: count; at the bound, give the
+            image up (reply TIMEOUT) and owe the classifier what is left of it: the beat on
+            offer now (``owe_event``), the end marker (``owe_end``), then its result."""
+            m.d.sync += v.wd.eq(v.wd + 1)
+            with m.If(v.wd == self._result_timeout - 1):
+                # ev_send low: learn.en drops (an image not started yet is not learned).
+                m.d.sync += [v.abandoned.eq(1), v.owe_event.eq(owe_event),
+                             v.owe_end.eq(owe_end), v.ev_send.eq(0)]
+                v.send_reply(Status.TIMEOUT)
+
         def put(value, nxt, *, update_crc=True):
             m.d.comb += [self.o_stream.valid.eq(1), self.o_stream.payload.eq(value)]
             with m.If(self.o_stream.ready):
@@ -482,5 +644,6 @@ class ProtocolEngine(wiring.Component):
                 m.next = nxt
         v.advance, v.send_reply, v.fail, v.frame_timer, v.put = (advance, send_reply, fail,
                                                                  frame_timer, put)
+        v.watchdog = watchdog
         return v
 

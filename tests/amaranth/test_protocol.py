@@ -2,7 +2,9 @@
 """The protocol engine (gateware decoder/encoder) in Amaranth's simulator, driven byte by
 byte with a real (small) classifier behind it: every error case gets its error reply and
 leaves the weights and thresholds intact; loads, read-back, classification against the
-golden model; the timeout; bytes arriving mid-request (BUSY); statistics."""
+golden model; the timeout; bytes arriving mid-request (BUSY); statistics. The watchdog on
+the classifier's result, with a stand-in classifier that answers late, never, or does not
+take events, and with the real one on the slowest images the buffer takes."""
 
 import numpy as np
 import pytest
@@ -15,7 +17,8 @@ from spikegate.boards.top import connect_classifier
 from spikegate.golden.ttfs_discrete import DiscreteConfig, DiscreteNetwork, simulate
 from spikegate.hdl.classifier import TTFSClassifier
 from spikegate.hdl.timing import Timing
-from spikegate.hdl.protocol import ProtocolEngine, crc16_network
+from spikegate.hdl.layouts import ClassifierResultLayout
+from spikegate.hdl.protocol import ProtocolEngine, crc16_network, result_bound
 
 C, S = P.Command, P.Status
 TIMEOUT = 200
@@ -338,3 +341,218 @@ def test_parameter_checks():
         ProtocolEngine((70000, 2), (1,), cfg, clk_freq_hz=1, timeout_cycles=10)
     with pytest.raises(TypeError, match="DiscreteConfig"):
         ProtocolEngine((4, 2), (1,), None, clk_freq_hz=1, timeout_cycles=10)
+
+
+# --- the watchdog on the classifier's result ----------------------------------------------
+
+WATCHDOG = 600       # cycles: the stand-in tests' result_timeout_cycles
+
+
+def run_standin(net, pieces, *, delays, take_from=0, seed=SEED):
+    """The engine alone, with a testbench as its classifier: it takes events from cycle
+    ``take_from`` on (``ev_stream.ready`` low before), is not ``idle`` from an image's first
+    beat to its result, and answers image ``i`` (``klass`` = i mod 4) ``delays[i]`` cycles
+    after its end marker (None: never). Checks the stream rules on ``ev_stream``.
+    Returns the reply bytes with the cycle each was taken, the request pieces' last cycles,
+    the beats of each image and the cycles at which results were taken."""
+    eng = ProtocolEngine(net.sizes, (2, 1), net.config, clk_freq_hz=1_000_000,
+                         timeout_cycles=TIMEOUT, max_chunk=8, result_timeout_cycles=WATCHDOG)
+    sim = Simulator(eng)
+    sim.add_clock(1e-6)
+    now = [0]
+    out, sent_at, images, taken = [], [], [[]], []
+    rng = np.random.default_rng(seed)
+    result = ClassifierResultLayout(net.sizes, net.config.step_bits)
+
+    async def clock(ctx):
+        async for _ in ctx.tick():
+            now[0] += 1
+
+    async def sender(ctx):
+        for p in pieces:
+            if isinstance(p, int):
+                await ctx.tick().repeat(p)
+                continue
+            for b in p:
+                ctx.set(eng.i_stream.payload, b)
+                ctx.set(eng.i_stream.valid, 1)
+                await ctx.tick()
+                ctx.set(eng.i_stream.valid, 0)
+            sent_at.append(now[0])
+            for _ in range(REPLY_LIMIT):
+                *_, busy = await ctx.tick().sample(eng.busy)
+                if not busy:
+                    break
+            else:
+                raise AssertionError(f"no reply within {REPLY_LIMIT} cycles to {bytes(p).hex()}")
+        await ctx.tick().repeat(3 * TIMEOUT)
+
+    async def receiver(ctx):
+        async for _, _, valid, ready, byte in ctx.tick().sample(eng.o_stream.valid,
+                                                               eng.o_stream.ready,
+                                                               eng.o_stream.payload):
+            if valid and ready:
+                out.append((now[0], byte))
+            ctx.set(eng.o_stream.ready, int(rng.random() >= 0.3))
+
+    async def classifier(ctx):
+        held, due, idle, ready = None, None, 1, 0
+        ctx.set(eng.model.idle, 1)
+        async for _, _, valid, beat, res_valid, res_ready in ctx.tick().sample(
+                eng.ev_stream.valid, eng.ev_stream.payload, eng.res_stream.valid,
+                eng.res_stream.ready):
+            beat = (int(beat.index), int(beat.step), int(beat.end)) if valid else None
+            if held is not None:
+                assert beat == held, f"ev_stream: {held} withdrawn or changed to {beat} before transfer"
+            held = None     # ``ready`` is the one set after the edge before: in force now
+            if valid and ready:
+                images[-1].append(beat)
+                idle = 0
+                if beat[2]:
+                    i = len(images) - 1
+                    due = None if delays[i] is None else now[0] + delays[i]
+                    images.append([])
+            elif valid:
+                held = beat
+            if res_valid and res_ready:
+                taken.append(now[0])
+                ctx.set(eng.res_stream.valid, 0)
+                idle = 1
+            if due is not None and now[0] >= due:
+                ctx.set(eng.res_stream.payload, {"decided": 1, "klass": (len(images) - 2) % 4,
+                                                 "cycles": delays[len(images) - 2]})
+                ctx.set(eng.res_stream.valid, 1)
+                due = None
+            ready = now[0] >= take_from
+            ctx.set(eng.ev_stream.ready, int(ready))
+            ctx.set(eng.model.idle, idle)
+
+    sim.add_testbench(sender)
+    for tb in (clock, receiver, classifier):
+        sim.add_testbench(tb, background=True)
+    sim.run()
+    assert result.size == len(eng.res_stream.payload.as_value())
+    return out, sent_at, images[:-1] if not images[-1] else images, taken
+
+
+def _first_bytes(out, reps):
+    """The cycle of each reply's first byte."""
+    firsts, i = [], 0
+    for st, _, payload in reps:
+        firsts.append(out[i][0])
+        i += P.REPLY_OVERHEAD + len(payload)
+    return firsts
+
+
+def _image(n):
+    """CLASSIFY payload of ``n`` events of input 1 at step 2."""
+    return b"".join(P.pack(P.Event(), {"index": 1, "step": 2}) for _ in range(n))
+
+
+def test_watchdog_default_bound():
+    """The default bound is result_bound of the design and grows with it."""
+    net = small_net()
+    eng = ProtocolEngine(net.sizes, (2, 1), net.config, clk_freq_hz=1, timeout_cycles=10,
+                         max_chunk=8)
+    assert eng.result_timeout_cycles == result_bound(net.sizes, (2, 1), 12, eng.buffer_bytes // 3)
+    learning = ProtocolEngine(net.sizes, (2, 1), net.config, clk_freq_hz=1, timeout_cycles=10,
+                              max_chunk=8, learning=True)
+    one_lane = ProtocolEngine(net.sizes, (1, 1), net.config, clk_freq_hz=1, timeout_cycles=10,
+                              max_chunk=8)
+    assert learning.result_timeout_cycles > eng.result_timeout_cycles
+    assert one_lane.result_timeout_cycles > eng.result_timeout_cycles
+    with pytest.raises(ValueError, match="result_timeout_cycles"):
+        ProtocolEngine(net.sizes, (2, 1), net.config, clk_freq_hz=1, timeout_cycles=10,
+                       result_timeout_cycles=1)
+    with pytest.raises(ValueError, match="lanes"):
+        ProtocolEngine(net.sizes, (2,), net.config, clk_freq_hz=1, timeout_cycles=10)
+
+
+def test_watchdog_classifier_never_answers():
+    """TIMEOUT within the bound, then IDENTIFY and STATS answered; requests that need the
+    classifier (still in its image) get BUSY and change nothing."""
+    net = small_net()
+    frames = [req(C.CLASSIFY, _image(4)), req(C.IDENTIFY), req(C.CLASSIFY, _image(1)),
+              req(C.LOAD_WEIGHTS, chunk(0, 0, 0, 1, [5])), req(C.READ_WEIGHTS, chunk(0, 0, 0, 1)),
+              req(C.LOAD_THETA, b"\x00\x05\x00"), req(C.STATS)]
+    out, sent_at, images, taken = run_standin(net, frames, delays=[None])
+    reps = replies(bytes(b for _, b in out))
+    assert [st for st, _, _ in reps] == [S.TIMEOUT, S.OK, S.BUSY, S.BUSY, S.BUSY, S.BUSY, S.OK]
+    assert reps[0][1] == C.CLASSIFY.value and P.decode_identify(reps[1][2]).sizes == net.sizes
+    stats = P.unpack(P.StatsReply(), reps[-1][2])
+    assert (int(stats.images), int(stats.errors)) == (0, 5)
+    # the watchdog starts after the check pass (7 cycles per event) and fires at the bound
+    wait = _first_bytes(out, reps)[0] - sent_at[0]
+    assert WATCHDOG <= wait <= WATCHDOG + 8 * 4 + 20, f"TIMEOUT {wait} cycles after the request"
+    assert images == [[(1, 2, 0)] * 4 + [(0, 0, 1)]], images
+    assert taken == []
+
+
+def test_watchdog_late_result_is_dropped():
+    """A result that comes after the watchdog fired is taken and dropped: the next
+    CLASSIFY gets its own result, not the stale one."""
+    net = small_net()
+    late = 3 * WATCHDOG
+    frames = [req(C.CLASSIFY, _image(2)), req(C.IDENTIFY), req(C.CLASSIFY, _image(1)),
+              2 * late, req(C.CLASSIFY, _image(3)), req(C.STATS)]
+    out, sent_at, images, taken = run_standin(net, frames, delays=[late, 5])
+    reps = replies(bytes(b for _, b in out))
+    assert [st for st, _, _ in reps] == [S.TIMEOUT, S.OK, S.BUSY, S.OK, S.OK]
+    r = P.unpack(P.ClassifyReply(3), reps[3][2])
+    assert (int(r.decided), int(r.klass), int(r.cycles)) == (1, 1, 5), "the stale result answered"
+    stats = P.unpack(P.StatsReply(), reps[-1][2])
+    assert (int(stats.images), int(stats.errors)) == (1, 2)
+    assert [len(i) for i in images] == [3, 4], images
+    firsts = _first_bytes(out, reps)
+    assert len(taken) == 2 and firsts[2] < taken[0] < sent_at[3], "stale result not dropped in time"
+
+
+def test_watchdog_classifier_takes_no_events():
+    """A classifier that takes no event: TIMEOUT; the event on offer stays on offer (the
+    stream rules) until taken, then the end marker follows; the late result is dropped."""
+    net = small_net()
+    frames = [req(C.CLASSIFY, _image(3)), req(C.IDENTIFY), 4 * WATCHDOG,
+              req(C.CLASSIFY, _image(2)), req(C.IDENTIFY)]
+    out, sent_at, images, taken = run_standin(net, frames, delays=[50, 5], take_from=3 * WATCHDOG)
+    reps = replies(bytes(b for _, b in out))
+    assert [st for st, _, _ in reps] == [S.TIMEOUT, S.OK, S.OK, S.OK]
+    assert images == [[(1, 2, 0), (0, 0, 1)], [(1, 2, 0)] * 2 + [(0, 0, 1)]], images
+    r = P.unpack(P.ClassifyReply(3), reps[2][2])
+    assert int(r.klass) == 1 and len(taken) == 2
+
+
+def _slow_net(seed=SEED):
+    """10-6-3: every input excites the hidden layer a little (its neurons fire one by one
+    over the image), the output layer is inhibited (it never decides)."""
+    rng = np.random.default_rng(seed)
+    ws = [rng.integers(1, 12, (10, 6)).astype(np.int8), rng.integers(-60, -1, (6, 3)).astype(np.int8)]
+    return DiscreteNetwork(ws, [30, 60], DiscreteConfig(timesteps=12))
+
+
+@pytest.mark.parametrize("pipeline", [0, 5])        # no cut, and every cut
+@pytest.mark.parametrize("learning", [False, True])
+def test_watchdog_does_not_fire_on_slow_images(pipeline, learning):
+    """The slowest images the buffer takes (as many events as fit, spread over the steps,
+    duplicates, no decision) classify and train normally, in under half the default bound."""
+    net = _slow_net()
+    n_events = (P.max_payload(10, 8) - 3 * learning) // 3
+    rng = np.random.default_rng(SEED)
+    cmd, head = (C.TRAIN, P.pack(P.TrainHeader(), {"label": 2, "lr_shift": 0})) if learning \
+        else (C.CLASSIFY, b"")
+    frames = []
+    for _ in range(3):
+        steps = np.sort(rng.integers(0, 12, n_events))
+        events = b"".join(P.pack(P.Event(), {"index": int(i), "step": int(t)})
+                          for i, t in zip(rng.integers(0, 10, n_events), steps))
+        frames.append(req(cmd, head + events))
+    raw, eng = run(net, frames, learning=learning, pipeline=pipeline)
+    reps = replies(raw)
+    assert [st for st, _, _ in reps] == [S.OK] * 3
+    bound = eng.result_timeout_cycles
+    for b, (st, _, payload) in enumerate(reps):
+        r = P.unpack(P.ClassifyReply(3), payload)
+        # (training may silence the hidden layer for the later images)
+        assert int(r.decided) == 0 and (b or int(r.spikes[1]) > 0), "not the slow case"
+        assert learning == (int(r.learn_cycles) > 0)
+        assert 2 * (int(r.cycles) + 8 * n_events) <= bound, \
+            f"{int(r.cycles)} cycles for {n_events} events: bound {bound} too tight"
