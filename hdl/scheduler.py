@@ -157,6 +157,13 @@ class StepScheduler(wiring.Component):
 
         with m.If(self._head_taken):
             m.d.sync += [self._issued0.eq(1), r["in_spikes"].eq(r["in_spikes"] + 1)]
+        # A fire mask the FIFO refuses is a lost spike: never within the input contract
+        # (each input at most once per image, proven in tests/formal/test_fire_queue.py), but
+        # an input repeated many times can overflow layer 0's accumulators; then the result
+        # says so (``error``) instead of losing the spike silently.
+        for f, _ in self._fifos:
+            with m.If(f.w_en & ~f.w_rdy):
+                m.d.sync += r["error"].eq(1)
         if self._learning:
             hs = self.handshake
             head = self._in.payload
@@ -172,8 +179,9 @@ class StepScheduler(wiring.Component):
         for l in range(len(self._sizes) - 2):
             lay = FireMaskLayout(self._groups(l), self._lanes[l])
             # Buffered: its storage is a block RAM, not flip-flops and a wide read mux. Its
-            # writes are never refused (no back-pressure on fire masks): the memory holds
-            # ``depth - 1`` entries besides the output register, so depth is groups + 1.
+            # writes are never refused (no back-pressure on fire masks; proven for groups + 1
+            # in tests/formal/test_fire_queue.py): the output register takes a cycle to
+            # fill, so the memory holds a step's ``groups`` masks only with one entry more.
             f = fifo.SyncFIFOBuffered(width=lay.size, depth=self._groups(l) + 1)
             m.submodules[f"fires{l}"] = f
             fifos.append((f, lay))

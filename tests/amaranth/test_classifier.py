@@ -396,3 +396,30 @@ def test_group_wake_limits():
         dut = TTFSClassifier(*args, **kwargs)
         assert [layer.group_wake for layer in dut.layers] == expect, args
         rtlil.convert(dut)      # and each elaborates
+
+
+def test_repeated_input_that_overflows_a_fire_queue_is_flagged():
+    # Outside the input contract (a TTFS input spikes once per image): input 0 nine times in
+    # one step wraps layer 0's accumulators, so its two lane groups fire three times each in
+    # that step and the fire-mask FIFO (depth groups + 1) refuses a mask. The lost spike must
+    # show as ``error``, not vanish (the case tests/formal/test_fire_queue.py's search found).
+    row = [-85, -56, -107, -65, -76, -128, -98, -62]
+    weights = [np.array([row, [0] * 8], np.int8), np.full((8, 8), 10, np.int8)]
+    net = DiscreteNetwork(weights, [1, 100], DiscreteConfig(timesteps=8))
+    dut = TTFSClassifier.from_network(net, (4, 1))
+    results = []
+
+    async def bench(ctx):
+        for beats in ([{"index": 0, "step": 1, "end": 0}] * 9 + [{"index": 0, "step": 0, "end": 1}],
+                      image_beats(np.array([1, NO_SPIKE]))):
+            for beat in beats:
+                await stream_put(ctx, dut.i_stream, beat)
+            p = await stream_get(ctx, dut.o_stream)
+            results.append(result_dict(p, 3))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert results[0]["error"] == 1, results[0]
+    assert results[1]["error"] == 0, "the next image starts clean"
