@@ -174,6 +174,8 @@ def test_pd_designs_build_for_both_boards(tmp_path):
 
 @pytest.mark.synth
 def test_run_pdnn_with_synthesis(tmp_path, monkeypatch):
+    # One nextpnr seed per board (the flow's default is three): the capability, at CI's size.
+    monkeypatch.setattr("spikegate.boards.synth.DEFAULT_SEEDS", (1,))
     _fake_simulation(monkeypatch)
     out = tmp_path / "run"
     assert _run(out) == 0
