@@ -165,7 +165,7 @@ def test_cli_refuses_too_large_design(capsys):
     err = capsys.readouterr().err
     assert "does not fit" in err and "ICESTORM_DSP" in err, err
     assert main(["synth", "--board", "icebreaker", "--lanes", "x"]) == 2
-    assert "--lanes must be integers" in capsys.readouterr().err
+    assert "argument --lanes: must be an integer from 1 to 16" in capsys.readouterr().err
 
 
 def test_fit_refuses_bad_lanes():
