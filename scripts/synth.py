@@ -79,8 +79,7 @@ def default_network(epochs=2, seed=0):
 
 def run(args):
     from spikegate.boards.fit import ResourceError
-    from spikegate.boards.synth import (DEFAULT_SEEDS, SynthError, TimingError, format_table,
-                                        make_design, synthesize, write_reports)
+    from spikegate.boards.synth import make_design
     lanes = args.lanes
     model = None
     if args.model:
@@ -105,9 +104,18 @@ def run(args):
     net = default_network() if model is None else model.network()
     clk = None if args.clock_mhz is None else int(round(args.clock_mhz * 1e6))
     out = Path(args.out)
+    return _build(args, out, lambda: make_design(args.board, net, lanes, variant=args.variant,
+                                                 clk_freq_hz=clk, shim=args.shim))
+
+
+def _build(args, out, make, note=None):
+    """Build the design ``make()`` returns (seeds as ``--seed`` says), print and write its
+    report; the exit code (1 when it does not fit, a tool fails or timing is missed)."""
+    from spikegate.boards.fit import ResourceError
+    from spikegate.boards.synth import (DEFAULT_SEEDS, SynthError, TimingError, format_table,
+                                        synthesize, write_reports)
     try:
-        design, plat = make_design(args.board, net, lanes, variant=args.variant,
-                                   clk_freq_hz=clk, shim=args.shim)
+        design, plat = make()
         name = design.board + (f"-{design.variant}" if hasattr(design, "variant") else "")
         report = synthesize(design, plat, out / f"build_{name}",
                             seed=DEFAULT_SEEDS if args.seed is None else args.seed,
@@ -119,6 +127,8 @@ def run(args):
         print(f"spikegate synth: {e}", file=sys.stderr)
         return 1
     print(format_table(report))
+    if note:
+        print(note)
     j, md = write_reports(report, out)
     print(f"wrote {j} and {md}; bitstream {report.bitstream}")
     if not report.timing_met:
@@ -129,9 +139,7 @@ def run(args):
 
 def _run_pd(args):
     """``spikegate synth --model PD_FILE``: the PD classifier behind its shim."""
-    from spikegate.boards.synth import (DEFAULT_SEEDS, SynthError, TimingError, format_table,
-                                        make_pd_design, synthesize, write_reports)
-    from spikegate.boards.fit import ResourceError
+    from spikegate.boards.synth import make_pd_design
     from spikegate.golden.pd_model_file import load_pd_model
     from .run import _check_lanes
     net = load_pd_model(args.model).network
@@ -139,24 +147,6 @@ def _run_pd(args):
         _check_lanes("--lanes", args.lanes, net.sizes)
     clk = None if args.clock_mhz is None else int(round(args.clock_mhz * 1e6))
     out = Path(args.out)
-    try:
-        design, plat = make_pd_design(args.board, net, args.lanes, variant=args.variant,
-                                      clk_freq_hz=clk)
-        name = design.board + (f"-{design.variant}" if hasattr(design, "variant") else "")
-        report = synthesize(design, plat, out / f"build_{name}",
-                            seed=DEFAULT_SEEDS if args.seed is None else args.seed,
-                            check_timing=False)
-    except ResourceError as e:
-        print(f"spikegate synth: does not fit: {e}", file=sys.stderr)
-        return 1
-    except SynthError as e:
-        print(f"spikegate synth: {e}", file=sys.stderr)
-        return 1
-    print(format_table(report))
-    print("PD classifier behind PDClassifierShim (no UART protocol for PD frames yet)")
-    j, md = write_reports(report, out)
-    print(f"wrote {j} and {md}; bitstream {report.bitstream}")
-    if not report.timing_met:
-        print(f"spikegate synth: {TimingError(report)}", file=sys.stderr)
-        return 1
-    return 0
+    return _build(args, out, lambda: make_pd_design(args.board, net, args.lanes,
+                                                    variant=args.variant, clk_freq_hz=clk),
+                  note="PD classifier behind PDClassifierShim (no UART protocol for PD frames yet)")
