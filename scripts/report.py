@@ -15,7 +15,22 @@ from spikegate.golden.ttfs_discrete import NO_SPIKE
 
 from spikegate.golden import atomic
 
-__all__ = ["agreement", "write_report"]
+__all__ = ["agreement", "write_report", "stage_rows", "publish"]
+
+
+def stage_rows(stages):
+    """The report's table of the flow's stages (seconds, reused), as Markdown lines."""
+    return (["", "## Stages", "", "| stage | seconds | reused |", "|---|---|---|"] +
+            [f"| {name} | {st['seconds']} | {'yes' if st['cached'] else 'no'} |"
+             for name, st in stages.items()])
+
+
+def publish(tmp, dest, lines):
+    """Write ``report.md`` (``lines``) into the report folder ``tmp`` being built and move the
+    folder into place over ``dest`` (never half-replaced); returns ``dest``."""
+    (tmp / "report.md").write_text("\n".join(lines) + "\n")
+    atomic.replace_dir(tmp, dest)
+    return dest
 
 
 def agreement(hw, golden):
@@ -169,13 +184,9 @@ def write_report(dest, *, model, dataset, eval_summary, y_sample, steps_sample, 
             lines += ["", "## First disagreement", "", "```", json.dumps(mismatch, indent=1), "```"]
         lines += ["", "## Spikes and timesteps until the decision (golden model, sample)", "",
                   f"![histograms]({paths['histograms']})", "",
-                  "## Spike raster of test image 0", "", f"![raster]({paths['raster']})", "",
-                  "## Stages", "", "| stage | seconds | reused |", "|---|---|---|"]
-        for name, st in stages.items():
-            lines.append(f"| {name} | {st['seconds']} | {'yes' if st['cached'] else 'no'} |")
-        (tmp / "report.md").write_text("\n".join(lines) + "\n")
-        atomic.replace_dir(tmp, dest)
+                  "## Spike raster of test image 0", "", f"![raster]({paths['raster']})"]
+        lines += stage_rows(stages)
+        return publish(tmp, dest, lines)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return dest

@@ -22,6 +22,8 @@ import numpy as np
 
 from spikegate.golden import atomic
 
+from .report import publish, stage_rows
+
 __all__ = ["agreement", "write_pd_report", "cycle_summary", "ops_summary"]
 
 
@@ -187,12 +189,8 @@ def write_pd_report(dest, *, model, dataset, temporal, eval_summary, y_sample, g
         if mismatch or cycles_mismatch:
             lines += ["", "## First disagreement", "", "```", str(mismatch or cycles_mismatch),
                       "```"]
-        lines += ["", "## Stages", "", "| stage | seconds | reused |", "|---|---|---|"]
-        for name, st in stages.items():
-            lines.append(f"| {name} | {st['seconds']} | {'yes' if st['cached'] else 'no'} |")
-        (tmp / "report.md").write_text("\n".join(lines) + "\n")
-        atomic.replace_dir(tmp, dest)
+        lines += stage_rows(stages)
+        return publish(tmp, dest, lines)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return dest
