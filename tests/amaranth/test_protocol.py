@@ -52,6 +52,34 @@ def replies(raw):
     return out
 
 
+async def send_pieces(ctx, eng, pieces, *, rng=None, sent=None):
+    """Send ``pieces`` (bytes, or an int: that many idle cycles) into the engine, each after
+    the reply to the one before (request/response), with 0 to 2 idle cycles between bytes
+    when ``rng`` is given; ``sent()`` is called after each request's last byte."""
+    for p in pieces:
+        if isinstance(p, int):
+            await ctx.tick().repeat(p)
+            continue
+        for b in p:
+            ctx.set(eng.i_stream.payload, b)
+            ctx.set(eng.i_stream.valid, 1)
+            await ctx.tick()
+            ctx.set(eng.i_stream.valid, 0)
+            gap = 0 if rng is None else int(rng.integers(0, 3))
+            if gap:
+                await ctx.tick().repeat(gap)
+        if sent is not None:
+            sent()
+        # wait for the reply (or the timeout) before the next piece
+        for _ in range(REPLY_LIMIT):
+            *_, busy = await ctx.tick().sample(eng.busy)
+            if not busy:
+                break
+        else:
+            raise AssertionError(f"no reply within {REPLY_LIMIT} cycles to {bytes(p).hex()}")
+    await ctx.tick().repeat(3 * TIMEOUT)
+
+
 def run(net, pieces, *, learning=False, max_chunk=8, seed=SEED, stall=0.3, pipeline=0):
     """Send ``pieces`` (bytes, or an int: that many idle cycles) into the engine, each after
     the reply to the one before; return the reply bytes. The reply stream is back-pressured at random (seeded).
@@ -71,26 +99,7 @@ def run(net, pieces, *, learning=False, max_chunk=8, seed=SEED, stall=0.3, pipel
     rng = np.random.default_rng(seed)
 
     async def sender(ctx):
-        for p in pieces:
-            if isinstance(p, int):
-                await ctx.tick().repeat(p)
-                continue
-            for b in p:
-                ctx.set(eng.i_stream.payload, b)
-                ctx.set(eng.i_stream.valid, 1)
-                await ctx.tick()
-                ctx.set(eng.i_stream.valid, 0)
-                gap = int(rng.integers(0, 3))
-                if gap:
-                    await ctx.tick().repeat(gap)
-            # request/response: wait for the reply (or the timeout) before the next piece
-            for _ in range(REPLY_LIMIT):
-                *_, busy = await ctx.tick().sample(eng.busy)
-                if not busy:
-                    break
-            else:
-                raise AssertionError(f"no reply within {REPLY_LIMIT} cycles to {bytes(p).hex()}")
-        await ctx.tick().repeat(3 * TIMEOUT)
+        await send_pieces(ctx, eng, pieces, rng=rng)
 
     async def receiver(ctx):
         pending = None
@@ -369,23 +378,7 @@ def run_standin(net, pieces, *, delays, take_from=0, seed=SEED):
             now[0] += 1
 
     async def sender(ctx):
-        for p in pieces:
-            if isinstance(p, int):
-                await ctx.tick().repeat(p)
-                continue
-            for b in p:
-                ctx.set(eng.i_stream.payload, b)
-                ctx.set(eng.i_stream.valid, 1)
-                await ctx.tick()
-                ctx.set(eng.i_stream.valid, 0)
-            sent_at.append(now[0])
-            for _ in range(REPLY_LIMIT):
-                *_, busy = await ctx.tick().sample(eng.busy)
-                if not busy:
-                    break
-            else:
-                raise AssertionError(f"no reply within {REPLY_LIMIT} cycles to {bytes(p).hex()}")
-        await ctx.tick().repeat(3 * TIMEOUT)
+        await send_pieces(ctx, eng, pieces, sent=lambda: sent_at.append(now[0]))
 
     async def receiver(ctx):
         async for _, _, valid, ready, byte in ctx.tick().sample(eng.o_stream.valid,
