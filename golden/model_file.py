@@ -53,7 +53,7 @@ from .encoding import EncodingConfig, encode
 from .ttfs_discrete import DiscreteConfig, DiscreteNetwork, quantize_layer, times_to_steps
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "TTFSModelFile", "save_model",
-           "load_model"]
+           "load_model", "model_from_container"]
 
 FORMAT_NAME = "spikegate-model"
 FORMAT_VERSION = 1
@@ -252,6 +252,13 @@ def load_model(path):
     """
     path = Path(path)
     meta, arrays = read_container(path, "ttfs", FORMAT_VERSION)
+    return model_from_container(meta, arrays, path)
+
+
+def model_from_container(meta, arrays, path):
+    """The :class:`TTFSModelFile` of a container's ``meta`` (a dict, format and version
+    already checked) and ``arrays`` (a dict of arrays), checked as :func:`load_model` checks a
+    file; errors name ``path`` (the file they came from, e.g. a NIR file)."""
     sizes = meta.get("sizes")
     if (not isinstance(sizes, list) or len(sizes) < 2
             or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes)):

@@ -47,7 +47,8 @@ from .model_file import FORMAT_NAME, ModelFileError, read_container, write_conta
 from .pdnn_fixed import PDFixedNetwork, from_float
 from .sigma_delta_fixed import SDFixedFormat
 
-__all__ = ["PD_FORMAT_VERSION", "PDModelFile", "save_pd_model", "load_pd_model"]
+__all__ = ["PD_FORMAT_VERSION", "PDModelFile", "save_pd_model", "load_pd_model",
+           "pd_model_from_container"]
 
 #: The version of the PD model file's layout.
 PD_FORMAT_VERSION = 1
@@ -168,6 +169,13 @@ def load_pd_model(path):
     """
     path = Path(path)
     meta, arrays = read_container(path, "pdnn", PD_FORMAT_VERSION)
+    return pd_model_from_container(meta, arrays, path)
+
+
+def pd_model_from_container(meta, arrays, path):
+    """The :class:`PDModelFile` of a container's ``meta`` (a dict, format and version already
+    checked) and ``arrays``, checked as :func:`load_pd_model` checks a file; errors name
+    ``path``."""
     sizes = meta.get("sizes")
     if not _int_list(sizes, 2) or min(sizes) < 1:
         _fail(path, f"sizes is {sizes!r}, expected a list of at least two positive integers")

@@ -17,6 +17,7 @@ _COMMANDS = (
     "board",
     "doctor",
     "eval_ttfs",
+    "nir_io",
     "run",
     "synth",
 )
