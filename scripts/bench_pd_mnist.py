@@ -318,18 +318,25 @@ def main(argv=None):
     except DataError as e:
         p.error(f"{e} (the benchmark reads MNIST from --data DIR or $SPIKEGATE_DATA)")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     if args.validation >= len(ds.y_train):
         p.error(f"argument --validation: must be below the {len(ds.y_train)} training images, "
                 f"not {args.validation}")
     from spikegate.golden.pd_model_file import PDModelFile, load_pd_model, save_pd_model
+    from spikegate.golden.model_file import ModelFileError
+    try:
+        model = load_pd_model(args.model) if args.model else None
+    except ModelFileError as e:
+        p.error(f"argument --model: {e}")
+    if model is not None and model.sizes[0] != ds.x_train.shape[1]:
+        p.error(f"the model has {model.sizes[0]} inputs; {args.dataset} has "
+                f"{ds.x_train.shape[1]}")
+    n_layers = 2 if model is None else model.network.n_layers
+    if not isinstance(args.lanes, int) and len(args.lanes) != n_layers:
+        p.error(f"argument --lanes: {len(args.lanes)} values for {n_layers} weight layers")
+    out.mkdir(parents=True, exist_ok=True)
     report = {"dataset": args.dataset, "commit": _commit(), "lanes": args.lanes,
               "options": {k: v for k, v in vars(args).items() if k != "data"}}
-    if args.model:
-        model = load_pd_model(args.model)
-        if model.sizes[0] != ds.x_train.shape[1]:
-            p.error(f"the model has {model.sizes[0]} inputs; {args.dataset} has "
-                    f"{ds.x_train.shape[1]}")
+    if model is not None:
         model_path = Path(args.model)
     else:
         sizes = (ds.x_train.shape[1], args.hidden, 10)
@@ -354,8 +361,6 @@ def main(argv=None):
     report["training"] = model.training
     report["sizes"] = [int(s) for s in model.sizes]
     fixed = model.network
-    if not isinstance(args.lanes, int) and len(args.lanes) != fixed.n_layers:
-        p.error(f"argument --lanes: {len(args.lanes)} values for {fixed.n_layers} weight layers")
 
     x, y = ds.x_test, ds.y_test
     if args.test_limit is not None:
