@@ -62,7 +62,7 @@ Training
     deterministic for a given seed (float64 throughout). Optional, all off by default
     (:class:`TrainConfig`): spike dropout (the strongest regularizer found on digits), a
     sparsity cost on hidden spikes that come before the decision (fewer weight lookups; fixed,
-    or adapted towards a target count of hidden spikes before the decision), a softmax scale, L2 weight decay, input time jitter, and time-grid-aware training (hidden
+    or adapted towards a target count of hidden spikes before the decision), a softmax scale, L2 weight decay, input time jitter, random image shifts, and time-grid-aware training (hidden
     spikes moved to the discrete model's grid in the forward pass, gradients passed straight
     through) that narrows the gap between the float and the 8-bit discrete model.
 
@@ -83,7 +83,7 @@ __all__ = [
     "Z_MAX", "MAX_GROUPS", "TTFSNetwork", "TrainConfig", "Adam",
     "times_to_z", "z_to_times", "layer_forward", "layer_backward", "forward", "loss_and_grads",
     "predict", "accuracy", "train", "init_weights", "snap_to_grid",
-    "LATE_MIN", "LATE_MAX",
+    "LATE_MIN", "LATE_MAX", "shift_images",
 ]
 
 Z_MAX = 1e12
@@ -426,6 +426,10 @@ class TrainConfig:
         (before the network has learned) leaves many outputs silent.
     late_rate : float
         Step of that controller per minibatch.
+    shift : int
+        Training-time augmentation: every minibatch image (a square of ``n_in`` pixels) is
+        moved by a random whole number of pixels in ``[-shift, shift]`` along each axis, drawn
+        per image; pixels moved in from outside do not spike. 0 = off.
     silent_cost : float
         0: Mostafa's loss, where an output neuron that fires after ``z_nospike`` or never
         passes no gradient. ``> 0``: the label's neuron still learns when it is silent:
@@ -455,6 +459,7 @@ class TrainConfig:
     grid_dt: float = 0.0
     grid_steps: int = 0
     grid_output: bool = False
+    shift: int = 0
 
     def __post_init__(self):
         if not isinstance(self.epochs, (int, np.integer)) or self.epochs < 0:
@@ -476,6 +481,9 @@ class TrainConfig:
             raise ValueError(f"dropout must be in [0, 1), not {self.dropout!r}")
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay must be in (0, 1], not {self.lr_decay!r}")
+        if not isinstance(self.shift, (int, np.integer)) or isinstance(self.shift, bool) \
+                or self.shift < 0:
+            raise ValueError(f"shift must be an integer >= 0, not {self.shift!r}")
         if self.late_target and not self.late > 0:
             raise ValueError(f"late_target needs a starting late > 0, not {self.late!r}")
         for name in ("weight_sum_cost", "early", "weight_decay", "jitter", "late", "late_target",
@@ -601,6 +609,26 @@ def accuracy(net, z_in, labels, batch_size=1000):
     return float(np.mean(predict(net, z_in, batch_size) == labels))
 
 
+def shift_images(z, shift, rng):
+    """Images ``z`` (``(batch, side * side)``, row-major) each moved by a random whole number of
+    pixels in ``[-shift, shift]`` along each axis (drawn from ``rng``, per image); pixels moved
+    in from outside are ``inf`` (no spike)."""
+    b, n = z.shape
+    side = int(round(np.sqrt(n)))
+    if side * side != n:
+        raise ValueError(f"shift needs square images, not {n} inputs")
+    if shift == 0 or b == 0:
+        return z
+    pad = np.full((b, side + 2 * shift, side + 2 * shift), np.inf)
+    pad[:, shift:shift + side, shift:shift + side] = z.reshape(b, side, side)
+    d = rng.integers(-shift, shift + 1, size=(b, 2))          # (dy, dx): content moves by it
+    ar = np.arange(side)
+    rows = (shift - d[:, 0])[:, None] + ar                    # (b, side)
+    cols = (shift - d[:, 1])[:, None] + ar
+    out = pad[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    return out.reshape(b, n)
+
+
 def train(net, z_train, y_train, cfg=TrainConfig(), *, callback=None, epoch_callback=None,
           info=None):
     """Train ``net`` in place with Adam; returns the per-epoch mean training loss.
@@ -629,6 +657,8 @@ def train(net, z_train, y_train, cfg=TrainConfig(), *, callback=None, epoch_call
         for bi in range(n_batches):
             idx = perm[bi * cfg.batch_size:(bi + 1) * cfg.batch_size]
             zb = z_train[idx]
+            if cfg.shift:
+                zb = shift_images(zb, cfg.shift, rng)
             if cfg.jitter:
                 noise = np.exp(rng.normal(0.0, cfg.jitter, size=zb.shape))
                 zb = np.where(np.isfinite(zb), np.maximum(zb * noise, 1.0), np.inf)

@@ -4,6 +4,9 @@ Digits by default; MNIST / Fashion-MNIST from their IDX directory (``--data`` or
 ``SPIKEGATE_DATA``). After training, the weights are quantized to signed 8 bits per layer,
 the float and the 8-bit discrete model are evaluated on the test split, and the model file
 (:mod:`spikegate.golden.model_file`) is written with those accuracies in its training info.
+``--val N`` holds N random training images out (seeded by ``--val-seed``): every epoch is
+evaluated on them, the epoch with the best 8-bit validation accuracy is kept (``--keep``),
+and the test split is evaluated once, at the end.
 """
 
 import argparse
@@ -25,7 +28,7 @@ from .args import (check, existing_dir, non_negative_float, non_negative_int,
 from .eval_ttfs import evaluate, format_table
 from .train_sign import add_sign_arguments, run_sign
 
-__all__ = ["add_parser", "run", "train_model", "configs_for", "DEFAULTS"]
+__all__ = ["add_parser", "run", "train_model", "configs_for", "split_validation", "DEFAULTS"]
 
 # Per data set defaults (chosen by the runs of scripts/bench_ttfs.py): the encoding, the
 # training hyper-parameters that differ from TrainConfig's, the encoding's parameters and the
@@ -97,9 +100,22 @@ def add_parser(subparsers):
                         "digits and mnist)")
     p.add_argument("--train-limit", type=positive_int, default=None,
                    help="use the first N training samples")
+    p.add_argument("--val", type=non_negative_int, default=0, metavar="N",
+                   help="hold N random training samples out as a validation split: evaluated "
+                        "after every epoch (one line on stderr), the test split only at the end "
+                        "(default: 0, none)")
+    p.add_argument("--val-seed", type=non_negative_int, default=0,
+                   help="seed of the validation split (default: 0)")
+    p.add_argument("--keep", choices=("best", "last"), default="best",
+                   help="with --val: keep the epoch of the best 8-bit validation accuracy "
+                        "(default) or the last")
+    p.add_argument("--shift", type=non_negative_int, default=None,
+                   help="augmentation: move every training image by up to this many pixels "
+                        "along each axis (default: 0)")
     p.add_argument("--checkpoint", action="store_true",
-                   help="after every epoch, evaluate on the test split (one line on stderr) and "
-                        "write the model file so far (atomically) to the output file")
+                   help="after every epoch, write the model file so far (atomically) to the "
+                        "output file; without --val also evaluate it on the test split (one "
+                        "line on stderr)")
     p.add_argument("-o", "--output", type=output_file, default=None, metavar="FILE",
                    help="model file to write (default: ttfs-<dataset>.npz)")
     p.add_argument("--threads", type=positive_int, default=1,
@@ -143,8 +159,18 @@ def configs_for(dataset, *, encoding=None, threshold=None, timesteps=None, dt=No
     return enc, ttfs.TrainConfig(**kw), discrete
 
 
+def split_validation(n, val, seed=0):
+    """``(train_idx, val_idx)``: ``val`` of the ``n`` training samples held out at random
+    (``numpy.random.default_rng(seed)``), each index list sorted. ``val = 0``: none."""
+    if not isinstance(val, (int, np.integer)) or isinstance(val, bool) or not 0 <= val < n:
+        raise ValueError(f"the validation split must be an integer in [0, {n}) (training "
+                         f"samples: {n}), not {val!r}")
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[val:]), np.sort(perm[:val])
+
+
 def train_model(ds, hidden, encoding, cfg, *, train_limit=None, quiet=False, discrete=None,
-                epoch_callback=None, checkpoint=None):
+                epoch_callback=None, checkpoint=None, val=0, val_seed=0, keep="best"):
     """Train on data set ``ds``; returns ``(TTFSModelFile, summary, seconds_per_epoch)``.
 
     ``summary`` is :func:`spikegate.scripts.eval_ttfs.evaluate`'s on the test split; the model
@@ -153,12 +179,24 @@ def train_model(ds, hidden, encoding, cfg, *, train_limit=None, quiet=False, dis
     ``checkpoint``: a path; after every epoch the model so far is evaluated on the test split
     (one line on stderr: loss, float and 8-bit accuracy, lookups, spikes to decision) and
     written there atomically (its training info says how many epochs it has seen).
+
+    ``val > 0`` holds that many of the training samples out (:func:`split_validation`, seed
+    ``val_seed``; after ``train_limit``): after every epoch the float and 8-bit models are
+    evaluated on them, the curve goes into the training info (``validation``), and the
+    checkpoint line reports validation, not test, accuracy. ``keep = "best"`` then returns the
+    weights of the epoch with the highest 8-bit validation accuracy (the earliest on ties),
+    ``"last"`` those of the last epoch. The test split is evaluated once, at the end.
     """
+    if keep not in ("best", "last"):
+        raise ValueError(f"keep must be 'best' or 'last', not {keep!r}")
     x, y = ds.x_train, ds.y_train
     if train_limit is not None:
         if train_limit < 1:
             raise ValueError(f"--train-limit must be >= 1, not {train_limit!r}")
         x, y = x[:train_limit], y[:train_limit]
+    tr, va = split_validation(len(y), val, val_seed)
+    x_val, y_val = x[va], y[va]
+    x, y = x[tr], y[tr]
     times = encode(x, encoding)
     if cfg.grid_dt:
         # inputs as the discrete model sees them (times_to_steps rounds half up)
@@ -203,31 +241,66 @@ def train_model(ds, hidden, encoding, cfg, *, train_limit=None, quiet=False, dis
             "float_accuracy": summary["float_accuracy"],
             "discrete_accuracy": summary["discrete_accuracy"],
         }
+        if val:
+            model.training["validation"] = dict(
+                samples=int(len(y_val)), seed=int(val_seed), keep=keep, curve=list(curve),
+                best_epoch=best["epoch"], epochs_kept=best["epoch"] if keep == "best" else epochs)
         return model, summary
 
-    losses, info = [], {}
+    losses, info, curve = [], {}, []
+    best = {"epoch": 0, "acc": -1.0, "weights": None}
+
+    def validate(epoch, loss):
+        model = TTFSModelFile.from_float(net.weights, discrete=discrete or DiscreteConfig(),
+                                         encoding=encoding)
+        s, _ = evaluate(model, x_val, y_val)
+        row = {"epoch": epoch + 1, "loss": float(loss), "float_accuracy": s["float_accuracy"],
+               "discrete_accuracy": s["discrete_accuracy"], "no_decision": s["no_decision"],
+               "lookup_fraction": [v["mean"] for v in s["lookup_fraction"]],
+               "spikes_to_decision": s["total_spikes"]["mean"]}
+        curve.append(row)
+        if s["discrete_accuracy"] > best["acc"]:
+            best.update(epoch=epoch + 1, acc=s["discrete_accuracy"],
+                        weights=[w.copy() for w in net.weights])
+        return s
 
     def on_epoch(epoch, net_, loss):
         losses.append(loss)
+        t1 = time.perf_counter()
+        seconds = t1 - t0 - eval_seconds[0]
+        if val:
+            s = validate(epoch, loss)
+            where = "validation"
         if checkpoint is not None:
-            seconds = time.perf_counter() - t0 - eval_seconds[0]
-            t1 = time.perf_counter()
-            model, s = model_file(losses, seconds)
+            model, st = model_file(losses, seconds) if not val else (None, None)
+            if val:
+                # the test split is not looked at before the end: the checkpoint holds the
+                # weights so far with the validation figures only
+                model = TTFSModelFile.from_float(
+                    net.weights, discrete=discrete or DiscreteConfig(), encoding=encoding)
+                model.training = {"dataset": ds.name, "sizes": sizes, "config": cfg.to_dict(),
+                                  "epochs_done": len(losses), "validation_curve": list(curve)}
+            else:
+                s, where = st, "test"
             save_model(checkpoint, model)
+        if val or checkpoint is not None:
             eval_seconds[0] += time.perf_counter() - t1
             lk = "/".join(f"{100 * v['mean']:.1f}" for v in s["lookup_fraction"])
-            print(f"epoch {epoch + 1}: loss {loss:.4f}, test float {100 * s['float_accuracy']:.2f} %, "
-                  f"8-bit {100 * s['discrete_accuracy']:.2f} % (no decision "
-                  f"{100 * s['no_decision']:.2f} %), lookups {lk} %, spikes to decision "
-                  f"{s['total_spikes']['mean']:.1f}, {seconds:.0f} s; wrote {checkpoint}",
+            print(f"epoch {epoch + 1}: loss {loss:.4f}, {where} float "
+                  f"{100 * s['float_accuracy']:.2f} %, 8-bit {100 * s['discrete_accuracy']:.2f} % "
+                  f"(no decision {100 * s['no_decision']:.2f} %), lookups {lk} %, spikes to "
+                  f"decision {s['total_spikes']['mean']:.1f}, {seconds:.0f} s"
+                  + (f"; wrote {checkpoint}" if checkpoint is not None else ""),
                   file=sys.stderr, flush=True)
         if epoch_callback is not None:
             epoch_callback(epoch, net_, loss)
 
-    eval_seconds = [0.0]          # checkpoint evaluations, not counted as training time
+    eval_seconds = [0.0]          # per-epoch evaluations, not counted as training time
     t0 = time.perf_counter()
     history = ttfs.train(net, z, y, cfg, callback=callback, epoch_callback=on_epoch, info=info)
     seconds = time.perf_counter() - t0 - eval_seconds[0]
+    if val and keep == "best" and best["weights"] is not None:
+        net.weights = best["weights"]
     model, summary = model_file(history, seconds)
     return model, summary, model.training["seconds_per_epoch"]
 
@@ -236,7 +309,8 @@ def run(args):
     if args.rule == "sign":
         return run_sign(args, default_encoding=DEFAULTS[args.dataset][0])
     overrides = {name: getattr(args, name) for name in
-                 ("epochs", "lr_decay", "dropout", "late", "late_target", "softmax_scale")
+                 ("epochs", "lr_decay", "dropout", "late", "late_target", "softmax_scale",
+                  "shift")
                  if getattr(args, name) is not None}
     encoding, cfg, discrete = configs_for(
         args.dataset, encoding=args.encoding, threshold=args.threshold, timesteps=args.timesteps,
@@ -247,7 +321,9 @@ def run(args):
     with _blas_threads(args.threads):
         model, summary, per_epoch = train_model(ds, args.hidden, encoding, cfg, discrete=discrete,
                                                 train_limit=args.train_limit, quiet=args.quiet,
-                                                checkpoint=output if args.checkpoint else None)
+                                                checkpoint=output if args.checkpoint else None,
+                                                val=args.val, val_seed=args.val_seed,
+                                                keep=args.keep)
     save_model(output, model)
     print(format_table(summary, f"{args.dataset} test, sizes {'-'.join(map(str, model.sizes))}, "
                                 f"{per_epoch:.1f} s/epoch"))

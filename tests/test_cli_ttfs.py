@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from spikegate.golden.model_file import load_model
@@ -73,3 +74,40 @@ def test_per_dataset_defaults():
     enc, cfg, disc = configs_for("digits")
     assert (enc.mode, enc.t_max, cfg.late, cfg.epochs) == ("graded", 2.0, 0.0, 100)
     assert (disc.timesteps, disc.dt) == (64, 1 / 16)
+
+
+def test_validation_split_chooses_the_epoch_and_leaves_the_test_split_to_the_end(tmp_path, capsys):
+    from spikegate.scripts.train_ttfs import split_validation
+    tr, va = split_validation(100, 30, seed=4)
+    assert len(va) == 30 and len(tr) == 70 and not set(tr) & set(va)
+    assert sorted(np.concatenate([tr, va])) == list(range(100))
+    assert np.array_equal(va, split_validation(100, 30, seed=4)[1])
+    assert not np.array_equal(va, split_validation(100, 30, seed=5)[1])
+    with pytest.raises(ValueError, match="validation split"):
+        split_validation(100, 100)
+
+    model = tmp_path / "v.npz"
+    code = main(["train", "ttfs", "--dataset", "digits", "--hidden", "8", "--epochs", "3",
+                 "--val", "300", "--val-seed", "2", "--shift", "1", "-o", str(model), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    lines = [l for l in captured.err.splitlines() if l.startswith("epoch ")]
+    assert len(lines) == 3 and all("validation" in l and "test" not in l for l in lines), lines
+    m = load_model(model)
+    v = m.training["validation"]
+    assert (v["samples"], v["seed"], v["keep"]) == (300, 2, "best")
+    assert m.training["train_samples"] == 1437 - 300
+    assert m.training["config"]["shift"] == 1
+    accs = [row["discrete_accuracy"] for row in v["curve"]]
+    assert [row["epoch"] for row in v["curve"]] == [1, 2, 3]
+    assert v["best_epoch"] == 1 + int(np.argmax(accs)) == v["epochs_kept"]
+    # the kept weights are the best epoch's: their validation accuracy is the curve's best
+    from spikegate.golden.data import load_dataset
+    from spikegate.scripts.eval_ttfs import evaluate
+    ds = load_dataset("digits")
+    _, va = split_validation(1437, 300, seed=2)
+    s, _ = evaluate(m, ds.x_train[va], ds.y_train[va])
+    assert s["discrete_accuracy"] == max(accs)
+    assert main(["train", "ttfs", "--dataset", "digits", "--hidden", "8", "--epochs", "1",
+                 "--val", "1437", "-o", str(tmp_path / "w.npz"), "--quiet"]) == 2
+    assert "validation split" in capsys.readouterr().err

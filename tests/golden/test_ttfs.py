@@ -312,7 +312,7 @@ def test_predict_first_spike_lowest_index_and_none():
 @pytest.mark.parametrize("kwargs, word", [
     (dict(epochs=-1), "epochs"), (dict(batch_size=0), "batch_size"), (dict(lr=0), "lr"),
     (dict(z_nospike=1.0), "z_nospike"), (dict(clip_norm=0), "clip_norm"),
-    (dict(dropout=1.0), "dropout"),
+    (dict(dropout=1.0), "dropout"), (dict(shift=-1), "shift"), (dict(shift=0.5), "shift"),
 ])
 def test_train_config_errors(kwargs, word):
     with pytest.raises(ValueError, match=word):
@@ -394,3 +394,42 @@ def test_grid_aware_training_puts_hidden_spikes_on_the_grid(monkeypatch):
     monkeypatch.undo()
     # a coarse grid (4 steps per input range) costs accuracy, but it still learns (3 classes)
     assert ttfs.accuracy(net, z, y) > 0.6, f"seed {seed}"
+
+
+def test_shift_images_moves_each_image_within_the_bound():
+    rng = np.random.default_rng(0)
+    side, shift = 6, 2
+    z = _z(rng.uniform(0, 3, size=(200, side * side)))
+    moved = ttfs.shift_images(z, shift, np.random.default_rng(5))
+    seen = set()
+    for a, b in zip(z.reshape(-1, side, side), moved.reshape(-1, side, side)):
+        # the one (dy, dx) that maps a onto b: the moved-in border never spikes
+        hits = []
+        for dy in range(-shift, shift + 1):
+            for dx in range(-shift, shift + 1):
+                want = np.full((side, side), np.inf)
+                want[max(dy, 0):side + min(dy, 0), max(dx, 0):side + min(dx, 0)] = \
+                    a[max(-dy, 0):side + min(-dy, 0), max(-dx, 0):side + min(-dx, 0)]
+                if np.array_equal(want, b):
+                    hits.append((dy, dx))
+        assert len(hits) == 1, hits
+        seen.add(hits[0])
+    assert len(seen) == (2 * shift + 1) ** 2          # every offset drawn, none beyond
+    again = ttfs.shift_images(z, shift, np.random.default_rng(5))
+    assert np.array_equal(moved, again)
+    assert ttfs.shift_images(z, 0, rng) is z
+    with pytest.raises(ValueError, match="square"):
+        ttfs.shift_images(np.ones((2, 10)), 1, rng)
+
+
+def test_training_with_shift_is_deterministic_and_differs():
+    rng = np.random.default_rng(1)
+    z = _z(np.where(rng.random((64, 16)) < 0.4, 0.0, np.inf))
+    y = rng.integers(0, 3, 64)
+    nets = []
+    for shift in (0, 1, 1):
+        net = ttfs.TTFSNetwork.create([16, 8, 3], seed=0, input_rate=0.4)
+        ttfs.train(net, z, y, ttfs.TrainConfig(epochs=2, batch_size=16, shift=shift))
+        nets.append(net.weights[0])
+    assert np.array_equal(nets[1], nets[2])
+    assert not np.allclose(nets[0], nets[1])
