@@ -72,7 +72,12 @@ Speed
     inputs (one input event per sample) and grid-aware training (hidden spikes on 64 steps:
     both layers grouped) took 54-67 s per epoch (minibatch 32) on one core of the reference
     machine while other jobs shared its two cores (not measured idle); Adam's update of the
-    471k weights is about a fifth of that.
+    471k weights is about a fifth of that. The backward pass of a layer summed by bincount
+    gathers its per-event factors as whole rows of one table (one gather for the weight and
+    the input gradients) and the forward pass picks the causal set's end by plain indexing,
+    not ``take_along_axis`` (which built a full index per element): 784-500-10, minibatch
+    64, binary MNIST on the 64-step grid, 20.9 -> 16.4 ms of CPU per minibatch (about 15 s
+    of CPU per epoch), weights bit for bit the same.
 """
 
 from dataclasses import dataclass, asdict
@@ -179,8 +184,9 @@ def _layer_chunk(z_in, w, values):
     ok = pos & (zc < e["z_next"][:, :, None]) & e["end"][:, :, None]
     fired = ok.any(axis=1)
     first = np.argmax(ok, axis=1)
-    z_out = np.take_along_axis(zc, first[:, None, :], axis=1)[:, 0]
-    den_s = np.take_along_axis(den, first[:, None, :], axis=1)[:, 0]
+    bi, oi = np.arange(len(first))[:, None], np.arange(first.shape[1])[None, :]
+    z_out = zc[bi, first, oi]
+    den_s = den[bi, first, oi]
     fired &= z_out <= Z_MAX
     z_out = np.where(fired, z_out, np.inf)
     den_s = np.where(fired, den_s, 1.0)
@@ -232,13 +238,16 @@ def _layer_backward_chunk(c, w, dz_out, need_input_grad):
     r = pm * c.zp[:, :, None] - mask * (d * np.where(c.fired, c.z_out, 0.0))[:, None, :]
     dz_in = None
     if c.mode == "grouped" and c.onehot is None:
-        # per input, the factor of its event (row p: no spike, zero)
-        idx = c.group[:, :, None]
-        pad = np.zeros((b, 1, n_out))
-        dw = np.take_along_axis(np.concatenate([r, pad], axis=1), idx, axis=1).sum(axis=0)
+        # per input, the factors of its event (row p: no spike, zero), gathered as whole rows
+        # of one (b * (p + 1), 2 * n_out) table (one gather for both factors)
+        table = np.zeros((b, p + 1, 2 * n_out))
+        table[:, :p, :n_out] = r
+        table[:, :p, n_out:] = pm
+        rows = c.group + (p + 1) * np.arange(b)[:, None]               # (b, n_in)
+        x = table.reshape(b * (p + 1), 2 * n_out)[rows]                 # (b, n_in, 2 n_out)
+        dw = x[:, :, :n_out].sum(axis=0)
         if need_input_grad:
-            x = np.take_along_axis(np.concatenate([pm, pad], axis=1), idx, axis=1)
-            dz_in = np.einsum("bij,ij->bi", x, w)
+            dz_in = np.einsum("bij,ij->bi", x[:, :, n_out:], w)
     elif c.mode == "grouped":
         n_in = c.onehot.shape[2]
         dw = c.onehot.reshape(b * p, n_in).T @ r.reshape(b * p, n_out)
