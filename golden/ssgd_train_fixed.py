@@ -41,7 +41,7 @@ a raster ``x[t, i]``, ``t = 0 .. T-1``.
    is ``K[t] u_j`` with ``u_j = sum_c W2[j, c] dlog_c``: once per image, ``H x 10``
    multiply-adds reading ``W2`` **by row** ``j`` (the forward's order: no transposition).
 7. **Sparse backward**, per active event ``(t, j, g)``:
-   ``ks = round_shift(K[t] g, g_frac)``, ``delta = sat16(round_shift(ks u_j, d_shift))``
+   ``ks = round_shift(K[t] g, ks_shift)``, ``delta = sat16(round_shift(ks u_j, d_shift))``
    (two multiplies), then for every input ``i``: ``G1[i, j] += tr[t, i] delta`` (64
    multiply-adds: **column** ``j`` of ``G1``). The reset is not differentiated and no
    gradient flows through time inside the neuron other than through the trace, exactly as
@@ -77,19 +77,25 @@ trace ``tr``           unsigned ``trace_bits`` =   decay rounds half up; saturat
                        9, ``trace_frac`` = 8       one spike per input: ``tr <= 1 << 8``)
 softmax index ``k``    ``round_shift(z_max - z,    half up; ``k >= exp_len`` gives ``e = 0``
                        z_shift)``
-``EXP``                unsigned ``p_frac + 1``,    ``exp_len`` = 64 entries, round-half-even of
-                       frac ``p_frac`` = 14        the exact value, ``EXP[0] = 1 << p_frac``
+``EXP``                unsigned ``p_frac + 1``,    ``exp_len`` = 64 entries, ``rint`` of the
+                       frac ``p_frac`` = 14        float64 value, ``EXP[0] = 1 << p_frac``
+                                                   (``z_shift`` = 8: index step 1 V_th,
+                                                   ``logit_scale`` 1/8: 8 nats)
 ``S = sum e``          unsigned ``p_frac + 5``     exact (10 classes)
 ``p``                  unsigned ``p_frac + 1``     floor of the division (``p <= 1 << p_frac``)
 ``dlog``               signed 16, frac 14          exact, in ``[-2**14, 2**14]``
 ``K[t]``               unsigned ``k_bits`` = 12,   round-half-even of the exact rational from
                        ``k_frac`` = 8              ``beta_r_q``; saturated (``K <= 2731``)
 ``u = W2 dlog``        sum signed 8 + 16 + 4 bits  ``round_shift`` by ``u_shift`` = 8, then
-                       -> ``u_bits`` = 16          **saturated** to 16 bits
-``ks = K g``           12 x 16 bits ->             ``round_shift`` by ``g_frac`` (15): unsigned
-                       unsigned 12 bits            ``<= K`` (frac ``k_frac``)
-``delta = ks u``       12 x 16 bits -> signed      ``round_shift`` by ``d_shift``, then
-                       ``delta_bits`` = 16         **saturated** to 16 bits
+                       -> ``u_bits`` = 16          saturated to 16 bits (never with 10
+                                                   classes: ``|u| <= 2**14``)
+``ks = K g``           12 x 16 bits -> unsigned    ``round_shift`` by ``ks_shift`` = 11, then
+                       ``ks_bits`` = 16, frac      saturated (never: ``K g < 2**27``); frac
+                       ``k_frac + g_frac - 11``    12, so the band's smallest ``g`` (78)
+                                                   keeps 4 significant bits
+``delta = ks u``       16 x 16 bits -> signed      ``round_shift`` by ``d_shift`` = 11, then
+                       ``delta_bits`` = 16         **saturated** to 16 bits (about 1 % of the
+                                                   events at the start of training)
 ``G1``                 signed ``grad_bits`` = 32   exact sum of 9 x 16-bit products over at
                                                    most ``T`` events per column; saturated at
                                                    the end (unreachable for ``T < 64``)
@@ -103,9 +109,11 @@ Units and the float counterpart
 -------------------------------
 ``G1`` is the float gradient ``dL/dW1`` (``W1`` and ``z`` in units of ``V_th``, ``L`` the
 cross-entropy of ``softmax(logit_scale z)``, without the ``logit_scale`` factor of the
-chain rule) times ``2**(trace_frac + k_frac + 8 + p_frac - u_shift - d_shift)``; ``G2`` the
-float ``dL/dW2`` times ``2**(k_frac - r_shift + p_frac)``. The float learning rates equivalent
-to the shifts are :meth:`TrainFormat.lr_float` (``2**-6`` and ``2**-7`` with the defaults).
+chain rule) times ``2**g1`` with ``g1 = trace_frac + k_frac + g_frac - ks_shift + 8 +
+p_frac - u_shift - d_shift`` (23 with the defaults); ``G2`` the float ``dL/dW2`` times
+``2**(k_frac - r_shift + p_frac)`` (``2**18``). The float learning rates equivalent to the
+shifts are :meth:`TrainFormat.lr_float`: ``2**(g1 - lr1_shift - 8)`` and
+``2**(18 - lr2_shift - 8)``.
 
 What the hardware does, per image
 ---------------------------------
@@ -726,8 +734,12 @@ def accuracy_fixed(params, times, labels, fmt):
 
 
 def train_fixed(params, times, labels, fmt, *, epochs=1, seed=0, evals=None, on_epoch=None,
-                shuffle=True):
+                shuffle=True, decay_every=0):
     """Train image by image (batch 1) with the fixed-point SSGD; returns ``(params, hist)``.
+
+    ``decay_every``: if > 0, both learning-rate shifts grow by one (the rates halve) after
+    every ``decay_every`` epochs (the host sets the shift per epoch); the format of epoch
+    ``e`` is ``fmt`` with ``lr_shift + e // decay_every``.
 
     ``evals``: optional dict ``name -> (times, labels)`` evaluated after every epoch.
     History: ``loss`` (per epoch mean), ``events`` (active events per epoch), ``spikes``
@@ -747,14 +759,19 @@ def train_fixed(params, times, labels, fmt, *, epochs=1, seed=0, evals=None, on_
     for name in (evals or {}):
         hist[f"acc_{name}"] = []
     w = (np.asarray(params[0], np.int64), np.asarray(params[1], np.int64))
+    if isinstance(decay_every, bool) or not isinstance(decay_every, (int, np.integer)) \
+            or decay_every < 0:
+        raise ValueError(f"decay_every must be an integer >= 0, not {decay_every!r}")
     for ep in range(epochs):
         order = rng.permutation(n) if shuffle else np.arange(n)
+        k_dec = ep // decay_every if decay_every else 0
+        fmt_ep = fmt.with_(lr1_shift=fmt.lr1_shift + k_dec, lr2_shift=fmt.lr2_shift + k_dec)
         t0 = time.perf_counter()
         loss = 0.0
         n_ev = n_sp = 0
         correct = 0
         for k in order:
-            w_new, fwd, gr = train_step(w, times[k], labels[k], fmt, tables)
+            w_new, fwd, gr = train_step(w, times[k], labels[k], fmt_ep, tables)
             loss += gr.loss(np.array([labels[k]]), fmt)
             correct += int(np.argmax(fwd.z[0]) == labels[k])
             n_ev += gr.n_events
@@ -775,14 +792,22 @@ def train_fixed(params, times, labels, fmt, *, epochs=1, seed=0, evals=None, on_
 
 # ----------------------------------------------------------------------------- float
 
-def float_step(params_f, times, labels, fmt):
-    """The same algorithm in float64 without any rounding or saturation, for batch ``B``.
+def float_step(params_f, times, labels, fmt, fixed_forward=None):
+    """The same algorithm in float64 without rounding, for batch ``B``.
+
+    The one saturation kept is ``delta``'s (at the float value of the fixed limit,
+    ``2**(delta_bits - 1)`` units): it clips the gradient of about 1 % of the events at the
+    start of training and is part of the algorithm, not an artefact of the widths.
 
     ``params_f = (W1, W2)`` in units of ``V_th``; decays are the quantised ``beta_q / 256``.
-    Returns a dict: ``v``, ``s``, ``z`` (units of ``V_th``), ``p``, ``dlog``, ``u``
-    (``W2 dlog``), ``delta`` ``(T, B, H)`` (zero outside the band), ``dW1``, ``dW2`` (float
-    gradients of the loss, batch-summed) and the same four scaled to the fixed-point units
-    (``p_q``, ``G1_q``, ``G2_q``, ``delta_q``).
+    With ``fixed_forward`` (a :class:`ForwardFixed` of the same inputs), the membranes,
+    spikes and logits are taken from it (as floats) and only the backward is float: the
+    difference to the fixed backward is then the backward's rounding alone.
+
+    Returns a dict: ``v``, ``s``, ``z`` (units of ``V_th``), ``act`` (the band), ``p``,
+    ``dlog``, ``u`` (``W2 dlog``), ``delta`` ``(T, B, H)`` (zero outside the band), ``dW1``,
+    ``dW2`` (float gradients of the loss, batch-summed) and the same scaled to the
+    fixed-point units (``p_q``, ``u_q``, ``delta_q``, ``G1_q``, ``G2_q``).
     """
     lif = fmt.lif
     x = _raster(times, fmt).astype(np.float64)
@@ -791,16 +816,22 @@ def float_step(params_f, times, labels, fmt):
     H = w1.shape[1]
     beta = fmt.beta_q / (1 << lif.decay_bits)
     br = fmt.beta_r_q / (1 << lif.decay_bits)
-    v = np.zeros((T, B, H))
-    s = np.zeros((T, B, H))
-    o = np.zeros((T, B, w2.shape[1]))
     tr = np.zeros((T, B, n_in))
     for t in range(T - 1):
-        v[t + 1] = beta * v[t] + x[t] @ w1 - s[t]
-        s[t + 1] = v[t + 1] > 1.0
-        o[t + 1] = br * o[t] + s[t] @ w2
         tr[t + 1] = beta * tr[t] + x[t]
-    z = o.sum(axis=0)
+    if fixed_forward is None:
+        v = np.zeros((T, B, H))
+        s = np.zeros((T, B, H))
+        o = np.zeros((T, B, w2.shape[1]))
+        for t in range(T - 1):
+            v[t + 1] = beta * v[t] + x[t] @ w1 - s[t]
+            s[t + 1] = v[t + 1] > 1.0
+            o[t + 1] = br * o[t] + s[t] @ w2
+        z = o.sum(axis=0)
+    else:
+        v = fixed_forward.v * lif.lsb
+        s = fixed_forward.s.astype(np.float64)
+        z = fixed_forward.z * lif.lsb
     a = fmt.logit_scale * z
     pe = np.exp(a - a.max(axis=1, keepdims=True))
     p = pe / pe.sum(axis=1, keepdims=True)
@@ -812,18 +843,21 @@ def float_step(params_f, times, labels, fmt):
     for t in range(T - 2, -1, -1):
         K[t] = 1.0 + br * K[t + 1]
     dv = v - 1.0
-    act = np.abs(dv) < fmt.b_th_q / (1 << lif.frac_bits)
+    act = np.abs(dv) < fmt.b_th_q * lif.lsb
     act[0] = False
     g = np.where(act, 1.0 / (fmt.surrogate_scale * np.abs(dv) + 1.0) ** 2, 0.0)
     delta = K[:, None, None] * g * u[None]
+    d_exp = fmt.ks_frac() + lif.frac_bits + fmt.p_frac - fmt.u_shift - fmt.d_shift
+    d_lim = 2.0 ** (fmt.delta_bits - 1 - d_exp)          # the fixed delta's saturation
+    np.clip(delta, -d_lim, d_lim, out=delta)
     dW1 = tr.reshape(-1, n_in).T @ delta.reshape(-1, H)
     Rf = np.tensordot(K, s, axes=(0, 0))
     dW2 = Rf.T @ dlog
     return {"v": v, "s": s.astype(bool), "z": z, "p": p, "dlog": dlog, "u": u, "delta": delta,
             "dW1": dW1, "dW2": dW2, "act": act,
             "p_q": p * (1 << fmt.p_frac),
-            "delta_q": delta * 2.0 ** (fmt.ks_frac() + lif.frac_bits + fmt.p_frac
-                                       - fmt.u_shift - fmt.d_shift),
+            "u_q": u * 2.0 ** (lif.frac_bits + fmt.p_frac - fmt.u_shift),
+            "delta_q": delta * 2.0 ** d_exp,
             "G1_q": dW1 * 2.0 ** fmt.g1_exponent(), "G2_q": dW2 * 2.0 ** fmt.g2_exponent()}
 
 
@@ -854,10 +888,10 @@ def _float_forward(params_f, times, fmt):
     return z
 
 
-def train_float(params_f, times, labels, fmt, *, epochs=1, seed=0, evals=None, on_epoch=None):
+def train_float(params_f, times, labels, fmt, *, epochs=1, seed=0, evals=None, on_epoch=None,
+                decay_every=0):
     """The float counterpart of :func:`train_fixed` (same order of images, the learning
     rates :meth:`TrainFormat.lr_float`, float64 weights, no rounding or clipping)."""
-    lr1, lr2 = fmt.lr_float()
     w1, w2 = (np.array(w, np.float64) for w in params_f)
     times = np.asarray(times)
     labels = np.asarray(labels)
@@ -868,6 +902,9 @@ def train_float(params_f, times, labels, fmt, *, epochs=1, seed=0, evals=None, o
         hist[f"acc_{name}"] = []
     for ep in range(epochs):
         order = rng.permutation(n)
+        lr1, lr2 = fmt.lr_float()
+        if decay_every:
+            lr1, lr2 = (lr * 0.5 ** (ep // decay_every) for lr in (lr1, lr2))
         t0 = time.perf_counter()
         loss = 0.0
         for k in order:
