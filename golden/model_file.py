@@ -158,7 +158,8 @@ def _check(model, path):
 
 #: The algorithms whose model files share the container: their name in messages, and reader.
 _ALGORITHMS = {"ttfs": ("TTFS", "spikegate.golden.model_file.load_model"),
-               "pdnn": ("PD", "spikegate.golden.pd_model_file.load_pd_model")}
+               "pdnn": ("PD", "spikegate.golden.pd_model_file.load_pd_model"),
+               "ssgd": ("SSGD", "spikegate.golden.ssgd_model_file.load_ssgd_model")}
 
 
 def read_npz(path, fail):
