@@ -19,12 +19,14 @@ _COMMANDS = (
     "eval_ttfs",
     "nir_io",
     "run",
+    "sweep",
     "synth",
 )
 # ``spikegate train ALGORITHM``: one module per algorithm.
 _TRAIN_COMMANDS = (
     "train_pdnn",
     "train_ssgd",
+    "train_ssgd_fixed",
     "train_ttfs",
 )
 
