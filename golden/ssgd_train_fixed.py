@@ -158,6 +158,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -281,15 +282,15 @@ class TrainFormat:
                              f"sum of {self.o_bits}-bit membranes: at most "
                              f"{1 << (self.z_bits - self.o_bits)}")
 
-    @property
+    @cached_property
     def beta_q(self):
         return quantize_decay(math.exp(-1.0 / self.tau_mem), self.lif)
 
-    @property
+    @cached_property
     def beta_r_q(self):
         return quantize_decay(math.exp(-1.0 / self.tau_readout), self.lif)
 
-    @property
+    @cached_property
     def b_th_q(self):
         return quantize_b_th(self.b_th, self.lif)
 
@@ -416,6 +417,11 @@ def _clip_into(a, lo, hi, out):
 def trace_table(fmt):
     """``P[k]``, ``k = 0 .. T-1``: the trace ``k`` steps after a lone spike,
     ``P[0] = 1 << trace_frac``, ``P[k+1] = round_shift(P[k] beta_q, decay_bits)`` (int64)."""
+    return _trace_table(fmt).copy()
+
+
+@lru_cache(maxsize=16)
+def _trace_table(fmt):
     P = np.zeros(fmt.n_steps, dtype=np.int64)
     P[0] = min(1 << fmt.trace_frac, (1 << fmt.trace_bits) - 1)
     for k in range(fmt.n_steps - 1):
@@ -428,7 +434,7 @@ def trace_from_times(times, fmt):
     ``tr[t, b, i] = P[t - 1 - times[b, i]]`` for ``t > times[b, i]``, else 0; equal to
     :func:`input_trace_fixed` of the raster (each input spikes at most once)."""
     times = np.asarray(times, dtype=np.int64)
-    P = trace_table(fmt)
+    P = _trace_table(fmt)
     k = np.arange(fmt.n_steps)[:, None, None] - 1 - times[None]
     return np.where(k >= 0, P[np.clip(k, 0, fmt.n_steps - 1)], 0)
 
