@@ -168,9 +168,10 @@ from .ssgd_fixed import FixedFormat, quantize_b_th, quantize_decay, quantize_wei
 
 __all__ = [
     "TrainFormat", "Tables", "make_tables", "surrogate_table", "kernel_table", "exp_table",
-    "encode", "input_raster", "trace_table", "trace_from_times", "input_trace_fixed", "hidden_forward", "readout_forward_fixed",
-    "ActiveEvents", "active_events", "ForwardFixed", "forward_fixed", "softmax_grad_fixed",
-    "readout_backward_fixed", "FixedGrads", "sparse_backward_fixed", "dense_backward_fixed",
+    "encode", "input_raster", "trace_table", "trace_from_times", "input_trace_fixed",
+    "hidden_forward", "readout_forward_fixed", "ActiveEvents", "active_events",
+    "ForwardFixed", "forward_fixed", "softmax_grad_fixed", "readout_backward_fixed",
+    "event_delta", "FixedGrads", "sparse_backward_fixed", "dense_backward_fixed",
     "sgd_update", "train_step", "init_weights", "predict_fixed", "accuracy_fixed",
     "train_fixed", "float_step", "train_float", "predict_float",
 ]
@@ -636,7 +637,10 @@ class FixedGrads:
         return float(np.mean(fmt.p_frac * math.log(2) - np.log(np.maximum(py, 1))))
 
 
-def _delta(K_t, g, u, fmt):
+def event_delta(K_t, g, u, fmt):
+    """Step 7's two multiplies for events with kernel ``K_t``, surrogate ``g`` and ``u_j``:
+    ``ks = sat16u(round_shift(K_t g, ks_shift))``, ``delta = sat16(round_shift(ks u,
+    d_shift))`` (element-wise, int64)."""
     ks = saturate(round_shift(K_t * g, fmt.ks_shift), fmt.ks_bits, signed=False)
     return saturate(round_shift(ks * u, fmt.d_shift), fmt.delta_bits)
 
@@ -655,7 +659,7 @@ def sparse_backward_fixed(params, fwd, labels, fmt, tables=None):
     p, dlog, u, G2 = _readout_grads(fwd, labels, w2, fmt, tables)
     ev = fwd.events
     n_in, H = np.shape(w1)
-    delta = _delta(tables.K[ev.t], ev.g, u[ev.b, ev.j], fmt)
+    delta = event_delta(tables.K[ev.t], ev.g, u[ev.b, ev.j], fmt)
     T, B = fwd.x.shape[:2]
     rows = ev.t * B + ev.b
     if len(ev):
@@ -683,7 +687,7 @@ def dense_backward_fixed(params, fwd, labels, fmt, tables=None, lut=None):
     g = np.where(d < len(lut), np.asarray(lut)[np.minimum(d, len(lut) - 1)], 0)
     g[0] = 0
     T, B = fwd.x.shape[:2]
-    delta = _delta(tables.K[:, None, None], g, u[None], fmt)          # (T, B, H)
+    delta = event_delta(tables.K[:, None, None], g, u[None], fmt)          # (T, B, H)
     G1 = fwd.tr.reshape(-1, n_in).T @ delta.reshape(-1, H)
     return FixedGrads(saturate(G1, fmt.grad_bits), G2, p, dlog, u, delta,
                       int(np.count_nonzero(g)))

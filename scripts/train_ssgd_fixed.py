@@ -15,7 +15,6 @@ layer, active events against neurons x timesteps, seconds per epoch) and writes,
 """
 
 import json
-import math
 import sys
 import time
 from pathlib import Path

@@ -100,7 +100,8 @@ def _floor_shift(x, n):
     # the update and delta do not saturate
     ("saturate", lambda x, bits, signed=True: np.asarray(x, dtype=np.int64)),
     # delta from K g u in one rounding, without the intermediate ks (-69 instead of -70)
-    ("_delta", lambda K_t, g, u, fmt: np.clip((K_t * g * u + (1 << 21)) >> 22, -32768, 32767)),
+    ("event_delta",
+     lambda K_t, g, u, fmt: np.clip((K_t * g * u + (1 << 21)) >> 22, -32768, 32767)),
 ])
 def test_hand_case_catches_mutations(monkeypatch, mutation):
     name, fn = mutation
@@ -165,9 +166,9 @@ def test_membranes_saturate_on_a_crafted_input():
 
 
 def test_delta_and_update_saturate():
-    d = F._delta(np.array([2602]), np.array([32768]), np.array([16000]), FMT)
+    d = F.event_delta(np.array([2602]), np.array([32768]), np.array([16000]), FMT)
     assert d.tolist() == [32767]                         # 41632 * 16000 / 2048 > 2**15
-    d = F._delta(np.array([2602]), np.array([32768]), np.array([-16000]), FMT)
+    d = F.event_delta(np.array([2602]), np.array([32768]), np.array([-16000]), FMT)
     assert d.tolist() == [-32768]
     g = F.FixedGrads(G1=np.array([[-(1 << 40)], [1 << 40]]), G2=np.zeros((1, 2), np.int64),
                      p=None, dlog=None, u=None, delta=None, n_events=0)
@@ -282,3 +283,8 @@ def test_training_on_a_tiny_set_reduces_the_loss(digits):
     assert after < 0.7 * before, f"loss {before:.3f} -> {after:.3f} (seed 5)"
     assert hist["events"][-1] > 0
     assert all(a.min() >= -128 and a.max() <= 127 for a in w2)
+
+
+def test_every_public_name_exists():
+    for name in F.__all__:
+        assert hasattr(F, name), name
