@@ -401,3 +401,42 @@ class PDTracePort(_Keyed):
             "d_u": Out(signed(fmt.acc_width)), "d_y": Out(signed(fmt.y_width)),
             "d_act": Out(signed(out_bits)),
         })
+
+
+# ----------------------------------------------------------------------------------------
+# Sparse spiking gradient descent (issue 21): the LIF layers' interfaces
+# (:mod:`spikegate.hdl.lif_layer`, :mod:`spikegate.hdl.ssgd_network`). Their stream payloads
+# are in :mod:`spikegate.hdl.lif_layouts`.
+
+from spikegate.golden.ssgd_fixed import FixedFormat as _LIFFormat  # noqa: E402
+
+__all__ += ["LIFTracePort"]
+
+
+class LIFTracePort(_Keyed):
+    """What a LIF layer of ``n_dst`` neurons computes, neuron by neuron, as it happens (no
+    back-pressure: an observer samples it every cycle). The layer drives it (``Out``).
+
+    Members
+    -------
+    valid, step, index : Out
+        Neuron ``index`` has its state of timestep ``step`` (``1 .. T-1``), in order of
+        ``index`` within a step.
+    v : Out(signed(fmt.v_bits))
+        Its membrane ``V[step]`` (:func:`~spikegate.golden.ssgd_fixed.lif_step`), or the
+        readout's ``O[step]``.
+    spike, active : Out
+        ``S[step]``; ``|V[step] - V_th| < B_th`` (both 0 in a readout).
+    g : Out(unsigned(fmt.g_bits))
+        The surrogate value (0 when not active).
+    """
+
+    def __init__(self, n_dst, step_bits, fmt):
+        if not isinstance(fmt, _LIFFormat):
+            raise TypeError(f"fmt must be a ssgd_fixed.FixedFormat, not {fmt!r}")
+        self._key = (n_dst, step_bits, fmt)
+        super().__init__({
+            "valid": Out(1), "step": Out(step_bits), "index": Out(index_bits(n_dst)),
+            "v": Out(signed(fmt.v_bits)), "spike": Out(1), "active": Out(1),
+            "g": Out(fmt.g_bits),
+        })

@@ -1,0 +1,410 @@
+"""One LIF layer of sparse spiking gradient descent on the shared weight lookup: input spikes
+in, per timestep a pass over the neurons, output spikes and active events out.
+
+A timestep goes through the layer in two parts:
+
+1. **accumulate**: each input spike (an event of :class:`~spikegate.hdl.lif_layouts.LIFEventLayout`
+   from the queue) walks its source's weight row through the
+   :class:`~spikegate.hdl.lookup.WeightLookup` (op :attr:`LIFOp.ADD`); on the beats every lane
+   adds its weight to its destination's synaptic sum, in a memory of one word per lane group
+   (read at the lookup's issue, written back at the beat; the read port is transparent so rows
+   follow each other with no gap). The sums are exact (wide enough for every source spiking
+   once per step), so saturating them to ``acc_bits`` at the end is
+   :func:`~spikegate.golden.ssgd_fixed.synaptic_input`.
+2. **pass**, after the step's end marker and the last walk: a three-stage pipeline over the
+   neurons, one per cycle. A reads neuron ``j``'s synaptic sum and its state (``V``, ``S``); B
+   computes :func:`~spikegate.golden.ssgd_fixed.lif_step` (decay, integrate with reset by
+   subtraction, saturation, fire) and the active test, writes the state back, zeroes the
+   synaptic word after its last lane and reads the surrogate table; C offers the output spike
+   on ``o_stream`` and the active event on ``a_stream`` and shows the neuron on ``trace``. The
+   pipeline moves when C's events have been taken.
+
+The arithmetic is :mod:`spikegate.hdl.lif_arith`, step for step the golden model's
+(:mod:`spikegate.golden.ssgd_fixed`). A *readout* layer (``readout=True``) is the same leaky
+integrator without threshold, reset or active test: ``O[t+1] = saturate(decay(O[t], beta_q) +
+syn, v_bits)`` (:func:`~spikegate.golden.ssgd_fixed.integrate` with no spike), shown on
+``trace`` only.
+
+Timesteps. An image is ``T = timesteps`` steps; the layer takes the input spikes of steps ``0
+.. T-2`` (the input of step ``T-1`` is never used, as in the golden model) and its pass of
+step ``k`` computes ``V[k+1]`` (``V[0] = 0``, ``S[0] = 0``). Its output stream carries the
+spikes ``S[0] .. S[T-2]`` as steps for the next layer: at the start of pass ``k`` the marker
+closing output step ``k`` (step 0 has no spikes), then, unless ``k = T-2``, the spikes
+``S[k+1]``. So every layer takes ``T-1`` steps and gives ``T-1``. After the pass of step
+``T-2`` the next image starts from the zero state (no clearing pass: step 0 reads the state as
+zero).
+"""
+
+import numpy as np
+
+from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikegate.golden.fixed import WEIGHT_BITS, signed_bits, unsigned_bits
+from spikegate.golden.ssgd_fixed import FixedFormat, surrogate_lut
+from . import lif_arith
+from .layouts import RESULT_COUNT_BITS, index_bits
+from .lif_layouts import LIFActiveLayout, LIFEventLayout
+from .lookup import WeightLookup
+from .params import checking
+from .signatures import LIFTracePort, WeightPort
+from .spike_queue import SpikeQueue
+
+__all__ = ["LIFLayer", "LIFOp", "MAX_SURROGATE_ENTRIES", "PASS_LATENCY"]
+
+#: The most entries of the surrogate table (``b_th_q``): a block RAM of ``g_bits`` words.
+MAX_SURROGATE_ENTRIES = 4096
+
+#: Cycles from the start of a pass (the marker taken from the queue) to the first neuron in
+#: stage C: the output marker's cycle, A and B.
+PASS_LATENCY = 3
+
+
+class LIFOp(enum.IntEnum, shape=1):
+    """What a LIF layer's row walk does (the op codes it gives the weight lookup)."""
+    #: add the source's weight row to the destinations' synaptic sums (an input spike)
+    ADD = 0
+
+
+class LIFLayer(wiring.Component):
+    """A LIF layer (or a leaky readout) of ``n_dst`` neurons fed by ``n_src`` inputs.
+
+    Parameters
+    ----------
+    n_src, n_dst, lanes : int
+        See :class:`~spikegate.hdl.lookup.WeightLookup`.
+    timesteps : int
+        Steps per image ``T`` (at least 2).
+    beta_q : int
+        The decay (:func:`~spikegate.golden.ssgd_fixed.quantize_decay`), ``0 .. 2**decay_bits
+        - 1``.
+    fmt : FixedFormat
+        The widths (:class:`~spikegate.golden.ssgd_fixed.FixedFormat`); ``w_bits`` must be 8.
+    b_th_q : int
+        The active half-width in membrane LSBs (:func:`~spikegate.golden.ssgd_fixed.quantize_b_th`),
+        1 to :data:`MAX_SURROGATE_ENTRIES`; not for a readout.
+    surrogate_scale : float
+        ``scale`` of :func:`~spikegate.golden.ssgd_fixed.surrogate_lut`.
+    weights : array of int, shape (n_src, n_dst), optional
+        Initial weights (signed 8 bits). Zero when omitted.
+    readout : bool
+        A leaky integrator without threshold: no ``o_stream``, no ``a_stream``.
+    queue_depth : int
+        Input events the queue holds (at least 2).
+    weight_memory : str
+        :attr:`~spikegate.hdl.lookup.WeightLookup.weight_memory`.
+
+    Members
+    -------
+    i_stream : In(stream)
+        :class:`~spikegate.hdl.lif_layouts.LIFEventLayout` (``n_src``): steps ``0 .. T-2`` of
+        each image, each its spikes (each source at most once) and a marker.
+    o_stream : Out(stream)
+        :class:`~spikegate.hdl.lif_layouts.LIFEventLayout` (``n_dst``): the spikes, as steps
+        ``0 .. T-2`` for the next layer (see the module docstring). Not in a readout.
+    a_stream : Out(stream)
+        :class:`~spikegate.hdl.lif_layouts.LIFActiveLayout`: every active ``(neuron, step,
+        g)``, steps ``1 .. T-1``, in order of step and neuron. Not in a readout.
+    trace : Out(LIFTracePort)
+        Every neuron of every step as stage C completes it.
+    weights : In(WeightPort)
+        Load and read back weights (only while not ``busy``).
+    clear_stats : In; in_spikes, spikes, active, lookups : Out(unsigned(32))
+        Input spikes walked, output spikes, active entries and weights read since
+        ``clear_stats``.
+    image_done : Out
+        A strobe: the pass of step ``T-2`` (an image's last) has ended.
+    busy : Out
+        An event is queued, a row walked, a pass in flight, or the synaptic sums being zeroed
+        (after reset).
+
+    After reset the synaptic sums are zeroed in ``ceil(n_dst / lanes)`` cycles (the input is
+    held meanwhile) and the layer is at step 0 of an image; weights are kept.
+
+    Cycles: an input spike reaches the walker 2 cycles after it enters the queue and walks
+    ``G = ceil(n_dst / lanes)`` cycles (walks back to back). The marker starts the pass the
+    first cycle the walker is idle (the beat of the last walk written); with the output streams
+    never waiting, neuron ``j`` is in stage C at ``PASS_LATENCY + j`` cycles after the start,
+    and the pass ends with the last neuron (``n_dst + PASS_LATENCY`` cycles); the next step's
+    events wait in the queue meanwhile.
+    """
+
+    def __init__(self, n_src, n_dst, lanes, timesteps, beta_q, *, fmt=None, b_th_q=None,
+                 surrogate_scale=100.0, weights=None, readout=False, queue_depth=16,
+                 weight_memory="auto"):
+        fmt = FixedFormat() if fmt is None else fmt
+        with checking(self):
+            if not isinstance(fmt, FixedFormat):
+                raise TypeError(f"fmt must be a ssgd_fixed.FixedFormat, not {fmt!r}")
+            if fmt.w_bits != WEIGHT_BITS:
+                raise ValueError(f"fmt.w_bits must be {WEIGHT_BITS} (the weight memory's), not "
+                                 f"{fmt.w_bits}")
+            if isinstance(timesteps, bool) or not isinstance(timesteps, (int, np.integer)) \
+                    or timesteps < 2:
+                raise ValueError(f"timesteps must be an integer >= 2, not {timesteps!r}")
+            if isinstance(beta_q, bool) or not isinstance(beta_q, (int, np.integer)) \
+                    or not 0 <= beta_q < (1 << fmt.decay_bits):
+                raise ValueError(f"beta_q must be an integer in [0, {(1 << fmt.decay_bits) - 1}]"
+                                 f", not {beta_q!r}")
+            if not isinstance(readout, bool):
+                raise TypeError(f"readout must be a bool, not {readout!r}")
+            if readout:
+                if b_th_q is not None:
+                    raise ValueError(f"a readout has no active band: b_th_q must be None, not "
+                                     f"{b_th_q!r}")
+            elif isinstance(b_th_q, bool) or not isinstance(b_th_q, (int, np.integer)) \
+                    or not 1 <= b_th_q <= MAX_SURROGATE_ENTRIES:
+                raise ValueError(f"b_th_q must be an integer from 1 to {MAX_SURROGATE_ENTRIES}, "
+                                 f"not {b_th_q!r}")
+            if not isinstance(queue_depth, int) or queue_depth < 2:
+                raise ValueError(f"queue_depth must be an integer >= 2, not {queue_depth!r}")
+            self._lookup = WeightLookup(n_src, n_dst, lanes, weights, op_shape=LIFOp,
+                                        read_ops=(LIFOp.ADD,), count_ops=(LIFOp.ADD,),
+                                        weight_memory=weight_memory)
+        self._n_src, self._n_dst, self._lanes = int(n_src), int(n_dst), int(lanes)
+        self._timesteps, self._beta_q, self._fmt = int(timesteps), int(beta_q), fmt
+        self._readout = readout
+        self._b_th_q = None if readout else int(b_th_q)
+        self._queue = SpikeQueue(LIFEventLayout(n_src), queue_depth)
+        self._step_bits = unsigned_bits(self._timesteps - 1)
+        # The exact synaptic sum of a step with every source spiking once.
+        self._acc_bits = signed_bits(-(1 << WEIGHT_BITS - 1) * self._n_src,
+                                     ((1 << WEIGHT_BITS - 1) - 1) * self._n_src)
+        G = self._lookup.groups
+        self.syn_data = memory.MemoryData(
+            shape=data.ArrayLayout(signed(self._acc_bits), self._lanes), depth=G, init=[])
+        self.state_data = memory.MemoryData(
+            shape=data.StructLayout({"v": signed(fmt.v_bits), "s": unsigned(1)}),
+            depth=self._n_dst, init=[])
+        ports = {}
+        if not readout:
+            self.lut = surrogate_lut(fmt, self._b_th_q, surrogate_scale)
+            self.lut_data = memory.MemoryData(shape=unsigned(fmt.g_bits), depth=self._b_th_q,
+                                              init=[int(v) for v in self.lut])
+            ports = {
+                "o_stream": Out(stream.Signature(LIFEventLayout(n_dst))),
+                "a_stream": Out(stream.Signature(
+                    LIFActiveLayout(n_dst, self._step_bits, fmt.g_bits))),
+            }
+        super().__init__({
+            "i_stream": In(stream.Signature(LIFEventLayout(n_src))),
+            **ports,
+            "trace": Out(LIFTracePort(n_dst, self._step_bits, fmt)),
+            "weights": In(WeightPort(n_src, n_dst)),
+            "clear_stats": In(1),
+            "in_spikes": Out(RESULT_COUNT_BITS),
+            "spikes": Out(RESULT_COUNT_BITS),
+            "active": Out(RESULT_COUNT_BITS),
+            "lookups": Out(RESULT_COUNT_BITS),
+            "image_done": Out(1),
+            "busy": Out(1),
+        })
+
+    @property
+    def lookup(self):
+        return self._lookup
+
+    @property
+    def n_src(self):
+        return self._n_src
+
+    @property
+    def n_dst(self):
+        return self._n_dst
+
+    @property
+    def lanes(self):
+        return self._lanes
+
+    @property
+    def groups(self):
+        return self._lookup.groups
+
+    @property
+    def timesteps(self):
+        return self._timesteps
+
+    @property
+    def step_bits(self):
+        return self._step_bits
+
+    @property
+    def fmt(self):
+        return self._fmt
+
+    @property
+    def readout(self):
+        return self._readout
+
+    def elaborate(self, platform):
+        m = Module()
+        fmt, n, L, G = self._fmt, self._n_dst, self._lanes, self.groups
+        spiking = not self._readout
+        m.submodules.queue = queue = self._queue
+        m.submodules.lookup = lk = self._lookup
+        wiring.connect(m, wiring.flipped(self.weights), lk.weights)
+        m.d.comb += lk.clear_count.eq(self.clear_stats)
+        m.d.comb += self.lookups.eq(lk.lookups)
+        m.submodules.syn = syn = memory.Memory(data=self.syn_data)
+        m.submodules.state = state = memory.Memory(data=self.state_data)
+        syn_wp = syn.write_port()
+        syn_rp = syn.read_port(transparent_for=(syn_wp,))
+        st_wp, st_rp = state.write_port(), state.read_port()
+
+        # Zeroing the synaptic sums after reset.
+        clearing = Signal(init=1)
+        clear_addr = Signal(range(G))
+        with m.If(clearing):
+            m.d.sync += clear_addr.eq(clear_addr + 1)
+            with m.If(clear_addr == G - 1):
+                m.d.sync += clearing.eq(0)
+        m.d.comb += [
+            queue.i_stream.payload.eq(self.i_stream.payload),
+            queue.i_stream.valid.eq(self.i_stream.valid & ~clearing),
+            self.i_stream.ready.eq(queue.i_stream.ready & ~clearing),
+        ]
+
+        # Accumulate: one row walk per input spike; the step's marker starts the pass once the
+        # walker has drained.
+        head = queue.o_stream.payload
+        passing, start, walk = Signal(), Signal(), Signal()
+        m.d.comb += [
+            lk.cmd.valid.eq(queue.o_stream.valid & ~head.last & ~passing),
+            lk.cmd.payload.src.eq(head.index),
+            lk.cmd.payload.op.eq(LIFOp.ADD),
+            walk.eq(lk.cmd.valid & lk.cmd.ready),
+            start.eq(queue.o_stream.valid & head.last & ~passing & ~lk.busy),
+            queue.o_stream.ready.eq(walk | start),
+        ]
+
+        # The pass: stages A (reads), B (arithmetic, writes, surrogate read), C (outputs).
+        T = self._timesteps
+        step = Signal(range(T - 1))          # the pass computes V[step + 1]
+        first = Signal()
+        m.d.comb += first.eq(step == 0)
+        marker = Signal()                    # the output step's marker is on offer
+        j = Signal(range(n))
+        lane = Signal(range(L))
+        group = Signal(range(G))
+        issued_all = Signal()
+        a_go, en = Signal(), Signal()
+        c_valid, c_done = Signal(), Signal()
+        m.d.comb += [
+            a_go.eq(passing & ~marker & ~issued_all),
+            en.eq(~c_valid | c_done),
+        ]
+        with m.If(start):
+            m.d.sync += [passing.eq(1), marker.eq(spiking)]
+        with m.If(a_go & en):
+            with m.If(j == n - 1):
+                m.d.sync += [issued_all.eq(1), j.eq(0), lane.eq(0), group.eq(0)]
+            with m.Else():
+                m.d.sync += j.eq(j + 1)
+                with m.If(lane == L - 1):
+                    m.d.sync += [lane.eq(0), group.eq(group + 1)]
+                with m.Else():
+                    m.d.sync += lane.eq(lane + 1)
+
+        # Stage B.
+        b_valid, b_last = Signal(), Signal()
+        b_j = Signal(range(n))
+        b_lane = Signal(range(L))
+        b_group = Signal(range(G))
+        with m.If(en):
+            m.d.sync += [b_valid.eq(a_go), b_j.eq(j), b_lane.eq(lane), b_group.eq(group),
+                         b_last.eq(j == n - 1)]
+        total = Signal(signed(self._acc_bits))
+        m.d.comb += total.eq(Array(syn_rp.data[l] for l in range(L))[b_lane])
+        v_old = Signal(signed(fmt.v_bits))
+        s_old = Signal()
+        m.d.comb += [v_old.eq(Mux(first, 0, st_rp.data.v)),
+                     s_old.eq(Mux(first, 0, st_rp.data.s) if spiking else 0)]
+        v_decayed = Signal(signed(fmt.v_bits + 1), name="v_decayed")
+        m.d.comb += v_decayed.eq(lif_arith.decay(v_old, self._beta_q, fmt))
+        v_syn = Signal(signed(min(self._acc_bits, fmt.acc_bits)), name="v_syn")
+        m.d.comb += v_syn.eq(lif_arith.synaptic_input(total, fmt))
+        v_new = Signal(signed(fmt.v_bits))
+        m.d.comb += v_new.eq(lif_arith.integrate(v_decayed, v_syn, s_old, fmt))
+        s_new, act = Signal(), Signal()
+        if spiking:
+            d, mag = lif_arith.active_distance(m, v_new, fmt)
+            m.d.comb += [s_new.eq(lif_arith.fire(v_new, fmt)),
+                         act.eq(lif_arith.is_active(d, self._b_th_q, fmt))]
+            m.submodules.lut = lut = memory.Memory(data=self.lut_data)
+            lut_rp = lut.read_port()
+            m.d.comb += [lut_rp.addr.eq(Mux(act, mag, 0)), lut_rp.en.eq(en & b_valid)]
+        move_b = Signal()
+        m.d.comb += move_b.eq(en & b_valid)
+        m.d.comb += [
+            syn_rp.addr.eq(Mux(passing, group, lk.beat.issue_group)),
+            syn_rp.en.eq(Mux(passing, a_go & en, lk.beat.issue_valid)),
+            st_rp.addr.eq(j), st_rp.en.eq(a_go & en),
+            st_wp.addr.eq(b_j), st_wp.data.v.eq(v_new), st_wp.data.s.eq(s_new),
+            st_wp.en.eq(move_b),
+        ]
+        # The synaptic words: zeroed after reset, a beat's sums, zeroed after their last lane.
+        beat = lk.beat
+        new = Signal.like(syn_rp.data)
+        for l in range(L):
+            m.d.comb += new[l].eq(syn_rp.data[l] + beat.weights[l])
+        with m.If(clearing):
+            m.d.comb += [syn_wp.addr.eq(clear_addr), syn_wp.data.eq(0), syn_wp.en.eq(1)]
+        with m.Elif(beat.valid):
+            m.d.comb += [syn_wp.addr.eq(beat.group), syn_wp.data.eq(new), syn_wp.en.eq(1)]
+        with m.Elif(move_b & ((b_lane == L - 1) | b_last)):
+            m.d.comb += [syn_wp.addr.eq(b_group), syn_wp.data.eq(0), syn_wp.en.eq(1)]
+
+        # Stage C.
+        c_j = Signal(range(n))
+        c_v = Signal(signed(fmt.v_bits))
+        c_s, c_act, c_last = Signal(), Signal(), Signal()
+        sp_sent, ac_sent = Signal(), Signal()
+        with m.If(en):
+            m.d.sync += [c_valid.eq(b_valid), c_j.eq(b_j), c_v.eq(v_new), c_s.eq(s_new),
+                         c_act.eq(act), c_last.eq(b_last), sp_sent.eq(0), ac_sent.eq(0)]
+        g = Signal(fmt.g_bits)
+        out_step = Signal(self._step_bits)
+        m.d.comb += out_step.eq(step + 1)
+        if spiking:
+            o, a = self.o_stream, self.a_stream
+            need_sp = Signal()
+            m.d.comb += [
+                need_sp.eq(c_s & (step != T - 2)),
+                g.eq(Mux(c_act, lut_rp.data, 0)),
+                o.valid.eq(marker | (c_valid & need_sp & ~sp_sent)),
+                o.payload.index.eq(Mux(marker, 0, c_j)),
+                o.payload.last.eq(marker),
+                a.valid.eq(c_valid & c_act & ~ac_sent),
+                a.payload.index.eq(c_j), a.payload.step.eq(out_step), a.payload.g.eq(g),
+                c_done.eq(c_valid & (~need_sp | sp_sent | o.ready)
+                          & (~c_act | ac_sent | a.ready)),
+            ]
+            with m.If(marker & o.ready):
+                m.d.sync += marker.eq(0)
+            with m.If(~en):
+                with m.If(o.valid & o.ready & ~marker):
+                    m.d.sync += sp_sent.eq(1)
+                with m.If(a.valid & a.ready):
+                    m.d.sync += ac_sent.eq(1)
+        else:
+            m.d.comb += c_done.eq(c_valid)
+        with m.If(c_done & c_last):
+            m.d.sync += [passing.eq(0), issued_all.eq(0),
+                         step.eq(Mux(step == T - 2, 0, step + 1))]
+            m.d.comb += self.image_done.eq(step == T - 2)
+
+        t = self.trace
+        m.d.comb += [t.valid.eq(c_done), t.step.eq(out_step), t.index.eq(c_j), t.v.eq(c_v),
+                     t.spike.eq(c_s), t.active.eq(c_act), t.g.eq(g)]
+        with m.If(self.clear_stats):
+            m.d.sync += [self.in_spikes.eq(0), self.spikes.eq(0), self.active.eq(0)]
+        with m.Else():
+            with m.If(walk):
+                m.d.sync += self.in_spikes.eq(self.in_spikes + 1)
+            with m.If(c_done & c_s):
+                m.d.sync += self.spikes.eq(self.spikes + 1)
+            with m.If(c_done & c_act):
+                m.d.sync += self.active.eq(self.active + 1)
+        m.d.comb += self.busy.eq(clearing | (queue.level != 0) | lk.busy | passing)
+        return m
