@@ -22,7 +22,7 @@ import numpy as np
 
 from spikegate.golden import atomic
 
-from .report import publish, stage_rows
+from .report import metrics, publish, stage_rows
 
 __all__ = ["agreement", "write_pd_report", "cycle_summary", "ops_summary"]
 
@@ -186,6 +186,13 @@ def write_pd_report(dest, *, model, dataset, temporal, eval_summary, y_sample, g
                 lines.append(f"- {name}: Fmax {s['fmax_mhz']:.1f} MHz (target "
                              f"{s['target_mhz']:.1f}), critical path {path}, build "
                              f"{s['seconds']:.0f} s, seed {s['seed']}")
+        # Energy at the simulated lanes' cycles (the boards' own lanes may differ).
+        mdata, mlines = metrics(sizes, tot_add, algorithm="pdnn",
+                                board_runs={b.split("-")[0]: (s, cyc["cycles_mean"])
+                                            for b, s in (synth or {}).items()})
+        data.update(mdata)
+        (tmp / "report.json").write_text(json.dumps(data, indent=1, default=str))
+        lines += mlines
         if mismatch or cycles_mismatch:
             lines += ["", "## First disagreement", "", "```", str(mismatch or cycles_mismatch),
                       "```"]

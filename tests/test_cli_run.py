@@ -45,6 +45,13 @@ def test_run_end_to_end_without_synthesis(tmp_path, capsys):
     for l, steps in enumerate(hw.spike_steps, 1):
         np.testing.assert_array_equal(steps, g12.spike_steps[l])
     assert "12/12 images (100.0 %)" in (out / "report" / "report.md").read_text()
+    # Synaptic operations: one AC and one MAC per weight read, against the dense network.
+    ops = rep["synaptic_ops"]
+    assert ops["mac"] == ops["ac"] == pytest.approx(float(g12.lookups.sum(1).mean()))
+    sizes = model.sizes
+    assert ops["dense_mac"] == sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    assert rep["energy_estimate"] == {}          # no synthesis: no Fmax, no logic cells
+    assert "needs a synthesized board" in (out / "report" / "report.md").read_text()
     # A second run reuses every stage.
     code, _ = _run(tmp_path, "--no-synth")
     assert code == 0
@@ -70,6 +77,8 @@ def test_run_with_synthesis(tmp_path):
     assert board["cycles_mean"] > rep["cycles_per_classification"]["mean"]
     assert rep["classifications_per_s_at_fmax"] == pytest.approx(
         rep["synth"]["fmax_mhz"] * 1e6 / board["cycles_mean"])
+    e = rep["energy_estimate"]["icebreaker"]
+    assert e["low_uj"] < e["total_uj"] < e["high_uj"] and "ESTIMATE" in (out / "report" / "report.md").read_text()
 
 
 def test_corrupt_model_is_refused_and_no_report(tmp_path, capsys):

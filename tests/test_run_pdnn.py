@@ -76,6 +76,8 @@ def test_run_pdnn_end_to_end_in_verilator(tmp_path, capsys):
     assert [o["dense_macs"] for o in ops] == [64 * 8, 8 * 10]
     assert ops[0]["row_additions"] == pytest.approx(float(g.spikes[:, 0].mean()))
     assert rep["cycles_per_frame"]["cycles_mean"] == pytest.approx(float(hw.cycles.mean()))
+    assert rep["synaptic_ops"]["mac"] == pytest.approx(sum(o["weight_additions"] for o in ops))
+    assert rep["synaptic_ops"]["dense_mac"] == 64 * 8 + 8 * 10
     # compare takes the PD model file (told by its algorithm) and agrees.
     capsys.readouterr()
     assert main(["compare", str(out / "model.npz"), "--images", "12", "--lanes", "4",
@@ -184,6 +186,7 @@ def test_run_pdnn_with_synthesis(tmp_path, monkeypatch):
     for s in rep["synth"].values():
         assert s["fmax_mhz"] > 0 and s["resources"]
     assert "PDClassifierShim" in (out / "report" / "report.md").read_text()
+    assert set(rep["energy_estimate"]) == {"icebreaker", "ulx3s"}
 
 
 def test_synth_takes_a_pd_model_file(tmp_path, monkeypatch, capsys):
