@@ -57,8 +57,9 @@ __all__ = ["LIFLayer", "LIFOp", "MAX_SURROGATE_ENTRIES", "PASS_LATENCY"]
 MAX_SURROGATE_ENTRIES = 4096
 
 #: Cycles from the start of a pass (the marker taken from the queue) to the first neuron in
-#: stage C: the output marker's cycle, A and B.
-PASS_LATENCY = 3
+#: stage C: the output marker's cycle, A, B and C (one less in a readout, which sends no
+#: marker).
+PASS_LATENCY = 4
 
 
 class LIFOp(enum.IntEnum, shape=1):
@@ -125,9 +126,10 @@ class LIFLayer(wiring.Component):
     Cycles: an input spike reaches the walker 2 cycles after it enters the queue and walks
     ``G = ceil(n_dst / lanes)`` cycles (walks back to back). The marker starts the pass the
     first cycle the walker is idle (the beat of the last walk written); with the output streams
-    never waiting, neuron ``j`` is in stage C at ``PASS_LATENCY + j`` cycles after the start,
-    and the pass ends with the last neuron (``n_dst + PASS_LATENCY`` cycles); the next step's
-    events wait in the queue meanwhile.
+    never waiting, neuron ``j`` is in stage C :data:`PASS_LATENCY` ``+ j`` cycles after the
+    start (one less in a readout), and the next step's events are taken from the cycle after
+    the last neuron's (``n_dst + PASS_LATENCY`` cycles after the start); they wait in the queue
+    meanwhile. :func:`spikegate.hdl.ssgd_network.expected_cycles` is the model.
     """
 
     def __init__(self, n_src, n_dst, lanes, timesteps, beta_q, *, fmt=None, b_th_q=None,

@@ -49,8 +49,9 @@ class SSGDResultLayout(data.StructLayout):
     Members
     -------
     klass : unsigned(index_bits(n_classes))
-        ``argmax`` over the classes of ``max_t O`` (``O[0] = 0`` included; lowest index on
-        ties).
+        ``argmax`` of the logits (lowest index on ties).
+    z : array of signed(z_bits), one per class
+        The logits ``z = sum_t O[t]`` (:func:`~spikegate.golden.ssgd_train_fixed.readout_forward_fixed`).
     cycles : unsigned(32)
         Clock cycles from the transfer of the image's first beat to the cycle the result is
         valid (counting the first, not the last).
@@ -63,9 +64,10 @@ class SSGDResultLayout(data.StructLayout):
     lookups : array of unsigned(32), one per weight layer
         Weights read.
     """
-    def __init__(self, n_classes, n_layers=2):
+    def __init__(self, n_classes, z_bits, n_layers=2):
         super().__init__({
             "klass": unsigned(index_bits(n_classes)),
+            "z": data.ArrayLayout(signed(z_bits), n_classes),
             "cycles": unsigned(RESULT_COUNT_BITS),
             "in_spikes": unsigned(RESULT_COUNT_BITS),
             "spikes": unsigned(RESULT_COUNT_BITS),

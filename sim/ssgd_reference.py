@@ -1,16 +1,18 @@
-"""The golden forward pass of an SSGD network as the hardware shows it, composed from the
-fixed-point steps of :mod:`spikegate.golden.ssgd_fixed` (no arithmetic of its own).
+"""The golden forward pass of an SSGD network as the hardware shows it, from the fixed-point
+steps of :mod:`spikegate.golden.ssgd_fixed` and :mod:`spikegate.golden.ssgd_train_fixed` (no
+arithmetic of its own).
 
 * :func:`expected_layer`: a hidden LIF layer's membranes, spikes, active entries and surrogate
   values over ``T`` steps (:func:`~spikegate.golden.ssgd_fixed.lif_forward_fixed`,
   :func:`~spikegate.golden.ssgd_fixed.is_active`,
   :func:`~spikegate.golden.ssgd_fixed.surrogate_lookup`; step 0 never active, as
   :func:`spikegate.golden.ssgd.forward`);
-* :func:`expected_readout`: the leaky readout ``O[t+1] = integrate(decay(O[t], beta_r),
-  synaptic_input(S[t], W_out), 0)``, i.e. ``saturate(round_shift(O beta_r, 8) + S @ W_out,
-  v_bits)``, with the float model's factor ``1 - beta_r`` folded into ``W_out`` (the
-  fixed-point readout of the float :func:`~spikegate.golden.ssgd.readout_forward`), its logits
-  ``max_t O`` (``O[0] = 0`` included) and the class (first maximum).
+  A readout (``b_th_q`` None) is ``O[t+1] = integrate(decay(O[t], beta_r),
+  synaptic_input(S[t], W2), 0)``, the same numbers as
+  :func:`~spikegate.golden.ssgd_train_fixed.readout_forward_fixed`;
+* :func:`expected_network`: the whole forward of
+  :func:`~spikegate.golden.ssgd_train_fixed.forward_fixed` (the training's specification),
+  rearranged image-major as the hardware shows it.
 """
 
 from dataclasses import dataclass
@@ -18,8 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikegate.golden import ssgd_fixed as sf
+from spikegate.golden import ssgd_train_fixed as stf
 
-__all__ = ["LayerTrace", "expected_layer", "expected_readout", "NetworkTrace",
+__all__ = ["LayerTrace", "expected_layer", "NetworkTrace",
            "expected_network", "raster_events"]
 
 
@@ -56,26 +59,29 @@ def expected_layer(x, w, beta_q, fmt, b_th_q=None, lut=None):
 
 @dataclass
 class NetworkTrace:
-    """The hidden layer's and the readout's traces, the logits ``(B, C)`` and classes
-    ``(B,)``."""
+    """The hidden layer's and the readout's traces (``(B, T, n)``), the logits ``z`` ``(B, C)``
+    and classes ``(B,)``."""
     hidden: LayerTrace
     readout: LayerTrace
-    logits: np.ndarray
+    z: np.ndarray
     klass: np.ndarray
 
 
-def expected_readout(o):
-    """Logits ``max_t O`` and the class (first maximum) of readout traces ``(B, T, C)``."""
-    logits = o.max(axis=1)
-    return logits, np.argmax(logits, axis=1)
-
-
-def expected_network(x, w_hidden, w_out, beta_q, beta_r_q, fmt, b_th_q, lut):
-    """The 2-layer network over rasters ``x`` ``(B, T, n_in)``."""
-    h = expected_layer(x, w_hidden, beta_q, fmt, b_th_q, lut)
-    r = expected_layer(h.spike, w_out, beta_r_q, fmt)
-    logits, klass = expected_readout(r.v)
-    return NetworkTrace(h, r, logits, klass)
+def expected_network(x, w1, w2, tfmt):
+    """The network of :func:`spikegate.golden.ssgd_train_fixed.forward_fixed` over rasters
+    ``x`` ``(B, T, n_in)``, in the hardware's view: its active events as flags and surrogate
+    values per entry."""
+    f = stf.forward_fixed((np.asarray(w1), np.asarray(w2)), np.swapaxes(np.asarray(x), 0, 1),
+                          tfmt)
+    v, s, o = (np.swapaxes(a, 0, 1).astype(np.int64) for a in (f.v, f.s, f.o))
+    act, g = np.zeros_like(v), np.zeros_like(v)
+    ev = f.events
+    act[ev.b, ev.t, ev.j] = 1
+    g[ev.b, ev.t, ev.j] = ev.g
+    z = np.zeros_like(o)
+    hidden = LayerTrace(v, s, act, g)
+    readout = LayerTrace(o, z, z.copy(), z.copy())
+    return NetworkTrace(hidden, readout, f.z.astype(np.int64), np.argmax(f.z, axis=1))
 
 
 def raster_events(raster):
