@@ -79,8 +79,9 @@ softmax index ``k``    ``round_shift(z_max - z,    half up; ``k >= exp_len`` giv
                        z_shift)``
 ``EXP``                unsigned ``p_frac + 1``,    ``exp_len`` = 64 entries, ``rint`` of the
                        frac ``p_frac`` = 14        float64 value, ``EXP[0] = 1 << p_frac``
-                                                   (``z_shift`` = 8: index step 1 V_th,
-                                                   ``logit_scale`` 1/8: 8 nats)
+                                                   (``z_shift`` = 9: index step 2 V_th,
+                                                   ``logit_scale`` 1/16: 1/8 nat per step,
+                                                   8 nats in all)
 ``S = sum e``          unsigned ``p_frac + 5``     exact (10 classes)
 ``p``                  unsigned ``p_frac + 1``     floor of the division (``p <= 1 << p_frac``)
 ``dlog``               signed 16, frac 14          exact, in ``[-2**14, 2**14]``
@@ -232,12 +233,12 @@ class TrainFormat:
     surrogate_scale: float = 100.0
     tau_eff: float = 10.0
     encode_threshold: float = 0.2
-    logit_scale: float = 0.125
+    logit_scale: float = 0.0625
     o_bits: int = 16
     z_bits: int = 24
     trace_bits: int = 9
     trace_frac: int = 8
-    z_shift: int = 8
+    z_shift: int = 9
     exp_len: int = 64
     p_frac: int = 14
     k_bits: int = 12

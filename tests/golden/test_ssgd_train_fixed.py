@@ -44,7 +44,7 @@ def digits():
 # W1' = W1 - round_shift(G1, 16) = [100 + 14]*3 + [0 + 15] + [sat(120 + 17)]*2
 # W2' = W2 - round_shift(G2, 12) = [sat(100 + 77), -50 - 77]
 
-HAND_FMT = F.TrainFormat(n_steps=5, lr1_shift=16, lr2_shift=12)
+HAND_FMT = F.TrainFormat(n_steps=5, lr1_shift=16, lr2_shift=12, logit_scale=0.125, z_shift=8)
 HAND_W1 = np.array([[100], [100], [100], [0], [120], [120]])
 HAND_W2 = np.array([[100, -50]])
 HAND_TIMES = np.array([0, 0, 0, 1, 2, 2])
@@ -150,7 +150,7 @@ def test_softmax_equal_logits_and_floor_division():
     p, dlog = F.softmax_grad_fixed(z, np.array([3]), FMT)
     assert p.tolist() == [[1638] * 10]                  # floor(16384 / 10)
     assert dlog[0, 3] == 1638 - 16384 and dlog.sum() == 10 * 1638 - 16384
-    z[0, 5] = 64 * 256 + 200                            # the others past the table: p = 0
+    z[0, 5] = (64 << FMT.z_shift) + 200                 # the others past the table: p = 0
     p, _ = F.softmax_grad_fixed(z, np.array([5]), FMT)
     assert p[0].tolist() == [0] * 5 + [16384] + [0] * 4
 
