@@ -22,7 +22,8 @@ from .layouts import RESULT_COUNT_BITS
 from .lookup import MAX_LANES
 from .params import checking
 from .pd_arith import wrap_increment
-from .pd_layer import PDLayer
+from .pd_encoder import ENCODER_LATENCY
+from .pd_layer import DECODER_LATENCY, PDLayer
 from .layouts import PDActivationLayout, PDResultLayout
 from .signatures import PDBiasPort, PDTracePort
 from .signatures import WeightPort
@@ -30,8 +31,8 @@ from .signatures import WeightPort
 __all__ = ["PDClassifier", "expected_cycles", "QUEUE_LATENCY"]
 
 #: Cycles from an input's transfer into a layer to its event at the head of the (empty) queue:
-#: the encoder's stage B and the queue's two (:class:`~spikegate.hdl.spike_queue.SpikeQueue`).
-QUEUE_LATENCY = 3
+#: the encoder's pipeline and the queue's two (:class:`~spikegate.hdl.spike_queue.SpikeQueue`).
+QUEUE_LATENCY = ENCODER_LATENCY + 2
 
 
 class PDClassifier(wiring.Component):
@@ -71,18 +72,19 @@ class PDClassifier(wiring.Component):
     Latency and throughput, in cycles (:func:`expected_cycles` computes it from the golden
     trace; the cocotb tests check it frame by frame). With the input stream never idle, layer
     ``l`` takes its inputs at cycles ``t_l + i`` (``t_0 = 0``: the frame's first beat); the
-    event of input ``i_k`` (``|s_k|`` spikes) reaches the walker at ``t_l + i_k + 3`` (the
-    encoder's stage and the queue), and walks of ``G_l = ceil(n_{l+1} / lanes_l)`` cycles follow
-    each other with no gap, so the last starts at ``W_l = max_k (t_l + i_k + 3 + G_l (R_k -
-    1))``, ``R_k`` the spikes of events ``k`` and later. The decode starts at ``D_l = max(W_l +
-    G_l + 2, E_l + 1)`` (``E_l``: the cycle the frame's end event leaves the queue, ``W_l``
-    when the last input spiked, else ``max(t_l + n_l + 2, W_l + 1)``) and hands neuron ``j``
-    on at ``D_l + 1 + j = t_{l+1} + j``; the result is valid at ``D_{L-1} + n_L + 1``, its
-    ``cycles``. So a frame costs about ``sum_l max(n_l, G_l spikes_l) + n_L`` plus a few cycles
-    per layer: its spike events, not its inputs times its outputs. (Exact while the queue
-    holds at least 4 events: a full queue stalls the encoder only while the walker has more
-    queued work than the queue's latency.) The next frame's first beat is taken the cycle
-    after the result's transfer.
+    event of input ``i_k`` (``|s_k|`` spikes) reaches the walker at ``t_l + i_k + Q``
+    (``Q =`` :data:`QUEUE_LATENCY`: the encoder's pipeline and the queue), and walks of ``G_l =
+    ceil(n_{l+1} / lanes_l)`` cycles follow each other with no gap, so the last starts at ``W_l
+    = max_k (t_l + i_k + Q + G_l (R_k - 1))``, ``R_k`` the spikes of events ``k`` and later.
+    The decode starts at ``D_l = max(W_l + G_l + 2, E_l + 1)`` (``E_l``: the cycle the frame's
+    end event leaves the queue, ``W_l`` when the last input spiked, else ``max(t_l + n_l - 1 +
+    Q, W_l + 1)``) and hands neuron ``j`` on at ``D_l + P + j = t_{l+1} + j`` (``P =``
+    :data:`~spikegate.hdl.pd_layer.DECODER_LATENCY`); the result is valid at ``D_{L-1} + n_L +
+    P``, its ``cycles``. So a frame costs about ``sum_l max(n_l, G_l spikes_l) + n_L`` plus
+    ``Q + P`` and a few cycles per layer: its spike events, not its inputs times its outputs.
+    (Exact while the queue holds at least ``Q + 1`` events: a full queue stalls the encoder only
+    while the walker has more queued work than the queue's latency.) The next frame's first
+    beat is taken the cycle after the result's transfer.
     After reset the state is zeroed in ``max(sizes)`` cycles (``idle`` low, no beat taken).
     """
 
@@ -239,6 +241,6 @@ def expected_cycles(trace, sizes, lanes):
                 last_walk = drained = -1
             end_pop = last_walk if s[n - 1] else max(t + n - 1 + QUEUE_LATENCY, last_walk + 1)
             decode = max(drained, end_pop + 1)
-            t = decode + 1
-        out[f] = decode + sizes[-1] + 1
+            t = decode + DECODER_LATENCY
+        out[f] = decode + sizes[-1] + DECODER_LATENCY
     return out

@@ -1,16 +1,16 @@
-"""The PD encoder and sigma-delta quantizer of a layer's inputs, one input per cycle.
+"""The PD encoder and sigma-delta quantizer of a layer's inputs, one input per cycle, pipelined.
 
 Each frame's activations arrive as a stream, input 0 first; for input ``i`` the encoder reads
-its state (``x_prev``, ``phi``) from a memory, computes :func:`~spikegate.hdl.pd_arith.encode`
+its state (``x_prev``, ``phi``) from two memories, computes :func:`~spikegate.hdl.pd_arith.encode`
 and :func:`~spikegate.hdl.pd_arith.quantize` (the steps of
-:mod:`spikegate.golden.sigma_delta_fixed`) and writes the state back; it emits the event
-``(i, s)`` only when ``s != 0``, and marks the frame's last event (a marker with ``s = 0`` when
-the last input sends nothing).
+:mod:`spikegate.golden.sigma_delta_fixed`) over :data:`ENCODER_LATENCY` registered stages and
+writes the state back; it emits the event ``(i, s)`` only when ``s != 0``, and marks the frame's
+last event (a marker with ``s = 0`` when the last input sends nothing).
 """
 
 import numpy as np
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Signal, Value, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -19,7 +19,11 @@ from . import pd_arith
 from .layouts import PDActivationLayout, PDEventLayout
 from .params import checking
 
-__all__ = ["PDEncoder", "encoder_state_layout"]
+__all__ = ["PDEncoder", "encoder_state_layout", "ENCODER_LATENCY"]
+
+#: Cycles from an input's transfer to its event on ``o_stream`` (no back-pressure): the stage
+#: that reads ``x_prev``, the cuts of encode and quantize, and the output register.
+ENCODER_LATENCY = 1 + pd_arith.ENCODE_CUTS + pd_arith.QUANTIZE_CUTS + 1
 
 
 def encoder_state_layout(fmt):
@@ -29,7 +33,7 @@ def encoder_state_layout(fmt):
 
 class PDEncoder(wiring.Component):
     """The PD encoder-quantizer of ``n_src`` inputs with the fixed-point format ``fmt``,
-    time-multiplexed: one input per cycle, its state in a memory.
+    time-multiplexed and pipelined: one input per cycle, its state in two memories.
 
     Parameters
     ----------
@@ -47,13 +51,22 @@ class PDEncoder(wiring.Component):
         :class:`~spikegate.hdl.layouts.PDEventLayout`: ``(index, count)`` for every input
         whose ``count`` is not 0, in input order; ``end`` on the frame's last event.
     clearing : Out
-        The state memory is being zeroed (after reset: ``n_src`` cycles); no input is taken.
+        The state memories are being zeroed (after reset: ``n_src`` cycles); no input is taken.
     busy : Out
-        Clearing, or an input is being encoded.
+        Clearing, or an input is in the pipeline.
 
-    The state memory (:attr:`state_data`, ``x_prev`` and ``phi`` per input) starts at 0 and is
-    zeroed again by every reset. Latency: an input's event is valid the cycle after the input's
-    transfer; throughput one input per cycle (back-pressure from ``o_stream`` stalls it).
+    The state memories (:attr:`x_data`: ``x_prev``, :attr:`phi_data`: ``phi``, per input)
+    start at 0 and are zeroed again by every reset. ``x_prev`` is read and the new ``x``
+    written in the cycle of the input's transfer (the read sees the old word); ``phi`` is read
+    one stage before quantize needs it and written back when quantize is done (a transparent
+    read, so the next frame's read of the same input sees the new value).
+
+    All stages advance together when the output register is free or being emptied
+    (``i_stream.ready`` and every stage's enable depend on registers and ``o_stream.ready``
+    only, so no combinational path crosses the encoder). Latency: an input's event is valid
+    :data:`ENCODER_LATENCY` cycles after the input's transfer; throughput one input per cycle
+    (with a single input, one per two cycles: its state is written back before it is read
+    again); back-pressure from ``o_stream`` stalls the whole pipeline.
     """
 
     def __init__(self, n_src, fmt):
@@ -63,8 +76,9 @@ class PDEncoder(wiring.Component):
             if not isinstance(fmt, SDFixedFormat):
                 raise TypeError(f"fmt must be an SDFixedFormat, not {fmt!r}")
         self._n_src, self._fmt = int(n_src), fmt
-        self.state_data = memory.MemoryData(shape=encoder_state_layout(fmt), depth=self._n_src,
-                                            init=[])
+        self.x_data = memory.MemoryData(shape=signed(fmt.x_width), depth=self._n_src, init=[])
+        self.phi_data = memory.MemoryData(shape=signed(fmt.phi_width), depth=self._n_src,
+                                          init=[])
         super().__init__({
             "i_stream": In(stream.Signature(PDActivationLayout(fmt.x_width))),
             "o_stream": Out(stream.Signature(PDEventLayout(self._n_src, fmt.spike_width))),
@@ -83,55 +97,79 @@ class PDEncoder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n, fmt = self._n_src, self._fmt
-        m.submodules.state = mem = memory.Memory(data=self.state_data)
-        wp = mem.write_port()
-        rp = mem.read_port(transparent_for=(wp,))
+        m.submodules.x_mem = xmem = memory.Memory(data=self.x_data)
+        m.submodules.phi_mem = pmem = memory.Memory(data=self.phi_data)
+        x_wp = xmem.write_port()
+        x_rp = xmem.read_port()                                  # the old word
+        phi_wp = pmem.write_port()
+        phi_rp = pmem.read_port(transparent_for=(phi_wp,))
 
-        clear_addr = Signal(range(n))
-        idx = Signal(range(n))
-        b_valid = Signal()
-        b_idx = Signal(range(n))
-        b_x = Signal(signed(fmt.x_width))
-
-        # Stage B: the input read with its state one cycle after its transfer.
-        a = pd_arith.encode(m, b_x, rp.data.x_prev, fmt)
-        s, phi_new = pd_arith.quantize(m, a, rp.data.phi, fmt)
-        b_end = Signal()
-        emit = Signal()
-        b_done = Signal()
-        m.d.comb += [
-            b_end.eq(b_idx == n - 1),
-            emit.eq(b_valid & ((s != 0) | b_end)),
-            self.o_stream.valid.eq(emit),
-            self.o_stream.payload.index.eq(b_idx),
-            self.o_stream.payload.count.eq(s),
-            self.o_stream.payload.end.eq(b_end),
-            b_done.eq(b_valid & (~emit | self.o_stream.ready)),
-        ]
-
-        # Stage A: take an input when stage B is free or finishing; issue its state read.
+        en = Signal()                 # every stage advances
         take = Signal()
+        idx = Signal(range(n))
+        clear_addr = Signal(range(n))
+
+        # The stages' side band: valid, input index, frame end; stage k holds the input taken
+        # k cycles of enable ago.
+        stages = []
+
+        def cut(*values):
+            regs = []
+            for v in values:
+                r = Signal(Value.cast(v).shape(), name=f"enc_s{len(stages) + 1}_{len(regs)}")
+                with m.If(en):
+                    m.d.sync += r.eq(v)
+                regs.append(r)
+            prev = stages[-1] if stages else {"valid": take, "index": idx,
+                                               "end": idx == n - 1}
+            st = {k: Signal.like(prev_v, name=f"enc_s{len(stages) + 1}_{k}")
+                  if isinstance(prev_v, Signal) else Signal(name=f"enc_s{len(stages) + 1}_{k}")
+                  for k, prev_v in prev.items()}
+            with m.If(en):
+                m.d.sync += [st[k].eq(prev[k]) for k in st]
+            stages.append(st)
+            return regs
+
+        # Stage 0 (the transfer): x_prev read, x written. Stage 1 on: encode and quantize.
+        x1, = cut(self.i_stream.payload.x)
+        a = pd_arith.encode(m, x1, x_rp.data, fmt, cut=cut)
+        # phi is read by the stage before the one a comes out of.
+        m.d.comb += [phi_rp.addr.eq(stages[-2]["index"]), phi_rp.en.eq(en)]
+        s, phi_new = pd_arith.quantize(m, a, phi_rp.data, fmt, cut=cut)
+        w_stage = stages[-1]
+        s_out, = cut(s)
+        out = stages[-1]
+
+        keep = Signal()
         m.d.comb += [
-            self.i_stream.ready.eq(~self.clearing & (~b_valid | b_done)),
+            keep.eq(out["valid"] & ((s_out != 0) | out["end"])),
+            self.o_stream.valid.eq(keep),
+            self.o_stream.payload.index.eq(out["index"]),
+            self.o_stream.payload.count.eq(s_out),
+            self.o_stream.payload.end.eq(out["end"]),
+            en.eq(~keep | self.o_stream.ready),
+        ]
+        # A single input: its next read must come after its write (two stages apart).
+        spaced = (~stages[0]["valid"]) if n == 1 else 1
+        m.d.comb += [
+            self.i_stream.ready.eq(~self.clearing & en & spaced),
             take.eq(self.i_stream.valid & self.i_stream.ready),
-            rp.addr.eq(idx),
-            rp.en.eq(take),
+            x_rp.addr.eq(idx), x_rp.en.eq(take),
         ]
         with m.If(take):
-            m.d.sync += [b_valid.eq(1), b_idx.eq(idx), b_x.eq(self.i_stream.payload.x),
-                         idx.eq(pd_arith.wrap_increment(idx, n))]
-        with m.Elif(b_done):
-            m.d.sync += b_valid.eq(0)
+            m.d.sync += idx.eq(pd_arith.wrap_increment(idx, n))
 
-        # The write port: zeroing after reset, else the state of a finished input.
+        # The write ports: zeroing after reset, else x at its transfer and phi after quantize.
         with m.If(self.clearing):
-            m.d.comb += [wp.addr.eq(clear_addr), wp.data.eq(0), wp.en.eq(1)]
+            m.d.comb += [x_wp.addr.eq(clear_addr), x_wp.data.eq(0), x_wp.en.eq(1),
+                         phi_wp.addr.eq(clear_addr), phi_wp.data.eq(0), phi_wp.en.eq(1)]
             m.d.sync += clear_addr.eq(clear_addr + 1)
             with m.If(clear_addr == n - 1):
                 m.d.sync += self.clearing.eq(0)
-        with m.Elif(b_done):
-            m.d.comb += [wp.addr.eq(b_idx), wp.data.x_prev.eq(b_x), wp.data.phi.eq(phi_new),
-                         wp.en.eq(1)]
-        m.d.comb += self.busy.eq(self.clearing | b_valid)
+        with m.Else():
+            m.d.comb += [x_wp.addr.eq(idx), x_wp.data.eq(self.i_stream.payload.x),
+                         x_wp.en.eq(take),
+                         phi_wp.addr.eq(w_stage["index"]), phi_wp.data.eq(phi_new),
+                         phi_wp.en.eq(en & w_stage["valid"])]
+        m.d.comb += self.busy.eq(self.clearing | sum(st["valid"] for st in stages).bool())
         return m
-

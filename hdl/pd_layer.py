@@ -20,7 +20,7 @@ The arithmetic is :mod:`spikegate.hdl.pd_arith`, step for step the golden model'
 
 import numpy as np
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -36,7 +36,12 @@ from .signatures import PDBiasPort, PDTracePort
 from .signatures import WeightPort
 from .spike_queue import SpikeQueue
 
-__all__ = ["PDLayer", "PDOp"]
+__all__ = ["PDLayer", "PDOp", "DECODER_LATENCY"]
+
+#: Cycles from a neuron's issue in the decode pass to its activation on ``o_stream`` (no
+#: back-pressure): the read, :func:`~.pd_arith.decode`'s cuts, the ``y`` register,
+#: :func:`~.pd_arith.activate`'s cuts and the output register.
+DECODER_LATENCY = 1 + pd_arith.DECODE_CUTS + 1 + pd_arith.ACTIVATE_CUTS + 1
 
 
 class PDOp(enum.IntEnum, shape=1):
@@ -91,13 +96,18 @@ class PDLayer(wiring.Component):
     The state (the encoder's ``x_prev`` and ``phi``, the accumulators, the decoder's ``y``) is
     zeroed by every reset, in ``max(n_src, n_dst)`` cycles; weights and biases are kept.
 
-    Cycles per frame: the encoder takes one input per cycle and the walks overlap it; each
-    spike costs one row walk of ``ceil(n_dst / lanes)`` cycles (walks follow each other with
-    no gap); the decode starts 2 cycles after the last walk's last issue and takes one neuron
-    per cycle (``n_dst`` cycles plus 1 of latency), stalled only by ``o_stream``. With an
-    input stream that never waits, a frame whose events arrive faster than they are walked
-    takes about ``n_src`` (or, when more, ``sum|s| * ceil(n_dst / lanes)``) plus ``n_dst``
-    plus a few cycles.
+    Cycles per frame: the encoder takes one input per cycle and the walks overlap it (an
+    input's event reaches the queue :data:`~spikegate.hdl.pd_encoder.ENCODER_LATENCY` cycles
+    after its transfer); each spike costs one row walk of ``ceil(n_dst / lanes)`` cycles (walks
+    follow each other with no gap); the decode starts 2 cycles after the last walk's last issue
+    and takes one neuron per cycle (``n_dst`` cycles plus :data:`DECODER_LATENCY` of latency),
+    stalled only by ``o_stream``. With an input stream that never waits, a frame whose events
+    arrive faster than they are walked takes about ``n_src`` (or, when more, ``sum|s| *
+    ceil(n_dst / lanes)``) plus ``n_dst`` plus the two latencies and a few cycles.
+
+    Timing: ``i_stream.ready`` and ``o_stream.valid`` and payload come from registers (and
+    ``o_stream.ready`` / the queue's level), so no combinational path crosses a layer; the
+    encoder and the decoder are pipelined (:mod:`~spikegate.hdl.pd_arith`'s cuts).
     """
 
     def __init__(self, n_src, n_dst, lanes, fmt, next_fmt=None, weights=None, biases=None, *,
@@ -283,59 +293,85 @@ class PDLayer(wiring.Component):
             m.d.sync += decoding.eq(1)
 
     def _decode(self, m, lk, decoding, acc_rp, y_rp, b_rp, y_wp):
-        """The decode pass, one neuron per cycle once the lookup has drained: stage A issues
-        the reads of neuron ``j`` (its accumulator word, ``y``, ``b``), stage B computes and
-        offers the activation on ``o_stream`` and, on its transfer, writes ``y`` back and
-        zeroes the accumulator word after its last lane. Returns the signals the accumulator
-        ports need."""
+        """The decode pass, one neuron per cycle once the lookup has drained, pipelined: stage
+        0 issues the reads of neuron ``j`` (its accumulator word and ``y``); stage 1 takes its
+        lane of the word (and zeroes the word after its last lane); :func:`~.pd_arith.decode`
+        (:data:`~.pd_arith.DECODE_CUTS` stages) gives ``y``, registered and written back;
+        :func:`~.pd_arith.activate` (``b`` read the stage before) gives the activation,
+        registered onto ``o_stream``. Every stage advances when the output register is free or
+        being emptied. Returns the signals the accumulator ports need."""
         n, L, fmt = self._n_dst, self._lanes, self._fmt
-        go, issuing, advance = Signal(), Signal(), Signal()
+        go, issuing, advance, en = Signal(), Signal(), Signal(), Signal()
         j = Signal(range(n))
         lane = Signal(range(L))
         group = Signal(range(self.groups))
         issued_all = Signal()
-        b_valid, b_done = Signal(), Signal()
-        b_j = Signal(range(n))
-        b_lane = Signal(range(L))
-        b_group = Signal(range(self.groups))
         m.d.comb += [
             go.eq(decoding & ~lk.busy),
             issuing.eq(go & ~issued_all),
-            advance.eq(issuing & (~b_valid | b_done)),
+            advance.eq(issuing & en),
             y_rp.addr.eq(j), y_rp.en.eq(advance),
-            b_rp.addr.eq(j), b_rp.en.eq(advance),
         ]
         with m.If(advance):
-            m.d.sync += [b_valid.eq(1), b_j.eq(j), b_lane.eq(lane), b_group.eq(group),
-                         j.eq(pd_arith.wrap_increment(j, n))]
+            m.d.sync += j.eq(pd_arith.wrap_increment(j, n))
             with m.If(j == n - 1):
                 m.d.sync += [issued_all.eq(1), lane.eq(0), group.eq(0)]
             with m.Elif(lane == L - 1):
                 m.d.sync += [lane.eq(0), group.eq(group + 1)]
             with m.Else():
                 m.d.sync += lane.eq(lane + 1)
-        with m.Elif(b_done):
-            m.d.sync += b_valid.eq(0)
 
+        stages = []
+
+        def cut(*values):
+            """One decoder stage: ``values`` and the side band (valid, neuron, lane, group,
+            last, and ``u``, ``y`` once known) registered when ``en``."""
+            k = len(stages) + 1
+            regs = []
+            for v in values:
+                r = Signal(Value.cast(v).shape(), name=f"dec_s{k}_{len(regs)}")
+                with m.If(en):
+                    m.d.sync += r.eq(v)
+                regs.append(r)
+            prev = stages[-1] if stages else {"valid": advance, "index": j, "lane": lane,
+                                               "group": group, "last": j == n - 1}
+            st = {}
+            for name, v in prev.items():
+                st[name] = Signal(Value.cast(v).shape(), name=f"dec_s{k}_{name}")
+                with m.If(en):
+                    m.d.sync += st[name].eq(v)
+            stages.append(st)
+            return regs
+
+        cut()
+        s1 = stages[-1]
         u = Signal(signed(fmt.acc_width))
-        m.d.comb += u.eq(Array(acc_rp.data[l] for l in range(L))[b_lane])
-        y = pd_arith.decode(m, u, y_rp.data, fmt)
-        _, act = pd_arith.activate(m, y, b_rp.data, fmt, self._next_fmt)
-        b_last = Signal()
+        m.d.comb += u.eq(Array(acc_rp.data[l] for l in range(L))[s1["lane"]])
+        s1["u"] = u
+        y = pd_arith.decode(m, u, y_rp.data, fmt, cut=cut)
+        m.d.comb += [b_rp.addr.eq(stages[-1]["index"]), b_rp.en.eq(en)]
+        y_reg, = cut(y)
+        sy = stages[-1]
+        sy["y"] = y_reg
+        m.d.comb += [y_wp.addr.eq(sy["index"]), y_wp.data.eq(y_reg),
+                     y_wp.en.eq(en & sy["valid"])]
+        _, act = pd_arith.activate(m, y_reg, b_rp.data, fmt, self._next_fmt, cut=cut)
+        act_reg, = cut(act)
+        out = stages[-1]
+
+        done = Signal()
         m.d.comb += [
-            b_last.eq(b_j == n - 1),
-            self.o_stream.valid.eq(b_valid),
-            self.o_stream.payload.x.eq(act),
-            b_done.eq(b_valid & self.o_stream.ready),
+            self.o_stream.valid.eq(out["valid"]),
+            self.o_stream.payload.x.eq(act_reg),
+            en.eq(~out["valid"] | self.o_stream.ready),
+            done.eq(out["valid"] & self.o_stream.ready),
         ]
-        with m.If(b_done):
-            m.d.comb += [y_wp.addr.eq(b_j), y_wp.data.eq(y), y_wp.en.eq(1)]
-            with m.If(b_last):
-                m.d.sync += [decoding.eq(0), issued_all.eq(0)]
+        with m.If(done & out["last"]):
+            m.d.sync += [decoding.eq(0), issued_all.eq(0)]
         t = self.trace
-        m.d.comb += [t.d_valid.eq(b_done), t.d_index.eq(b_j), t.d_u.eq(u), t.d_y.eq(y),
-                     t.d_act.eq(act)]
+        m.d.comb += [t.d_valid.eq(done), t.d_index.eq(out["index"]), t.d_u.eq(out["u"]),
+                     t.d_y.eq(out["y"]), t.d_act.eq(act_reg)]
         zero = Signal()
-        m.d.comb += zero.eq(b_done & ((b_lane == L - 1) | b_last))
+        m.d.comb += zero.eq(en & s1["valid"] & ((s1["lane"] == L - 1) | s1["last"]))
         return {"go": go, "advance": advance, "group": group, "zero": zero,
-                "zero_group": b_group}
+                "zero_group": s1["group"]}

@@ -120,3 +120,93 @@ def test_accumulate_decode_activate_match_golden(name):
 def test_helpers_refuse_bad_arguments():
     with pytest.raises(ValueError, match="c must be"):
         pd_arith.times(Signal(4), -1)
+
+
+class _Cuts:
+    """A ``cut`` for the pipelined steps: plain registers, counted."""
+
+    def __init__(self, m):
+        self.m, self.count = m, 0
+
+    def __call__(self, *values):
+        self.count += 1
+        regs = [Signal.like(v, name=f"cut{self.count}_{k}") if isinstance(v, Signal)
+                else Signal(v.shape(), name=f"cut{self.count}_{k}") for k, v in enumerate(values)]
+        self.m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
+        return regs
+
+
+def _run_pipelined(m, inputs, outputs, vectors, latency, feed_at=None):
+    """One row of ``vectors`` per cycle into ``inputs`` (input ``k`` held ``feed_at[k]`` cycles
+    later than the row's first cycle); ``outputs`` read ``latency`` cycles after the row."""
+    T = len(vectors)
+    feed_at = feed_at or [0] * len(inputs)
+    got = np.zeros((T, len(outputs)), np.int64)
+
+    async def bench(ctx):
+        for cycle in range(T + latency + max(feed_at)):
+            for sig, d, col in zip(inputs, feed_at, range(len(inputs))):
+                k = cycle - d
+                if 0 <= k < T:
+                    ctx.set(sig, int(vectors[k][col]))
+            k = cycle - latency
+            if 0 <= k < T:
+                for j, o in enumerate(outputs):
+                    got[k, j] = ctx.get(o)
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return got
+
+
+# The same steps with pipeline cuts: the same integers, ENCODE_CUTS + QUANTIZE_CUTS (DECODE_CUTS,
+# ACTIVATE_CUTS) cycles later; phi enters quantize with a, b enters activate with y.
+@pytest.mark.parametrize("name", FORMATS)
+def test_pipelined_steps_match_golden(name):
+    fmt, seed = FORMATS[name], 300 + list(FORMATS).index(name)
+    rng = np.random.default_rng(seed)
+    n = 300
+    x, xp = _operands(rng, n, fmt.x_width), _operands(rng, n, fmt.x_width)
+    phi = _operands(rng, n, fmt.phi_width)
+    u, y, b = (_operands(rng, n, fmt.acc_width), _operands(rng, n, fmt.y_width),
+               _operands(rng, n, fmt.y_width))
+    m = Module()
+    cuts = _Cuts(m)
+    sx, sxp = Signal(signed(fmt.x_width)), Signal(signed(fmt.x_width))
+    sphi = Signal(signed(fmt.phi_width))
+    a = pd_arith.encode(m, sx, sxp, fmt, cut=cuts)
+    assert cuts.count == pd_arith.ENCODE_CUTS
+    s, phi_new = pd_arith.quantize(m, a, sphi, fmt, cut=cuts)
+    assert cuts.count == pd_arith.ENCODE_CUTS + pd_arith.QUANTIZE_CUTS
+    enc_lat = cuts.count
+    su, sy, sb = Signal(signed(fmt.acc_width)), Signal(signed(fmt.y_width)), Signal(signed(fmt.y_width))
+    cuts.count = 0
+    y_new = pd_arith.decode(m, su, sy, fmt, cut=cuts)
+    assert cuts.count == pd_arith.DECODE_CUTS
+    z, act = pd_arith.activate(m, sy, sb, fmt, NEXT, cut=cuts)
+    _, last = pd_arith.activate(m, sy, sb, fmt, None, name="last", cut=cuts)
+    assert cuts.count == pd_arith.DECODE_CUTS + 2 * pd_arith.ACTIVATE_CUTS
+    dec_lat = pd_arith.DECODE_CUTS
+    got_e = _run_pipelined(m, (sx, sxp, sphi), (a, s, phi_new), np.stack([x, xp, phi], 1),
+                           enc_lat, feed_at=[0, 0, pd_arith.ENCODE_CUTS])
+    ea = sdf.encode_fx(x, xp, fmt)
+    es, ephi = sdf.quantize_fx(ea, phi, fmt)
+    got_d = _run_pipelined(m, (su, sy, sb), (y_new, z, act, last), np.stack([u, y, b], 1),
+                           dec_lat)
+    e_y = sdf.decode_fx(u, y, fmt)
+    e_z, e_act = activate_fx(y, b, fmt, NEXT)
+    _, e_last = activate_fx(y, b, fmt, None)
+    # a is read when it comes out of encode (ENCODE_CUTS), s and phi one stage later.
+    checks = [("s", got_e[:, 1], es), ("phi", got_e[:, 2], ephi), ("y", got_d[:, 0], e_y)]
+    got_a = _run_pipelined(m, (sx, sxp), (a,), np.stack([x, xp], 1), pd_arith.ENCODE_CUTS)
+    got_z = _run_pipelined(m, (sy, sb), (z, act, last), np.stack([y, b], 1),
+                           pd_arith.ACTIVATE_CUTS)
+    checks += [("a", got_a[:, 0], ea), ("z", got_z[:, 0], e_z), ("act", got_z[:, 1], e_act),
+               ("last act", got_z[:, 2], e_last)]
+    for what, hw, exp in checks:
+        bad = np.flatnonzero(hw != exp)
+        assert not bad.size, (f"{name}, seed {seed}: pipelined {what}, operand row {bad[0]}: "
+                              f"hardware {hw[bad[0]]}, golden {exp[bad[0]]}")

@@ -166,20 +166,29 @@ def _wrapping_accumulate(u, w, subtract, fmt):
     return Mux(subtract, u - w, u + w)[:fmt.acc_width].as_signed()
 
 
-def _flooring_decode(m, u, y_prev, fmt, name="dec"):
+def _through_cuts(cut, n, value):
+    """``value`` through ``n`` pipeline stages (a mutant keeps the step's latency)."""
+    for _ in range(n if cut is not None else 0):
+        value, = cut(value)
+    return value
+
+
+def _flooring_decode(m, u, y_prev, fmt, name="dec", cut=None):
     from amaranth.hdl import signed
     from spikegate.hdl.saturate import saturate
     decay = pd_arith.times(y_prev, fmt.ka) >> fmt.ka_frac
     spikes = pd_arith.round_shift(pd_arith.times(u, fmt.kb), fmt.kb_frac + fmt.w_frac - fmt.y_frac)
-    return saturate(decay + spikes, signed(fmt.y_width))
+    return _through_cuts(cut, pd_arith.DECODE_CUTS, saturate(decay + spikes, signed(fmt.y_width)))
 
 
-def _flooring_quantize(m, a, phi, fmt, name="q"):
-    from amaranth.hdl import Value, signed
+def _flooring_quantize(m, a, phi, fmt, name="q", cut=None):
+    from amaranth.hdl import Cat, Value, signed
     from spikegate.hdl.saturate import saturate
     p = Value.cast(phi) + a
     s = saturate(p >> fmt.phi_frac, signed(fmt.spike_width))
-    return s, saturate(p - (s << fmt.phi_frac), signed(fmt.phi_width))
+    phi_new = saturate(p - (s << fmt.phi_frac), signed(fmt.phi_width))
+    both = _through_cuts(cut, pd_arith.QUANTIZE_CUTS, Cat(s, phi_new))
+    return (both[:fmt.spike_width].as_signed(), both[fmt.spike_width:].as_signed())
 
 
 # Hardware with one wrong step (a missing saturation, a rounding that floors) fails the
