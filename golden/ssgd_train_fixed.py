@@ -8,9 +8,10 @@ rounding; :mod:`spikegate.golden.ssgd` is the paper's batched float model this o
 
 The network and the algorithm
 -----------------------------
-Inputs: one spike per pixel brighter than ``encode_threshold`` at step
-``floor(tau_eff ln(x / (x - 0.2)))`` (:func:`spikegate.golden.ssgd.encode_spike_times`),
-a raster ``x[t, i]``, ``t = 0 .. T-1``.
+Inputs: one spike per pixel brighter than ``encode_threshold`` (0.2) at step
+``floor(tau_eff ln(x / (x - encode_threshold)))`` (``tau_eff`` = 10 steps;
+:func:`spikegate.golden.ssgd.encode_spike_times`), a raster ``x[t, i]``, ``t = 0 .. T-1``
+(``T`` = 32).
 
 1. **Hidden LIF layer** (``H`` neurons), exactly :func:`spikegate.golden.ssgd_fixed.
    lif_forward_fixed`: ``v[0] = 0``, ``s[0] = 0``,
@@ -34,8 +35,10 @@ a raster ``x[t, i]``, ``t = 0 .. T-1``.
    ``V_th``): ``d_c = z_max - z_c``, ``k_c = round_shift(d_c, z_shift)``,
    ``e_c = EXP[k_c]`` (0 past the table), ``S = sum_c e_c``,
    ``p_c = floor((e_c << p_frac) / S)`` (one unsigned division per class: a sequential
-   divider), ``dlog_c = p_c - (c == label) << p_frac``. ``EXP[k] = round(2**p_frac
-   exp(-k 2**z_shift 2**-frac_bits logit_scale))``.
+   divider), ``dlog_c = p_c - (c == label) << p_frac``. ``EXP[k] = rint(2**p_frac
+   exp(-k 2**z_shift 2**-frac_bits logit_scale))`` (float64, then round half even).
+   Float counterpart: the exact softmax; the table's index rounds the logit difference to
+   half a step (1/16 nat), so ``|p - p_float| <= 2**14 (e**(1/16) - 1) + 1`` LSB.
 6. **Backward to the hidden spikes** through ``W2``: ``dz_c/d(s[t] @ W2)_c = K[t] =
    sum_{m=0}^{T-2-t} beta_r**m`` (table, ``K[T-1] = 0``), so the gradient at a hidden spike
    is ``K[t] u_j`` with ``u_j = sum_c W2[j, c] dlog_c``: once per image, ``H x 10``
@@ -145,14 +148,28 @@ What the hardware does, per image
 
 Error against the float model
 -----------------------------
-The forward errs as :mod:`~spikegate.golden.ssgd_fixed` states (membrane within
-``0.5 / (1 - beta_q / 256)`` LSB while the spikes agree). A flipped spike or a membrane
-crossing the band edge changes the gradient discontinuously, so the gradients are compared
-on inputs where the fixed and float spikes and active sets agree; there each event's
-``delta`` errs by the roundings of ``ks``, ``u`` and ``delta`` (a few LSB) plus the
-surrogate's Lipschitz term, ``p`` by at most the softmax-index rounding
-(``exp(logit_scale 2**(z_shift - 1 - frac_bits)) - 1``, relative). :func:`float_step` gives
-the float numbers in the fixed units; the tests bound the difference.
+Forward: as :mod:`~spikegate.golden.ssgd_fixed` states, the membrane stays within
+``0.5 / (1 - beta_q / 256)`` LSB (5.3) of the float one while the spikes agree. A spike that
+flips, or a membrane that crosses the band's edge, changes the gradient discontinuously, and
+the surrogate is steep (``2 scale`` = 200 per ``V_th``: 0.78 per LSB near threshold), so the
+fixed and float gradients are compared from the *same* forward (:func:`float_step` with
+``fixed_forward``): there ``p`` errs by the softmax index (above), ``u``, ``ks``, ``delta``
+by their roundings, and ``G1``, ``G2`` by 0.5-2 % of their largest entry (cosine >= 0.9999;
+the tests require 5 % and 0.999). ``delta``'s saturation is part of both models (a clip of
+about 1 % of the events at the start of training; without it in the float model, ``G1``
+differed by up to 60 %). Over a few training steps, each with its own forward, ``W2``'s
+changes stay aligned (cosine >= 0.95) and ``W1``'s, a few LSB over five images, >= 0.6.
+
+Training (measured; ``spikegate train ssgd-fixed``)
+---------------------------------------------------
+Digits, spikegate's split: the first 1150 training images train, the last 287 of the
+training set are the validation set every choice was made on (T = 32, ``tau_eff`` 10,
+``H`` = 64, learning-rate shifts 21 / 17, halved every 4 epochs, 12 epochs, softmax
+``logit_scale`` 1/16 against 1/8, init std ``3 / sqrt(64)`` against ``2 / sqrt(64)``), the
+360 test images are only reported. From random weights (seeds 0 and 1): test 92.2 % and
+92.5 % (validation 93.0 % and 89.9 %); the float counterpart 92.8 % and 93.3 %. Hidden
+layer: 1.9-2.0 % of the ``(T-1) H`` entries active, about 40 events per image against
+1984 entries (1 / 50). About 7 s per epoch (2.5 ms per image) on a loaded 2-core machine.
 """
 
 import math
