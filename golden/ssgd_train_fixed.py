@@ -142,9 +142,16 @@ What the hardware does, per image
   most, ``64 x n_active_neurons`` in practice), one word at a time; no second copy. (A
   transposed second copy would make the column one burst but double the weight memory
   and need both copies written on every update.) ``W2``'s update is per row ``j``,
-  in the forward's order. Cost in cycles, per image: forward ``T x`` (input spikes + hidden
-  spikes) row reads; backward ``n_events x (64 + 2)``; update ``64 x n_updated_columns +
-  10 H``. The dense backward on the same datapath would cost ``T x H x (64 + 2)``.
+  in the forward's order. A zero ``G`` leaves its weight unchanged (``round_shift(0) =
+  0``), so columns of neurons without events, inputs whose trace was 0 at every event of
+  the column and rows ``W2[j, :]`` of silent neurons (``R_j = 0``) need no write. Work per
+  image, in memory words: forward one ``W1`` row per input spike (at most 64), one ``W2``
+  row per hidden spike and ``(T-1) H`` membrane steps; backward ``n_events x (64 + 2)``
+  multiply-adds; update at most ``64`` read-modify-writes per column with events and
+  ``10 H``. The dense backward on the same datapath would take ``(T-1) H x (64 + 2)``.
+  Events are emitted in time order; walking them neuron by neuron (for the single column
+  accumulator) needs them grouped by neuron (e.g. a per-neuron count and a second pass, or
+  one list per neuron), otherwise the full ``64 x H`` accumulator array serves time order.
 
 Error against the float model
 -----------------------------
