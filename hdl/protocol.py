@@ -126,9 +126,11 @@ class ProtocolEngine(wiring.Component):
     walk over their addresses before they are written (no divider needed); image events are
     checked (index, step, order) before the first one is sent.
 
-    Latency: the reply starts 2 to ``2 * count + 4`` cycles after the last CRC byte (plus the
-    classification for CLASSIFY / TRAIN, at most ``result_timeout_cycles``). Throughput: one byte per cycle in and out; the
-    UART is the limit. Bytes that arrive while a request is carried out or its reply is sent
+    Latency: the reply's first byte leaves 1 to ``3 * count + 2`` cycles after CHECK (the
+    cycle after the last CRC byte) for a weight chunk of ``count`` weights, or after up to
+    seven cycles per event and ``result_timeout_cycles`` more for CLASSIFY / TRAIN: at most
+    :attr:`reply_bound_cycles` in all (proven, with ``o_stream`` always ready).
+    Throughput: one byte per cycle in and out; the UART is the limit. Bytes that arrive while a request is carried out or its reply is sent
     are dropped and answered by one BUSY reply after that reply.
 
     Watchdog: from the first event of a CLASSIFY or TRAIN image offered to the classifier,
@@ -260,6 +262,24 @@ class ProtocolEngine(wiring.Component):
     @property
     def buffer_bytes(self):
         return self._info.max_payload
+
+    @property
+    def reply_bound_cycles(self):
+        """Cycles from a frame's end (the cycle after its last CRC byte, or after the
+        silence that abandoned it) to the first byte of its reply, at most, whatever bytes
+        arrive and whatever the classifier does, with ``o_stream`` always ready (proven in
+        ``tests/formal/test_protocol_engine.py``): the larger of
+
+        * ``2 + (7 * buffer_bytes) // 3 + result_timeout_cycles``: CLASSIFY or TRAIN, the
+          check pass (seven cycles per three payload bytes) and the step into the send
+          pass, then the watchdog;
+        * ``2 + 3 * max_chunk``: LOAD_WEIGHTS, the dry walk (a cycle per weight) and the
+          write (two per weight).
+
+        Every other request is answered within 2 cycles (CHECK, then the reply), and a
+        frame abandoned by silence at once."""
+        return max(2 + (7 * self.buffer_bytes) // 3 + self._result_timeout,
+                   2 + 3 * self._max_chunk)
 
     @property
     def result_timeout_cycles(self):

@@ -36,7 +36,8 @@ Helpers for specs: :func:`past` (a value one cycle late), :func:`stream_rules` (
 rules as assumptions on an input stream or assertions on an output stream),
 :func:`transferred` (a stream's transfer condition), :func:`scoreboard` (a reference queue:
 nothing lost, duplicated or reordered), :func:`internal_signals` (a design's own signals by
-name, for invariants that make a proof inductive) and :func:`mutant` (a copy of a Component
+name, for invariants that make a proof inductive), :func:`fsm_codes` (the encoding of a
+design's state machine, by state name) and :func:`mutant` (a copy of a Component
 with one deliberate bug, to show that a proof catches it).
 """
 
@@ -64,7 +65,8 @@ from .runner import default_build_root
 __all__ = [
     "MODES", "FormalToolNotFound", "FormalTools", "FormalResult",
     "formal_tools", "formal_env", "default_formal_root", "run_sby",
-    "past", "transferred", "stream_rules", "scoreboard", "internal_signals", "mutant",
+    "past", "transferred", "stream_rules", "scoreboard", "internal_signals", "fsm_codes",
+    "mutant",
 ]
 
 #: SBY modes :func:`run_sby` runs.
@@ -192,12 +194,15 @@ class FormalResult:
     def failed_at(self, *properties):
         """True when a counterexample from the initial state violates one of ``properties``
         (``Assert`` statements, matched by where they were written)."""
-        locs = set()
-        for prop in properties:
-            if not (hasattr(prop, "kind") and hasattr(prop, "src_loc")):   # an Assert
-                raise TypeError(f"failed_at takes Assert statements, not {prop!r}")
-            locs.add((os.path.realpath(prop.src_loc[0]), prop.src_loc[1]))
+        locs = _locations(properties, "failed_at")
         return any((os.path.realpath(f), line) in locs for f, line, _ in self.failures)
+
+    def induction_failed_at(self, *properties):
+        """True when the induction step of a ``prove`` could not prove one of
+        ``properties`` (``Assert`` statements, matched by where they were written): the
+        proof fails there, with no counterexample from the initial state within ``depth``."""
+        locs = _locations(properties, "induction_failed_at")
+        return any((os.path.realpath(f), line) in locs for f, line in self.induction_failures)
 
     def summary(self):
         """One paragraph for a test's failure message: verdict, time, failing properties
@@ -212,6 +217,15 @@ class FormalResult:
         if self.failures:
             text += f"\n  counterexample: {self.workdir / 'sby' / 'engine_0'}"
         return text
+
+
+def _locations(properties, method):
+    locs = set()
+    for prop in properties:
+        if not (hasattr(prop, "kind") and hasattr(prop, "src_loc")):   # an Assert
+            raise TypeError(f"{method} takes Assert statements, not {prop!r}")
+        locs.add((os.path.realpath(prop.src_loc[0]), prop.src_loc[1]))
+    return locs
 
 
 def _sby_text(name, mode, depth, timeout, map_memories):
@@ -408,6 +422,22 @@ def internal_signals(elaboratable, platform="formal"):
             for sig in stmt._lhs_signals():
                 signals[sig.name] = sig
     return fragment, signals
+
+
+def fsm_codes(state):
+    """``{state name: code}`` of an Amaranth state machine's state signal (``fsm_state`` of
+    :func:`internal_signals`), read from the signal's decoder: for invariants that say
+    which state the design is in."""
+    codes = {}
+    for value in range(1 << len(state)):
+        try:
+            name = state.decoder(value)
+        except KeyError:
+            continue
+        codes[name.split("/")[0]] = value
+    if not codes:
+        raise ValueError(f"{state!r} is not the state signal of a state machine")
+    return codes
 
 
 def scoreboard(m, i_stream, o_stream, depth, *, name):

@@ -1,9 +1,11 @@
 # amaranth: UnusedElaboratable=no
-"""ProtocolEngine, checked with SBY (BMC) on a tiny engine: sizes (2, 2, 2), chunks of at
-most 2 weights (a 9-byte buffer), 4 timesteps, a frame timeout of 4 cycles and a watchdog of
-4 cycles. The bytes that arrive are anything, every cycle or not (the engine is always
-ready); the classifier is abstract (``res_stream`` any stream that obeys the rules,
-``ev_stream.ready``, ``model.idle`` and ``model.rb_data`` anything).
+"""ProtocolEngine, proven with SBY (k-induction: for every input sequence of every length)
+on a tiny engine: sizes (2, 2, 2), chunks of at most 2 weights (a 9-byte buffer), 4
+timesteps, a frame timeout of 4 cycles and a watchdog of 4 cycles. The bytes that arrive are
+anything, every cycle or not (the engine is always ready); the classifier is abstract
+(``res_stream`` any stream that obeys the rules, ``ev_stream.ready``, ``model.idle`` and
+``model.rb_data`` anything); ``o_stream`` is always ready (the bound below is in cycles of
+a transmitter that takes every byte at once; a UART takes one per byte time).
 
 The spec follows the request frames itself, from the engine's ports only: a frame starts
 with a ``SYNC`` taken while the engine hunts (``busy`` low); then come CMD, LEN0, LEN1,
@@ -14,27 +16,31 @@ bytes with its own register (the XOR network of ``crc16_update``).
 
 * ``crc_write``, ``crc_theta``: a weight write (``model.w_en``) or a threshold write
   (``model.theta_en``) only after a frame received whole whose two CRC bytes are the CRC
-  of its bytes. BMC 10: the shortest frame that writes (LOAD_THETA) and its write; a
-  LOAD_WEIGHTS frame writes in step 19 or later, beyond the depth a minute reaches.
+  of its bytes.
+* ``reply_bound``: once a frame has been received whole or abandoned (silence), a reply
+  starts (a byte on ``o_stream``) within :attr:`ProtocolEngine.reply_bound_cycles`
+  cycles, whatever bytes arrive meanwhile and whatever the classifier does;
+  ``reply_sync``: that first byte is ``REPLY_SYNC``.
 
-With ``lemmas`` the spec also asserts that the engine's CRC register and verdict
-(``crc``, ``crc_bad``) are its own, which spares the solver the CRC's XOR network in the
-later steps (BMC assumes each step's assertions in the steps after it).
+The invariants (``lemmas``) that make the properties inductive relate the engine's state
+(``fsm_state``, ``timer``, ``length``, ``count``, ``crc``, ``crc_bad``, the chunk walker's
+``left``, the event pointer ``ptr`` and ``ev_j``, the watchdog ``wd``) to the spec's frame
+tracker and to its count ``wait`` of the cycles since the frame's end: in each state
+between a frame's end and its reply, ``wait`` is a function (or at most one) of the
+engine's registers, which grows by one per cycle while the state's own measure (weights
+left, bytes checked, watchdog) moves towards the reply; the bound is the largest value
+that any state hands to ``R_SYNC``.
 
-The reply's bound (a reply within a bound of cycles of any frame's end) is not checked
-here: a CLASSIFY frame's reply may come some 50 cycles after it ends (the check pass, the
-send pass, the watchdog), beyond the depth BMC reaches on this engine.
-
-Each mutation below makes its check fail."""
+Each mutation below makes its proof fail."""
 
 import pytest
 from amaranth.asserts import AnySeq
-from amaranth.hdl import Assert, Assume, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Assert, Assume, Cat, Elaboratable, Module, Mux, Signal
 
 from spikegate.golden.ttfs_discrete import DiscreteConfig
 from spikegate.hdl.protocol import ProtocolEngine, crc16_network
-from spikegate.hdl.protocol_spec import CRC_INIT, SYNC
-from spikegate.sim.formal import internal_signals, mutant, run_sby, stream_rules
+from spikegate.hdl.protocol_spec import CRC_INIT, REPLY_SYNC, SYNC, ChunkHeader, Command
+from spikegate.sim.formal import fsm_codes, internal_signals, mutant, run_sby, stream_rules
 
 pytestmark = pytest.mark.formal
 
@@ -43,6 +49,12 @@ LANES = (1, 1)
 MAX_CHUNK = 2
 TIMEOUT = 4
 RESULT_TIMEOUT = 4
+
+#: The receive states, in the order of the spec's ``phase`` (1 to 6).
+RX_STATES = ("CMD", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1")
+EV_STATES = ("EV_ADDR", "EV_DATA", "EV_USE", "EV_END", "EV_WAIT")
+#: The states between a frame's end and the first byte of its reply.
+PENDING_STATES = ("CHECK", "WALK", "WR_ADDR", "WR_DATA") + EV_STATES + ("R_SYNC",)
 
 
 def engine(dut_class=ProtocolEngine):
@@ -57,6 +69,8 @@ class ProtocolEngineSpec(Elaboratable):
     def __init__(self, dut_class=ProtocolEngine, *, lemmas=True):
         self.dut_class, self.lemmas = dut_class, lemmas
         self.props = {}
+        self.invariants = {}    # the lemmas the mutations below break, by name
+        self.bound = engine().reply_bound_cycles
 
     def elaborate(self, platform):
         m = Module()
@@ -111,43 +125,177 @@ class ProtocolEngineSpec(Elaboratable):
         with m.Else():
             m.d.sync += timer.eq(timer + 1)
 
+        # The reply the frame is owed: ``wait`` counts the cycles since the frame ended
+        # (its last CRC byte, or the silence that abandoned it) while no byte has gone out.
+        ended = ((phase == 6) & rx) | ((phase != 0) & ~rx & (timer == TIMEOUT - 1))
+        pending = Signal()
+        wait = Signal(range(self.bound + 2))
+        out = dut.o_stream.valid
+        with m.If(ended):
+            m.d.sync += [pending.eq(1), wait.eq(0)]
+        with m.Elif(pending & out):
+            m.d.sync += pending.eq(0)
+        with m.Elif(pending):
+            m.d.sync += wait.eq(wait + 1)
+
         ok = seen & good
         crc_w = Assert(~dut.model.w_en | ok, "a weight written from a frame whose CRC failed")
         crc_t = Assert(~dut.model.theta_en | ok,
                        "a threshold written from a frame whose CRC failed")
-        m.d.comb += [crc_w, crc_t]
-        self.props.update(crc_write=crc_w, crc_theta=crc_t)
+        bound = Assert(~pending | (wait <= self.bound),
+                       f"no reply within {self.bound} cycles of a frame's end")
+        sync = Assert(~(pending & out) | (dut.o_stream.payload == REPLY_SYNC),
+                      "a reply that does not start with REPLY_SYNC")
+        m.d.comb += [crc_w, crc_t, bound, sync]
+        self.props.update(crc_write=crc_w, crc_theta=crc_t, reply_bound=bound, reply_sync=sync)
         if self.lemmas:
-            # The engine's CRC register and verdict are the spec's (BMC assumes each step's
-            # assertions in the later steps: these spare the solver the CRC's XOR network).
-            m.d.comb += [
-                Assert((phase == 0) | (internal["crc"] == crc), "lemma: the running CRC"),
-                Assert((phase != 6) | (internal["crc_bad"] == (crc_lo != crc[:8])),
-                       "lemma: the first CRC byte's verdict"),
-                Assert((phase == 6) | ~seen | (internal["crc_bad"] == ~good),
-                       "lemma: the last frame's verdict"),
-            ]
+            self._lemmas(m, internal, phase=phase, length=length, count=count, crc=crc,
+                         crc_lo=crc_lo, timer=timer, ok=ok, good=good, seen=seen,
+                         pending=pending, wait=wait)
         return m
 
+    def _lemmas(self, m, e, *, phase, length, count, crc, crc_lo, timer, ok, good, seen,
+                pending, wait):
+        state = e["fsm_state"]
+        codes = fsm_codes(state)
 
-#: Cycles of the CRC BMC: the shortest frame that writes, a LOAD_THETA frame (SYNC, CMD,
-#: LEN0, LEN1, 3 payload bytes, CRC0, CRC1) ends in step 8 and writes in step 9 (CHECK).
-#: A LOAD_WEIGHTS frame writes in step 19 or later, beyond what the solver reaches in a
-#: minute (step 14 takes it three).
-CRC_DEPTH = 10
+        def at(*names):
+            return Cat(state == codes[n] for n in names).any()
+
+        def lemma(cond, *, when=None, what, key=None):
+            stmt = Assert(cond if when is None else ~when | cond, f"lemma: {what}",
+                          src_loc_at=1)
+            m.d.comb += stmt
+            if key is not None:
+                self.invariants[key] = stmt
+
+        # The spec's frame is the engine's: the receive state, its timer, length, payload
+        # count, CRC register and first CRC byte's verdict.
+        lemma(phase <= len(RX_STATES), what="a phase of the frame")
+        for k, name in enumerate(RX_STATES, 1):
+            lemma((phase == k) == at(name), what=f"phase {k} is {name}", key=f"phase_{name}")
+        lemma((e["timer"] == timer) & (e["crc"] == crc), when=phase != 0,
+              what="the frame timer and the running CRC")
+        lemma(e["length"][:8] == length[:8], when=phase >= 3, what="LEN0")
+        lemma(e["length"] == length, when=phase >= 4, what="LEN")
+        lemma(e["count"] == count, when=phase == 4, what="the payload count")
+        lemma(e["crc_bad"] == (crc_lo != crc[:8]), when=phase == 6,
+              what="the first CRC byte's verdict")
+        # From CHECK to the last weight written, the verdict is the spec's.
+        lemma(seen & (e["crc_bad"] == ~good), when=at("CHECK", "WALK", "WR_ADDR", "WR_DATA"),
+              what="the frame's verdict")
+        lemma(~e["crc_bad"], when=at("WALK", "WR_ADDR", "WR_DATA"),
+              what="a chunk is walked only after a good CRC", key="walk_good_crc")
+
+        # The reply's bound. Between a frame's end and its reply the engine is in one of
+        # PENDING_STATES, and wait is CHECK's 0 plus what each state has done since.
+        BUF, CHUNK, RT = ProtocolEngine.buffer_bytes.fget(engine()), MAX_CHUNK, RESULT_TIMEOUT
+        lemma(at(*PENDING_STATES), when=pending, what="a reply owed outside the pending states")
+        lemma(wait == 0, when=pending & at("CHECK"), what="CHECK follows the frame's end")
+        hdr = ChunkHeader()(e["hdr"])
+        n, left = hdr.count, e["left"]
+        length_e, ptr, j = e["length"], e["ptr"], e["ev_j"]
+        # CHECK's registered checks are those of the frame (the registers were computed in
+        # CRC1 from values that CRC1 does not change).
+        lemma(~e["chunk_ok"] | ((n >= 1) & (n <= CHUNK)), when=at("CHECK"),
+              what="chunk_ok: 1 <= count <= max_chunk")
+        lemma(~e["length_ok"] | ((length_e <= BUF) &
+                                 ((e["cmd"] != Command.TRAIN.value) | (length_e >= 3))),
+              when=at("CHECK"), what="length_ok: LEN within the buffer")
+        # The chunk walker: a dry walk of count cycles, then two cycles per weight.
+        lemma((n >= 1) & (n <= CHUNK) & (left <= n), when=at("WALK"), what="WALK's count")
+        lemma(wait + left <= 1 + n, when=pending & at("WALK"), what="WALK's wait")
+        lemma((n <= CHUNK) & (left >= 1) & (left <= n), when=at("WR_ADDR", "WR_DATA"),
+              what="WR's count")
+        lemma(wait + 2 * left <= 2 + 3 * n, when=pending & at("WR_ADDR"), what="WR_ADDR's wait")
+        lemma(wait + 2 * left <= 3 + 3 * n, when=pending & at("WR_DATA"), what="WR_DATA's wait")
+        # The events: a check pass of seven cycles per event (three EV_ADDR / EV_DATA pairs
+        # and EV_USE) from ptr = p0 (3 for TRAIN's header) to LEN, then the send pass, which
+        # the watchdog ends within RESULT_TIMEOUT cycles of its start.
+        ev_send, wd = e["ev_send"], e["wd"]
+        p0 = Mux(e["is_train"], 3, 0)
+        lemma((j <= 2) & (length_e <= BUF) & (p0 <= length_e), when=at(*EV_STATES),
+              what="the events' length")
+        check = ~ev_send
+        lemma((p0 <= ptr) & (ptr <= length_e), when=check & at("EV_ADDR", "EV_USE"),
+              what="the check pass's pointer")
+        lemma((p0 <= ptr) & (ptr < length_e), when=check & at("EV_DATA"),
+              what="the check pass's pointer (EV_DATA)")
+        lemma(j == 0, when=at("EV_USE"), what="EV_USE after the third byte")
+        lemma(3 * wait + 7 * p0 + j == 3 + 7 * ptr, when=pending & check & at("EV_ADDR"),
+              what="EV_ADDR's wait (check pass)")
+        lemma(3 * wait + 7 * p0 + j == 6 + 7 * ptr, when=pending & check & at("EV_DATA"),
+              what="EV_DATA's wait (check pass)")
+        lemma(3 * wait + 7 * p0 == 7 * ptr, when=pending & check & at("EV_USE"),
+              what="EV_USE's wait (check pass)")
+        lemma(ev_send, when=at("EV_END", "EV_WAIT"), what="EV_END and EV_WAIT send")
+        lemma(wd < RT, when=ev_send & at(*EV_STATES), what="the watchdog's count")
+        lemma(3 * wait + 7 * p0 <= 3 * wd + 6 + 7 * length_e,
+              when=pending & ev_send & at(*EV_STATES), what="the send pass's wait",
+              key="send_wait")
 
 
-def test_crc_write_bmc():
+def test_reply_bound_formula():
+    """The bound the proof uses is the engine's documented one, the largest value any
+    state hands to R_SYNC: the event path (a full buffer checked, seven cycles per three
+    bytes, then the watchdog) on this engine."""
+    e = engine()
+    assert e.buffer_bytes == 9
+    assert e.reply_bound_cycles == max(2 + (7 * 9) // 3 + RESULT_TIMEOUT, 2 + 3 * MAX_CHUNK)
+    assert e.reply_bound_cycles == 27
+
+
+#: k-induction depth of the proof.
+PROOF_DEPTH = 2
+
+
+def test_protocol_engine_proof():
     spec = ProtocolEngineSpec()
-    result = run_sby(spec, "protocol_crc", mode="bmc", depth=CRC_DEPTH)
+    result = run_sby(spec, "protocol_engine", mode="prove", depth=PROOF_DEPTH)
     assert result.passed, result.summary()
 
 
-def test_crc_write_mutant_no_crc_check():
-    """CHECK ignores ``crc_bad``: a frame with a wrong CRC writes."""
-    broken = mutant(ProtocolEngine, "with m.If(v.crc_bad):", "with m.If(0):",
-                    method="_check_state")
-    spec = ProtocolEngineSpec(broken)
-    result = run_sby(spec, "protocol_crc_mutant", mode="bmc", depth=CRC_DEPTH)
-    assert result.status == "FAIL", result.summary()
-    assert result.failed_at(spec.props["crc_write"], spec.props["crc_theta"]), result.summary()
+_PHASES = tuple(f"phase_{name}" for name in RX_STATES)
+
+# mutation: (method, old, new, (mode, depth, lemmas), what fails: keys of ``props`` or
+# ``invariants``). A lemma is a step of the proof, so its failure is the proof's. Where the
+# shortest counterexample from reset is short, BMC finds it (depth: its length plus one);
+# where it is long (a wait must outgrow the bound, some 35 cycles, or a chunk must be
+# written, 19), BMC with z3 takes many minutes, and the mutant is shown to break the
+# proof itself: k-induction of the proof's depth no longer closes, at the lemma named.
+MUTATIONS = {
+    # CHECK ignores crc_bad: a LOAD_THETA frame with a wrong CRC writes (step 9).
+    "no_crc_check": ("_check_state", "with m.If(v.crc_bad):", "with m.If(0):",
+                     ("bmc", 10, False), ("crc_theta",)),
+    # Silence never ends a frame: an abandoned frame is never answered (the spec leaves the
+    # frame in step 5, the engine stays in it).
+    "no_frame_timeout": ("_signals", "with m.Elif(v.timer == self._timeout - 1):",
+                         "with m.Elif(0):", ("bmc", 6, True), _PHASES),
+    # LOAD_WEIGHTS is dispatched before the CRC verdict: a chunk with a wrong CRC is walked
+    # and written (from step 15 and 18).
+    "weights_before_crc": ("_check_state", "with m.If(v.crc_bad):",
+                           "with m.If(v.crc_bad & (v.cmd != Command.LOAD_WEIGHTS)):",
+                           ("prove", PROOF_DEPTH, True), ("walk_good_crc", "crc_write")),
+    # EV_WAIT without the watchdog: a classifier that never answers is waited for forever.
+    "wait_no_watchdog": ("_event_states", "v.watchdog(owe_event=0, owe_end=0)", "pass",
+                         ("prove", PROOF_DEPTH, True), ("send_wait", "reply_bound")),
+    # The watchdog never fires: its count wraps, the image is waited for forever.
+    "watchdog_never_fires": ("_signals", "with m.If(v.wd == self._result_timeout - 1):",
+                             "with m.If(0):", ("prove", PROOF_DEPTH, True),
+                             ("send_wait", "reply_bound")),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_protocol_engine_proof_catches(mutation):
+    method, old, new, (mode, depth, lemmas), breaks = MUTATIONS[mutation]
+    spec = ProtocolEngineSpec(mutant(ProtocolEngine, old, new, method=method), lemmas=lemmas)
+    result = run_sby(spec, f"protocol_engine_{mutation}", mode=mode, depth=depth)
+    props = {**spec.props, **spec.invariants}
+    broken = [props[k] for k in breaks]
+    if mode == "bmc":
+        assert result.status == "FAIL", result.summary()
+        assert result.failed_at(*broken), result.summary()
+    else:
+        assert result.status != "PASS", result.summary()
+        assert result.failed_at(*broken) or result.induction_failed_at(*broken), result.summary()
