@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from spikegate.sim.energy import synaptic_ops
+
 from spikegate.golden.data import DATASETS, load_dataset
 from spikegate.golden.model_file import load_model
 from spikegate.golden import ttfs
@@ -77,6 +79,8 @@ def evaluate(model, x, y, *, float_model=True):
         "spikes": [_stats(res.spikes[:, l]) for l in range(res.spikes.shape[1])],
         "total_spikes": _stats(total_spikes),
         "timesteps": _stats(timesteps[decided]),
+        # One AC and one MAC per weight read (spikegate.sim.energy.synaptic_ops).
+        "synaptic_ops": synaptic_ops(net.sizes, float(res.lookups.sum(1).mean()) if len(y) else 0.0),
         "discrete_seconds": seconds,
         "discrete_samples_per_s": len(y) / seconds if seconds > 0 else float("inf"),
     }
@@ -105,6 +109,12 @@ def format_table(summary, title=""):
     rows.append(("spikes to decision", f"{s['mean']:.1f}", f"{s['median']:.1f}"))
     s = summary["timesteps"]
     rows.append(("timesteps to decision", f"{s['mean']:.1f}", f"{s['median']:.1f}"))
+    ops = summary.get("synaptic_ops")
+    if ops:
+        rows.append(("synaptic ops (AC + MAC)", f"{ops['ac'] + ops['mac']:,.0f}",
+                     f"dense {ops['dense_ac'] + ops['dense_mac']:,.0f} ({100 * ops['ratio']:.1f} %)"))
+        rows.append(("weight memory reads", f"{ops['memory_reads']:,.0f}", ""))
+        rows.append(("energy estimate", "spikegate run", ""))   # needs cycles and a build
     rows.append(("discrete throughput", f"{summary['discrete_samples_per_s']:.0f} samples/s", ""))
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows + [("", "mean", "")])

@@ -34,6 +34,12 @@ def test_train_then_eval(tmp_path, capsys):
     summary = json.loads((out_dir / "eval.json").read_text())
     assert summary["samples"] == 360
     assert summary["discrete_accuracy"] == pytest.approx(m.training["discrete_accuracy"])
+    # Synaptic operations: the weights read (lookup fraction x layer size), against dense.
+    reads = sum(summary["lookup_fraction"][l]["mean"] * a * b
+                for l, (a, b) in enumerate(zip(m.sizes[:-1], m.sizes[1:])))
+    ops = summary["synaptic_ops"]
+    assert ops["mac"] == pytest.approx(reads) and ops["dense_mac"] == 64 * 8 + 8 * 10
+    assert "synaptic ops (AC + MAC)" in out
 
 
 def test_bad_arguments(tmp_path, capsys):
