@@ -6,7 +6,8 @@ the float and the 8-bit discrete model are evaluated on the test split, and the 
 (:mod:`spikegate.golden.model_file`) is written with those accuracies in its training info.
 ``--val N`` holds N random training images out (seeded by ``--val-seed``): every epoch is
 evaluated on them, the epoch with the best 8-bit validation accuracy is kept (``--keep``),
-and the test split is evaluated once, at the end.
+and the test split is evaluated once, at the end. ``--init MODEL`` starts from a model
+file's float weights instead of random ones.
 """
 
 import argparse
@@ -18,7 +19,7 @@ import numpy as np
 
 from spikegate.golden.data import DATASETS, load_dataset
 from spikegate.golden.encoding import ENCODING_MODES, EncodingConfig, encode
-from spikegate.golden.model_file import TTFSModelFile, save_model
+from spikegate.golden.model_file import TTFSModelFile, load_model, save_model
 from spikegate.golden.progress import Progress
 from spikegate.golden import ttfs
 from spikegate.golden.ttfs_discrete import DiscreteConfig
@@ -170,7 +171,8 @@ def split_validation(n, val, seed=0):
 
 
 def train_model(ds, hidden, encoding, cfg, *, train_limit=None, quiet=False, discrete=None,
-                epoch_callback=None, checkpoint=None, val=0, val_seed=0, keep="best"):
+                epoch_callback=None, checkpoint=None, val=0, val_seed=0, keep="best",
+                init=None):
     """Train on data set ``ds``; returns ``(TTFSModelFile, summary, seconds_per_epoch)``.
 
     ``summary`` is :func:`spikegate.scripts.eval_ttfs.evaluate`'s on the test split; the model
@@ -186,6 +188,9 @@ def train_model(ds, hidden, encoding, cfg, *, train_limit=None, quiet=False, dis
     checkpoint line reports validation, not test, accuracy. ``keep = "best"`` then returns the
     weights of the epoch with the highest 8-bit validation accuracy (the earliest on ties),
     ``"last"`` those of the last epoch. The test split is evaluated once, at the end.
+
+    ``init``: float weights to start from (one ``(n_in, n_out)`` array per layer, the sizes
+    ``hidden`` gives) instead of random ones; Adam's moments start from zero.
     """
     if keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' or 'last', not {keep!r}")
@@ -207,7 +212,13 @@ def train_model(ds, hidden, encoding, cfg, *, train_limit=None, quiet=False, dis
     if rate == 0:
         raise ValueError(f"no input pixel spikes with encoding {encoding}")
     sizes = [ds.n_inputs] + list(hidden) + [ds.n_classes]
-    net = ttfs.TTFSNetwork.create(sizes, seed=cfg.seed, input_rate=rate)
+    if init is None:
+        net = ttfs.TTFSNetwork.create(sizes, seed=cfg.seed, input_rate=rate)
+    else:
+        net = ttfs.TTFSNetwork([np.asarray(w, dtype=np.float64) for w in init])
+        if net.sizes != tuple(sizes):
+            raise ValueError(f"the initial weights have sizes {'-'.join(map(str, net.sizes))}, "
+                             f"not {'-'.join(map(str, sizes))}")
     z = ttfs.times_to_z(times)
     bar = None
 
@@ -318,12 +329,17 @@ def run(args):
         seed=args.seed, **overrides)
     output = Path(check("-o", output_file, args.output or f"ttfs-{args.dataset}.npz"))
     ds = load_dataset(args.dataset, args.data)
+    # --init (add_sign_arguments): with the exact rule, a model file's float weights to start
+    # from (e.g. to train on with the same --val split)
+    init = None if args.init == "random" else load_model(args.init).float_weights
     with _blas_threads(args.threads):
         model, summary, per_epoch = train_model(ds, args.hidden, encoding, cfg, discrete=discrete,
                                                 train_limit=args.train_limit, quiet=args.quiet,
                                                 checkpoint=output if args.checkpoint else None,
                                                 val=args.val, val_seed=args.val_seed,
-                                                keep=args.keep)
+                                                keep=args.keep, init=init)
+    if init is not None:
+        model.training["init"] = str(args.init)
     save_model(output, model)
     print(format_table(summary, f"{args.dataset} test, sizes {'-'.join(map(str, model.sizes))}, "
                                 f"{per_epoch:.1f} s/epoch"))

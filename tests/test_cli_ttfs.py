@@ -117,3 +117,22 @@ def test_validation_split_chooses_the_epoch_and_leaves_the_test_split_to_the_end
     assert main(["train", "ttfs", "--dataset", "digits", "--hidden", "8", "--epochs", "1",
                  "--val", "1437", "-o", str(tmp_path / "w.npz"), "--quiet"]) == 2
     assert "validation split" in capsys.readouterr().err
+
+
+def test_init_starts_from_a_model_files_weights(tmp_path, capsys):
+    first = tmp_path / "a.npz"
+    assert main(["train", "ttfs", "--dataset", "digits", "--hidden", "8", "--epochs", "2",
+                 "-o", str(first), "--quiet"]) == 0
+    again = tmp_path / "b.npz"
+    # a learning rate too small to move a weight: the result is the initial model's
+    assert main(["train", "ttfs", "--dataset", "digits", "--hidden", "8", "--epochs", "1",
+                 "--lr", "1e-12", "--init", str(first), "-o", str(again), "--quiet"]) == 0
+    a, b = load_model(first), load_model(again)
+    for wa, wb in zip(a.float_weights, b.float_weights):
+        np.testing.assert_allclose(wb, wa, atol=1e-6)
+    assert b.training["init"] == str(first)
+    assert b.training["discrete_accuracy"] == pytest.approx(a.training["discrete_accuracy"], abs=0.01)
+    capsys.readouterr()
+    assert main(["train", "ttfs", "--dataset", "digits", "--hidden", "9", "--epochs", "1",
+                 "--init", str(first), "-o", str(tmp_path / "c.npz"), "--quiet"]) == 2
+    assert "64-8-10, not 64-9-10" in capsys.readouterr().err
