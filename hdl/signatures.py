@@ -440,3 +440,22 @@ class LIFTracePort(_Keyed):
             "v": Out(signed(fmt.v_bits)), "spike": Out(1), "active": Out(1),
             "g": Out(fmt.g_bits),
         })
+
+
+__all__ += ["TableWritePort"]
+
+
+class TableWritePort(_Keyed):
+    """Write one entry of a table of ``depth`` values of ``shape`` (the block that holds the
+    table takes it ``In``).
+
+    Members
+    -------
+    w_en, w_addr, w_data : Out
+        Write ``w_data`` to entry ``w_addr``; it is read from the next cycle on.
+    """
+
+    def __init__(self, depth, shape):
+        self._key = (depth, shape)
+        super().__init__({"w_en": Out(1), "w_addr": Out(index_bits(depth)),
+                          "w_data": Out(shape)})

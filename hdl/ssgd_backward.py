@@ -1,0 +1,326 @@
+"""The sparse backward engine of SSGD, first part: the weight gradient ``G1`` of the hidden layer
+from its active events (step 7 of :mod:`spikegate.golden.ssgd_train_fixed`), neuron by neuron.
+
+Memory organisation (the issue's question: the forward reads ``W1`` by source, row ``i``; the
+backward needs it by destination, column ``j``). ``G1[:, j]`` receives only neuron ``j``'s
+events, so the engine never stores ``G1``: it walks the events **neuron by neuron** with one
+``n_in``-entry column accumulator, and column ``j`` leaves on ``o_stream`` (for the update,
+``W1[i, j] -= round_shift(G1[i, j], lr1_shift)``, a strided read-modify-write of the row-major
+weight memory at ``i H + j`` through its :class:`~spikegate.hdl.signatures.WeightPort`: one word
+per cycle, no second copy). To walk the events by neuron although the forward emits them by step,
+each event is written once, as it arrives, into an event memory with a link to the previous
+event of the same neuron (``tail[j]``): a list per neuron, walked from its newest event back,
+with one write per event (no second port, no sort). The sums are exact, so their order does not
+matter (as the golden model says).
+
+Cost, for ``n_in`` inputs, ``H`` neurons, ``T`` steps and ``E`` events of capacity
+``max_events`` (default ``(T-1) H``, every entry active): the event memory ``max_events x
+(step + g + link)`` bits (``2048 x 32`` for 64-64, T = 32: 64 kbit, two UP5K SPRAM-sized blocks
+or 16 EBR; a quarter of it covers ~10x the events a trained digits network makes), ``H`` tail
+pointers, ``H`` flags; a column accumulator ``n_in x grad_bits`` (2 kbit), the input spike
+times ``n_in x step``, the tables ``K`` and ``P`` (``T`` entries each), ``u`` (``H x 16``);
+three multipliers (``K g``, ``ks u``, ``P delta``). A transposed second copy of ``W1`` would
+instead cost ``n_in H`` bytes more and a second write per update; a full ``G1`` store ``n_in H
+grad_bits`` (131 kbit for 64-64: more than the UP5K's 120 kbit of EBR).
+
+Per event ``(t, j, g)``: ``ks = sat(round_shift(K[t] g, ks_shift))``, ``delta =
+sat(round_shift(ks u_j, d_shift))`` (:func:`~spikegate.golden.ssgd_train_fixed.event_delta`),
+then for every input ``i``: ``acc[i] += P[t - 1 - t_i] delta`` where ``t_i < t`` (the input
+trace of :func:`~spikegate.golden.ssgd_train_fixed.trace_from_times`: each input spikes at most
+once per image, at ``t_i``; ``T`` = never). Inputs whose trace is zero are walked too (they add
+0): the cost is per event, not per input spike.
+
+Cycles (``busy`` from ``start``, :func:`expected_cycles`): one cycle per neuron up to the last
+with events; ``n_in + 6`` per event and ``n_in + 1`` per neuron with events (its column out,
+with ``o_stream`` ready): the backward tracks the active events, not ``T x H``.
+"""
+
+import numpy as np
+
+from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikegate.golden.fixed import unsigned_bits
+from spikegate.golden.ssgd_train_fixed import TrainFormat, kernel_table, trace_table
+from .layouts import RESULT_COUNT_BITS, index_bits
+from .lif_layouts import LIFActiveLayout
+from .params import checking
+from .saturate import saturate
+from .signatures import TableWritePort
+
+__all__ = ["SSGDGradient", "GradientLayout", "event_delta", "expected_cycles",
+           "EVENT_OVERHEAD"]
+
+#: Cycles per event besides its column walk of ``n_in`` cycles: the event's read, the tables'
+#: read, the two multiplies, and the column pipeline's drain and check.
+EVENT_OVERHEAD = 6
+
+
+def expected_cycles(neurons, n_in):
+    """The ``cycles`` of one backward pass whose events are of ``neurons`` (the neuron of each
+    event, any order), ``o_stream`` always ready: one cycle per neuron up to the last with
+    events, ``n_in + EVENT_OVERHEAD`` per event and ``n_in + 1`` per neuron with events (its
+    column out). A pass without events takes 1."""
+    neurons = np.asarray(neurons, np.int64)
+    if neurons.size == 0:
+        return 1
+    with_events = np.unique(neurons)
+    return (int(with_events.max()) + 1 + len(neurons) * (n_in + EVENT_OVERHEAD)
+            + len(with_events) * (n_in + 1))
+
+
+class GradientLayout(data.StructLayout):
+    """One entry ``G1[index, neuron]`` of a gradient column; ``last`` marks the image's last
+    entry."""
+    def __init__(self, n_in, H, grad_bits):
+        super().__init__({"index": unsigned(index_bits(n_in)), "neuron": unsigned(index_bits(H)),
+                          "g1": signed(grad_bits), "last": unsigned(1)})
+
+
+def _round_shift(value, n):
+    return (value + (1 << (n - 1))) >> n if n > 0 else value
+
+
+def event_delta(m, K_t, g, u, tfmt, name="ev"):
+    """:func:`~spikegate.golden.ssgd_train_fixed.event_delta`: ``(ks, delta)`` with ``ks =
+    sat_u(round_shift(K_t g, ks_shift), ks_bits)``, ``delta = sat(round_shift(ks u, d_shift),
+    delta_bits)``, as named signals."""
+    ks = Signal(unsigned(tfmt.ks_bits), name=f"{name}_ks")
+    delta = Signal(signed(tfmt.delta_bits), name=f"{name}_delta")
+    m.d.comb += [
+        ks.eq(saturate(_round_shift(K_t * g, tfmt.ks_shift), unsigned(tfmt.ks_bits))),
+        delta.eq(saturate(_round_shift(ks * u, tfmt.d_shift), signed(tfmt.delta_bits))),
+    ]
+    return ks, delta
+
+
+class SSGDGradient(wiring.Component):
+    """The hidden layer's weight gradient ``G1`` from its active events, column by column.
+
+    Parameters
+    ----------
+    n_in, H : int
+        Inputs and hidden neurons (at least 2 inputs).
+    tfmt : TrainFormat
+        Widths, shifts and the tables ``K`` and ``P``
+        (:mod:`spikegate.golden.ssgd_train_fixed`); ``n_steps < 64`` (``G1`` cannot overflow
+        ``grad_bits``, as the golden model states).
+    max_events : int, optional
+        Events one image may have (default ``(n_steps - 1) H``: all). More set ``overflow``
+        and are dropped.
+
+    Members
+    -------
+    e_stream : In(stream)
+        :class:`~spikegate.hdl.lif_layouts.LIFActiveLayout`: the image's active events, as the
+        hidden layer emits them.
+    times : In(TableWritePort)
+        Write input ``i``'s spike step (``n_steps`` = none) before ``start``.
+    u : In(TableWritePort)
+        Write ``u_j`` (signed ``u_bits``, :func:`~spikegate.golden.ssgd_train_fixed.readout_backward_fixed`)
+        before ``start``.
+    clear : In
+        A strobe: forget the events (a new image); only while not ``busy``.
+    start : In
+        A strobe: walk the events stored since ``clear`` (only while not ``busy``).
+    o_stream : Out(stream)
+        :class:`GradientLayout`: for each neuron with events, in increasing order, its column
+        ``G1[0 .. n_in-1, j]``; the image's last entry is marked (a ``start`` with no events at
+        all sends nothing).
+    busy : Out
+    events, overflow : Out
+        Events stored since ``clear``; some were dropped.
+    cycles : Out
+        Cycles ``busy`` since the last ``start`` (:func:`expected_cycles` with ``o_stream``
+        always ready).
+    """
+
+    def __init__(self, n_in, H, tfmt=None, *, max_events=None):
+        tfmt = TrainFormat() if tfmt is None else tfmt
+        with checking(self):
+            if not isinstance(tfmt, TrainFormat):
+                raise TypeError(f"tfmt must be a ssgd_train_fixed.TrainFormat, not {tfmt!r}")
+            for name, v, lo in (("n_in", n_in, 2), ("H", H, 1)):
+                if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                    raise ValueError(f"{name} must be an integer >= {lo}, not {v!r}")
+            if tfmt.n_steps >= 64:
+                raise ValueError(f"tfmt.n_steps must be below 64 (G1 exact in grad_bits), not "
+                                 f"{tfmt.n_steps}")
+            max_events = (tfmt.n_steps - 1) * int(H) if max_events is None else max_events
+            if isinstance(max_events, bool) or not isinstance(max_events, (int, np.integer)) \
+                    or max_events < 1:
+                raise ValueError(f"max_events must be a positive integer, not {max_events!r}")
+        self._n_in, self._H, self._tfmt = int(n_in), int(H), tfmt
+        self._max_events = int(max_events)
+        T = tfmt.n_steps
+        self._step_bits = unsigned_bits(T - 1)
+        self._time_bits = unsigned_bits(T)
+        lif = tfmt.lif
+        self._link_bits = index_bits(self._max_events + 1)       # max_events = none
+        self.event_data = memory.MemoryData(
+            shape=data.StructLayout({"t": unsigned(self._step_bits), "g": unsigned(lif.g_bits),
+                                     "prev": unsigned(self._link_bits)}),
+            depth=self._max_events, init=[])
+        self.k_data = memory.MemoryData(shape=unsigned(tfmt.k_bits), depth=T,
+                                        init=[int(v) for v in kernel_table(tfmt)])
+        self.p_data = memory.MemoryData(shape=unsigned(tfmt.trace_bits), depth=T,
+                                        init=[int(v) for v in trace_table(tfmt)])
+        super().__init__({
+            "e_stream": In(stream.Signature(LIFActiveLayout(H, self._step_bits, lif.g_bits))),
+            "times": In(TableWritePort(n_in, unsigned(self._time_bits))),
+            "u": In(TableWritePort(H, signed(tfmt.u_bits))),
+            "clear": In(1),
+            "start": In(1),
+            "o_stream": Out(stream.Signature(GradientLayout(n_in, H, tfmt.grad_bits))),
+            "busy": Out(1),
+            "events": Out(RESULT_COUNT_BITS),
+            "overflow": Out(1),
+            "cycles": Out(RESULT_COUNT_BITS),
+        })
+
+    @property
+    def tfmt(self):
+        return self._tfmt
+
+    def elaborate(self, platform):
+        m = Module()
+        n_in, H, tf = self._n_in, self._H, self._tfmt
+        NONE = self._max_events
+        m.submodules.events_mem = ev_mem = memory.Memory(data=self.event_data)
+        m.submodules.k_rom = k_rom = memory.Memory(data=self.k_data)
+        m.submodules.p_rom = p_rom = memory.Memory(data=self.p_data)
+        m.submodules.times_mem = t_mem = memory.Memory(
+            shape=unsigned(self._time_bits), depth=n_in, init=[])
+        m.submodules.u_mem = u_mem = memory.Memory(shape=signed(tf.u_bits), depth=H, init=[])
+        m.submodules.col = col = memory.Memory(shape=signed(tf.grad_bits), depth=n_in, init=[])
+        ev_wp, ev_rp = ev_mem.write_port(), ev_mem.read_port()
+        k_rp, p_rp = k_rom.read_port(), p_rom.read_port()
+        t_wp, t_rp = t_mem.write_port(), t_mem.read_port()
+        u_wp, u_rp = u_mem.write_port(), u_mem.read_port()
+        col_wp, col_rp = col.write_port(), col.read_port()
+        # A read port's enable is 1 unless driven: the column's read data must hold while
+        # o_stream waits, so it is 0 except where a read is issued.
+        m.d.comb += col_rp.en.eq(0)
+        m.d.comb += [
+            t_wp.addr.eq(self.times.w_addr), t_wp.data.eq(self.times.w_data),
+            t_wp.en.eq(self.times.w_en),
+            u_wp.addr.eq(self.u.w_addr), u_wp.data.eq(self.u.w_data), u_wp.en.eq(self.u.w_en),
+        ]
+
+        # Storing the events: one write each, linked to the neuron's previous event.
+        tail = Array(Signal(self._link_bits, name=f"tail{j}", init=NONE) for j in range(H))
+        has = Signal(H)
+        count = Signal(range(self._max_events + 1))
+        e = self.e_stream
+        busy = Signal()
+        take = Signal()
+        m.d.comb += [e.ready.eq(~busy), take.eq(e.valid & e.ready)]
+        full = Signal()
+        m.d.comb += full.eq(count == self._max_events)
+        with m.If(self.clear):
+            m.d.sync += [has.eq(0), count.eq(0), self.events.eq(0), self.overflow.eq(0)]
+        with m.Elif(take):
+            with m.If(full):
+                m.d.sync += self.overflow.eq(1)
+            with m.Else():
+                m.d.comb += [ev_wp.addr.eq(count), ev_wp.data.t.eq(e.payload.step),
+                             ev_wp.data.g.eq(e.payload.g),
+                             ev_wp.data.prev.eq(Mux(has.bit_select(e.payload.index, 1),
+                                                    tail[e.payload.index], NONE)),
+                             ev_wp.en.eq(1)]
+                m.d.sync += [tail[e.payload.index].eq(count), count.eq(count + 1),
+                             has.bit_select(e.payload.index, 1).eq(1),
+                             self.events.eq(self.events + 1)]
+
+        # The walk, neuron by neuron.
+        j = Signal(range(H))
+        cur = Signal(self._link_bits)
+        first = Signal()                 # the neuron's first event: the column starts at 0
+        t = Signal(self._step_bits)
+        g = Signal(tf.lif.g_bits)
+        delta = Signal(signed(tf.delta_bits))
+        i = Signal(range(n_in + 1))
+        # column pipeline: stage 1 has t_i read, stage 2 has P and the accumulator read
+        s1_valid, s2_valid = Signal(), Signal()
+        s1_i, s2_i = Signal(range(n_in)), Signal(range(n_in))
+        s2_on = Signal()
+        last_neuron = Signal()
+        m.d.comb += last_neuron.eq((has >> (j + 1)) == 0)
+        o = self.o_stream
+        oi = Signal(range(n_in + 1))
+        o_i = Signal(range(n_in))
+        issue = Signal()
+        m.d.comb += busy.eq(self.busy)
+        with m.FSM(name="bwd"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [self.busy.eq(1), j.eq(0), self.cycles.eq(0)]
+                    m.next = "NEURON"
+            with m.State("NEURON"):
+                with m.If(has == 0):
+                    m.d.sync += self.busy.eq(0)
+                    m.next = "IDLE"
+                with m.Elif(has.bit_select(j, 1)):
+                    m.d.sync += [cur.eq(tail[j]), first.eq(1)]
+                    m.next = "READ"
+                with m.Else():
+                    m.d.sync += j.eq(j + 1)
+            with m.State("READ"):
+                m.d.comb += [ev_rp.addr.eq(cur), ev_rp.en.eq(1)]
+                m.next = "TABLES"
+            with m.State("TABLES"):
+                m.d.comb += [k_rp.addr.eq(ev_rp.data.t), k_rp.en.eq(1),
+                             u_rp.addr.eq(j), u_rp.en.eq(1)]
+                m.d.sync += [t.eq(ev_rp.data.t), g.eq(ev_rp.data.g), cur.eq(ev_rp.data.prev)]
+                m.next = "DELTA"
+            with m.State("DELTA"):
+                _, d = event_delta(m, k_rp.data, g, u_rp.data, tf)
+                m.d.sync += [delta.eq(d), i.eq(0)]
+                m.next = "COLUMN"
+            with m.State("COLUMN"):
+                # stage 0: read t_i
+                with m.If(i < n_in):
+                    m.d.comb += [t_rp.addr.eq(i), t_rp.en.eq(1), issue.eq(1)]
+                    m.d.sync += i.eq(i + 1)
+                with m.If(~s1_valid & ~s2_valid & (i == n_in)):
+                    m.d.sync += first.eq(0)
+                    with m.If(cur == NONE):
+                        m.d.sync += oi.eq(0)
+                        m.next = "OUTPUT"
+                    with m.Else():
+                        m.next = "READ"
+            with m.State("OUTPUT"):
+                # read entry oi, offer it the next cycle (held while o_stream waits)
+                with m.If((oi < n_in) & (~o.valid | o.ready)):
+                    m.d.comb += [col_rp.addr.eq(oi), col_rp.en.eq(1)]
+                    m.d.sync += [oi.eq(oi + 1), o.valid.eq(1), o_i.eq(oi)]
+                with m.Elif(o.valid & o.ready):
+                    m.d.sync += o.valid.eq(0)
+                with m.If((oi == n_in) & (~o.valid | o.ready)):
+                    with m.If(last_neuron):
+                        m.d.sync += self.busy.eq(0)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += j.eq(j + 1)
+                        m.next = "NEURON"
+        with m.If(self.busy):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+        m.d.comb += [o.payload.index.eq(o_i), o.payload.neuron.eq(j),
+                     o.payload.g1.eq(col_rp.data),
+                     o.payload.last.eq(last_neuron & (o_i == n_in - 1))]
+        m.d.sync += [s1_valid.eq(issue), s1_i.eq(i)]
+        # stage 1: k = t - 1 - t_i; read P[k] and the accumulator
+        k = Signal(signed(self._time_bits + 2))
+        m.d.comb += k.eq(t - 1 - t_rp.data)
+        with m.If(s1_valid):
+            m.d.comb += [p_rp.addr.eq(k[:self._step_bits]), p_rp.en.eq(1),
+                         col_rp.addr.eq(s1_i), col_rp.en.eq(1)]
+        m.d.sync += [s2_valid.eq(s1_valid), s2_i.eq(s1_i), s2_on.eq(~k[-1])]
+        # stage 2: acc[i] += P delta (the neuron's first event starts from 0)
+        prod = Signal(signed(tf.trace_bits + tf.delta_bits + 1))
+        m.d.comb += prod.eq(Mux(s2_on, p_rp.data * delta, 0))
+        with m.If(s2_valid):
+            m.d.comb += [col_wp.addr.eq(s2_i), col_wp.en.eq(1),
+                         col_wp.data.eq(Mux(first, 0, col_rp.data) + prod)]
+        return m

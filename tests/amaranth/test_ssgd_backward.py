@@ -1,0 +1,136 @@
+"""The gradient engine of the sparse backward (hdl/ssgd_backward.py) in Amaranth's simulator
+against golden/ssgd_train_fixed.sparse_backward_fixed: G1 of digits images bit for bit (every
+column of a neuron with events, nothing for the others), with stalls on the event and gradient
+streams; with a band so wide that every entry is active, it equals dense_backward_fixed; cycles
+track the events; a mutated event_delta fails."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from spikegate.golden import ssgd_train_fixed as stf
+from spikegate.hdl import ssgd_backward
+from spikegate.hdl.ssgd_backward import SSGDGradient, expected_cycles
+from spikegate.sim.amaranth_tb import stream_get, stream_put
+from spikegate.sim.ssgd_cases import digits_network
+
+
+def golden_cases(tfmt, w, times, labels, dense=False):
+    """Per image: (times, u, events (t, j, g), G1) from the golden forward and backward."""
+    out = []
+    for b in range(len(times)):
+        fwd = stf.forward_fixed(w, times[b:b + 1], tfmt)
+        back = stf.dense_backward_fixed if dense else stf.sparse_backward_fixed
+        gr = back(w, fwd, labels[b:b + 1], tfmt)
+        ev = fwd.events
+        out.append((times[b], gr.u[0], np.column_stack([ev.t, ev.j, ev.g]), gr.G1))
+    return out
+
+
+def run_engine(dut, cases, *, seed, p_stall):
+    """Each case through ``dut``; returns per case the G1 matrix built from o_stream, the
+    neurons emitted and the cycles from start to idle."""
+    n_in, H = cases[0][3].shape
+    results = []
+    rng = np.random.default_rng(seed)
+
+    async def bench(ctx):
+        for times, u, events, _ in cases:
+            ctx.set(dut.clear, 1)
+            await ctx.tick()
+            ctx.set(dut.clear, 0)
+            for port, values in ((dut.times, times), (dut.u, u)):
+                for a, v in enumerate(values):
+                    ctx.set(port.w_en, 1)
+                    ctx.set(port.w_addr, a)
+                    ctx.set(port.w_data, int(v))
+                    await ctx.tick()
+                ctx.set(port.w_en, 0)
+            for t, j, g in events:
+                await stream_put(ctx, dut.e_stream, {"index": int(j), "step": int(t),
+                                                     "g": int(g)}, rng=rng, p_stall=p_stall)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            G1 = np.zeros((n_in, H), np.int64)
+            seen = []
+            cycles = 1
+            if len(events):
+                while True:
+                    p = await stream_get(ctx, dut.o_stream, rng=rng, p_stall=p_stall)
+                    G1[p.index, p.neuron] = p.g1
+                    if not seen or seen[-1] != p.neuron:
+                        seen.append(int(p.neuron))
+                    if p.last:
+                        break
+            while ctx.get(dut.busy):
+                await ctx.tick()
+                cycles += 1
+            results.append((G1, seen, ctx.get(dut.events), ctx.get(dut.cycles)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return results
+
+
+def check(results, cases, what, cycles=False):
+    """Every image's G1, neurons and events equal golden; with ``cycles``, its cycles equal
+    the model (``o_stream`` never stalled)."""
+    for k, ((G1, seen, n_ev, cyc), (_, _, events, exp)) in enumerate(zip(results, cases)):
+        if cycles:
+            want = expected_cycles(events[:, 1], exp.shape[0])
+            assert cyc == want, f"{what}: image {k}: {cyc} cycles, the model says {want}"
+        assert n_ev == len(events), f"{what}: image {k}: {n_ev} events stored, {len(events)} sent"
+        assert seen == sorted(set(events[:, 1].tolist())), f"{what}: image {k}: neurons {seen}"
+        bad = np.argwhere(G1 != exp)
+        assert not bad.size, (f"{what}: image {k}: G1[{bad[0][0]}, {bad[0][1]}] = "
+                              f"{G1[tuple(bad[0])]}, golden {exp[tuple(bad[0])]}")
+
+
+def digits_cases(n, hidden=64):
+    from spikegate.golden.data import load_dataset
+    tfmt, w = digits_network(hidden)
+    d = load_dataset("digits")
+    times = stf.encode(d.x_test[:n], tfmt)
+    return tfmt, w, golden_cases(tfmt, w, times, d.y_test[:n])
+
+
+@pytest.mark.parametrize("p_stall", [0.0, 0.4])
+def test_gradient_matches_sparse_backward(p_stall):
+    tfmt, w, cases = digits_cases(3)
+    assert all(len(c[2]) for c in cases) and np.abs(cases[0][3]).max() > 0
+    dut = SSGDGradient(64, 64, tfmt)
+    check(run_engine(dut, cases, seed=31, p_stall=p_stall), cases, f"stall {p_stall}",
+          cycles=p_stall == 0)
+
+
+def test_every_entry_active_equals_dense_backward():
+    """B_th beyond every |v - V_th|: every (t >= 1, j) is an event; the engine's G1 equals the
+    dense fixed-point backward's."""
+    from spikegate.golden.data import load_dataset
+    tfmt0, w = digits_network(8)
+    tfmt = tfmt0.with_(b_th=130.0)                  # b_th_q = 33280 > 32768 + 256
+    d = load_dataset("digits")
+    times = stf.encode(d.x_test[:2], tfmt)
+    cases = golden_cases(tfmt, w, times, d.y_test[:2], dense=True)
+    assert all(len(c[2]) == (tfmt.n_steps - 1) * 8 for c in cases)
+    check(run_engine(SSGDGradient(64, 8, tfmt), cases, seed=32, p_stall=0.2), cases, "dense")
+
+
+def test_mutated_event_delta_fails(monkeypatch):
+    """event_delta flooring ks instead of rounding half up: G1 differs."""
+    def floors(m, K_t, g, u, tfmt, name="ev"):
+        from amaranth.hdl import Signal, signed, unsigned
+        from spikegate.hdl.saturate import saturate
+        ks = Signal(unsigned(tfmt.ks_bits), name=f"{name}_ks")
+        delta = Signal(signed(tfmt.delta_bits), name=f"{name}_delta")
+        m.d.comb += [ks.eq(saturate((K_t * g) >> tfmt.ks_shift, unsigned(tfmt.ks_bits))),
+                     delta.eq(saturate(ssgd_backward._round_shift(ks * u, tfmt.d_shift),
+                                       signed(tfmt.delta_bits)))]
+        return ks, delta
+    monkeypatch.setattr(ssgd_backward, "event_delta", floors)
+    tfmt, w, cases = digits_cases(2)
+    with pytest.raises(AssertionError, match="G1"):
+        check(run_engine(SSGDGradient(64, 64, tfmt), cases, seed=33, p_stall=0.0), cases, "m")
