@@ -54,8 +54,17 @@ Inputs: one spike per pixel brighter than ``encode_threshold`` (0.2) at step
 8. **Readout gradient**: ``R_j = round_shift(sum_t K[t] s[t, j], r_shift)`` (accumulated in
    the forward, one add per hidden spike), ``G2[j, c] = R_j dlog_c`` (``H x 10`` products).
 9. **Update** (plain SGD, shift learning rate), once per image after the backward:
-   ``W1 = sat8(W1 - round_shift(G1, lr1_shift))``, ``W2 = sat8(W2 - round_shift(G2,
-   lr2_shift))``. ``u`` is computed from the old ``W2`` before ``W2`` changes.
+   ``W1 = sat8(W1 - ((G1 + d1) >> lr1_shift))``, ``W2 = sat8(W2 - ((G2 + d2) >>
+   lr2_shift))`` (``>>`` floors), with the **dither** ``d`` the bit reversal of the low 16
+   bits of the image counter ``n`` (images trained since the weights were loaded, from 0),
+   aligned to the shift (:func:`dither`): the same offset for every weight of one image,
+   cycling through every multiple of ``2**(shift - 16)`` in ``[0, 2**shift)`` every 65536
+   images, so the rounding is unbiased over the images (image 1's offset is exactly half:
+   round half up). Without it (``dither_bits = 0``: round half up every time) the small
+   updates of the wrong classes round to 0 while the label's large one survives, and
+   ``W2`` drifts to the rails once the rates are halved (test accuracy 66 % after 20
+   epochs). ``u`` is computed from the old ``W2`` before ``W2`` changes. The host halves
+   the rates (shifts + 1) every 4 epochs.
 
 All sums of step 7 and 8 are exact integers (no intermediate rounding), so their order does
 not matter: the **dense** backward (every ``(t, j)`` with the surrogate computed for every
@@ -106,7 +115,9 @@ softmax index ``k``    ``round_shift(z_max - z,    half up; ``k >= exp_len`` giv
 ``R``                  unsigned 16                 exact sum of ``K`` over spikes,
                                                    ``round_shift`` by ``r_shift`` = 4, sat 16
 ``G2 = R dlog``        signed 32                   exact (16 x 16 bits)
-update                 ``round_shift(G, lr_shift)``  half up, then ``W`` **saturated** to 8 bits
+update                 ``(G + d) >> lr_shift``     floor after the dither ``d`` (16-bit bit-
+                                                   reversed image counter), ``W`` **saturated**
+                                                   to 8 bits
 =====================  ==========================  ============================================
 
 Units and the float counterpart
@@ -197,7 +208,7 @@ __all__ = [
     "hidden_forward", "readout_forward_fixed", "ActiveEvents", "active_events",
     "ForwardFixed", "forward_fixed", "softmax_grad_fixed", "readout_backward_fixed",
     "event_delta", "FixedGrads", "sparse_backward_fixed", "dense_backward_fixed",
-    "sgd_update", "train_step", "init_weights", "predict_fixed", "accuracy_fixed",
+    "dither", "sgd_update", "train_step", "init_weights", "predict_fixed", "accuracy_fixed",
     "train_fixed", "float_step", "train_float", "predict_float",
 ]
 
@@ -248,6 +259,8 @@ class TrainFormat:
         Backward shifts and widths.
     lr1_shift, lr2_shift : int
         Learning-rate shifts of ``W1`` and ``W2``.
+    dither_bits : int
+        Width of the update's rounding dither (:func:`dither`; 0: round half up).
     """
     lif: FixedFormat = field(default_factory=FixedFormat)
     n_steps: int = 32
@@ -278,6 +291,7 @@ class TrainFormat:
     grad_bits: int = 32
     lr1_shift: int = 21
     lr2_shift: int = 17
+    dither_bits: int = 16
 
     def __post_init__(self):
         if not isinstance(self.lif, FixedFormat):
@@ -300,6 +314,7 @@ class TrainFormat:
         _int_param("k_frac", self.k_frac, 0, self.k_bits - 1)
         for name in ("u_shift", "ks_shift", "d_shift", "r_shift", "lr1_shift", "lr2_shift"):
             _int_param(name, getattr(self, name), 0, 48)
+        _int_param("dither_bits", self.dither_bits, 0, 32)
         for name in ("u_bits", "ks_bits", "delta_bits", "r_bits"):
             _int_param(name, getattr(self, name), 2, 32)
         _int_param("grad_bits", self.grad_bits, 2, 62)
@@ -748,22 +763,44 @@ def dense_backward_fixed(params, fwd, labels, fmt, tables=None, lut=None):
                       int(np.count_nonzero(g)))
 
 
-def sgd_update(params, grads, fmt):
-    """``W = sat8(W - round_shift(G, lr_shift))`` for both layers; returns new arrays."""
+def dither(image_index, shift, fmt):
+    """The update's rounding offset for image ``image_index`` (images trained since the
+    weights were loaded, counted from 0) and a learning-rate shift: the bit reversal of the
+    low ``dither_bits`` bits of the index, aligned to ``shift`` bits
+    (``r << (shift - dither_bits)``, or ``r >> (dither_bits - shift)``); with
+    ``dither_bits = 0``, ``2**(shift - 1)`` (round half up)."""
+    b = fmt.dither_bits
+    if b == 0:
+        return (1 << shift) >> 1
+    n = int(image_index) & ((1 << b) - 1)
+    r = int(format(n, f"0{b}b")[::-1], 2)
+    return r << (shift - b) if shift >= b else r >> (b - shift)
+
+
+def sgd_update(params, grads, fmt, image_index=0):
+    """``W = sat8(W - ((G + dither) >> lr_shift))`` for both layers (``>>`` floors);
+    returns new arrays. The dither (:func:`dither`) makes the rounding unbiased over the
+    images: with round half up (``dither_bits = 0``) the many small gradients of the wrong
+    classes round to 0 while the label's large one survives, and once the rates are halved
+    ``W2`` drifts to the rails (test accuracy 92 % at epoch 12, 66 % at epoch 20)."""
     w1, w2 = params
     wb = fmt.lif.w_bits
-    return (saturate(np.asarray(w1, np.int64) - round_shift(grads.G1, fmt.lr1_shift), wb),
-            saturate(np.asarray(w2, np.int64) - round_shift(grads.G2, fmt.lr2_shift), wb))
+    d1 = dither(image_index, fmt.lr1_shift, fmt)
+    d2 = dither(image_index, fmt.lr2_shift, fmt)
+    g1, g2 = np.asarray(grads.G1, np.int64), np.asarray(grads.G2, np.int64)
+    return (saturate(np.asarray(w1, np.int64) - ((g1 + d1) >> fmt.lr1_shift), wb),
+            saturate(np.asarray(w2, np.int64) - ((g2 + d2) >> fmt.lr2_shift), wb))
 
 
-def train_step(params, times, label, fmt, tables=None):
-    """One image (``times`` ``(n_in,)`` or ``(1, n_in)``, ``label`` int): forward, sparse
-    backward, update. Returns ``(new_params, fwd, grads)``."""
+def train_step(params, times, label, fmt, tables=None, image_index=0):
+    """One image (``times`` ``(n_in,)`` or ``(1, n_in)``, ``label`` int, ``image_index``
+    the count of images trained before it): forward, sparse backward, update. Returns
+    ``(new_params, fwd, grads)``."""
     tables = tables or make_tables(fmt)
     times = np.asarray(times).reshape(1, -1)
     fwd = forward_fixed(params, times, fmt, tables)
     gr = sparse_backward_fixed(params, fwd, np.array([int(label)]), fmt, tables)
-    return sgd_update(params, gr, fmt), fwd, gr
+    return sgd_update(params, gr, fmt, image_index), fwd, gr
 
 
 # ----------------------------------------------------------------------------- training
@@ -835,8 +872,9 @@ def train_fixed(params, times, labels, fmt, *, epochs=1, seed=0, evals=None, on_
         loss = 0.0
         n_ev = n_sp = 0
         correct = 0
-        for k in order:
-            w_new, fwd, gr = train_step(w, times[k], labels[k], fmt_ep, tables)
+        for pos, k in enumerate(order):
+            w_new, fwd, gr = train_step(w, times[k], labels[k], fmt_ep, tables,
+                                        image_index=ep * n + pos)
             loss += gr.loss(np.array([labels[k]]), fmt)
             correct += int(np.argmax(fwd.z[0]) == labels[k])
             n_ev += gr.n_events

@@ -37,7 +37,7 @@ def add_parser(subparsers):
     p.add_argument("--hidden", type=positive_int, default=64, metavar="H",
                    help="hidden LIF neurons (default 64)")
     p.add_argument("--epochs", type=positive_int, default=None,
-                   help="epochs (default: the format's choice, 12)")
+                   help="epochs (default 20)")
     p.add_argument("--decay-every", type=non_negative_int, default=None, metavar="E",
                    help="halve both learning rates every E epochs (0: never; default 4)")
     p.add_argument("--lr1-shift", type=non_negative_int, default=None)
@@ -54,7 +54,7 @@ def add_parser(subparsers):
     return p
 
 
-DEFAULT_EPOCHS = 12
+DEFAULT_EPOCHS = 20
 DEFAULT_DECAY_EVERY = 4
 
 

@@ -41,8 +41,9 @@ def digits():
 # tr[1] = [256]*3 + [0]*3; tr[3] = [210]*3 + [232] + [256]*2 (decay 256 -> 232 -> 210.25)
 # G1 = tr[1] * -70 + tr[3] * -4347 = [-930790]*3 + [-1008504] + [-1112832]*2
 # R = round_shift(K[1] = 698, 4) = 44; G2 = 44 * dlog = [-315656, 315612]
-# W1' = W1 - round_shift(G1, 16) = [100 + 14]*3 + [0 + 15] + [sat(120 + 17)]*2
-# W2' = W2 - round_shift(G2, 12) = [sat(100 + 77), -50 - 77]
+# image 1: the dither is bitrev16(1) = 2**15, half of 2**16 (and 2**11 of 2**12): round half up
+# W1' = W1 - ((G1 + 2**15) >> 16) = [100 + 14]*3 + [0 + 15] + [sat(120 + 17)]*2
+# W2' = W2 - ((G2 + 2**11) >> 12) = [sat(100 + 77), -50 - 77]
 
 HAND_FMT = F.TrainFormat(n_steps=5, lr1_shift=16, lr2_shift=12, logit_scale=0.125, z_shift=8)
 HAND_W1 = np.array([[100], [100], [100], [0], [120], [120]])
@@ -67,7 +68,8 @@ HAND = {
 
 def _hand_mismatches():
     """Names of the hand-computed values the model gets wrong (empty: all equal)."""
-    (w1, w2), fwd, gr = F.train_step((HAND_W1, HAND_W2), HAND_TIMES, 0, HAND_FMT)
+    (w1, w2), fwd, gr = F.train_step((HAND_W1, HAND_W2), HAND_TIMES, 0, HAND_FMT,
+                                     image_index=1)
     got = {
         "v": fwd.v[:, 0, 0], "z": fwd.z[0], "events_t": fwd.events.t, "events_g": fwd.events.g,
         "p": gr.p[0], "dlog": gr.dlog[0], "u": gr.u[0, 0], "delta": gr.delta,
@@ -88,6 +90,22 @@ def test_hand_tables():
     assert F.trace_table(HAND_FMT).tolist() == [256, 232, 210, 190, 172]
 
 
+def test_dither_is_bit_reversed_and_unbiased():
+    fmt = FMT.with_(dither_bits=4)
+    assert [F.dither(n, 6, fmt) for n in range(5)] == [0, 32, 16, 48, 8]
+    assert F.dither(17, 6, fmt) == 32 and F.dither(3, 2, fmt) == 3     # 12 >> 2
+    assert F.dither(5, 6, FMT.with_(dither_bits=0)) == 32                # round half up
+    for g in (5, -5, 37, -1):                        # over a cycle, floor((g + r) / 16)
+        steps = [(g + F.dither(n, 4, fmt)) >> 4 for n in range(16)]      # averages g / 16
+        assert sum(steps) == g, (g, steps)
+    g = F.FixedGrads(G1=np.full((1, 1), -3), G2=np.full((1, 1), 5), p=None, dlog=None,
+                     u=None, delta=None, n_events=0)
+    w = (np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64))
+    fmt = FMT.with_(lr1_shift=2, lr2_shift=2, dither_bits=2)
+    got = [[int(a[0, 0]) for a in F.sgd_update(w, g, fmt, n)] for n in range(4)]
+    assert got == [[1, -1], [1, -1], [1, -1], [0, -2]]  # r = 0, 2, 1, 3: sums -3 and 5
+
+
 def _floor_shift(x, n):
     return np.right_shift(np.asarray(x, dtype=np.int64), n)
 
@@ -99,6 +117,8 @@ def _floor_shift(x, n):
     ("round_shift", _floor_shift),
     # the update and delta do not saturate
     ("saturate", lambda x, bits, signed=True: np.asarray(x, dtype=np.int64)),
+    # the update without its dither (floor): W1[0] = 115
+    ("dither", lambda image_index, shift, fmt: 0),
     # delta from K g u in one rounding, without the intermediate ks (-69 instead of -70)
     ("event_delta",
      lambda K_t, g, u, fmt: np.clip((K_t * g * u + (1 << 21)) >> 22, -32768, 32767)),
