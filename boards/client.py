@@ -53,11 +53,12 @@ class SerialTransport:
         E.g. ``/dev/ttyUSB1`` (the iCEBreaker's and the ULX3S's FTDI expose the UART on the
         second interface).
     baud : int
+        Default :data:`~spikegate.hdl.protocol_spec.DEFAULT_BAUD` (the device's default).
     timeout : float
         Seconds a read waits for more bytes; longer than the device's frame timeout.
     """
 
-    def __init__(self, port, baud=115200, timeout=0.5):
+    def __init__(self, port, baud=P.DEFAULT_BAUD, timeout=0.5):
         import serial
         self._port = serial.Serial(port, baud, timeout=timeout)
 

@@ -13,7 +13,7 @@ from spikegate.golden.ttfs_discrete import DiscreteNetwork
 from spikegate.hdl.classifier import TTFSClassifier
 from spikegate.hdl.params import checking
 from spikegate.hdl.protocol import ProtocolEngine
-from spikegate.hdl.protocol_spec import FRAME_TIMEOUT_MS, MAX_CHUNK
+from spikegate.hdl.protocol_spec import DEFAULT_BAUD, FRAME_TIMEOUT_MS, MAX_CHUNK
 from spikegate.hdl.timing import Timing
 from spikegate.hdl.uart import UARTRx, UARTTx, uart_divisor
 from .timing import ULX3S
@@ -35,7 +35,8 @@ class BoardTop(wiring.Component):
     clk_freq_hz : int
         Frequency of the ``sync`` domain.
     baud : int
-        UART baud rate (default 115200); ``clk_freq_hz / baud`` must be at least 4.
+        UART baud rate (default :data:`~spikegate.hdl.protocol_spec.DEFAULT_BAUD`, 1 Mbaud);
+        ``clk_freq_hz / baud`` must be at least 4 and its rounding off by at most 2 %.
     learning : bool
         Build the classifier with the on-chip learning unit (TRAIN command).
     timeout_cycles : int, optional
@@ -61,7 +62,7 @@ class BoardTop(wiring.Component):
     tx: Out(1, init=1)
     leds: Out(2)
 
-    def __init__(self, net, lanes, *, clk_freq_hz, baud=115200, learning=False,
+    def __init__(self, net, lanes, *, clk_freq_hz, baud=DEFAULT_BAUD, learning=False,
                  timeout_cycles=None, max_chunk=MAX_CHUNK, timing=ULX3S):
         with checking(self):
             if not isinstance(net, DiscreteNetwork):

@@ -4,9 +4,12 @@ are both built from. Constants, enums and payload layouts live here and nowhere 
 
 Physical layer
 --------------
-UART, 8 data bits, no parity, 1 stop bit (8N1), least significant bit first; 115200 baud by
-default (:class:`~spikegate.boards.top.BoardTop` ``baud``). Request/response: the host sends
-one request frame and waits for its reply frame before sending the next.
+UART, 8 data bits, no parity, 1 stop bit (8N1), least significant bit first; :data:`DEFAULT_BAUD`
+(1 Mbaud) by default (:class:`~spikegate.boards.top.BoardTop` ``baud``, the host client's
+``baud``): a rate both boards' USB bridges make exactly (the iCEBreaker's FT2232H divides
+12 MHz by 12, the ULX3S's FT231X 3 MHz by 3; :mod:`spikegate.boards.link`), and one that
+the boards' clocks divide to within 2 % from 25 MHz up. Request/response: the host sends one
+request frame and waits for its reply frame before sending the next.
 
 Frames
 ------
@@ -96,7 +99,7 @@ __all__ = [
     "Command", "Status", "ChunkHeader", "TrainHeader", "MAX_LR_SHIFT", "MAX_LFSR_K", "ThetaPayload", "Event", "ClassifyReply", "StatsReply",
     "crc16_update", "crc16", "encode_request", "encode_reply", "max_payload",
     "DeviceInfo", "encode_identify", "decode_identify", "pack", "unpack", "encode_events",
-    "DT_FRAC_BITS", "dt_units", "REQUEST_OVERHEAD",
+    "DT_FRAC_BITS", "dt_units", "REQUEST_OVERHEAD", "DEFAULT_BAUD",
     "REPLY_OVERHEAD",
 ]
 
@@ -106,6 +109,8 @@ SYNC = 0xA5
 REPLY_SYNC = 0x5A
 CRC_POLY = 0x1021
 CRC_INIT = 0xFFFF
+#: Default UART rate of the device and the host client (baud).
+DEFAULT_BAUD = 1_000_000
 #: Default frame timeout of the device.
 FRAME_TIMEOUT_MS = 50
 # The largest ``lfsr_k`` and ``lr_shift`` of TRAIN are the golden model's

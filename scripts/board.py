@@ -15,6 +15,7 @@ import numpy as np
 
 from spikegate.golden.data import DATASETS, load_dataset
 from spikegate.golden.sign_backprop import MAX_LFSR_K, MAX_LR_SHIFT
+from spikegate.hdl.protocol_spec import DEFAULT_BAUD
 
 from .args import BadArgument, existing_dir, existing_file, int_range, positive_float, positive_int
 
@@ -26,7 +27,8 @@ def add_parser(subparsers):
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--port", default="/dev/ttyUSB1",
                    help="serial port (default /dev/ttyUSB1), or fake:MODEL for a simulated device")
-    p.add_argument("--baud", type=positive_int, default=115200, help="baud rate (default 115200)")
+    p.add_argument("--baud", type=positive_int, default=DEFAULT_BAUD,
+                   help=f"baud rate (default {DEFAULT_BAUD}, the board tops' default)")
     p.add_argument("--timeout", type=positive_float, default=1.0,
                    help="seconds to wait for a reply byte (default 1)")
     sub = p.add_subparsers(dest="action", metavar="ACTION")
