@@ -283,7 +283,7 @@ def test_few_training_steps_track_float(digits):
     wq = w
     lr1, lr2 = FMT.lr_float()
     for k in range(5):
-        wq, _, _ = F.train_step(wq, times[k], y[k], FMT)
+        wq, _, _ = F.train_step(wq, times[k], y[k], FMT, image_index=k)
         r = F.float_step(wf, times[k:k + 1], y[k:k + 1], FMT)
         wf = [wf[0] - lr1 * r["dW1"], wf[1] - lr2 * r["dW2"]]
     assert S.cosine_similarity(wq[1] - w[1], 256 * wf[1] - w[1]) >= 0.95
