@@ -6,6 +6,7 @@ track the events; a mutated event_delta fails."""
 
 import numpy as np
 import pytest
+from amaranth.hdl import Elaboratable
 from amaranth.sim import Simulator
 
 from spikegate.golden import ssgd_train_fixed as stf
@@ -134,3 +135,127 @@ def test_mutated_event_delta_fails(monkeypatch):
     tfmt, w, cases = digits_cases(2)
     with pytest.raises(AssertionError, match="G1"):
         check(run_engine(SSGDGradient(64, 64, tfmt), cases, seed=33, p_stall=0.0), cases, "m")
+
+
+class _Trainer(Elaboratable):
+    """The hidden weights in a WeightLookup, the gradient engine and the update, joined."""
+
+    def __init__(self, n_in, H, lanes, w1, tfmt):
+        from spikegate.hdl.lookup import WeightLookup
+        from spikegate.hdl.ssgd_update import SSGDUpdate
+        self.lookup = WeightLookup(n_in, H, lanes, w1, weight_memory="ebr")
+        self.grad = SSGDGradient(n_in, H, tfmt)
+        self.update = SSGDUpdate(n_in, H, tfmt)
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Module
+        from amaranth.lib import wiring
+        m = Module()
+        m.submodules.lookup, m.submodules.grad = self.lookup, self.grad
+        m.submodules.update = self.update
+        wiring.connect(m, self.grad.o_stream, self.update.i_stream)
+        wiring.connect(m, self.update.weights, self.lookup.weights)
+        return m
+
+
+def train_on_chip(lr1_shift, dither_bits):
+    """Gradient engine and update on the weight memory, image after image (each image's
+    forward and backward in golden from the weights the previous update left). Returns the
+    first difference of W1 from golden sgd_update's after some image (None: equal after every
+    image), the initial and the final golden W1."""
+    from spikegate.golden.data import load_dataset
+    tfmt0, (w1, w2) = digits_network(16)
+    tfmt = tfmt0.with_(lr1_shift=lr1_shift, dither_bits=dither_bits)
+    d = load_dataset("digits")
+    times = stf.encode(d.x_test[:4], tfmt)
+    labels = d.y_test[:4]
+    n_in, H, lanes = 64, 16, 4
+    top = _Trainer(n_in, H, lanes, w1, tfmt)
+    dut, lk = top.grad, top.lookup
+    G = lk.groups
+    expect, got = [], []
+    cur = np.asarray(w1, np.int64)
+
+    async def bench(ctx):
+        nonlocal cur
+        for b in range(len(times)):
+            fwd = stf.forward_fixed((cur, w2), times[b:b + 1], tfmt)
+            gr = stf.sparse_backward_fixed((cur, w2), fwd, labels[b:b + 1], tfmt)
+            cur = stf.sgd_update((cur, w2), gr, tfmt, image_index=b)[0]
+            ctx.set(top.update.image, b)
+            expect.append(cur)
+            ctx.set(dut.clear, 1)
+            await ctx.tick()
+            ctx.set(dut.clear, 0)
+            for port, values in ((dut.times, times[b]), (dut.u, gr.u[0])):
+                for a, v in enumerate(values):
+                    ctx.set(port.w_en, 1)
+                    ctx.set(port.w_addr, a)
+                    ctx.set(port.w_data, int(v))
+                    await ctx.tick()
+                ctx.set(port.w_en, 0)
+            ev = fwd.events
+            for t, j, g in zip(ev.t, ev.j, ev.g):
+                await stream_put(ctx, dut.e_stream, {"index": int(j), "step": int(t),
+                                                     "g": int(g)})
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            await ctx.tick()
+            while ctx.get(dut.busy) or ctx.get(top.update.busy):
+                await ctx.tick()
+            await ctx.tick().repeat(2)
+            w = np.zeros((n_in, H), np.int64)
+            for i in range(n_in):
+                for g in range(G):
+                    row = ctx.get(lk.weight_data[i * G + g])
+                    for l in range(lanes):
+                        if g * lanes + l < H:
+                            w[i, g * lanes + l] = row[l]
+            got.append(w)
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    for b, (g, e) in enumerate(zip(got, expect)):
+        bad = np.argwhere(g != e)
+        if bad.size:
+            return (f"lr1_shift {lr1_shift}, dither_bits {dither_bits}: after image {b}: "
+                    f"W1[{bad[0][0]}, {bad[0][1]}] = {g[tuple(bad[0])]}, golden "
+                    f"{e[tuple(bad[0])]}"), w1, expect[-1]
+    return None, w1, expect[-1]
+
+
+# The dither (16 bits, as trained; 0: round half up) with a shift above and below its width.
+@pytest.mark.parametrize("lr1_shift, dither_bits", [(12, 16), (5, 16), (12, 0)])
+def test_update_gives_golden_weights_after_every_image(lr1_shift, dither_bits):
+    """W1 in the memory equals golden's after every image; lr1_shift 5 saturates weights."""
+    bad, w1, last = train_on_chip(lr1_shift, dither_bits)
+    assert bad is None, bad
+    changed = (last != w1).sum()
+    assert changed > 20, f"only {changed} weights changed"
+    if lr1_shift == 5:
+        assert np.isin([-128, 127], last).all() and \
+            (np.isin(last, [-128, 127]).sum() > np.isin(w1, [-128, 127]).sum())
+
+
+def _no_dither(image, shift, bits):
+    from amaranth.hdl import Const
+    return Const((1 << shift) >> 1, shift)
+
+
+def _wrapping_step(w, g1, d, shift):
+    from amaranth.hdl import signed
+    return (w - ((g1 + d) >> shift))[:8].as_signed()
+
+
+# Update hardware with one wrong step (the dither left out; the weight wrapping instead of
+# saturating) fails the comparison.
+@pytest.mark.parametrize("step, mutant, lr1_shift", [("dither", _no_dither, 12),
+                                                     ("weight_step", _wrapping_step, 5)])
+def test_mutated_update_fails(monkeypatch, step, mutant, lr1_shift):
+    from spikegate.hdl import ssgd_update
+    monkeypatch.setattr(ssgd_update, step, mutant)
+    bad, _, _ = train_on_chip(lr1_shift, 16)
+    assert bad is not None, f"the mutated {step} went unnoticed"
