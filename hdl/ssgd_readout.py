@@ -1,0 +1,247 @@
+"""The readout's side of the SSGD backward in hardware (steps 5, 6, 8 and 9 of
+:mod:`spikegate.golden.ssgd_train_fixed`): the loss gradient ``dlog`` from the logits, ``u =
+W2 dlog`` for the hidden layer's events, the readout weight gradient ``G2 = R dlog`` and the
+update of ``W2``.
+
+* During the forward, ``R_j = sum_t K[t] s[t, j]`` is accumulated from the hidden layer's trace
+  (one read-modify-write per neuron and step, in a memory of ``H`` words).
+* On a request (the logits ``z`` and the label): ``k_c = round_shift(z_max - z_c, z_shift)``,
+  ``e_c = EXP[k_c]`` (0 past the table; one ROM read per class), ``S = sum e``, ``p_c =
+  floor((e_c << p_frac) / S)`` by a restoring divider (one quotient bit per cycle),
+  ``dlog_c = p_c - (c == label) << p_frac``.
+* Then row by row ``j`` of ``W2`` (by source, as the forward reads it: no transposition), one
+  weight per cycle through the readout's :class:`~spikegate.hdl.signatures.WeightPort`: the old
+  weight read back is multiplied into ``u_j = sat(round_shift(sum_c W2[j, c] dlog_c, u_shift))``
+  and replaced by ``sat8(W2 - ((sat(R_j dlog_c) + d) >> lr2_shift))`` (``R_j = sat(round_shift(
+  R_j, r_shift))``; ``d`` the dither of the image counter), so ``u`` sees ``W2`` before the
+  update, as the golden model says; ``u_j`` goes out on ``u`` (to
+  :class:`~spikegate.hdl.ssgd_backward.SSGDGradient`).
+
+Cycles (``busy`` after the request's transfer): ``2 C`` (the table), ``C (e_bits + p_frac +
+2)`` (the divisions, ``e_bits`` the width of ``EXP``), ``H (C + 4)`` (the rows): 1226 for H =
+64, C = 10 with the default format (the tests check it).
+"""
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikegate.golden.fixed import unsigned_bits
+from spikegate.golden.ssgd_train_fixed import TrainFormat, exp_table, kernel_table
+from .layouts import index_bits
+from .params import checking
+from .saturate import saturate
+from .signatures import LIFTracePort, TableWritePort, WeightPort
+from .ssgd_update import dither, weight_step
+
+__all__ = ["SSGDReadoutBackward", "LossRequestLayout"]
+
+
+class LossRequestLayout(data.StructLayout):
+    """The logits ``z`` of an image (signed ``z_bits``, one per class) and its label."""
+    def __init__(self, n_classes, z_bits):
+        super().__init__({"z": data.ArrayLayout(signed(z_bits), n_classes),
+                          "label": unsigned(index_bits(n_classes))})
+
+
+def _round_shift(value, n):
+    return (value + (1 << (n - 1))) >> n if n > 0 else value
+
+
+class SSGDReadoutBackward(wiring.Component):
+    """Loss gradient, ``u``, ``G2`` and the ``W2`` update of a ``H``-``C`` readout.
+
+    Parameters
+    ----------
+    H, C : int
+        Hidden neurons and classes.
+    tfmt : TrainFormat
+
+    Members
+    -------
+    trace : In(LIFTracePort)
+        The hidden layer's trace (``R`` is accumulated from its spikes; each image's step 1
+        starts it afresh).
+    i_stream : In(stream)
+        :class:`LossRequestLayout`: start the backward of the image just run forward.
+    image : In
+        The images trained since the weights were loaded (the dither's counter).
+    weights : Out(WeightPort)
+        To the readout layer's weight memory (only while it walks no rows).
+    u : Out(TableWritePort)
+        ``u_j`` for each ``j``, in order.
+    dlog : Out(array of signed(p_frac + 2))
+        The last request's ``dlog``, valid once ``busy`` falls.
+    busy : Out
+    """
+
+    def __init__(self, H, C, tfmt=None):
+        tfmt = TrainFormat() if tfmt is None else tfmt
+        with checking(self):
+            if not isinstance(tfmt, TrainFormat):
+                raise TypeError(f"tfmt must be a ssgd_train_fixed.TrainFormat, not {tfmt!r}")
+            for name, v in (("H", H), ("C", C)):
+                if not isinstance(v, int) or v < 1:
+                    raise ValueError(f"{name} must be a positive integer, not {v!r}")
+        self._H, self._C, self._tfmt = H, C, tfmt
+        T = tfmt.n_steps
+        self._step_bits = unsigned_bits(T - 1)
+        K = kernel_table(tfmt)
+        self._r_sum_bits = unsigned_bits(int(K.sum()))
+        self.k_data = memory.MemoryData(shape=unsigned(tfmt.k_bits), depth=T,
+                                        init=[int(v) for v in K])
+        E = exp_table(tfmt)
+        self._e_bits = unsigned_bits(int(E.max()))
+        self.exp_data = memory.MemoryData(shape=unsigned(self._e_bits), depth=tfmt.exp_len,
+                                          init=[int(v) for v in E])
+        self._dlog_bits = tfmt.p_frac + 2
+        super().__init__({
+            "trace": In(LIFTracePort(H, self._step_bits, tfmt.lif)),
+            "i_stream": In(stream.Signature(LossRequestLayout(C, tfmt.z_bits))),
+            "image": In(max(tfmt.dither_bits, 1)),
+            "weights": Out(WeightPort(H, C)),
+            "u": Out(TableWritePort(H, signed(tfmt.u_bits))),
+            "dlog": Out(data.ArrayLayout(signed(self._dlog_bits), C)),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        H, C, tf = self._H, self._C, self._tfmt
+        m.submodules.k_rom = k_rom = memory.Memory(data=self.k_data)
+        m.submodules.exp_rom = exp_rom = memory.Memory(data=self.exp_data)
+        m.submodules.r_mem = r_mem = memory.Memory(shape=unsigned(self._r_sum_bits), depth=H,
+                                                   init=[])
+        k_rp, exp_rp = k_rom.read_port(), exp_rom.read_port()
+        r_wp, r_rp = r_mem.write_port(), r_mem.read_port()
+        m.d.comb += [r_rp.en.eq(0), exp_rp.en.eq(0)]
+
+        # R during the forward: R[j] = (step 1 ? 0 : R[j]) + (spike ? K[step] : 0).
+        tr = self.trace
+        b_valid, b_first, b_spike = Signal(), Signal(), Signal()
+        b_j = Signal(index_bits(H))
+        m.d.comb += [k_rp.addr.eq(tr.step), k_rp.en.eq(tr.valid)]
+        m.d.sync += [b_valid.eq(tr.valid), b_j.eq(tr.index), b_first.eq(tr.step == 1),
+                     b_spike.eq(tr.spike)]
+        with m.If(tr.valid):
+            m.d.comb += [r_rp.addr.eq(tr.index), r_rp.en.eq(1)]
+        m.d.comb += [r_wp.addr.eq(b_j), r_wp.en.eq(b_valid),
+                     r_wp.data.eq(Mux(b_first, 0, r_rp.data) + Mux(b_spike, k_rp.data, 0))]
+
+        # The request.
+        req = self.i_stream
+        z = Array(Signal(signed(tf.z_bits), name=f"z{c}") for c in range(C))
+        label = Signal(index_bits(C))
+        e = Array(Signal(self._e_bits, name=f"e{c}") for c in range(C))
+        S = Signal(unsigned(self._e_bits + unsigned_bits(C)))
+        dlog = Array(Signal(signed(self._dlog_bits), name=f"dlog{c}") for c in range(C))
+        for c in range(C):
+            m.d.comb += self.dlog[c].eq(dlog[c])
+        zmax = Signal(signed(tf.z_bits))
+        level = [z[c] for c in range(C)]
+        best = level[0]
+        for v in level[1:]:
+            best = Mux(v > best, v, best)
+        m.d.comb += zmax.eq(best)
+        c = Signal(range(C + 1))
+        kc = Signal(unsigned(tf.z_bits + 1))
+        m.d.comb += kc.eq(_round_shift(zmax - z[c], tf.z_shift))
+        in_table = Signal()
+        m.d.sync += in_table.eq(kc < tf.exp_len)
+        # divider
+        n_bits = self._e_bits + tf.p_frac
+        num = Signal(n_bits)
+        rem = Signal(unsigned(S.shape().width + 1))
+        quo = Signal(n_bits)
+        bit = Signal(range(n_bits + 1))
+        # rows
+        j = Signal(index_bits(H))
+        col = Signal(range(C + 1))
+        rd_valid = Signal()
+        rd_c = Signal(index_bits(C))
+        acc = Signal(signed(8 + self._dlog_bits + unsigned_bits(C) + 1))
+        r_j = Signal(unsigned(tf.r_bits))
+        port = self.weights
+
+        m.d.comb += [req.ready.eq(~self.busy), port.rb_src.eq(j), port.rb_dst.eq(col),
+                     port.w_src.eq(j), port.w_dst.eq(rd_c)]
+        with m.FSM(name="readout_bwd"):
+            with m.State("IDLE"):
+                with m.If(req.valid):
+                    m.d.sync += [self.busy.eq(1), label.eq(req.payload.label), c.eq(0),
+                                 S.eq(0)]
+                    m.d.sync += [z[k].eq(req.payload.z[k]) for k in range(C)]
+                    m.next = "EXP_READ"
+            with m.State("EXP_READ"):
+                m.d.comb += [exp_rp.addr.eq(kc), exp_rp.en.eq(1)]
+                m.next = "EXP_TAKE"
+            with m.State("EXP_TAKE"):
+                ec = Mux(in_table, exp_rp.data, 0)
+                m.d.sync += [e[c].eq(ec), S.eq(S + ec)]
+                with m.If(c == C - 1):
+                    m.d.sync += c.eq(0)
+                    m.next = "DIV_START"
+                with m.Else():
+                    m.d.sync += c.eq(c + 1)
+                    m.next = "EXP_READ"
+            with m.State("DIV_START"):
+                m.d.sync += [num.eq(e[c] << tf.p_frac), rem.eq(0), quo.eq(0), bit.eq(n_bits)]
+                m.next = "DIV"
+            with m.State("DIV"):
+                shifted = Signal.like(rem)
+                m.d.comb += shifted.eq(_next_remainder(rem, num, bit))
+                with m.If(bit == 0):
+                    p = quo
+                    m.d.sync += dlog[c].eq(p - Mux(c == label, 1 << tf.p_frac, 0))
+                    with m.If(c == C - 1):
+                        m.d.sync += [j.eq(0), col.eq(0)]
+                        m.next = "ROW_R"
+                    with m.Else():
+                        m.d.sync += c.eq(c + 1)
+                        m.next = "DIV_START"
+                with m.Else():
+                    with m.If(shifted >= S):
+                        m.d.sync += [rem.eq(shifted - S), quo.eq((quo << 1) | 1)]
+                    with m.Else():
+                        m.d.sync += [rem.eq(shifted), quo.eq(quo << 1)]
+                    m.d.sync += bit.eq(bit - 1)
+            with m.State("ROW_R"):
+                m.d.comb += [r_rp.addr.eq(j), r_rp.en.eq(1)]
+                m.d.sync += [col.eq(0), acc.eq(0)]
+                m.next = "ROW_HOLD"
+            with m.State("ROW_HOLD"):
+                m.d.sync += r_j.eq(saturate(_round_shift(r_rp.data, tf.r_shift),
+                                            unsigned(tf.r_bits)))
+                m.next = "ROW"
+            with m.State("ROW"):
+                with m.If(col < C):
+                    m.d.comb += port.rb_en.eq(1)
+                    m.d.sync += col.eq(col + 1)
+                with m.Elif(~rd_valid):
+                    m.d.comb += [self.u.w_en.eq(1), self.u.w_addr.eq(j),
+                                 self.u.w_data.eq(saturate(_round_shift(acc, tf.u_shift),
+                                                           signed(tf.u_bits)))]
+                    with m.If(j == H - 1):
+                        m.d.sync += self.busy.eq(0)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += j.eq(j + 1)
+                        m.next = "ROW_R"
+        m.d.sync += [rd_valid.eq(port.rb_en), rd_c.eq(col)]
+        d_c = Signal(signed(self._dlog_bits))
+        m.d.comb += d_c.eq(dlog[rd_c])
+        g2 = Signal(signed(tf.grad_bits))
+        m.d.comb += g2.eq(saturate(r_j * d_c, signed(tf.grad_bits)))
+        with m.If(rd_valid):
+            m.d.sync += acc.eq(acc + port.rb_data * d_c)
+            m.d.comb += [port.w_en.eq(1),
+                         port.w_data.eq(weight_step(port.rb_data, g2,
+                                                    dither(self.image, tf.lr2_shift,
+                                                           tf.dither_bits), tf.lr2_shift))]
+        return m
+
+
+def _next_remainder(rem, num, bit):
+    """``(rem << 1) | num[bit - 1]``: the restoring divider's next partial remainder."""
+    idx = (bit - 1)[:max(1, (len(num) - 1).bit_length())]
+    return Cat(num.bit_select(idx, 1), rem)[:len(rem)]
