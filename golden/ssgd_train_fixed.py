@@ -838,8 +838,11 @@ def accuracy_fixed(params, times, labels, fmt):
 
 
 def train_fixed(params, times, labels, fmt, *, epochs=1, seed=0, evals=None, on_epoch=None,
-                shuffle=True, decay_every=0):
+                shuffle=True, decay_every=0, first_image=0):
     """Train image by image (batch 1) with the fixed-point SSGD; returns ``(params, hist)``.
+
+    ``first_image``: the image counter of the first image (the dither's index; 0 for weights
+    just loaded, ``epochs x n`` of an earlier call to continue it bit for bit).
 
     ``decay_every``: if > 0, both learning-rate shifts grow by one (the rates halve) after
     every ``decay_every`` epochs (the host sets the shift per epoch); the format of epoch
@@ -876,7 +879,7 @@ def train_fixed(params, times, labels, fmt, *, epochs=1, seed=0, evals=None, on_
         correct = 0
         for pos, k in enumerate(order):
             w_new, fwd, gr = train_step(w, times[k], labels[k], fmt_ep, tables,
-                                        image_index=ep * n + pos)
+                                        image_index=first_image + ep * n + pos)
             loss += gr.loss(np.array([labels[k]]), fmt)
             correct += int(np.argmax(fwd.z[0]) == labels[k])
             n_ev += gr.n_events

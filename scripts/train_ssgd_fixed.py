@@ -169,6 +169,7 @@ def run(args):
     info = {"dataset": args.dataset, "seed": args.seed, "epochs": epochs,
             "decay_every": decay, "hidden": args.hidden, "n_train": len(train[0]),
             "n_val": len(val[0]), "n_test": len(test[0]),
+            "images_trained": epochs * len(train[0]),
             "val_acc": fx["val_acc"], "test_acc": fx["test_acc"],
             "active_fraction": fx["active_fraction"],
             "events_per_image": fx["events_per_image"], "s_per_epoch": fx["s_per_epoch"]}

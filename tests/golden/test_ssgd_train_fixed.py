@@ -312,3 +312,15 @@ def test_training_on_a_tiny_set_reduces_the_loss(digits):
 def test_every_public_name_exists():
     for name in F.__all__:
         assert hasattr(F, name), name
+
+
+def test_training_continues_bit_for_bit_from_its_image_counter(digits):
+    times, y = digits
+    w0 = F.init_weights((64, 12, 10), FMT, seed=6)
+    whole, _ = F.train_fixed(w0, times[:20], y[:20], FMT, epochs=1, shuffle=False)
+    half, _ = F.train_fixed(w0, times[:10], y[:10], FMT, epochs=1, shuffle=False)
+    rest, _ = F.train_fixed(half, times[10:20], y[10:20], FMT, epochs=1, shuffle=False,
+                            first_image=10)
+    wrong, _ = F.train_fixed(half, times[10:20], y[10:20], FMT, epochs=1, shuffle=False)
+    assert all(np.array_equal(a, b) for a, b in zip(whole, rest))
+    assert not all(np.array_equal(a, b) for a, b in zip(whole, wrong))
