@@ -116,7 +116,8 @@ class SSGDGradient(wiring.Component):
         :class:`~spikegate.hdl.lif_layouts.LIFActiveLayout`: the image's active events, as the
         hidden layer emits them.
     times : In(TableWritePort)
-        Write input ``i``'s spike step (``n_steps`` = none) before ``start``.
+        Write input ``i``'s spike step before ``start``; an input not written since ``clear``
+        never spiked (its step reads as ``n_steps``).
     u : In(TableWritePort)
         Write ``u_j`` (signed ``u_bits``, :func:`~spikegate.golden.ssgd_train_fixed.readout_backward_fixed`)
         before ``start``.
@@ -207,6 +208,13 @@ class SSGDGradient(wiring.Component):
             t_wp.en.eq(self.times.w_en),
             u_wp.addr.eq(self.u.w_addr), u_wp.data.eq(self.u.w_data), u_wp.en.eq(self.u.w_en),
         ]
+
+        # Inputs whose spike step was written since clear (the others read as n_steps).
+        seen = Signal(n_in)
+        with m.If(self.clear):
+            m.d.sync += seen.eq(0)
+        with m.Elif(self.times.w_en):
+            m.d.sync += seen.bit_select(self.times.w_addr, 1).eq(1)
 
         # Storing the events: one write each, linked to the neuron's previous event.
         tail = Array(Signal(self._link_bits, name=f"tail{j}", init=NONE) for j in range(H))
@@ -312,7 +320,9 @@ class SSGDGradient(wiring.Component):
         m.d.sync += [s1_valid.eq(issue), s1_i.eq(i)]
         # stage 1: k = t - 1 - t_i; read P[k] and the accumulator
         k = Signal(signed(self._time_bits + 2))
-        m.d.comb += k.eq(t - 1 - t_rp.data)
+        t_i = Signal(self._time_bits)
+        m.d.comb += [t_i.eq(Mux(seen.bit_select(s1_i, 1), t_rp.data, tf.n_steps)),
+                     k.eq(t - 1 - t_i)]
         with m.If(s1_valid):
             m.d.comb += [p_rp.addr.eq(k[:self._step_bits]), p_rp.en.eq(1),
                          col_rp.addr.eq(s1_i), col_rp.en.eq(1)]

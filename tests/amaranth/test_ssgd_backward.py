@@ -42,6 +42,9 @@ def run_engine(dut, cases, *, seed, p_stall):
             ctx.set(dut.clear, 0)
             for port, values in ((dut.times, times), (dut.u, u)):
                 for a, v in enumerate(values):
+                    if port is dut.times and v == dut.tfmt.n_steps:
+                        ctx.set(port.w_en, 0)    # never spiked: not written (reads as T)
+                        continue
                     ctx.set(port.w_en, 1)
                     ctx.set(port.w_addr, a)
                     ctx.set(port.w_data, int(v))
