@@ -55,7 +55,7 @@ def model_row(path, ds):
                          f"from the one measured at the end of training, "
                          f"{info['discrete_accuracy']}")
     best = max(curve, key=lambda r: (r["discrete_accuracy"], -r["epoch"]))
-    kept = val["epochs_kept"] if val else curve[-1]["epoch"]
+    kept = val["epochs_kept"] if val else info.get("epoch_kept", curve[-1]["epoch"])
     row_kept = next(r for r in curve if r["epoch"] == kept)
     cfg = info.get("config", {})
     return {

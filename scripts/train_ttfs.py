@@ -115,8 +115,8 @@ def add_parser(subparsers):
                         "along each axis (default: 0)")
     p.add_argument("--checkpoint", action="store_true",
                    help="after every epoch, write the model file so far (atomically) to the "
-                        "output file; without --val also evaluate it on the test split (one "
-                        "line on stderr)")
+                        "output file (with --val: the weights --keep chooses so far); without "
+                        "--val also evaluate it on the test split (one line on stderr)")
     p.add_argument("-o", "--output", type=output_file, default=None, metavar="FILE",
                    help="model file to write (default: ttfs-<dataset>.npz)")
     p.add_argument("--threads", type=positive_int, default=1,
@@ -286,11 +286,14 @@ def train_model(ds, hidden, encoding, cfg, *, train_limit=None, quiet=False, dis
             model, st = model_file(losses, seconds) if not val else (None, None)
             if val:
                 # the test split is not looked at before the end: the checkpoint holds the
-                # weights so far with the validation figures only
+                # weights training would return if it stopped now (--keep) with the
+                # validation figures only
+                kept = best if keep == "best" else {"epoch": len(losses), "weights": net.weights}
                 model = TTFSModelFile.from_float(
-                    net.weights, discrete=discrete or DiscreteConfig(), encoding=encoding)
+                    kept["weights"], discrete=discrete or DiscreteConfig(), encoding=encoding)
                 model.training = {"dataset": ds.name, "sizes": sizes, "config": cfg.to_dict(),
-                                  "epochs_done": len(losses), "validation_curve": list(curve)}
+                                  "epochs_done": len(losses), "epoch_kept": kept["epoch"],
+                                  "validation_curve": list(curve)}
             else:
                 s, where = st, "test"
             save_model(checkpoint, model)

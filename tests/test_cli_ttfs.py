@@ -94,11 +94,13 @@ def test_validation_split_chooses_the_epoch_and_leaves_the_test_split_to_the_end
 
     model = tmp_path / "v.npz"
     code = main(["train", "ttfs", "--dataset", "digits", "--hidden", "8", "--epochs", "3",
-                 "--val", "300", "--val-seed", "2", "--shift", "1", "-o", str(model), "--quiet"])
+                 "--val", "300", "--val-seed", "2", "--shift", "1", "-o", str(model), "--quiet",
+                 "--checkpoint"])
     captured = capsys.readouterr()
     assert code == 0, captured.out + captured.err
     lines = [l for l in captured.err.splitlines() if l.startswith("epoch ")]
-    assert len(lines) == 3 and all("validation" in l and "test" not in l for l in lines), lines
+    assert len(lines) == 3 and all("validation" in l and "test" not in l and f"wrote {model}" in l
+                                   for l in lines), lines
     m = load_model(model)
     v = m.training["validation"]
     assert (v["samples"], v["seed"], v["keep"]) == (300, 2, "best")
