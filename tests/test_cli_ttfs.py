@@ -99,7 +99,7 @@ def test_validation_split_chooses_the_epoch_and_leaves_the_test_split_to_the_end
     captured = capsys.readouterr()
     assert code == 0, captured.out + captured.err
     lines = [l for l in captured.err.splitlines() if l.startswith("epoch ")]
-    assert len(lines) == 3 and all("validation" in l and "test" not in l and f"wrote {model}" in l
+    assert len(lines) == 3 and all("validation float" in l and "test float" not in l and f"wrote {model}" in l
                                    for l in lines), lines
     m = load_model(model)
     v = m.training["validation"]
