@@ -1,7 +1,7 @@
 """Small pieces of arithmetic the hardware blocks share: a minimum tree, the lowest set bit,
 a product by a constant without a multiplier, and the split of an index over lanes."""
 
-from amaranth.hdl import Mux, Signal
+from amaranth.hdl import Cat, Const, Mux, Signal
 
 __all__ = ["min_tree", "lowest_set_bit", "times_const", "lane_split"]
 
@@ -24,13 +24,37 @@ def min_tree(m, values, name):
 
 def lowest_set_bit(m, bits, name):
     """A signal holding the index of the lowest set bit of ``bits`` (0 when none is set), a
-    priority encoder."""
+    priority encoder: a chain of up to 8 bits, above that a tree over halves of a power of
+    two (``log2(n)`` levels of one multiplexer each, for the 64 lanes of a fire mask or the
+    groups of a masked walk)."""
     n = len(bits)
     low = Signal(range(max(n, 2)), name=name)
-    for i in reversed(range(n)):
-        with m.If(bits[i]):
-            m.d.comb += low.eq(i)
+    if n <= 8:
+        for i in reversed(range(n)):
+            with m.If(bits[i]):
+                m.d.comb += low.eq(i)
+        return low
+    _, idx = _lowest_tree(m, bits, name)
+    m.d.comb += low.eq(idx)
     return low
+
+
+def _lowest_tree(m, bits, name):
+    """``(any, index)`` of the lowest set bit of ``bits`` (index 0 when none)."""
+    n = len(bits)
+    if n == 1:
+        return bits[0], Const(0, 1)
+    half = 1 << ((n - 1).bit_length() - 1)          # a power of two, n / 2 <= half < n
+    a_lo, i_lo = _lowest_tree(m, bits[:half], f"{name}_l")
+    a_hi, i_hi = _lowest_tree(m, bits[half:], f"{name}_h")
+    k = half.bit_length() - 1                       # index bits of the low half
+    idx = Signal(k + 1, name=f"{name}_i")
+    any_ = Signal(name=f"{name}_a")
+    # half + i_hi (i_hi < half): i_hi in k bits, then the bit of ``half``.
+    hi = Cat(Cat(i_hi, Const(0, k))[:k], Const(1, 1))
+    m.d.comb += [idx.eq(Mux(a_lo | ~a_hi, i_lo, hi)),
+                 any_.eq(a_lo | a_hi)]
+    return any_, idx
 
 
 def times_const(x, c):

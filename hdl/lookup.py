@@ -24,11 +24,14 @@ from .spram import SPRAMMemory, has_spram, prefers_spram
 #: Values of :attr:`WeightLookup.weight_memory`.
 WEIGHT_MEMORIES = ("auto", "ebr", "spram")
 
-#: The most groups a walk with ``masked_ops`` may have (a priority encoder over the enables).
-MAX_MASKED_GROUPS = 32
+#: The most groups a walk with ``masked_ops`` may have (a priority encoder over the enables,
+#: a tree of ``log2`` levels: 57 groups are the first layer of MNIST 784-456-10 at 8 lanes).
+MAX_MASKED_GROUPS = 128
 
-#: The most lanes a lookup reads per cycle.
-MAX_LANES = 16
+#: The most lanes a lookup reads per cycle (a word of ``8 * lanes`` bits, which Yosys lays over
+#: ``ceil(8 * lanes / width)`` block RAMs side by side, each on its own port: 64 lanes are 15
+#: DP16KD of 36 bits on the ECP5, or 32 SPRAMs of 16 bits on the UP5K, which has 4).
+MAX_LANES = 64
 
 __all__ = ["WeightLookup", "weight_words", "WEIGHT_MEMORIES", "MAX_MASKED_GROUPS", "MAX_LANES"]
 
@@ -52,6 +55,16 @@ class _Port:
 
     def __init__(self, addr, data, en):
         self.addr, self.data, self.en = addr, data, en
+
+
+class _BeatStage:
+    """The walk's beat before the ``out_register`` stage: a signal for each member of a
+    :class:`~spikegate.hdl.signatures.Beats` interface that the walker drives."""
+
+    def __init__(self, beat):
+        for name in ("issue_valid", "issue_group", "valid", "group", "first", "last", "op",
+                     "tag", "weights"):
+            setattr(self, name, Signal.like(getattr(beat, name), name=f"b1_{name}"))
 
 
 class WeightLookup(wiring.Component):
@@ -89,6 +102,15 @@ class WeightLookup(wiring.Component):
     masked_ops : sequence of op values
         Ops whose walk visits only the groups enabled in ``beat.group_en`` (default none; then
         every walk visits every group). At most :data:`MAX_MASKED_GROUPS` groups.
+    out_register : bool
+        A register stage after the memory's read data (default off): the memory's output
+        (on the ECP5, the DP16KD's clock-to-out and the multiplexer Yosys puts over the
+        blocks of a deep memory) and the user's arithmetic are separate paths. The walk
+        runs one cycle ahead of ``beat.issue_*``, which keeps its meaning (the issue one
+        cycle before the beat, the user's own state read with it): only the latency from a
+        command to its first issue and to its beats grows by one cycle; rows still follow
+        each other with no gap. The read-back is not registered here (``rb_data`` one cycle
+        after ``rb_en``, as without the stage).
 
     Members
     -------
@@ -114,13 +136,17 @@ class WeightLookup(wiring.Component):
         cycle. A read-back (``rb_data`` one cycle after ``rb_en``) is taken only while no row
         is walked (the walk owns the read port).
 
-    Latency 1 cycle from issue to beat; throughput ``lanes`` weights per cycle; a row
-    takes ``ceil(n_dst / lanes)`` cycles.
+    Latency 1 cycle from issue to beat (from a command taken to its first issue: 1 cycle,
+    2 with ``out_register``); throughput ``lanes`` weights per cycle; a row takes
+    ``ceil(n_dst / lanes)`` cycles.
     """
 
     def __init__(self, n_src, n_dst, lanes, init=None, *, tag_bits=1, weight_memory="auto",
-                 op_shape=unsigned(1), read_ops=(), count_ops=(), masked_ops=()):
+                 op_shape=unsigned(1), read_ops=(), count_ops=(), masked_ops=(),
+                 out_register=False):
         with checking(self):
+            if not isinstance(out_register, bool):
+                raise TypeError(f"out_register must be a bool, not {out_register!r}")
             self._check(n_src, n_dst, lanes, init)
             self._check_memory(weight_memory)
             ops = {}
@@ -131,6 +157,7 @@ class WeightLookup(wiring.Component):
                 raise ValueError(f"masked_ops need at most {MAX_MASKED_GROUPS} groups, not "
                                  f"{-(-n_dst // lanes)}")
         self._weight_memory = weight_memory
+        self._out_register = out_register
         self._op_shape = op_shape
         self._read_ops, self._count_ops = ops["read_ops"], ops["count_ops"]
         self._masked_ops = ops["masked_ops"]
@@ -224,6 +251,11 @@ class WeightLookup(wiring.Component):
     def groups(self):
         return self._groups
 
+    @property
+    def out_register(self):
+        """Whether the read data passes a register stage (see the parameters)."""
+        return self._out_register
+
     def _is(self, op, ops):
         """``op`` (a value) is one of ``ops``."""
         return sum(op == v for v in ops).bool() if ops else 0
@@ -260,7 +292,9 @@ class WeightLookup(wiring.Component):
         with m.Elif(walking):
             m.d.sync += group.eq(group + 1)
 
-        beat = self.beat
+        # ``beat``: the beat one cycle after the walk's issue; with ``out_register`` a stage of
+        # the same members, registered once more into ``self.beat`` (issue included).
+        beat = self.beat if not self._out_register else _BeatStage(self.beat)
         m.d.comb += [beat.issue_valid.eq(issuing), beat.issue_group.eq(cur)]
         with m.If(walking):
             m.d.comb += [rp.addr.eq(base + cur), rp.en.eq(reads & issuing)]
@@ -281,7 +315,20 @@ class WeightLookup(wiring.Component):
         m.d.comb += beat.op.eq(beat_op)
         with m.If(beat_reads):
             m.d.comb += beat.weights.eq(rp.data)
-        m.d.comb += self.busy.eq(walking | beat.valid)
+        if not self._out_register:
+            m.d.comb += self.busy.eq(walking | beat.valid)
+        else:
+            out = self.beat
+            m.d.sync += [out.issue_valid.eq(beat.issue_valid), out.issue_group.eq(beat.issue_group),
+                         out.valid.eq(beat.valid), out.group.eq(beat.group),
+                         out.first.eq(beat.first), out.last.eq(beat.last), out.tag.eq(beat.tag),
+                         out.weights.eq(beat.weights)]
+            out_op = Signal(self._op_shape, name="out_op")
+            out_addr = Signal.like(beat_addr, name="out_addr")
+            m.d.sync += [out_op.eq(beat_op), out_addr.eq(beat_addr)]
+            m.d.comb += [out.op.eq(out_op),
+                         self.busy.eq(walking | beat.valid | out.valid)]
+            beat_op, beat_addr = out_op, out_addr
         self._elaborate_count(m, beat_op)
         self._elaborate_write(m, wp, beat_addr)
         return m

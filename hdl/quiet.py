@@ -10,7 +10,8 @@ input before the horizon of the smallest class. Three variants, chosen by the la
 * the same with ``cut_quiet``: a register stage after the lanes' quiet tests (the classes as
   a thermometer code, so that the minimum is an AND);
 * :func:`group_horizons` (``group_wake``): a wake step per lane group, written with the
-  group's state; a ``SCAN`` visits only the groups that are due.
+  group's state (with ``cut_quiet``, one cycle after it, from the registered thermometer
+  code of the beat's lanes); a ``SCAN`` visits only the groups that are due.
 
 Each function takes the :class:`~spikegate.hdl.ttfs_layer.TTFSLayer` being elaborated and
 drives its ``armed``, ``armed_any``, ``quiet_until`` and ``wake``.
@@ -97,6 +98,38 @@ def layer_horizon(layer, m, c3, stages, opts):
                  layer.schedule.wake.eq(Mux(next_armed != 0, next_until1, layer.config.timesteps))]
 
 
+def _beat_thermometer(m, c3, lanes, factors):
+    """The beat's quiet class as a thermometer code over its lanes (``ge[j - 1]`` = every
+    lane's class is at least ``j``; a lane that is not armed has the top class), so that the
+    minimum over lanes (and over a pass) is an AND."""
+    F = len(factors)
+    lane_ge = []
+    for l in range(lanes):
+        tests = []
+        for i, (n, d) in enumerate(factors):
+            t = Signal(name=f"quiet_test{l}_{i}")
+            m.d.comb += t.eq(_quiet_test(c3, l, n, d))
+            tests.append(t)
+        # Class >= j: not armed (class F), or the test of some factor i >= j - 1 holds
+        # (the last test that holds sets the class).
+        ge = Signal(F, name=f"quiet_ge{l}")
+        for j in range(1, F + 1):
+            m.d.comb += ge[j - 1].eq(~c3[f"armed_after{l}"] | Cat(*tests[j - 1:]).any())
+        lane_ge.append(ge)
+    beat_ge = Signal(F, name="quiet_beat_ge")
+    m.d.comb += beat_ge.eq(lane_ge[0] if lanes == 1 else
+                           Cat(*(Cat(*(g[j] for g in lane_ge)).all() for j in range(F))))
+    return beat_ge
+
+
+def _select(ge, options):
+    """``options[j]`` for the highest ``j`` with ``ge[j - 1]`` set (``options[0]`` for none)."""
+    out = options[0]
+    for j in range(1, len(ge) + 1):
+        out = Mux(ge[j - 1], options[j], out)
+    return out
+
+
 def _thermometer_cut(layer, m, c3, stages, opts):
     """The quiet horizon with a register stage after the lanes' quiet tests.
 
@@ -110,23 +143,7 @@ def _thermometer_cut(layer, m, c3, stages, opts):
     until_opts, wake_opts = opts
     F = len(factors)
     q = {"valid": c3["valid"], "op": c3["op"], "first": c3["first"], "last": c3["last"]}
-    lane_ge = []
-    for l in range(L):
-        tests = []
-        for i, (n, d) in enumerate(factors):
-            t = Signal(name=f"quiet_test{l}_{i}")
-            m.d.comb += t.eq(_quiet_test(c3, l, n, d))
-            tests.append(t)
-        # Class >= j: not armed (class F), or the test of some factor i >= j - 1 holds
-        # (the last test that holds sets the class).
-        ge = Signal(F, name=f"quiet_ge{l}")
-        for j in range(1, F + 1):
-            m.d.comb += ge[j - 1].eq(~c3[f"armed_after{l}"] | Cat(*tests[j - 1:]).any())
-        lane_ge.append(ge)
-    beat_ge = Signal(F)
-    m.d.comb += beat_ge.eq(lane_ge[0] if L == 1 else
-                           Cat(*(Cat(*(g[j] for g in lane_ge)).all() for j in range(F))))
-    q["ge"] = beat_ge
+    q["ge"] = _beat_thermometer(m, c3, L, factors)
     q["delta"] = Signal(range(-L, L + 1))
     m.d.comb += q["delta"].eq(_armed_change(c3, L))
     c4 = stages.cut(True, "p4", q)
@@ -136,10 +153,7 @@ def _thermometer_cut(layer, m, c3, stages, opts):
     m.d.comb += cur_ge.eq(c4["ge"] & (pass_ge | c4["first"].replicate(F)))
     with m.If(c4_state):
         m.d.sync += pass_ge.eq(cur_ge)
-    until, wake = until_opts[0], wake_opts[0]
-    for j in range(1, F + 1):
-        until = Mux(cur_ge[j - 1], until_opts[j], until)
-        wake = Mux(cur_ge[j - 1], wake_opts[j], wake)
+    until, wake = _select(cur_ge, until_opts), _select(cur_ge, wake_opts)
     return c4_state, stages.ops(c4, "CLEAR"), c4["last"], until, wake, c4["delta"]
 
 
@@ -150,14 +164,29 @@ def group_horizons(layer, m, c3, stages, opts):
     lk = layer.lookup
     L, G = lk.lanes, lk.groups
     T = layer.config.timesteps
-    c3_state, c3_clear = stages.ops(c3, "ACCUMULATE", "SCAN"), stages.ops(c3, "CLEAR")
-    beat_min = quiet_class_min(m, c3, L, layer.timing.quiet_factors)
-    gwake = [Signal(range(T + 1), init=T, name=f"group_wake{g}") for g in range(G)]
-    opt = Signal.like(layer.schedule.wake)
-    new = Signal(range(T + 1))
+    factors = layer.timing.quiet_factors
     group_armed = Cat(*(c3[f"armed_after{l}"] for l in range(L))).any()
-    m.d.comb += [opt.eq(opts[1][beat_min]),
-                 new.eq(Mux(~group_armed | (opt >= T), T, opt))]
+    opt = Signal.like(layer.schedule.wake)
+    if layer.timing.cut_quiet:
+        # The lanes' quiet tests, then a register stage, then the wake option and the write:
+        # a group's wake is written one cycle after its state. Nothing reads it before: a
+        # masked SCAN starts only when no pass is in flight (this stage counts in ``busy``),
+        # and a walk changes only the wakes of groups it has passed.
+        q = {"valid": c3["valid"], "op": c3["op"], "group": c3["group"],
+             "ge": _beat_thermometer(m, c3, L, factors), "armed": group_armed,
+             "delta": Signal(range(-L, L + 1), name="quiet_delta")}
+        m.d.comb += q["delta"].eq(_armed_change(c3, L))
+        c3 = stages.cut(True, "p4", q)
+        group_armed, delta = c3["armed"], c3["delta"]
+        m.d.comb += opt.eq(_select(c3["ge"], opts[1]))
+    else:
+        beat_min = quiet_class_min(m, c3, L, factors)
+        delta = _armed_change(c3, L)
+        m.d.comb += opt.eq(opts[1][beat_min])
+    c3_state, c3_clear = stages.ops(c3, "ACCUMULATE", "SCAN"), stages.ops(c3, "CLEAR")
+    gwake = [Signal(range(T + 1), init=T, name=f"group_wake{g}") for g in range(G)]
+    new = Signal(range(T + 1))
+    m.d.comb += new.eq(Mux(~group_armed | (opt >= T), T, opt))
     for g in range(G):
         with m.If(c3["group"] == g):
             with m.If(c3_clear):
@@ -173,5 +202,5 @@ def group_horizons(layer, m, c3, stages, opts):
     with m.If(c3_clear):
         m.d.comb += next_armed.eq(0)
     with m.Elif(c3_state):
-        m.d.comb += next_armed.eq(layer.armed + _armed_change(c3, L))
+        m.d.comb += next_armed.eq(layer.armed + delta)
     m.d.sync += [layer.armed.eq(next_armed), layer.schedule.armed_any.eq(next_armed != 0)]

@@ -57,8 +57,15 @@ class Timing:
     group_wake
         Per-group quiet horizons in every layer with 2 to
         :data:`~spikegate.hdl.lookup.MAX_MASKED_GROUPS` lane groups: scans visit only the
-        groups whose wake is due. Not with ``cut_quiet`` (a group's wake is written in the
-        beat whose quiet class it takes): asking for both raises ``ValueError``.
+        groups whose wake is due. With ``cut_quiet`` a group's wake is written one cycle
+        after its state (:func:`~spikegate.hdl.quiet.group_horizons`).
+    weight_out_register
+        A register stage after each weight memory's read data
+        (:class:`~spikegate.hdl.lookup.WeightLookup`'s ``out_register``; the equivalent of the
+        ECP5 DP16KD's output register, which Yosys does not use): the block RAM's output and
+        the multiplexer over the blocks of a deep memory, whose blocks spread over the die in
+        the MNIST builds, are a path of their own. The layer sees its beats one cycle later
+        and nothing else changes: one cycle more per pass, none per row.
     quiet_factors : tuple of (n, d)
         The scan scheduler's quiet factors ``n / 2**d``
         (:func:`~spikegate.golden.ttfs_discrete.quiet_horizons`): a comparator per lane each.
@@ -74,6 +81,7 @@ class Timing:
     tree_jump: bool = False
     rb_register: bool = False
     group_wake: bool = True
+    weight_out_register: bool = False
     quiet_factors: tuple = QUIET_FACTORS
 
     def __post_init__(self):
@@ -88,10 +96,6 @@ class Timing:
                             f"{self.quiet_factors!r}") from None
         quiet_horizons(DiscreteConfig(timesteps=2), factors)      # checks the factors
         object.__setattr__(self, "quiet_factors", factors)
-        if self.group_wake and self.cut_quiet:
-            raise ValueError("Timing: group_wake does not combine with cut_quiet (a group's "
-                             "wake is written in the beat whose quiet class it takes); turn "
-                             "one of them off")
 
     @classmethod
     def preset(cls, level, **changes):

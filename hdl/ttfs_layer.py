@@ -177,7 +177,8 @@ class TTFSLayer(wiring.Component):
             n_src, n_dst, lanes, init, tag_bits=config.step_bits, op_shape=TTFSOp,
             read_ops=(TTFSOp.ACCUMULATE, TTFSOp.DELTA, TTFSOp.LEARN),
             count_ops=(TTFSOp.ACCUMULATE,),
-            masked_ops=(TTFSOp.SCAN,) if self._group_wake else ())
+            masked_ops=(TTFSOp.SCAN,) if self._group_wake else (),
+            out_register=timing.weight_out_register)
         self._theta = int(theta)
         self._config = config
         self._widths = ttfs_widths(n_src, THETA_MAX, config)

@@ -23,7 +23,7 @@ from spikegate.scripts.cli import main
 # and an empty directory.
 PREPARED = ("m.npz", "bad.npz", "file.txt", "dir")
 
-LANES = "must be an integer from 1 to 16, or one per weight layer separated by commas"
+LANES = "must be an integer from 1 to 64, or one per weight layer separated by commas"
 
 # (arguments, exit code, a part of the message on stderr); one block per command.
 CASES = [
@@ -54,7 +54,7 @@ CASES = [
     # spikegate sim / compare
     (["sim", "missing.npz"], 2, "argument model: file 'missing.npz' does not exist"),
     (["sim", "dir"], 2, "argument model: 'dir' is a directory, not a file"),
-    (["sim", "m.npz", "--lanes", "17"], 2, f"argument --lanes: {LANES}"),
+    (["sim", "m.npz", "--lanes", "65"], 2, f"argument --lanes: {LANES}"),
     (["compare", "m.npz", "--images", "0"], 2, "argument --images: must be a positive integer"),
     (["compare", "m.npz", "--lanes", "4,4,4"], 2, "--lanes 4,4,4 gives 3 layers"),
     # spikegate train ttfs
@@ -131,7 +131,7 @@ CASES = [
     (["synth", "--board", "icebreaker", "--lanes", "16"], 1,
      "does not fit: the design does not fit the iCE40UP5K"),
     (["synth", "--board", "icebreaker", "--model", "m.npz", "--lanes", "1,1,1"], 2,
-     "lanes must be an integer from 1 to 16, or 2 of them (one per weight layer), not (1, 1, 1)"),
+     "lanes must be an integer from 1 to 64, or 2 of them (one per weight layer), not (1, 1, 1)"),
     (["synth", "--board", "icebreaker", "--out", "file.txt"], 2, "argument --out: 'file.txt' is a file"),
     # spikegate board
     (["board", "--baud", "0", "identify"], 2, "argument --baud: must be a positive integer, not '0'"),
@@ -156,8 +156,8 @@ CASES = [
 
 # (module of spikegate.scripts, arguments, a part of the message); argparse exits with 2.
 BENCH_CASES = [
-    ("bench_hw", ["--lanes", "0"], "argument --lanes: must be integers from 1 to 16"),
-    ("bench_hw", ["--lanes", "4,17"], "argument --lanes: must be integers from 1 to 16"),
+    ("bench_hw", ["--lanes", "0"], "argument --lanes: must be integers from 1 to 64"),
+    ("bench_hw", ["--lanes", "4,65"], "argument --lanes: must be integers from 1 to 64"),
     ("bench_hw", ["--images", "0"], "argument --images: must be a positive integer"),
     ("bench_hw", ["--sim", "modelsim"], "argument --sim: invalid choice: 'modelsim'"),
     ("bench_ttfs", ["--epochs", "0"], "argument --epochs: must be a positive integer"),
@@ -245,7 +245,7 @@ def test_good_input_passes():
     (A.positive_int, ""), (A.positive_int, "-3"), (A.non_negative_int, "-1"),
     (A.int_range(0, 6), "7"), (A.int_range(0, 6), "x"), (A.positive_float, "inf"),
     (A.positive_float, "-0.5"), (A.number_in("(0, 1]"), "0"), (A.number_in("[0, 1)"), "1"),
-    (A.positive_ints, ""), (A.positive_ints, "4,,4"), (A.lanes, "0"), (A.lanes, "1,17"),
+    (A.positive_ints, ""), (A.positive_ints, "4,,4"), (A.lanes, "0"), (A.lanes, "1,65"),
 ])
 def test_bad_values_name_the_value_and_are_value_errors(type_, text):
     with pytest.raises(ValueError, match="must be") as e:
@@ -260,9 +260,10 @@ def test_check_names_the_option():
 
 def test_max_lanes_is_the_hardware_bound():
     from spikegate.boards.fit import check_fit
-    check_fit((4, 4, 2), A.MAX_LANES, "LFE5U-85F")
-    with pytest.raises(ValueError, match="lanes must be an integer from 1 to 16"):
-        check_fit((4, 4, 2), A.MAX_LANES + 1, "LFE5U-85F")
+    # One weight layer: MAX_LANES (64) lanes take 128 of the 85F's 156 multipliers.
+    check_fit((4, 2), A.MAX_LANES, "LFE5U-85F")
+    with pytest.raises(ValueError, match="lanes must be an integer from 1 to 64"):
+        check_fit((4, 2), A.MAX_LANES + 1, "LFE5U-85F")
 
 
 def test_help_exits_zero(capsys):

@@ -49,10 +49,12 @@ def test_spike_queue_bad_parameters():
         SpikeQueue(8, 4)
 
 
-def _lookup_run(n_src, n_dst, lanes, init, commands, writes=(), *, masked_ops=(), group_en=0):
-    dut = WeightLookup(n_src, n_dst, lanes, init, masked_ops=masked_ops, **OPS)
+def _lookup_run(n_src, n_dst, lanes, init, commands, writes=(), *, masked_ops=(), group_en=0,
+                out_register=False):
+    dut = WeightLookup(n_src, n_dst, lanes, init, masked_ops=masked_ops,
+                       out_register=out_register, **OPS)
     beats, issues = [], []
-    counts = {}
+    counts = {"issue_at": [], "beat_at": []}
 
     async def bench(ctx):
         if masked_ops:
@@ -70,14 +72,18 @@ def _lookup_run(n_src, n_dst, lanes, init, commands, writes=(), *, masked_ops=()
         counts["lookups"] = ctx.get(dut.lookups)
 
     async def monitor(ctx):
+        t = 0
         async for vals in ctx.tick().sample(dut.beat.valid, dut.beat.group, dut.beat.op,
                                             dut.beat.weights, dut.beat.first, dut.beat.last,
                                             dut.beat.issue_valid, dut.beat.issue_group):
             (_, _, bv, bg, bop, bw, bf, bl, iv, ig) = vals   # clk hit, reset, then samples
             if bv:
                 beats.append((bg, bop, [bw[i] for i in range(lanes)], bf, bl))
+                counts["beat_at"].append(t)
             if iv:
                 issues.append(ig)
+                counts["issue_at"].append(t)
+            t += 1
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -87,8 +93,13 @@ def _lookup_run(n_src, n_dst, lanes, init, commands, writes=(), *, masked_ops=()
     return dut, beats, issues, counts
 
 
-@pytest.mark.parametrize("lanes, n_dst", [(1, 5), (3, 10), (4, 8), (8, 10), (16, 7)])
-def test_lookup_reads_exactly_the_requested_rows(lanes, n_dst):
+# Lanes: one, a partial last group, exact groups, a single group of 16, 32 and 64 lanes
+# (beyond the 16 of the old limit), a partial one of 64 lanes; with and without the register
+# after the memory.
+@pytest.mark.parametrize("out_register", [False, True])
+@pytest.mark.parametrize("lanes, n_dst", [(1, 5), (3, 10), (4, 8), (8, 10), (16, 7), (32, 96),
+                                          (64, 64), (64, 100)])
+def test_lookup_reads_exactly_the_requested_rows(lanes, n_dst, out_register):
     seed = lanes * 100 + n_dst
     rng = np.random.default_rng(seed)
     n_src = 9
@@ -96,9 +107,14 @@ def test_lookup_reads_exactly_the_requested_rows(lanes, n_dst):
     rows = [int(r) for r in rng.integers(0, n_src, 6)]
     cmds = [(r, Op.READ) for r in rows[:3]] + [(0, Op.VISIT)] + \
            [(r, Op.READ) for r in rows[3:]]
-    dut, beats, issues, counts = _lookup_run(n_src, n_dst, lanes, w, cmds)
+    dut, beats, issues, counts = _lookup_run(n_src, n_dst, lanes, w, cmds,
+                                             out_register=out_register)
     G = dut.groups
-    assert len(beats) == len(cmds) * G, f"seed {seed}: one beat per group per row, back to back"
+    assert len(beats) == len(cmds) * G, f"seed {seed}: one beat per group per row"
+    issue_at, beat_at = counts["issue_at"], counts["beat_at"]
+    assert beat_at == [t + 1 for t in issue_at], f"seed {seed}: a beat one cycle after its issue"
+    assert beat_at == list(range(beat_at[0], beat_at[0] + len(beat_at))), \
+        f"seed {seed}: rows back to back, no gap (beats at {beat_at})"
     words = weight_words(w, lanes)
     for c, (src, op) in enumerate(cmds):
         for g in range(G):
@@ -128,24 +144,27 @@ def test_weight_words_layout():
 
 
 def test_lookup_bad_parameters():
-    with pytest.raises(ValueError, match="lanes"):
-        WeightLookup(4, 4, 17, **OPS)
+    with pytest.raises(ValueError, match="lanes must be from 1 to 64, not 65"):
+        WeightLookup(4, 4, 65, **OPS)
+    with pytest.raises(TypeError, match="out_register must be a bool"):
+        WeightLookup(4, 4, 2, out_register=1, **OPS)
     with pytest.raises(TypeError, match="n_src"):
         WeightLookup(0, 4, 1, **OPS)
     with pytest.raises(ValueError, match="shape"):
         WeightLookup(4, 4, 2, np.zeros((3, 4)))
     with pytest.raises(ValueError, match=r"\[-128, 127\]"):
         WeightLookup(2, 2, 2, np.full((2, 2), 300))
-    with pytest.raises(ValueError, match="at most 32 groups"):
-        WeightLookup(2, 33, 1, masked_ops=(Op.VISIT,), **OPS)
+    with pytest.raises(ValueError, match="at most 128 groups, not 129"):
+        WeightLookup(2, 129, 1, masked_ops=(Op.VISIT,), **OPS)
     with pytest.raises(TypeError, match="op shape"):
         WeightLookup(2, 4, 1, masked_ops=("SCAN",), **OPS)
 
 
 # Masked walks: no enabled group, one (the first, the last), a random set, all of them.
+@pytest.mark.parametrize("out_register", [False, True])
 @pytest.mark.parametrize("lanes, n_dst, mask", [(1, 5, 0), (1, 5, 0b00001), (4, 30, 0b10000000),
                                                 (3, 10, "random"), (2, 7, 0b1111)])
-def test_masked_walk_visits_only_enabled_groups(lanes, n_dst, mask):
+def test_masked_walk_visits_only_enabled_groups(lanes, n_dst, mask, out_register):
     seed = 500 + lanes * 10 + n_dst
     rng = np.random.default_rng(seed)
     n_src = 6
@@ -158,7 +177,8 @@ def test_masked_walk_visits_only_enabled_groups(lanes, n_dst, mask):
     cmds = [(rows[0], Op.READ), (0, Op.VISIT), (0, Op.VISIT),
             (rows[1], Op.READ), (0, Op.VISIT), (rows[2], Op.READ)]
     dut, beats, issues, counts = _lookup_run(n_src, n_dst, lanes, w, cmds,
-                                             masked_ops=(Op.VISIT,), group_en=mask)
+                                             masked_ops=(Op.VISIT,), group_en=mask,
+                                             out_register=out_register)
     enabled = [g for g in range(G) if mask >> g & 1]
     expect = []
     for src, op in cmds:
@@ -201,3 +221,29 @@ def test_masked_walk_takes_one_cycle_per_enabled_group():
     t = cycles["issues"]
     assert len(t) == 3 * bin(mask).count("1")
     assert t == list(range(t[0], t[0] + len(t))), f"issue cycles {t}: gaps between groups"
+
+
+# Widths of the priority encoder: the chain (up to 8 bits), trees with a partial upper half,
+# the 64 lanes of a fire mask, the 128 groups of a masked walk.
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 33, 57, 64, 128])
+def test_lowest_set_bit(n):
+    from amaranth.hdl import Module, Signal
+    from spikegate.hdl.arith import lowest_set_bit
+    seed = 900 + n
+    rng = np.random.default_rng(seed)
+    m = Module()
+    bits = Signal(n)
+    low = lowest_set_bit(m, bits, "low")
+    values = [0, 1, (1 << n) - 1, 1 << (n - 1)] + \
+        [1 << int(rng.integers(n)) for _ in range(40)] + \
+        [int("".join(rng.choice(["0", "1"], n)), 2) for _ in range(100)]
+
+    async def bench(ctx):
+        for v in values:
+            ctx.set(bits, v)
+            want = (v & -v).bit_length() - 1 if v else 0
+            assert ctx.get(low) == want, f"seed {seed}: bits {v:#x}"
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()

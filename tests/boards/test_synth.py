@@ -165,11 +165,11 @@ def test_cli_refuses_too_large_design(capsys):
     err = capsys.readouterr().err
     assert "does not fit" in err and "ICESTORM_DSP" in err, err
     assert main(["synth", "--board", "icebreaker", "--lanes", "x"]) == 2
-    assert "argument --lanes: must be an integer from 1 to 16" in capsys.readouterr().err
+    assert "argument --lanes: must be an integer from 1 to 64" in capsys.readouterr().err
 
 
 def test_fit_refuses_bad_lanes():
-    with pytest.raises(ValueError, match="lanes must be an integer from 1 to 16, or 2 of them"):
+    with pytest.raises(ValueError, match="lanes must be an integer from 1 to 64, or 2 of them"):
         check_fit((64, 64, 10), (3, 1, 2), "iCE40UP5K")
     with pytest.raises(ValueError, match="lanes must be"):
         check_fit((64, 64, 10), 0, "iCE40UP5K")
