@@ -457,9 +457,12 @@ class PDClassifierShim(wiring.Component):
     pins, for synthesis: there is no UART protocol for PD frames yet.
 
     ``rx`` shifts into a register that drives every input port of the classifier (the frame
-    stream, the result's ready, the weight and bias ports); every output port (result, ready,
-    trace ports, read-back data, ``idle``) is XOR-reduced into ``tx`` through a register, so
-    nothing is optimized away. Not a functional top: it measures resources and Fmax.
+    stream, the result's ready, the weight and bias ports); every output port but the trace
+    ports (result, ready, read-back data, ``idle``) is XOR-reduced into ``tx`` through a
+    register, so nothing of the classifier's function is optimized away. The trace ports are
+    for test benches (a board top leaves them open, and so does the shim: the registers that
+    carry ``u`` and ``y`` down the decoder's pipeline to its trace go). Not a functional top:
+    it measures resources and Fmax.
     """
     rx: In(1)
     tx: Out(1)
@@ -474,8 +477,11 @@ class PDClassifierShim(wiring.Component):
         m = Module()
         m.submodules.classifier = c = self.classifier
         ins, outs = [], []
-        for _, member, value in c.signature.flatten(c):
-            (ins if member.flow == In else outs).append(Value.cast(value))
+        for path, member, value in c.signature.flatten(c):
+            if member.flow == In:
+                ins.append(Value.cast(value))
+            elif not str(path[0]).startswith("trace"):
+                outs.append(Value.cast(value))
         sr = Signal(sum(len(v) for v in ins))
         m.d.sync += sr.eq(Cat(self.rx, sr[:-1]))
         m.d.comb += Cat(*ins).eq(sr)

@@ -31,8 +31,9 @@ from .signatures import WeightPort
 __all__ = ["PDClassifier", "expected_cycles", "QUEUE_LATENCY"]
 
 #: Cycles from an input's transfer into a layer to its event at the head of the (empty) queue:
-#: the encoder's pipeline and the queue's two (:class:`~spikegate.hdl.spike_queue.SpikeQueue`).
-QUEUE_LATENCY = ENCODER_LATENCY + 2
+#: the encoder's pipeline, the queue's two (:class:`~spikegate.hdl.spike_queue.SpikeQueue`)
+#: and the head's register.
+QUEUE_LATENCY = ENCODER_LATENCY + 3
 
 
 class PDClassifier(wiring.Component):
@@ -76,7 +77,8 @@ class PDClassifier(wiring.Component):
     (``Q =`` :data:`QUEUE_LATENCY`: the encoder's pipeline and the queue), and walks of ``G_l =
     ceil(n_{l+1} / lanes_l)`` cycles follow each other with no gap, so the last starts at ``W_l
     = max_k (t_l + i_k + Q + G_l (R_k - 1))``, ``R_k`` the spikes of events ``k`` and later.
-    The decode starts at ``D_l = max(W_l + G_l + 2, E_l + 1)`` (``E_l``: the cycle the frame's
+    The decode starts at ``D_l = max(W_l + G_l + 3, E_l + 1)`` (the last beat's row addition
+    is registered once more) (``E_l``: the cycle the frame's
     end event leaves the queue, ``W_l`` when the last input spiked, else ``max(t_l + n_l - 1 +
     Q, W_l + 1)``) and hands neuron ``j`` on at ``D_l + P + j = t_{l+1} + j`` (``P =``
     :data:`~spikegate.hdl.pd_layer.DECODER_LATENCY`); the result is valid at ``D_{L-1} + n_L +
@@ -217,11 +219,15 @@ class PDClassifier(wiring.Component):
 
 
 
-def expected_cycles(trace, sizes, lanes):
+def expected_cycles(trace, sizes, lanes, *, queue_latency=QUEUE_LATENCY,
+                    decoder_latency=DECODER_LATENCY, drain=3):
     """The ``cycles`` of each frame's result, from the golden trace (a
     :class:`~spikegate.golden.pdnn_fixed.PDTrace`) of those frames: the timing model of
     :class:`PDClassifier`'s docstring, for an input stream that never idles (an array of
-    ``len(trace)`` ints)."""
+    ``len(trace)`` ints). The keywords are the model's latencies (:data:`QUEUE_LATENCY`,
+    :data:`~spikegate.hdl.pd_layer.DECODER_LATENCY`, and the cycles from the last walk's
+    last issue to the decode's start); other values describe other pipelines (e.g. the
+    unpipelined design's: 3, 1, 2)."""
     sizes = tuple(int(s) for s in sizes)
     L = len(sizes) - 1
     lanes = (lanes,) * L if isinstance(lanes, (int, np.integer)) else tuple(lanes)
@@ -235,12 +241,12 @@ def expected_cycles(trace, sizes, lanes):
             idx = np.flatnonzero(s)
             if idx.size:
                 rest = np.cumsum(np.abs(s[idx])[::-1])[::-1]
-                last_walk = int(np.max(t + idx + QUEUE_LATENCY + G[l] * (rest - 1)))
-                drained = last_walk + G[l] + 2
+                last_walk = int(np.max(t + idx + queue_latency + G[l] * (rest - 1)))
+                drained = last_walk + G[l] + drain
             else:
                 last_walk = drained = -1
-            end_pop = last_walk if s[n - 1] else max(t + n - 1 + QUEUE_LATENCY, last_walk + 1)
+            end_pop = last_walk if s[n - 1] else max(t + n - 1 + queue_latency, last_walk + 1)
             decode = max(drained, end_pop + 1)
-            t = decode + DECODER_LATENCY
-        out[f] = decode + sizes[-1] + DECODER_LATENCY
+            t = decode + decoder_latency
+        out[f] = decode + sizes[-1] + decoder_latency
     return out

@@ -22,8 +22,9 @@ from .params import checking
 __all__ = ["PDEncoder", "encoder_state_layout", "ENCODER_LATENCY"]
 
 #: Cycles from an input's transfer to its event on ``o_stream`` (no back-pressure): the stage
-#: that reads ``x_prev``, the cuts of encode and quantize, and the output register.
-ENCODER_LATENCY = 1 + pd_arith.ENCODE_CUTS + pd_arith.QUANTIZE_CUTS + 1
+#: that reads ``x_prev`` and the one that registers it, the cuts of encode and quantize, and
+#: the output register.
+ENCODER_LATENCY = 2 + pd_arith.ENCODE_CUTS + pd_arith.QUANTIZE_CUTS + 1
 
 
 def encoder_state_layout(fmt):
@@ -59,14 +60,15 @@ class PDEncoder(wiring.Component):
     start at 0 and are zeroed again by every reset. ``x_prev`` is read and the new ``x``
     written in the cycle of the input's transfer (the read sees the old word); ``phi`` is read
     one stage before quantize needs it and written back when quantize is done (a transparent
-    read, so the next frame's read of the same input sees the new value).
+    read, so the next frame's read of the same input sees the new value). Memory outputs go
+    into registers only (the ECP5's block RAM has a slow clock-to-out).
 
     All stages advance together when the output register is free or being emptied
     (``i_stream.ready`` and every stage's enable depend on registers and ``o_stream.ready``
     only, so no combinational path crosses the encoder). Latency: an input's event is valid
     :data:`ENCODER_LATENCY` cycles after the input's transfer; throughput one input per cycle
-    (with a single input, one per two cycles: its state is written back before it is read
-    again); back-pressure from ``o_stream`` stalls the whole pipeline.
+    (with one or two inputs, one per three cycles: an input's ``phi`` is written back before
+    it is read again); back-pressure from ``o_stream`` stalls the whole pipeline.
     """
 
     def __init__(self, n_src, fmt):
@@ -110,32 +112,38 @@ class PDEncoder(wiring.Component):
         clear_addr = Signal(range(n))
 
         # The stages' side band: valid, input index, frame end; stage k holds the input taken
-        # k cycles of enable ago.
+        # k cycles of enable ago. ``inject[k]``: more values registered into stage k.
         stages = []
+        a_stage = 2 + pd_arith.ENCODE_CUTS               # where encode's a comes out
+        inject = {a_stage: {"phi": phi_rp.data}}
 
         def cut(*values):
+            k = len(stages) + 1
             regs = []
             for v in values:
-                r = Signal(Value.cast(v).shape(), name=f"enc_s{len(stages) + 1}_{len(regs)}")
+                r = Signal(Value.cast(v).shape(), name=f"enc_s{k}_{len(regs)}")
                 with m.If(en):
                     m.d.sync += r.eq(v)
                 regs.append(r)
-            prev = stages[-1] if stages else {"valid": take, "index": idx,
-                                               "end": idx == n - 1}
-            st = {k: Signal.like(prev_v, name=f"enc_s{len(stages) + 1}_{k}")
-                  if isinstance(prev_v, Signal) else Signal(name=f"enc_s{len(stages) + 1}_{k}")
-                  for k, prev_v in prev.items()}
-            with m.If(en):
-                m.d.sync += [st[k].eq(prev[k]) for k in st]
+            prev = stages[-1] if stages else {"valid": take, "index": idx, "end": idx == n - 1}
+            prev = {**prev, **inject.get(k, {})}
+            st = {}
+            for name, v in prev.items():
+                st[name] = Signal(Value.cast(v).shape(), name=f"enc_s{k}_{name}")
+                with m.If(en):
+                    m.d.sync += st[name].eq(v)
             stages.append(st)
             return regs
 
-        # Stage 0 (the transfer): x_prev read, x written. Stage 1 on: encode and quantize.
+        # Stage 0 (the transfer): x_prev read, x written; stage 1: x_prev out of its memory,
+        # registered into stage 2; encode from there. phi is read two stages before quantize
+        # and registered as well (memory outputs feed registers only).
         x1, = cut(self.i_stream.payload.x)
-        a = pd_arith.encode(m, x1, x_rp.data, fmt, cut=cut)
-        # phi is read by the stage before the one a comes out of.
-        m.d.comb += [phi_rp.addr.eq(stages[-2]["index"]), phi_rp.en.eq(en)]
-        s, phi_new = pd_arith.quantize(m, a, phi_rp.data, fmt, cut=cut)
+        x2, x_prev = cut(x1, x_rp.data)
+        a = pd_arith.encode(m, x2, x_prev, fmt, cut=cut)
+        assert len(stages) == a_stage
+        m.d.comb += [phi_rp.addr.eq(stages[a_stage - 3]["index"]), phi_rp.en.eq(en)]
+        s, phi_new = pd_arith.quantize(m, a, stages[-1]["phi"], fmt, cut=cut)
         w_stage = stages[-1]
         s_out, = cut(s)
         out = stages[-1]
@@ -149,8 +157,8 @@ class PDEncoder(wiring.Component):
             self.o_stream.payload.end.eq(out["end"]),
             en.eq(~keep | self.o_stream.ready),
         ]
-        # A single input: its next read must come after its write (two stages apart).
-        spaced = (~stages[0]["valid"]) if n == 1 else 1
+        # phi is read 3 stages before it is written: with fewer inputs, keep them 3 stages apart.
+        spaced = ~(stages[0]["valid"] | stages[1]["valid"]) if n < 3 else 1
         m.d.comb += [
             self.i_stream.ready.eq(~self.clearing & en & spaced),
             take.eq(self.i_stream.valid & self.i_stream.ready),

@@ -20,28 +20,29 @@ The arithmetic is :mod:`spikegate.hdl.pd_arith`, step for step the golden model'
 
 import numpy as np
 
-from amaranth.hdl import Array, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Array, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikegate.golden.sigma_delta_fixed import SDFixedFormat
 from spikegate.golden.fixed import WEIGHT_BITS
 from . import pd_arith
-from .layouts import RESULT_COUNT_BITS
+from .layouts import RESULT_COUNT_BITS, index_bits
 from .lookup import WeightLookup
 from .params import checking
 from .pd_encoder import PDEncoder
 from .layouts import PDActivationLayout, PDEventLayout, out_width
 from .signatures import PDBiasPort, PDTracePort
 from .signatures import WeightPort
-from .spike_queue import SpikeQueue
+from .spike_queue import SpikeQueue, StreamRegister
 
 __all__ = ["PDLayer", "PDOp", "DECODER_LATENCY"]
 
 #: Cycles from a neuron's issue in the decode pass to its activation on ``o_stream`` (no
-#: back-pressure): the read, :func:`~.pd_arith.decode`'s cuts, the ``y`` register,
+#: back-pressure): the read and its register, :func:`~.pd_arith.decode`'s cuts, the ``y``
+#: register,
 #: :func:`~.pd_arith.activate`'s cuts and the output register.
-DECODER_LATENCY = 1 + pd_arith.DECODE_CUTS + 1 + pd_arith.ACTIVATE_CUTS + 1
+DECODER_LATENCY = 2 + pd_arith.DECODE_CUTS + 1 + pd_arith.ACTIVATE_CUTS + 1
 
 
 class PDOp(enum.IntEnum, shape=1):
@@ -99,7 +100,7 @@ class PDLayer(wiring.Component):
     Cycles per frame: the encoder takes one input per cycle and the walks overlap it (an
     input's event reaches the queue :data:`~spikegate.hdl.pd_encoder.ENCODER_LATENCY` cycles
     after its transfer); each spike costs one row walk of ``ceil(n_dst / lanes)`` cycles (walks
-    follow each other with no gap); the decode starts 2 cycles after the last walk's last issue
+    follow each other with no gap); the decode starts 3 cycles after the last walk's last issue
     and takes one neuron per cycle (``n_dst`` cycles plus :data:`DECODER_LATENCY` of latency),
     stalled only by ``o_stream``. With an input stream that never waits, a frame whose events
     arrive faster than they are walked takes about ``n_src`` (or, when more, ``sum|s| *
@@ -220,15 +221,32 @@ class PDLayer(wiring.Component):
         self._statistics(m, enc)
 
         decoding = Signal()
-        self._accumulate(m, queue, lk, decoding)
-        dec = self._decode(m, lk, decoding, acc_rp, y_rp, b_rp, y_wp)
+        head = self._accumulate(m, queue, lk, decoding)
+        acc_busy = Signal()
+        dec = self._decode(m, lk, decoding, acc_busy, acc_rp, y_rp, b_rp, y_wp)
 
-        # The accumulators' ports: the lookup's issue and beats, else the decoder's.
+        # The accumulators' ports: the lookup's issue and beats, else the decoder's. A beat's
+        # weights and the word it updates (read at its issue) are registered first (the weight
+        # memory's output is a path of its own), added the cycle after and written back then.
+        # With one lane group, consecutive beats update the same word: the read of the second
+        # came before the first's write, so the first's result is taken instead.
         beat = lk.beat
+        a_valid, a_sub = Signal(), Signal()
+        a_group = Signal.like(beat.group)
+        a_w = Signal.like(beat.weights)
+        a_u = Signal.like(acc_rp.data)
+        m.d.sync += [a_valid.eq(beat.valid), a_sub.eq(beat.op == PDOp.SUB),
+                     a_group.eq(beat.group), a_w.eq(beat.weights), a_u.eq(acc_rp.data)]
+        u_in = Signal.like(acc_rp.data)
         new = Signal.like(acc_rp.data)
+        m.d.comb += u_in.eq(a_u)
+        if self.groups == 1:
+            last_new, wrote = Signal.like(new), Signal()
+            m.d.sync += [last_new.eq(new), wrote.eq(a_valid)]
+            with m.If(wrote):
+                m.d.comb += u_in.eq(last_new)
         for l in range(self._lanes):
-            m.d.comb += new[l].eq(pd_arith.accumulate(acc_rp.data[l], beat.weights[l],
-                                                      beat.op == PDOp.SUB, fmt))
+            m.d.comb += new[l].eq(pd_arith.accumulate(u_in[l], a_w[l], a_sub, fmt))
         with m.If(dec["go"]):
             m.d.comb += [acc_rp.addr.eq(dec["group"]), acc_rp.en.eq(dec["advance"])]
         with m.Else():
@@ -236,8 +254,8 @@ class PDLayer(wiring.Component):
         with m.If(clearing):
             m.d.comb += [acc_wp.addr.eq(clear_addr), acc_wp.data.eq(0),
                          acc_wp.en.eq(clear_addr < self.groups)]
-        with m.Elif(beat.valid):
-            m.d.comb += [acc_wp.addr.eq(beat.group), acc_wp.data.eq(new), acc_wp.en.eq(1)]
+        with m.Elif(a_valid):
+            m.d.comb += [acc_wp.addr.eq(a_group), acc_wp.data.eq(new), acc_wp.en.eq(1)]
         with m.Elif(dec["zero"]):
             m.d.comb += [acc_wp.addr.eq(dec["zero_group"]), acc_wp.data.eq(0), acc_wp.en.eq(1)]
         with m.If(clearing):
@@ -248,7 +266,9 @@ class PDLayer(wiring.Component):
         m.d.comb += [b_wp.addr.eq(self.bias.w_dst), b_wp.data.eq(self.bias.w_data),
                      b_wp.en.eq(self.bias.w_en)]
 
-        m.d.comb += self.busy.eq(clearing | enc.busy | (queue.level != 0) | lk.busy | decoding)
+        m.d.comb += acc_busy.eq(a_valid)
+        m.d.comb += self.busy.eq(clearing | enc.busy | (queue.level != 0) | head.o_stream.valid |
+                                 lk.busy | a_valid | decoding)
         return m
 
     def _statistics(self, m, enc):
@@ -268,22 +288,34 @@ class PDLayer(wiring.Component):
 
     def _accumulate(self, m, queue, lk, decoding):
         """Row commands from the queue's head event: ``|count|`` walks of its row, the head
-        taken with the last; the frame's end event starts the decode (``decoding``)."""
-        head = queue.o_stream.payload
+        taken with the last; the frame's end event starts the decode (``decoding``). The head
+        leaves the queue into a :class:`~spikegate.hdl.spike_queue.StreamRegister` as
+        ``(index, sub, need = |count|, end)``, so the walker's decisions start at registers."""
         width = self._fmt.spike_width
-        need = Signal(range((1 << width - 1) + 1))
-        issued = Signal.like(need)
+        layout = data.StructLayout({"index": index_bits(self._n_src), "sub": 1,
+                                    "need": unsigned(width), "end": 1})
+        m.submodules.head = reg = StreamRegister(layout)
+        ev = queue.o_stream.payload
+        m.d.comb += [
+            reg.i_stream.valid.eq(queue.o_stream.valid),
+            queue.o_stream.ready.eq(reg.i_stream.ready),
+            reg.i_stream.payload.index.eq(ev.index),
+            reg.i_stream.payload.sub.eq(ev.count < 0),
+            reg.i_stream.payload.need.eq(Mux(ev.count < 0, -ev.count, ev.count)),
+            reg.i_stream.payload.end.eq(ev.end),
+        ]
+        head = reg.o_stream.payload
+        issued = Signal(unsigned(width))
         fire, last_row, empty, pop = Signal(), Signal(), Signal(), Signal()
         m.d.comb += [
-            need.eq(Mux(head.count < 0, -head.count, head.count)),
-            lk.cmd.valid.eq(queue.o_stream.valid & (issued != need) & ~decoding),
+            lk.cmd.valid.eq(reg.o_stream.valid & (issued != head.need) & ~decoding),
             lk.cmd.payload.src.eq(head.index),
-            lk.cmd.payload.op.eq(Mux(head.count < 0, PDOp.SUB, PDOp.ADD)),
+            lk.cmd.payload.op.eq(Mux(head.sub, PDOp.SUB, PDOp.ADD)),
             fire.eq(lk.cmd.valid & lk.cmd.ready),
-            last_row.eq(fire & (issued + 1 == need)),
-            empty.eq(queue.o_stream.valid & (need == 0) & ~decoding),
+            last_row.eq(fire & (issued + 1 == head.need)),
+            empty.eq(reg.o_stream.valid & (head.need == 0) & ~decoding),
             pop.eq(last_row | empty),
-            queue.o_stream.ready.eq(pop),
+            reg.o_stream.ready.eq(pop),
         ]
         with m.If(pop):
             m.d.sync += issued.eq(0)
@@ -291,8 +323,9 @@ class PDLayer(wiring.Component):
             m.d.sync += issued.eq(issued + 1)
         with m.If(pop & head.end):
             m.d.sync += decoding.eq(1)
+        return reg
 
-    def _decode(self, m, lk, decoding, acc_rp, y_rp, b_rp, y_wp):
+    def _decode(self, m, lk, decoding, acc_busy, acc_rp, y_rp, b_rp, y_wp):
         """The decode pass, one neuron per cycle once the lookup has drained, pipelined: stage
         0 issues the reads of neuron ``j`` (its accumulator word and ``y``); stage 1 takes its
         lane of the word (and zeroes the word after its last lane); :func:`~.pd_arith.decode`
@@ -307,7 +340,7 @@ class PDLayer(wiring.Component):
         group = Signal(range(self.groups))
         issued_all = Signal()
         m.d.comb += [
-            go.eq(decoding & ~lk.busy),
+            go.eq(decoding & ~lk.busy & ~acc_busy),
             issuing.eq(go & ~issued_all),
             advance.eq(issuing & en),
             y_rp.addr.eq(j), y_rp.en.eq(advance),
@@ -322,10 +355,12 @@ class PDLayer(wiring.Component):
                 m.d.sync += lane.eq(lane + 1)
 
         stages = []
+        y_stage = 3 + pd_arith.DECODE_CUTS              # where y is registered (b with it)
+        inject = {y_stage: {"b": b_rp.data}}
 
         def cut(*values):
             """One decoder stage: ``values`` and the side band (valid, neuron, lane, group,
-            last, and ``u``, ``y`` once known) registered when ``en``."""
+            last, and ``u``, ``y`` once known; ``inject``) registered when ``en``."""
             k = len(stages) + 1
             regs = []
             for v in values:
@@ -335,6 +370,7 @@ class PDLayer(wiring.Component):
                 regs.append(r)
             prev = stages[-1] if stages else {"valid": advance, "index": j, "lane": lane,
                                                "group": group, "last": j == n - 1}
+            prev = {**prev, **inject.get(k, {})}
             st = {}
             for name, v in prev.items():
                 st[name] = Signal(Value.cast(v).shape(), name=f"dec_s{k}_{name}")
@@ -347,15 +383,17 @@ class PDLayer(wiring.Component):
         s1 = stages[-1]
         u = Signal(signed(fmt.acc_width))
         m.d.comb += u.eq(Array(acc_rp.data[l] for l in range(L))[s1["lane"]])
-        s1["u"] = u
-        y = pd_arith.decode(m, u, y_rp.data, fmt, cut=cut)
-        m.d.comb += [b_rp.addr.eq(stages[-1]["index"]), b_rp.en.eq(en)]
+        u2, y_prev = cut(u, y_rp.data)           # memory outputs into registers only
+        stages[-1]["u"] = u2
+        y = pd_arith.decode(m, u2, y_prev, fmt, cut=cut)
+        assert len(stages) == y_stage - 1
+        m.d.comb += [b_rp.addr.eq(stages[y_stage - 3]["index"]), b_rp.en.eq(en)]
         y_reg, = cut(y)
         sy = stages[-1]
         sy["y"] = y_reg
         m.d.comb += [y_wp.addr.eq(sy["index"]), y_wp.data.eq(y_reg),
                      y_wp.en.eq(en & sy["valid"])]
-        _, act = pd_arith.activate(m, y_reg, b_rp.data, fmt, self._next_fmt, cut=cut)
+        _, act = pd_arith.activate(m, y_reg, sy["b"], fmt, self._next_fmt, cut=cut)
         act_reg, = cut(act)
         out = stages[-1]
 
