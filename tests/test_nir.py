@@ -115,7 +115,9 @@ def test_refuses_a_missing_or_unreadable_file(tmp_path, capsys):
     _refused(tmp_path, capsys, tmp_path / "junk.nir", "cannot be read as a NIR graph")
 
 
-def test_refuses_a_foreign_graph_naming_its_nodes(tmp_path, capsys):
+def test_refuses_a_foreign_graph_it_cannot_represent(tmp_path, capsys):
+    # A graph without spikegate's metadata is read as a LIF network (tests/test_nir_lif.py);
+    # this one has no readout layer.
     graph = nir.NIRGraph(
         nodes={"input": nir.Input(input_type=np.array([3])),
                "fc": nir.Affine(weight=np.ones((2, 3)), bias=np.zeros(2)),
@@ -123,7 +125,8 @@ def test_refuses_a_foreign_graph_naming_its_nodes(tmp_path, capsys):
                               v_threshold=np.ones(2)),
                "output": nir.Output(output_type=np.array([2]))},
         edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")])
-    _refused(tmp_path, capsys, _tampered(graph, tmp_path), "another library", "LIF")
+    _refused(tmp_path, capsys, _tampered(graph, tmp_path), "one weight layer (fc, lif)",
+             "readout")
 
 
 @pytest.mark.parametrize("damage, needles", [
