@@ -582,6 +582,15 @@ def lif_from_nir(graph, source="<graph>", *, dt=DEFAULT_DT, lif_readout=False,
     if w1.shape[1] != H:
         _fail(source, f"node {lin1!r}: weight has shape {w1.shape}, expected ({C}, {H}) after "
                       f"the {H} neurons of {hid!r}")
+    for end, want, what in ((chain[0], n_in, f"the inputs of {lin0!r}"),
+                            (chain[-1], C, f"the outputs of {lin1!r}")):
+        node = graph.nodes[end]
+        types = node.input_type if type(node).__name__ == "Input" else node.output_type
+        for key, shape in (types or {}).items():
+            size = int(np.prod(np.asarray(shape, dtype=np.int64))) if np.size(shape) else 0
+            if size != want:
+                _fail(source, f"node {end!r}: its {key} type has shape "
+                              f"{np.asarray(shape).tolist()}, expected [{want}] ({what})")
     beta, s0 = _neuron_scale(graph, hid, H, dt, fmt0.lif, source, readout=False,
                              lif_readout=lif_readout)
     beta_r, s1 = _neuron_scale(graph, out, C, dt, fmt0.lif, source, readout=True,

@@ -122,8 +122,8 @@ def test_snntorch_network_through_nir_matches_the_golden_model_spike_for_spike(t
     np.testing.assert_array_equal(s[1:].astype(bool), spk1)              # spike for spike
     np.testing.assert_allclose(v[1:], mem1 / THR, rtol=0, atol=1e-5)
     # The readout (snnTorch's mem2 has no (1 - beta_r) factor: undo golden's).
-    o, _, _ = readout_forward(np.concatenate([s, s[-1:] * 0]), imp.w_float[1] / (1 - imp.beta_readout),
-                              cfg.with_(n_steps=T + 2))
+    o, _, _ = readout_forward(np.concatenate([s, s[-1:] * 0]),
+                              imp.w_float[1] / (1 - imp.beta_readout), cfg.with_(n_steps=T + 2))
     np.testing.assert_allclose(o[2:], mem2, rtol=0, atol=1e-5)
 
     # The fixed-point network the hardware runs, against the float model with the same

@@ -111,6 +111,10 @@ def test_weights_scale_by_r_dt_over_tau_and_the_threshold():
     assert imp.beta == pytest.approx(0.95)
     assert imp.model.fmt.beta_q == round(0.95 * 256)
     np.testing.assert_array_equal(imp.model.weights[0], np.rint(imp.w_float[0] * 256))
+    # An Affine with a zero bias is the Linear.
+    imp_a = lif_from_nir(_graph(w0, w1, hidden=hidden, fc1=nir.Affine(weight=w0,
+                                                                      bias=np.zeros(5))))
+    np.testing.assert_array_equal(imp_a.model.weights[0], imp.model.weights[0])
     # Another dt: the same graph is another discretisation.
     imp2 = lif_from_nir(_graph(w0, w1, hidden=hidden), dt=2e-4)
     assert imp2.beta == pytest.approx(0.9)
@@ -286,6 +290,12 @@ REFUSALS = [
      ["one weight layer", "readout"]),
     ("weight shapes", lambda w0, w1: _graph(w0, np.ones((3, 4)) * 0.1, type_check=False),
      ["'fc2'", "(3, 4)", "(3, 5)"]),
+    ("input size", lambda w0, w1: _graph(w0, w1, type_check=False,
+                                         input=nir.Input(input_type=np.array([7]))),
+     ["'input'", "[7]", "expected [6]"]),
+    ("output size", lambda w0, w1: _graph(w0, w1, type_check=False,
+                                          output=nir.Output(output_type=np.array([4]))),
+     ["'output'", "[4]", "expected [3]"]),
 ]
 
 
