@@ -260,6 +260,35 @@ class Client:
         raw = self.request(P.Command.CLASSIFY, self._image(steps))
         return _result(P.unpack(P.ClassifyReply(len(self.info.sizes)), raw))
 
+    def classify_batch(self, steps_list):
+        """Classify many images (each input steps, as :meth:`classify`) with as few
+        CLASSIFY_BATCH exchanges as the device's buffer allows: as many images per frame
+        as fit ``max_payload``. Returns a list of dicts, one per image: decided, klass,
+        decision (-1 = none), error."""
+        info = self._need_info()
+        images = [self._image(s) for s in steps_list]
+        out, batch, size = [], [], 0
+        for ev in images + [None]:
+            if ev is not None and len(ev) + 3 > info.max_payload:
+                raise ValueError(f"an image of {len(ev) // 3} events does not fit the device's "
+                                 f"{info.max_payload}-byte buffer with its batch marker")
+            if batch and (ev is None or size + len(ev) + 3 > info.max_payload):
+                raw = self.request(P.Command.CLASSIFY_BATCH, P.encode_batch(batch))
+                if len(raw) != 3 * len(batch):
+                    raise ProtocolError(f"CLASSIFY_BATCH of {len(batch)} images answered "
+                                        f"{len(raw)} bytes, expected {3 * len(batch)}")
+                for i in range(len(batch)):
+                    r = P.unpack(P.BatchResult(), raw[3 * i:3 * i + 3])
+                    decided = int(r.flags) & 1
+                    out.append({"decided": decided, "klass": int(r.klass),
+                                "decision": int(r.klass) if decided else -1,
+                                "error": (int(r.flags) >> 1) & 1})
+                batch, size = [], 0
+            if ev is not None:
+                batch.append(ev)
+                size += len(ev) + 3
+        return out
+
     def train(self, steps, label, lr_shift=0, *, lfsr_k=0, errors_only=False):
         """Learn from one image and its label with weight step ``2**lr_shift`` (devices with
         the learning unit), stochastic rounding with ``lfsr_k`` LFSR bits per write (0 = off)

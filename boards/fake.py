@@ -103,6 +103,27 @@ class FakeDevice:
                 "decided": int(d >= 0), "klass": max(d, 0),
                 "decision_step": int(g.decision_step[0]) if d >= 0 else self.net.config.timesteps,
                 "spikes": g.spikes[0].tolist(), "lookups": g.lookups[0].tolist()})
+        if cmd == C.CLASSIFY_BATCH.value:
+            if not (len(p) >= 3 and len(p) % 3 == 0 and len(p) <= self.info.max_payload):
+                return S.BAD_LENGTH, b""
+            images, cur = [], np.full(sizes[0], -1, np.int64)
+            prev = 0
+            for i in range(0, len(p), 3):
+                if p[i:i + 3] == P.BATCH_MARKER:
+                    images.append(cur)
+                    cur, prev = np.full(sizes[0], -1, np.int64), 0
+                    continue
+                e = P.unpack(P.Event(), p[i:i + 3])
+                if not (e.index < sizes[0] and e.step < self.net.config.timesteps
+                        and e.step >= prev):
+                    return S.OUT_OF_RANGE, b""
+                cur[int(e.index)], prev = int(e.step), int(e.step)
+            if p[-3:] != P.BATCH_MARKER:
+                return S.OUT_OF_RANGE, b""
+            g = simulate(self.net, np.array(images))
+            return S.OK, b"".join(P.pack(P.BatchResult(), {"klass": max(int(d), 0),
+                                                           "flags": int(d >= 0)})
+                                  for d in g.decision)
         if cmd == C.TRAIN.value:
             return S.UNSUPPORTED, b""
         return S.BAD_COMMAND, b""

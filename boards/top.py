@@ -43,6 +43,9 @@ class BoardTop(wiring.Component):
         Frame timeout in cycles (default :data:`~spikegate.hdl.protocol_spec.FRAME_TIMEOUT_MS`).
     max_chunk : int
         Largest weight chunk of LOAD_WEIGHTS / READ_WEIGHTS.
+    buffer_bytes : int, optional
+        The protocol engine's payload buffer (see
+        :class:`~spikegate.hdl.protocol.ProtocolEngine`; default the least it needs).
     timing : Timing
         Register cuts and options of the classifier and the protocol engine (default
         :data:`spikegate.boards.timing.ULX3S`; the iCEBreaker's is
@@ -63,7 +66,7 @@ class BoardTop(wiring.Component):
     leds: Out(2)
 
     def __init__(self, net, lanes, *, clk_freq_hz, baud=DEFAULT_BAUD, learning=False,
-                 timeout_cycles=None, max_chunk=MAX_CHUNK, timing=ULX3S):
+                 timeout_cycles=None, max_chunk=MAX_CHUNK, timing=ULX3S, buffer_bytes=None):
         with checking(self):
             if not isinstance(net, DiscreteNetwork):
                 raise TypeError(f"net must be a DiscreteNetwork, not {net!r}")
@@ -80,7 +83,7 @@ class BoardTop(wiring.Component):
             self.engine = ProtocolEngine(
                 net.sizes, lanes_t, net.config, clk_freq_hz=clk_freq_hz,
                 timeout_cycles=timeout_cycles, learning=learning, max_chunk=max_chunk,
-                timing=timing)
+                timing=timing, buffer_bytes=buffer_bytes)
             try:
                 self.classifier = TTFSClassifier(net.sizes, net.thetas, lanes, net.config,
                                                  net.weights, learning=learning, timing=timing)

@@ -25,7 +25,8 @@ from spikegate.golden.ttfs_discrete import THETA_MAX, DiscreteConfig
 from .layouts import ClassifierResultLayout, SpikeEventLayout
 from .params import checking
 from .protocol_spec import (CRC_INIT, MAX_CHUNK, MAX_LFSR_K, MAX_LR_SHIFT, SYNC,
-                            VERSION, ChunkHeader, ClassifyReply, Command, DeviceInfo, StatsReply,
+                            VERSION, BatchResult, ChunkHeader, ClassifyReply, Command, DeviceInfo,
+                            StatsReply,
                             Status, ThetaPayload, TrainHeader, crc16_update, encode_identify,
                             max_payload)
 from .signatures import LearnControl, ModelPort
@@ -120,11 +121,19 @@ class ProtocolEngine(wiring.Component):
     """Receives request frames from a byte stream, carries them out on the classifier's
     ports and sends the reply frames (protocol version :data:`~spikegate.hdl.protocol_spec.VERSION`).
 
-    A frame's payload is stored in a buffer of ``max_payload(sizes[0], max_chunk)`` bytes
+    A frame's payload is stored in a buffer of ``buffer_bytes`` bytes
     (one block RAM for digits-sized inputs) and nothing is written to the classifier before
     the whole frame has arrived and passed every check. Weight chunks are checked by a dry
     walk over their addresses before they are written (no divider needed); image events are
     checked (index, step, order) before the first one is sent.
+
+    CLASSIFY_BATCH is checked like CLASSIFY (every record, the step order restarting after
+    each marker, the last record a marker); then each image is sent, its end marker, and its
+    result written as a :class:`~spikegate.hdl.protocol_spec.BatchResult` into the payload
+    buffer over records already read (image ``k``'s 3 bytes at ``3 * k``, never past its own
+    marker), three cycles; the reply's payload is read back from the buffer. Each image has
+    the watchdog's full bound; a batch one of whose images is given up on is answered
+    ``TIMEOUT`` (its results so far are dropped).
 
     Latency: the reply's first byte leaves 1 to ``3 * count + 2`` cycles after CHECK (the
     cycle after the last CRC byte) for a weight chunk of ``count`` weights, or after up to
@@ -171,6 +180,10 @@ class ProtocolEngine(wiring.Component):
     result_layout : data.StructLayout, optional
         The classifier's result layout (default :class:`ClassifierResultLayout`); a field
         ``label_error`` is reported in bit 1 of the reply's flags.
+    buffer_bytes : int, optional
+        Bytes of the payload buffer, the largest LEN taken (IDENTIFY's ``max_payload``):
+        at least and by default ``max_payload(sizes[0], max_chunk)``; more lets a
+        CLASSIFY_BATCH carry more images.
     timing : Timing
         The design's :class:`~spikegate.hdl.timing.Timing`: with ``rb_register`` the
         classifier's read-back takes :attr:`~spikegate.hdl.timing.Timing.rb_latency` cycles
@@ -201,7 +214,7 @@ class ProtocolEngine(wiring.Component):
 
     def __init__(self, sizes, lanes, config, *, clk_freq_hz, timeout_cycles, learning=False,
                  max_chunk=MAX_CHUNK, result_timeout_cycles=None, result_layout=None,
-                 timing=None):
+                 timing=None, buffer_bytes=None):
         timing = Timing() if timing is None else timing
         with checking(self):
             sizes = tuple(sizes)
@@ -224,16 +237,22 @@ class ProtocolEngine(wiring.Component):
                 raise ValueError(f"lanes must be {len(sizes) - 1} integers from 1 to 255 (one per "
                                  f"weight layer), not {lanes!r}")
             lanes = tuple(int(x) for x in lanes)
+            least = max_payload(sizes[0], max_chunk)
+            if buffer_bytes is None:
+                buffer_bytes = least
+            if (isinstance(buffer_bytes, bool) or not isinstance(buffer_bytes, int)
+                    or not least <= buffer_bytes <= 0xFFFF):
+                raise ValueError(f"buffer_bytes must be an integer from {least} (max_payload) "
+                                 f"to 65535, not {buffer_bytes!r}")
             if result_timeout_cycles is None:
                 result_timeout_cycles = result_bound(
-                    sizes, lanes, config.timesteps, max_payload(sizes[0], max_chunk) // 3,
-                    learning=learning)
+                    sizes, lanes, config.timesteps, buffer_bytes // 3, learning=learning)
             if not isinstance(result_timeout_cycles, int) or result_timeout_cycles < 2:
                 raise ValueError(f"result_timeout_cycles must be an integer >= 2, not "
                                  f"{result_timeout_cycles!r}")
             self._info = DeviceInfo(VERSION, sizes, lanes, clk_freq_hz, config.timesteps,
                                     config.dt, config.z_frac_bits, learning,
-                                    max_payload(sizes[0], max_chunk), max_chunk)
+                                    buffer_bytes, max_chunk)
             self._ident = encode_identify(self._info)
         self._sizes = sizes
         self._config = config
@@ -270,16 +289,19 @@ class ProtocolEngine(wiring.Component):
         arrive and whatever the classifier does, with ``o_stream`` always ready (proven in
         ``tests/formal/test_protocol_engine.py``): the larger of
 
-        * ``2 + (7 * buffer_bytes) // 3 + result_timeout_cycles``: CLASSIFY or TRAIN, the
-          check pass (seven cycles per three payload bytes) and the step into the send
-          pass, then the watchdog;
+        * ``2 + (7 * buffer_bytes) // 3 + result_timeout_cycles + (buffer_bytes // 3) *
+          (result_timeout_cycles + 3)``: CLASSIFY, TRAIN or CLASSIFY_BATCH, the check pass
+          (seven cycles per three payload bytes) and the step into the send pass, then per
+          image of a batch (at most one per record) the watchdog and three cycles to store
+          its result, and the watchdog once more (a bound: CLASSIFY and TRAIN have no
+          stored image, a batch no watchdog after its last);
         * ``2 + 3 * max_chunk``: LOAD_WEIGHTS, the dry walk (a cycle per weight) and the
           write (two per weight).
 
         Every other request is answered within 2 cycles (CHECK, then the reply), and a
         frame abandoned by silence at once."""
-        return max(2 + (7 * self.buffer_bytes) // 3 + self._result_timeout,
-                   2 + 3 * self._max_chunk)
+        buf, rt = self.buffer_bytes, self._result_timeout
+        return max(2 + (7 * buf) // 3 + rt + (buf // 3) * (rt + 3), 2 + 3 * self._max_chunk)
 
     @property
     def result_timeout_cycles(self):
@@ -306,7 +328,7 @@ class ProtocolEngine(wiring.Component):
             # training run starts from a loaded model: the update LFSR restarts.
             m.d.comb += [self.learn.en.eq(v.is_train & v.ev_send),
                          self.learn.lfsr_seed.eq(self.model.w_en)]
-        m.d.comb += self.busy.eq(~fsm.ongoing("HUNT"))
+        m.d.comb += [self.busy.eq(~fsm.ongoing("HUNT")), v.storing.eq(fsm.ongoing("EV_STORE"))]
         # Bytes that arrive while a request is carried out or answered.
         with m.If(v.rx & ~receiving):
             m.d.sync += v.overrun.eq(1)
@@ -396,13 +418,15 @@ class ProtocolEngine(wiring.Component):
                             m.next = "WALK"
                         with m.Else():
                             v.fail(Status.OUT_OF_RANGE)
-                    with m.Case(Command.CLASSIFY, Command.TRAIN):
+                    with m.Case(Command.CLASSIFY, Command.TRAIN, Command.CLASSIFY_BATCH):
                         train = v.cmd == Command.TRAIN
                         with m.If(train & v.train_bad):
                             v.fail(Status.OUT_OF_RANGE)
                         with m.Else():
                             m.d.sync += [v.ptr.eq(Mux(train, 3, 0)), v.prev_step.eq(0),
-                                         v.ev_j.eq(0), v.ev_send.eq(0), v.is_train.eq(train)]
+                                         v.ev_j.eq(0), v.ev_send.eq(0), v.is_train.eq(train),
+                                         v.is_batch.eq(v.cmd == Command.CLASSIFY_BATCH),
+                                         v.marked.eq(0), v.wptr.eq(0)]
                             m.next = "EV_ADDR"
 
     def _weight_states(self, m, v):
@@ -439,12 +463,19 @@ class ProtocolEngine(wiring.Component):
         # -------- image events: check all, then send all and the end marker
         with m.State("EV_ADDR"):
             with m.If(v.ptr == v.length):
-                with m.If(v.ev_send):
+                with m.If(v.ev_send & v.is_batch):
+                    # every image classified: the results are in the buffer
+                    m.d.sync += v.ev_send.eq(0)
+                    v.send_reply(Status.OK, _Source.BUF, v.wptr)
+                with m.Elif(v.ev_send):
                     m.next = "EV_END"
+                with m.Elif(v.is_batch & ~v.marked):
+                    v.fail(Status.OUT_OF_RANGE)
                 with m.Elif(v.clf_busy):
                     v.fail(Status.BUSY)
                 with m.Else():
-                    m.d.sync += [v.ptr.eq(Mux(v.is_train, 3, 0)), v.ev_send.eq(1), v.wd.eq(0)]
+                    m.d.sync += [v.ptr.eq(Mux(v.is_train, 3, 0)), v.ev_send.eq(1), v.wd.eq(0),
+                                 v.ev_j.eq(0)]
             with m.Else():
                 m.next = "EV_DATA"
             with m.If(v.ev_send):
@@ -460,16 +491,23 @@ class ProtocolEngine(wiring.Component):
             with m.If(v.ev_send):
                 v.watchdog(owe_event=0, owe_end=1)
         with m.State("EV_USE"):
-            with m.If(v.ev_send):
+            with m.If(v.ev_send & v.is_batch & v.marker):
+                # the end of an image of a batch
+                m.next = "EV_END"
+                v.watchdog(owe_event=0, owe_end=1)
+            with m.Elif(v.ev_send):
                 m.d.comb += [self.ev_stream.valid.eq(1), v.ev_p.index.eq(v.ev_index),
                              v.ev_p.step.eq(v.ev_step), v.ev_p.end.eq(0)]
                 with m.If(self.ev_stream.ready):
                     m.next = "EV_ADDR"
                 v.watchdog(owe_event=~self.ev_stream.ready, owe_end=1)
+            with m.Elif(v.is_batch & v.marker):
+                m.d.sync += [v.prev_step.eq(0), v.marked.eq(1)]
+                m.next = "EV_ADDR"
             with m.Elif((v.ev_index >= v.sizes[0]) | (v.ev_step >= v.T) | (v.ev_step < v.prev_step)):
                 v.fail(Status.OUT_OF_RANGE)
             with m.Else():
-                m.d.sync += v.prev_step.eq(v.ev_step)
+                m.d.sync += [v.prev_step.eq(v.ev_step), v.marked.eq(0)]
                 m.next = "EV_ADDR"
         with m.State("EV_END"):
             m.d.comb += [self.ev_stream.valid.eq(1), v.ev_p.end.eq(1)]
@@ -477,10 +515,24 @@ class ProtocolEngine(wiring.Component):
                 m.next = "EV_WAIT"
             v.watchdog(owe_event=0, owe_end=~self.ev_stream.ready)
         with m.State("EV_WAIT"):
-            with m.If(self.res_stream.valid):
+            with m.If(self.res_stream.valid & v.is_batch):
+                m.d.sync += v.ev_j.eq(0)
+                m.next = "EV_STORE"
+            with m.Elif(self.res_stream.valid):
                 v.send_reply(Status.OK, _Source.RESULT, v.reply_bytes)
             with m.Else():
                 v.watchdog(owe_event=0, owe_end=0)
+        with m.State("EV_STORE"):
+            # A batch image's result, into the buffer over records already read (the
+            # image's results end at 3 * images <= its marker's end), a byte per cycle;
+            # then the next image, with the watchdog's count restarted.
+            m.d.comb += [v.wr.en.eq(1), v.wr.addr.eq(v.wptr),
+                         v.wr.data.eq(v.batch_res.as_value().word_select(v.ev_j, 8))]
+            m.d.sync += [v.wptr.eq(v.wptr + 1), v.ev_j.eq(v.ev_j + 1)]
+            with m.If(v.ev_j == 2):
+                m.d.comb += self.res_stream.ready.eq(1)
+                m.d.sync += [v.ev_j.eq(0), v.wd.eq(0), v.stats.images.eq(v.stats.images + 1)]
+                m.next = "EV_ADDR"
 
     def _abandoned_image(self, m, v):
         """The rest of an image the watchdog gave up on, outside the state machine: the
@@ -517,6 +569,8 @@ class ProtocolEngine(wiring.Component):
                 m.d.comb += v.len_ok_c.eq(v.length == 3)
             with m.Case(Command.CLASSIFY):
                 m.d.comb += v.len_ok_c.eq(v.mod3 == 0)
+            with m.Case(Command.CLASSIFY_BATCH):
+                m.d.comb += v.len_ok_c.eq((v.mod3 == 0) & (v.length >= 3))
             with m.Case(Command.TRAIN):
                 m.d.comb += v.len_ok_c.eq((v.mod3 == 0) & (v.length >= 3))
         v.known = Signal()
@@ -590,7 +644,10 @@ class ProtocolEngine(wiring.Component):
         else:
             m.d.comb += v.rb_data.eq(self.model.rb_data)
         v.ptr = Signal(range(v.BUF + 1))
-        m.d.comb += [v.rd.addr.eq(v.ptr), v.wr.addr.eq(v.count), v.wr.data.eq(v.byte)]
+        v.storing = Signal()        # EV_STORE: the buffer's write port is the results'
+        m.d.comb += v.rd.addr.eq(v.ptr)
+        with m.If(~v.storing):
+            m.d.comb += [v.wr.addr.eq(v.count), v.wr.data.eq(v.byte)]
 
         # The weight walker: (wsrc, wdst) row-major over layer hdr.layer, ``left`` to go.
         v.n_in_of = Array(Const(v.sizes[l], 17) for l in range(v.n_w))
@@ -623,6 +680,12 @@ class ProtocolEngine(wiring.Component):
         v.is_train = Signal()
         v.ev_index, v.ev_step = v.ev[:16], v.ev[16:]
         v.ev_p = self.ev_stream.payload
+        # CLASSIFY_BATCH: a record that ends an image; the last record checked was one;
+        # where the next image's result goes in the buffer.
+        v.is_batch = Signal()
+        v.marker = (v.ev_index == 0xFFFF) & (v.ev_step == 0xFF)
+        v.marked = Signal()
+        v.wptr = Signal(range(v.BUF + 1))
 
         reply_content(self, m, v)
 

@@ -8,7 +8,7 @@ from amaranth.hdl import Cat, Const, Signal
 from amaranth.lib import enum
 
 from spikegate.golden.fixed import unsigned_bits
-from .protocol_spec import REPLY_SYNC, CRC_INIT, ClassifyReply, StatsReply, Status
+from .protocol_spec import REPLY_SYNC, CRC_INIT, BatchResult, ClassifyReply, StatsReply, Status
 
 __all__ = ["Source", "reply_content", "reply_states"]
 
@@ -20,6 +20,7 @@ class Source(enum.Enum, shape=3):
     STATS = 2
     RESULT = 3
     READ = 4
+    BUF = 5     #: the payload buffer from address 0 (CLASSIFY_BATCH's results)
 
 
 def reply_content(self, m, v):
@@ -46,6 +47,10 @@ def reply_content(self, m, v):
     if "learn_cycles" in self._result_layout.members:
         m.d.comb += v.reply.learn_cycles.eq(v.res.learn_cycles)
     v.reply_bytes = ClassifyReply(len(v.sizes)).size // 8
+    # A CLASSIFY_BATCH image's result.
+    v.batch_res = Signal(BatchResult())
+    m.d.comb += [v.batch_res.klass.eq(v.res.klass),
+                 v.batch_res.flags.eq(Cat(v.res.decided, v.res.error))]
     v.ident_rom = Const(int.from_bytes(v.ident, "little"), 8 * len(v.ident))
 
 
@@ -66,7 +71,7 @@ def reply_states(self, m, v):
         v.put(v.reply_len[:8], "R_LEN1")
     with m.State("R_LEN1"):
         v.put(v.reply_len[8:], "R_FETCH")
-        m.d.sync += v.count.eq(0)
+        m.d.sync += [v.count.eq(0), v.ptr.eq(0)]
         with m.If(self.o_stream.ready & (v.reply_len == 0)):
             m.next = "R_CRC0"
     # Wait states after R_FETCH: one per cycle of read-back latency beyond the first,
@@ -88,6 +93,8 @@ def reply_states(self, m, v):
                 m.d.sync += v.tx_byte.eq(v.reply.as_value().word_select(v.small, 8))
             with m.Case(Source.READ):
                 m.d.sync += v.tx_byte.eq(v.rb_data)
+            with m.Case(Source.BUF):
+                m.d.sync += v.tx_byte.eq(v.rd.data)
         m.next = "R_DATA"
     with m.State("R_DATA"):
         v.put(v.tx_byte, "R_FETCH")
@@ -95,6 +102,7 @@ def reply_states(self, m, v):
             m.d.sync += v.count.eq(v.count + 1)
             with m.If(v.source == Source.READ):
                 v.advance()
+            m.d.sync += v.ptr.eq(v.ptr + 1)     # the next BUF byte's address
             with m.If(v.count + 1 == v.reply_len):
                 m.next = "R_CRC0"
     with m.State("R_CRC0"):

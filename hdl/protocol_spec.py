@@ -55,6 +55,14 @@ Commands (:class:`Command`; payload layouts below)
     learns from the image with its label (only when built with the learning unit, otherwise
     ``UNSUPPORTED``). Reply: :class:`ClassifyReply` of the image (``flags`` bit 1: label
     refused; ``learn_cycles``: cycles of the learning phase).
+``CLASSIFY_BATCH`` (LEN ``3 * records``, at least 3)
+    Many images in one frame: each image's events (as ``CLASSIFY``) followed by
+    :data:`BATCH_MARKER` (an :class:`Event` with index 0xFFFF and step 0xFF, which no input
+    has), the last record a marker (:func:`encode_batch`). Every record is checked before
+    the first image is sent; then the images are classified one after the other, each with
+    the watchdog's full bound (a batch whose image is given up on is answered ``TIMEOUT``).
+    Reply: one :class:`BatchResult` (3 bytes) per image, in order. As many images fit as
+    records fit the buffer (``max_payload // 3`` empty images).
 ``STATS`` (LEN 0)
     Reply: :class:`StatsReply` (images classified or trained, error replies sent).
 ``RESET_STATS`` (LEN 0)
@@ -74,7 +82,8 @@ only after the whole frame has arrived and passed every check). Checks in this o
    (``max_payload`` of IDENTIFY; such a payload is received and dropped).
 5. ``UNSUPPORTED``: ``TRAIN`` without the learning unit.
 6. ``OUT_OF_RANGE``: a layer, neuron, count, threshold, label, lr_shift, lfsr_k, event index or step out of
-   range, or events out of step order.
+   range, or events out of step order (within each image of a batch), or a batch whose last
+   record is not a marker.
 
 ``BUSY``: bytes arrived while the device was carrying out a request or sending its reply;
 they are dropped, and once the reply is sent the device sends one more reply with status
@@ -99,7 +108,8 @@ __all__ = [
     "Command", "Status", "ChunkHeader", "TrainHeader", "MAX_LR_SHIFT", "MAX_LFSR_K", "ThetaPayload", "Event", "ClassifyReply", "StatsReply",
     "crc16_update", "crc16", "encode_request", "encode_reply", "max_payload",
     "DeviceInfo", "encode_identify", "decode_identify", "pack", "unpack", "encode_events",
-    "DT_FRAC_BITS", "dt_units", "REQUEST_OVERHEAD", "DEFAULT_BAUD",
+    "DT_FRAC_BITS", "dt_units", "REQUEST_OVERHEAD", "DEFAULT_BAUD", "BATCH_MARKER",
+    "BatchResult", "encode_batch",
     "REPLY_OVERHEAD",
 ]
 
@@ -134,6 +144,7 @@ class Command(enum.Enum, shape=8):
     TRAIN = 0x06
     STATS = 0x07
     RESET_STATS = 0x08
+    CLASSIFY_BATCH = 0x09
 
 
 class Status(enum.Enum, shape=8):
@@ -167,6 +178,19 @@ class Event(data.StructLayout):
     """One input spike of CLASSIFY / TRAIN (3 bytes): input neuron and its step."""
     def __init__(self):
         super().__init__({"index": unsigned(16), "step": unsigned(8)})
+
+
+#: The record that ends an image of CLASSIFY_BATCH: an :class:`Event` of index 0xFFFF and
+#: step 0xFF (no input has index 0xFFFF: layers have at most 65535 neurons).
+BATCH_MARKER = b"\xff\xff\xff"
+
+
+class BatchResult(data.StructLayout):
+    """One image's result in a CLASSIFY_BATCH reply (3 bytes): the class and ``flags``
+    (bit 0: decided, an output neuron fired, else ``klass`` is 0; bit 1: the classifier
+    dropped an event, as ``ClassifyReply.flags`` bit 0)."""
+    def __init__(self):
+        super().__init__({"klass": unsigned(16), "flags": unsigned(8)})
 
 
 class TrainHeader(data.StructLayout):
@@ -273,6 +297,20 @@ def unpack(layout, raw):
     if len(raw) != layout.size // 8:
         raise ValueError(f"expected {layout.size // 8} bytes, not {len(raw)}")
     return layout.from_bits(int.from_bytes(raw, "little"))
+
+
+def encode_batch(images):
+    """CLASSIFY_BATCH payload of ``images`` (a sequence of CLASSIFY payloads, e.g. from
+    :func:`encode_events`): each followed by :data:`BATCH_MARKER`."""
+    out = []
+    for events in images:
+        events = bytes(events)
+        if len(events) % 3:
+            raise ValueError(f"an image's events are 3 bytes each, not {len(events)} bytes")
+        out.append(events + BATCH_MARKER)
+    if not out:
+        raise ValueError("a batch needs at least one image")
+    return b"".join(out)
 
 
 def encode_events(steps, timesteps):

@@ -105,3 +105,35 @@ def test_bad_arguments(net):
         c.classify(np.full(12, 16))
     with pytest.raises(TypeError):
         c.load(42)
+
+
+def test_classify_batch(net):
+    """classify_batch splits the images into as few CLASSIFY_BATCH frames as the buffer
+    (max_payload) takes and answers each image as golden; the fake device refuses what the
+    engine refuses."""
+    dev = FakeDevice(net)
+    c = Client(dev)
+    c.identify()
+    rng = np.random.default_rng(5)
+    steps = np.where(rng.random((40, 12)) < 0.6, rng.integers(0, 16, (40, 12)), -1)
+    steps[7] = -1
+    got = c.classify_batch(steps)
+    frames = [p for cmd, p in dev.requests if cmd == P.Command.CLASSIFY_BATCH.value]
+    assert all(len(p) <= c.info.max_payload for p in frames)
+    # as few frames as fit: each but the last could not take the next image
+    assert len(frames) >= 2 and b"".join(frames) == P.encode_batch(
+        [P.encode_events(s, 16) for s in steps])
+    n = [p.count(P.BATCH_MARKER) for p in frames]
+    firsts = np.cumsum(n)[:-1]        # the image each later frame starts with
+    for p, k in zip(frames, firsts):
+        assert len(p) + 3 * int((steps[k] >= 0).sum()) + 3 > c.info.max_payload
+    g = simulate(net, steps)
+    assert [r["decision"] for r in got] == g.decision.tolist()
+    assert got == [{"decided": int(d >= 0), "klass": max(int(d), 0), "decision": int(d),
+                    "error": 0} for d in g.decision]
+    bad = [(b"", P.Status.BAD_LENGTH), (P.BATCH_MARKER * 40, P.Status.BAD_LENGTH),
+           (P.BATCH_MARKER + b"\x01\x00\x00", P.Status.OUT_OF_RANGE),
+           (b"\x01\x00\x05\x02\x00\x04" + P.BATCH_MARKER, P.Status.OUT_OF_RANGE)]
+    for payload, want in bad:
+        with pytest.raises(DeviceError, match=want.name):
+            c.request(P.Command.CLASSIFY_BATCH, payload)

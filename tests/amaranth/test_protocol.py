@@ -218,6 +218,19 @@ BAD = [
     ("event step 12", req(C.CLASSIFY, P.pack(P.Event(), {"index": 1, "step": 12})), S.OUT_OF_RANGE),
     ("events out of order", req(C.CLASSIFY, P.pack(P.Event(), {"index": 1, "step": 5})
                                 + P.pack(P.Event(), {"index": 2, "step": 4})), S.OUT_OF_RANGE),
+    ("batch empty", req(C.CLASSIFY_BATCH), S.BAD_LENGTH),
+    ("batch 4 bytes", req(C.CLASSIFY_BATCH, P.BATCH_MARKER + b"\x00"), S.BAD_LENGTH),
+    # 12 empty images: 36 bytes, past the 33-byte buffer
+    ("batch over the buffer", req(C.CLASSIFY_BATCH, P.BATCH_MARKER * 12), S.BAD_LENGTH),
+    ("batch without its last marker", req(C.CLASSIFY_BATCH, P.BATCH_MARKER + P.pack(
+        P.Event(), {"index": 1, "step": 0})), S.OUT_OF_RANGE),
+    ("batch marker of step 0", req(C.CLASSIFY_BATCH, b"\xff\xff\x00"), S.OUT_OF_RANGE),
+    ("batch event index 10 in image 2", req(C.CLASSIFY_BATCH, P.encode_batch(
+        [b"", P.pack(P.Event(), {"index": 10, "step": 0})])), S.OUT_OF_RANGE),
+    ("batch events out of order in image 1", req(C.CLASSIFY_BATCH, P.encode_batch(
+        [P.pack(P.Event(), {"index": 1, "step": 5}) + P.pack(P.Event(), {"index": 2, "step": 4})])),
+     S.OUT_OF_RANGE),
+    ("markers in a CLASSIFY", req(C.CLASSIFY, P.BATCH_MARKER), S.OUT_OF_RANGE),
 ]
 
 
@@ -366,6 +379,11 @@ def run_standin(net, pieces, *, delays, take_from=0, seed=SEED):
     the beats of each image and the cycles at which results were taken."""
     eng = ProtocolEngine(net.sizes, (2, 1), net.config, clk_freq_hz=1_000_000,
                          timeout_cycles=TIMEOUT, max_chunk=8, result_timeout_cycles=WATCHDOG)
+    return _run_standin_engine(eng, net, pieces, delays=delays, take_from=take_from, seed=seed)
+
+
+def _run_standin_engine(eng, net, pieces, *, delays, take_from=0, seed=SEED):
+    """:func:`run_standin` on a given engine."""
     sim = Simulator(eng)
     sim.add_clock(1e-6)
     now = [0]
@@ -549,3 +567,114 @@ def test_watchdog_does_not_fire_on_slow_images(pipeline, learning):
         assert learning == (int(r.learn_cycles) > 0)
         assert 2 * (int(r.cycles) + 8 * n_events) <= bound, \
             f"{int(r.cycles)} cycles for {n_events} events: bound {bound} too tight"
+
+
+# --- CLASSIFY_BATCH ---------------------------------------------------------------------
+
+
+def _batches(steps, sizes):
+    """CLASSIFY_BATCH payloads of ``steps`` (one image a row), cut where the next image
+    would not fit ``buffer`` bytes."""
+    out, cur = [], []
+    for s in steps:
+        ev = P.encode_events(s, 12)
+        if cur and sum(len(e) + 3 for e in cur) + len(ev) + 3 > sizes:
+            out.append(cur)
+            cur = []
+        cur.append(ev)
+    return [P.encode_batch(c) for c in out + [cur]]
+
+
+@pytest.mark.parametrize("pipeline", [0, 4])
+def test_classify_batch_like_golden(pipeline):
+    """Batches of images (empty ones too, step order restarting per image) classify as
+    golden, one 3-byte result per image; STATS counts every image; a CLASSIFY after a batch
+    is unaffected by the results written into the buffer."""
+    net = small_net()
+    rng = np.random.default_rng(SEED)
+    steps = np.where(rng.random((9, 10)) < 0.25, rng.integers(0, 12, (9, 10)), -1)
+    steps[3] = -1                               # an empty image
+    buf = P.max_payload(10, 8)
+    batches = _batches(steps, buf)
+    assert len(batches) >= 2 and all(len(b) <= buf for b in batches)
+    frames = [req(C.CLASSIFY_BATCH, b) for b in batches]
+    frames += [req(C.CLASSIFY, P.encode_events(steps[0], 12)), req(C.STATS)]
+    raw, _ = run(net, frames, pipeline=pipeline)
+    reps = replies(raw)
+    assert all(st == S.OK for st, _, _ in reps), [st.name for st, _, _ in reps]
+    got = b"".join(p for _, _, p in reps[:len(batches)])
+    assert len(got) == 3 * len(steps)
+    g = simulate(net, steps)
+    for b in range(len(steps)):
+        r = P.unpack(P.BatchResult(), got[3 * b:3 * b + 3])
+        d = int(g.decision[b])
+        assert int(r.flags) == int(d >= 0), f"image {b}: flags {int(r.flags)}"
+        if d >= 0:
+            assert int(r.klass) == d, f"image {b}"
+    r = P.unpack(P.ClassifyReply(3), reps[-2][2])
+    assert int(r.decided) == int(g.decision[0] >= 0) and int(r.klass) == max(int(g.decision[0]), 0)
+    stats = P.unpack(P.StatsReply(), reps[-1][2])
+    assert (int(stats.images), int(stats.errors)) == (len(steps) + 1, 0)
+
+
+def test_classify_batch_watchdog():
+    """The watchdog inside a batch: image 1 answered, image 2 never: TIMEOUT (within the
+    watchdog of image 2's start), the classifier's image finished in the background, then
+    IDENTIFY answered, the next batch BUSY until the late image's result... never comes:
+    BUSY; STATS counts the one image stored."""
+    net = small_net()
+    batch = P.encode_batch([_image(2), _image(1), _image(3)])
+    frames = [req(C.CLASSIFY_BATCH, batch), req(C.IDENTIFY),
+              req(C.CLASSIFY_BATCH, P.encode_batch([_image(1)])), req(C.STATS)]
+    out, sent_at, images, taken = run_standin(net, frames, delays=[5, None])
+    reps = replies(bytes(b for _, b in out))
+    assert [st for st, _, _ in reps] == [S.TIMEOUT, S.OK, S.BUSY, S.OK]
+    assert reps[0][1] == C.CLASSIFY_BATCH.value and reps[0][2] == b""
+    assert images == [[(1, 2, 0)] * 2 + [(0, 0, 1)], [(1, 2, 0), (0, 0, 1)]], images
+    assert len(taken) == 1
+    stats = P.unpack(P.StatsReply(), reps[-1][2])
+    assert (int(stats.images), int(stats.errors)) == (1, 2)
+    wait = _first_bytes(out, reps)[0] - sent_at[0]
+    # check pass (7 cycles per record), image 1 (its events, 5 cycles, 3 to store), then
+    # image 2 given up on after the watchdog
+    assert WATCHDOG < wait <= WATCHDOG + 7 * 9 + 4 * 7 + 20 + 40, f"TIMEOUT after {wait} cycles"
+
+
+def test_classify_batch_each_image_has_its_watchdog():
+    """Images each just under the watchdog: a batch of three takes nearly three bounds
+    and is answered OK (the count restarts per image)."""
+    net = small_net()
+    batch = P.encode_batch([_image(1)] * 3)
+    out, sent_at, images, taken = run_standin(net, [req(C.CLASSIFY_BATCH, batch)],
+                                              delays=[WATCHDOG - 40] * 3)
+    (st, _, payload), = replies(bytes(b for _, b in out))
+    assert st == S.OK and len(taken) == 3
+    assert [int(P.unpack(P.BatchResult(), payload[3 * i:3 * i + 3]).klass) for i in range(3)] \
+        == [0, 1, 2]
+    assert _first_bytes(out, [(st, 0, payload)])[0] - sent_at[0] > 3 * (WATCHDOG - 40)
+
+
+def test_buffer_bytes():
+    """A larger payload buffer is reported by IDENTIFY and takes a batch that the least one
+    refuses; less than max_payload is refused."""
+    net = small_net()
+    least = P.max_payload(10, 8)
+    with pytest.raises(ValueError, match=f"buffer_bytes must be an integer from {least}"):
+        ProtocolEngine(net.sizes, (2, 1), net.config, clk_freq_hz=1, timeout_cycles=10,
+                       max_chunk=8, buffer_bytes=least - 1)
+    eng = ProtocolEngine(net.sizes, (2, 1), net.config, clk_freq_hz=1, timeout_cycles=10,
+                         max_chunk=8, buffer_bytes=60)
+    assert eng.info.max_payload == eng.buffer_bytes == 60
+    assert eng.result_timeout_cycles == result_bound(net.sizes, (2, 1), 12, 20)
+    batch = P.encode_batch([_image(2)] * 5)           # 45 bytes: over 33, under 60
+    for size, want in ((None, [S.BAD_LENGTH]), (60, [S.OK])):
+        e = ProtocolEngine(net.sizes, (2, 1), net.config, clk_freq_hz=1_000_000,
+                           timeout_cycles=TIMEOUT, max_chunk=8, result_timeout_cycles=WATCHDOG,
+                           buffer_bytes=size)
+        out, _, images, taken = _run_standin_engine(e, net, [req(C.CLASSIFY_BATCH, batch)],
+                                                    delays=[3] * 5)
+        reps = replies(bytes(b for _, b in out))
+        assert [st for st, _, _ in reps] == want, size
+        if size:
+            assert [int(P.unpack(P.BatchResult(), reps[0][2][3 * i:3 * i + 3]).klass)
+                    for i in range(5)] == [0, 1, 2, 3, 0]

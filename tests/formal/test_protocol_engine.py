@@ -19,12 +19,14 @@ bytes with its own register (the XOR network of ``crc16_update``).
   of its bytes.
 * ``reply_bound``: once a frame has been received whole or abandoned (silence), a reply
   starts (a byte on ``o_stream``) within :attr:`ProtocolEngine.reply_bound_cycles`
-  cycles, whatever bytes arrive meanwhile and whatever the classifier does;
-  ``reply_sync``: that first byte is ``REPLY_SYNC``.
+  cycles (48 here: a CLASSIFY_BATCH of three empty images whose classifier answers each
+  just before the watchdog), whatever bytes arrive meanwhile and whatever the classifier
+  does; ``reply_sync``: that first byte is ``REPLY_SYNC``.
 
 The invariants (``lemmas``) that make the properties inductive relate the engine's state
 (``fsm_state``, ``timer``, ``length``, ``count``, ``crc``, ``crc_bad``, the chunk walker's
-``left``, the event pointer ``ptr`` and ``ev_j``, the watchdog ``wd``) to the spec's frame
+``left``, the event pointer ``ptr`` and ``ev_j``, the watchdog ``wd``, a batch's result
+pointer ``wptr``) to the spec's frame
 tracker and to its count ``wait`` of the cycles since the frame's end: in each state
 between a frame's end and its reply, ``wait`` is a function (or at most one) of the
 engine's registers, which grows by one per cycle while the state's own measure (weights
@@ -52,7 +54,7 @@ RESULT_TIMEOUT = 4
 
 #: The receive states, in the order of the spec's ``phase`` (1 to 6).
 RX_STATES = ("CMD", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1")
-EV_STATES = ("EV_ADDR", "EV_DATA", "EV_USE", "EV_END", "EV_WAIT")
+EV_STATES = ("EV_ADDR", "EV_DATA", "EV_USE", "EV_END", "EV_WAIT", "EV_STORE")
 #: The states between a frame's end and the first byte of its reply.
 PENDING_STATES = ("CHECK", "WALK", "WR_ADDR", "WR_DATA") + EV_STATES + ("R_SYNC",)
 
@@ -214,8 +216,8 @@ class ProtocolEngineSpec(Elaboratable):
         # the watchdog ends within RESULT_TIMEOUT cycles of its start.
         ev_send, wd = e["ev_send"], e["wd"]
         p0 = Mux(e["is_train"], 3, 0)
-        lemma((j <= 2) & (length_e <= BUF) & (p0 <= length_e), when=at(*EV_STATES),
-              what="the events' length")
+        lemma((j <= 2) & (length_e <= BUF) & (p0 <= length_e) & (ptr <= length_e),
+              when=at(*EV_STATES), what="the events' length")
         check = ~ev_send
         lemma((p0 <= ptr) & (ptr <= length_e), when=check & at("EV_ADDR", "EV_USE"),
               what="the check pass's pointer")
@@ -228,21 +230,44 @@ class ProtocolEngineSpec(Elaboratable):
               what="EV_DATA's wait (check pass)")
         lemma(3 * wait + 7 * p0 == 7 * ptr, when=pending & check & at("EV_USE"),
               what="EV_USE's wait (check pass)")
-        lemma(ev_send, when=at("EV_END", "EV_WAIT"), what="EV_END and EV_WAIT send")
+        lemma(ev_send, when=at("EV_END", "EV_WAIT", "EV_STORE"),
+              what="EV_END, EV_WAIT and EV_STORE send")
         lemma(wd < RT, when=ev_send & at(*EV_STATES), what="the watchdog's count")
-        lemma(3 * wait + 7 * p0 <= 3 * wd + 6 + 7 * length_e,
-              when=pending & ev_send & at(*EV_STATES), what="the send pass's wait",
+        # CLASSIFY_BATCH: wptr, where the next result goes, is 3 per image classified (j
+        # more in EV_STORE) and below the records read; the wait grows by at most the
+        # watchdog and three cycles per image.
+        wptr, batch = e["wptr"], e["is_batch"]
+        lemma(batch & ~e["is_train"], when=at("EV_STORE"), what="EV_STORE in a batch")
+        lemma(wptr == 0, when=~(batch & ev_send) & at(*EV_STATES), what="no results yet")
+        lemma(Cat(wptr == k for k in range(0, BUF + 1, 3)).any(),
+              when=at(*EV_STATES[:-1]), what="wptr: 3 per image")
+        lemma((wptr + j <= ptr) & (ptr <= length_e), when=ev_send & at("EV_ADDR", "EV_DATA"),
+              what="the results behind the records read")
+        lemma((wptr + 3 <= ptr) & (ptr <= length_e), when=ev_send & at("EV_USE"),
+              what="the results behind the record just read")
+        lemma(wptr + 3 <= ptr, when=batch & at("EV_END", "EV_WAIT"),
+              what="the results behind the image's marker")
+        lemma((j <= 2) & (wptr + 3 <= ptr + j) &
+              Cat(wptr == j + k for k in range(0, BUF + 1, 3)).any(),
+              when=at("EV_STORE"), what="EV_STORE's results behind the records read",
+              key="store_results")
+        lemma(3 * wait + 7 * p0 <= 3 * wd + 6 + 7 * length_e + wptr * (RT + 3),
+              when=pending & ev_send & at(*EV_STATES[:-1]), what="the send pass's wait",
               key="send_wait")
+        lemma(3 * wait + 7 * p0 + j * (RT + 3) <= 3 * RT + 3 * j + 6 + 7 * length_e
+              + wptr * (RT + 3), when=pending & at("EV_STORE"), what="EV_STORE's wait",
+              key="store_wait")
 
 
 def test_reply_bound_formula():
-    """The bound the proof uses is the engine's documented one, the largest value any
-    state hands to R_SYNC: the event path (a full buffer checked, seven cycles per three
-    bytes, then the watchdog) on this engine."""
+    """The bound the proof uses is the engine's documented one: on this engine the event
+    path (a full buffer checked, seven cycles per three bytes; three batch images, each
+    the watchdog and three cycles to store; the watchdog once more)."""
     e = engine()
     assert e.buffer_bytes == 9
-    assert e.reply_bound_cycles == max(2 + (7 * 9) // 3 + RESULT_TIMEOUT, 2 + 3 * MAX_CHUNK)
-    assert e.reply_bound_cycles == 27
+    assert e.reply_bound_cycles == max(
+        2 + (7 * 9) // 3 + RESULT_TIMEOUT + 3 * (RESULT_TIMEOUT + 3), 2 + 3 * MAX_CHUNK)
+    assert e.reply_bound_cycles == 48
 
 
 #: k-induction depth of the proof.
@@ -279,6 +304,11 @@ MUTATIONS = {
     # EV_WAIT without the watchdog: a classifier that never answers is waited for forever.
     "wait_no_watchdog": ("_event_states", "v.watchdog(owe_event=0, owe_end=0)", "pass",
                          ("prove", PROOF_DEPTH, True), ("send_wait", "reply_bound")),
+    # EV_STORE never counts its bytes: a batch image's result is stored forever (its count
+    # of bytes stored leaves 0 to 2).
+    "store_never_ends": ("_event_states", "v.wptr.eq(v.wptr + 1), v.ev_j.eq(v.ev_j + 1)]",
+                         "v.wptr.eq(v.wptr + 1)]", ("prove", PROOF_DEPTH, True),
+                         ("store_results", "store_wait", "reply_bound")),
     # The watchdog never fires: its count wraps, the image is waited for forever.
     "watchdog_never_fires": ("_signals", "with m.If(v.wd == self._result_timeout - 1):",
                              "with m.If(0):", ("prove", PROOF_DEPTH, True),
