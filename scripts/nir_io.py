@@ -458,7 +458,7 @@ def _per_neuron(node, name, fld, n, source, default=None):
 
 def _show(a):
     a = np.asarray(a, dtype=np.float64)
-    return f"{a.min():.9g}" if a.min() == a.max() else f"{a.min():.9g} .. {a.max():.9g}"
+    return f"{a.min():.6g}" if a.min() == a.max() else f"{a.min():.6g} .. {a.max():.6g}"
 
 
 def _weights(graph, name, source):

@@ -1,5 +1,7 @@
 """Interop: a LIF network built and exported to NIR by snnTorch (``export_to_nir``), imported
 by ``spikegate import``, run by both on the same input spikes and compared spike for spike.
+The hidden layer is a ``Leaky`` or a ``Synaptic`` with ``alpha = 0`` (a ``CubaLIF`` with
+``tau_syn = dt``: the same neuron); a ``Synaptic`` with a synaptic current is refused.
 
 Needs the ``[interop]`` extra (torch, snntorch, nirtorch) and is marked ``interop``. Outside
 CI a missing package skips the tests (with the reason); under CI (``CI`` set, as
@@ -62,7 +64,16 @@ N_IN, H, C, T, B = 16, 8, 3, 40, 32
 BETA, BETA_R, THR = 0.9, 0.8, 1.25
 
 
-def _snntorch_run(tmp_path):
+def _hidden_layer(snn, torch, hidden):
+    kw = dict(beta=torch.full((H,), BETA), threshold=torch.full((H,), THR), init_hidden=True)
+    if hidden == "leaky":
+        return snn.Leaky(**kw)
+    # Synaptic with alpha = 0 (exported as CubaLIF with tau_syn = dt): the same neuron.
+    alpha = 0.0 if hidden == "synaptic" else float(hidden.split("=")[1])
+    return snn.Synaptic(alpha=torch.full((H,), alpha), **kw)
+
+
+def _snntorch_run(tmp_path, hidden="leaky"):
     """Build, export and run the snnTorch network; returns the NIR file and
     ``(x, spk1, mem1, mem2)`` (``(T, B, ...)`` NumPy arrays)."""
     torch = _require("torch")
@@ -78,8 +89,7 @@ def _snntorch_run(tmp_path):
         fc2.weight.uniform_(-0.45, 0.45)
     # Per-neuron beta and threshold: snnTorch 1.0's export of a scalar beta writes a 0-d
     # tau that nir's type inference refuses.
-    lif1 = snn.Leaky(beta=torch.full((H,), BETA), threshold=torch.full((H,), THR),
-                     init_hidden=True)
+    lif1 = _hidden_layer(snn, torch, hidden)
     lif2 = snn.Leaky(beta=torch.full((C,), BETA_R), threshold=torch.ones(C), init_hidden=True,
                      output=True, reset_mechanism="none")
     net = torch.nn.Sequential(fc1, lif1, fc2, lif2)
@@ -101,9 +111,10 @@ def _snntorch_run(tmp_path):
     return path, x, np.array(spk1).astype(bool), np.array(mem1), np.array(mem2)
 
 
+@pytest.mark.parametrize("hidden", ["leaky", "synaptic"])
 def test_snntorch_network_through_nir_matches_the_golden_model_spike_for_spike(tmp_path,
-                                                                               capsys):
-    path, x, spk1, mem1, mem2 = _snntorch_run(tmp_path)
+                                                                               capsys, hidden):
+    path, x, spk1, mem1, mem2 = _snntorch_run(tmp_path, hidden)
     nir = _require("nir")
     assert spk1.mean() > 0.05, "the test network must spike"
     # Import with the CLI (snnTorch's readout is a Leaky: its membrane, --lif-readout).
@@ -155,3 +166,11 @@ def test_snntorch_network_through_nir_matches_the_golden_model_spike_for_spike(t
     same_class = (np.argmax(z, axis=1) == np.argmax(mem2.sum(axis=0), axis=1)).mean()
     print(f"fixed-point class = snnTorch's: {same_class:.3f}")
     assert same_class >= 0.8, same_class                      # measured 1.0
+
+
+def test_snntorch_synaptic_current_is_refused_naming_the_node_and_field(tmp_path, capsys):
+    path, *_ = _snntorch_run(tmp_path, "synaptic alpha=0.5")
+    assert main(["import", str(path), "-o", str(tmp_path / "m.npz"), "--lif-readout"]) == 2
+    err = capsys.readouterr().err
+    assert "node '1'" in err and "tau_syn = 0.0002" in err and "synaptic current" in err, err
+    assert not (tmp_path / "m.npz").exists()
