@@ -458,8 +458,9 @@ class PDClassifierShim(wiring.Component):
 
     ``rx`` shifts into a register that drives every input port of the classifier (the frame
     stream, the result's ready, the weight and bias ports); every output port but the trace
-    ports (result, ready, read-back data, ``idle``) is XOR-reduced into ``tx`` through a
-    register, so nothing of the classifier's function is optimized away. The trace ports are
+    ports (result, ready, read-back data, ``idle``) is registered (as a top that uses them
+    would: the read-back data and ``ready`` are combinational) and XOR-reduced into ``tx``
+    through a register, so nothing of the classifier's function is optimized away. The trace ports are
     for test benches (a board top leaves them open, and so does the shim: the registers that
     carry ``u`` and ``y`` down the decoder's pipeline to its trace go). Not a functional top:
     it measures resources and Fmax.
@@ -485,7 +486,8 @@ class PDClassifierShim(wiring.Component):
         sr = Signal(sum(len(v) for v in ins))
         m.d.sync += sr.eq(Cat(self.rx, sr[:-1]))
         m.d.comb += Cat(*ins).eq(sr)
-        m.d.sync += self.tx.eq(Cat(*outs).xor())
+        taken = Signal(len(Cat(*outs)))
+        m.d.sync += [taken.eq(Cat(*outs)), self.tx.eq(taken.xor())]
         return m
 
 

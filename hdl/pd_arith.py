@@ -202,7 +202,8 @@ def accumulate(u, w, subtract, fmt):
     """One row addition of :func:`~spikegate.golden.sigma_delta_fixed.accumulate_fx` for one
     lane: ``saturate(u - w if subtract else u + w, ACC_W)``."""
     u, w = Value.cast(u), Value.cast(w)
-    return clip(Mux(subtract, u - w, u + w), fmt.acc_width)
+    # u - w = u + ~w + 1: one adder, the subtraction's 1 as its carry-in.
+    return clip(u + Mux(subtract, ~w, w) + subtract, fmt.acc_width)
 
 
 def decode(m, u, y_prev, fmt, name="dec", cut=None):

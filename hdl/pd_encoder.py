@@ -145,12 +145,12 @@ class PDEncoder(wiring.Component):
         m.d.comb += [phi_rp.addr.eq(stages[a_stage - 3]["index"]), phi_rp.en.eq(en)]
         s, phi_new = pd_arith.quantize(m, a, stages[-1]["phi"], fmt, cut=cut)
         w_stage = stages[-1]
-        s_out, = cut(s)
+        s_out, nonzero = cut(s, s != 0)
         out = stages[-1]
 
         keep = Signal()
         m.d.comb += [
-            keep.eq(out["valid"] & ((s_out != 0) | out["end"])),
+            keep.eq(out["valid"] & (nonzero | out["end"])),
             self.o_stream.valid.eq(keep),
             self.o_stream.payload.index.eq(out["index"]),
             self.o_stream.payload.count.eq(s_out),
