@@ -50,7 +50,7 @@ class SSGDNetwork(wiring.Component):
     sizes : sequence of 3 int
         Inputs, hidden LIF neurons, readout neurons (classes).
     lanes : int or pair of int
-        Weights read per cycle, per weight layer (1 to 16).
+        Weights read per cycle, per weight layer (1 to :data:`~spikegate.hdl.lookup.MAX_LANES`).
     tfmt : TrainFormat, optional
         Every constant (:class:`~spikegate.golden.ssgd_train_fixed.TrainFormat`): steps per
         image ``T = n_steps``, the decays, the active band and surrogate, the widths (hidden
