@@ -10,6 +10,10 @@ A TTFS neuron keeps two sums over its causal set, ``A = sum w`` and ``B = sum w 
 same network without sparsity: every weight of every layer read once, ``sum n_in n_out``
 ACs and MACs. A PD layer (:mod:`spikegate.golden.pdnn_fixed`) adds ``s`` times a weight row
 per event, one MAC per weight read; its dense equivalent is the MLP's ``sum n_in n_out``.
+An SSGD (LIF) layer (:mod:`spikegate.golden.ssgd_train_fixed`) adds the weight row of every
+input spike into the membranes: one AC per weight read of the forward, no multiply (the
+training's backward is not counted: this is one inference); its dense equivalent is the
+MLP's ``sum n_in n_out`` MACs, as for PD.
 
 Energy model (:func:`estimate`)
 --------------------------------
@@ -89,14 +93,15 @@ def synaptic_ops(sizes, weights_read, *, algorithm="ttfs"):
     """Synaptic operations of one inference: ``weights_read`` (total over the weight layers)
     against the dense network of ``sizes``. Returns a dict: ``ac``, ``mac``, ``dense_ac``,
     ``dense_mac``, ``ratio`` (sparse over dense) and ``memory_reads``."""
-    if algorithm not in ("ttfs", "pdnn"):
-        raise ValueError(f"algorithm must be 'ttfs' or 'pdnn', not {algorithm!r}")
+    if algorithm not in ("ttfs", "pdnn", "ssgd"):
+        raise ValueError(f"algorithm must be 'ttfs', 'pdnn' or 'ssgd', not {algorithm!r}")
     dense = sum(int(a) * int(b) for a, b in zip(sizes[:-1], sizes[1:]))
     reads = float(weights_read)
     if reads < 0:
         raise ValueError(f"weights_read must be >= 0, not {weights_read!r}")
-    ac = reads if algorithm == "ttfs" else 0.0
-    return {"ac": ac, "mac": reads, "dense_ac": float(dense) if algorithm == "ttfs" else 0.0,
+    ac = reads if algorithm in ("ttfs", "ssgd") else 0.0
+    mac = 0.0 if algorithm == "ssgd" else reads
+    return {"ac": ac, "mac": mac, "dense_ac": float(dense) if algorithm == "ttfs" else 0.0,
             "dense_mac": float(dense), "ratio": reads / dense if dense else 0.0,
             "memory_reads": reads}
 

@@ -12,6 +12,11 @@ def test_synaptic_ops_against_the_dense_network():
     assert ops["ratio"] == pytest.approx(500 / 2368)
     pd = synaptic_ops((64, 32, 10), 500, algorithm="pdnn")
     assert pd["ac"] == 0 and pd["mac"] == 500
+    # SSGD: a LIF layer adds weight rows into membranes, ACs only; dense: the MLP's MACs.
+    lif = synaptic_ops((64, 32, 10), 500, algorithm="ssgd")
+    assert lif["ac"] == lif["memory_reads"] == 500 and lif["mac"] == 0
+    assert lif["dense_ac"] == 0 and lif["dense_mac"] == 2368
+    assert lif["ratio"] == pytest.approx(500 / 2368)
     with pytest.raises(ValueError, match="algorithm"):
         synaptic_ops((64, 10), 5, algorithm="ssgd-dense")
     with pytest.raises(ValueError, match="weights_read"):
