@@ -8,7 +8,8 @@ JSON, PNG) into ``--out``. Stages already up to date are reused. The model file 
 once per command (:meth:`~spikegate.scripts.flow.Flow.model`).
 
 ``spikegate run --algorithm pdnn`` runs the PD network's flow instead
-(:mod:`spikegate.scripts.run_pdnn`); ``sim`` and ``compare`` take either kind of model file,
+(:mod:`spikegate.scripts.run_pdnn`), ``--algorithm ssgd`` the SSGD network's
+(:mod:`spikegate.scripts.run_ssgd`); ``sim`` and ``compare`` take any kind of model file,
 told apart by the algorithm its ``meta`` names.
 """
 
@@ -20,10 +21,10 @@ from spikegate.golden.data import DATASETS
 from .args import (existing_dir, existing_file, lanes, non_negative_int, output_dir,
                    positive_int, positive_ints)
 from .flow import PROTOTYPE, Flow
-from . import run_pdnn
+from . import run_pdnn, run_ssgd
 
 #: ``--algorithm`` choices of ``spikegate run``.
-ALGORITHMS = ("ttfs", "pdnn")
+ALGORITHMS = ("ttfs", "pdnn", "ssgd")
 
 __all__ = ["add_parser"]
 
@@ -42,12 +43,15 @@ def _common(p, *, images_default):
 def add_parser(subparsers):
     p = subparsers.add_parser("run", help="the whole flow: train, eval, sim, compare, synth, report")
     p.add_argument("--algorithm", default=None, choices=ALGORITHMS,
-                   help="ttfs or pdnn (default: the --model file's, else ttfs)")
+                   help="ttfs, pdnn or ssgd (default: the --model file's, else ttfs)")
     p.add_argument("--temporal", action="store_true",
                    help="pdnn: reorder training and test sets so neighbouring frames are "
                         "similar (temporal MNIST)")
     p.add_argument("--smoothing-steps", type=positive_int, default=1000,
                    help="pdnn --temporal: look-ahead of the reordering (default: 1000)")
+    p.add_argument("--train-images", type=positive_int, default=None,
+                   help="ssgd: training images through the on-chip trainer (default: "
+                        f"{run_ssgd.DEFAULT_TRAIN_IMAGES})")
     p.add_argument("--model", type=existing_file, default=None,
                    help="use this model file instead of training")
     p.add_argument("--out", type=output_dir, default="spikegate-run",
@@ -143,12 +147,17 @@ def _algorithm(args):
     algorithm = given or in_file or "ttfs"
     if algorithm != "pdnn" and getattr(args, "temporal", False):
         raise ValueError("--temporal is for --algorithm pdnn")
+    if algorithm != "ssgd" and getattr(args, "train_images", None) is not None:
+        raise ValueError(f"--train-images {args.train_images} is for --algorithm ssgd")
     return algorithm
 
 
 def run(args):
-    if _algorithm(args) == "pdnn":
+    algorithm = _algorithm(args)
+    if algorithm == "pdnn":
         return run_pdnn.run(args)
+    if algorithm == "ssgd":
+        return run_ssgd.run(args)
     from .report import write_report
     t0 = time.perf_counter()
     flow = _check_inputs(args)
@@ -183,8 +192,11 @@ def _simulate_and_compare(args):
 
 
 def run_sim(args):
-    if _algorithm(args) == "pdnn":
+    algorithm = _algorithm(args)
+    if algorithm == "pdnn":
         return run_pdnn.run_sim(args)
+    if algorithm == "ssgd":
+        return run_ssgd.run_sim(args)
     flow, hw, mismatch, golden = _simulate_and_compare(args)
     from .report import agreement
     ok = agreement(hw, golden)
@@ -199,8 +211,11 @@ def run_sim(args):
 
 
 def run_compare(args):
-    if _algorithm(args) == "pdnn":
+    algorithm = _algorithm(args)
+    if algorithm == "pdnn":
         return run_pdnn.run_compare(args)
+    if algorithm == "ssgd":
+        return run_ssgd.run_compare(args)
     _, _, mismatch, golden = _simulate_and_compare(args)
     if mismatch:
         _print_mismatch(mismatch)
