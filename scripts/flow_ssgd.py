@@ -81,13 +81,15 @@ def training_mismatch(hw, g):
             return f"training: {k} has shape {a.shape}, golden {b.shape}"
         bad = np.argwhere(a != b)
         if bad.size:
-            i = tuple(bad[0])
+            i = tuple(int(v) for v in bad[0])
             return f"training: image {i[0]}: {k}{list(i[1:])} = {a[i]}, golden {b[i]}"
     for l in range(2):
         a, b = np.asarray(hw[f"w_final{l}"]), np.asarray(g[f"w_final{l}"])
         bad = np.argwhere(a != b) if a.shape == b.shape else np.zeros((1, 2), int)
         if bad.size:
-            i = tuple(bad[0])
+            i = tuple(int(v) for v in bad[0])
+            if a.shape != b.shape:
+                return f"training: final W{l + 1} has shape {a.shape}, golden {b.shape}"
             return f"training: final W{l + 1}{list(i)} = {a[i]}, golden {b[i]}"
     return None
 

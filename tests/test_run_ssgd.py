@@ -115,3 +115,25 @@ def test_model_files_of_the_wrong_kind_or_shape_are_refused(tmp_path, capsys):
     assert main(["compare", str(small), "--out", str(out)]) == 2
     assert "30 inputs" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_training_and_cycle_mismatches_are_named():
+    from spikegate.scripts.flow_ssgd import mismatch_cycles, training_mismatch
+    from spikegate.sim.ssgd_train_run import golden_training, sample_positions
+    tfmt = stf.TrainFormat()
+    w = stf.init_weights((64, 8, 10), tfmt, seed=2)
+    ds = load_dataset("digits")
+    times, labels = stf.encode(ds.x_train[:2], tfmt), ds.y_train[:2]
+    rng = np.random.default_rng(0)
+    samples = [np.stack([sample_positions(rng, s, 4) for _ in range(2)]) for s in ((64, 8), (8, 10))]
+    g = golden_training(tfmt, w, times, labels, samples)
+    assert training_mismatch({k: v.copy() for k, v in g.items()}, g) is None
+    bad = {k: v.copy() for k, v in g.items()}
+    bad["w_final1"][3, 4] += 1
+    assert training_mismatch(bad, g) == (f"training: final W2[3, 4] = {g['w_final1'][3, 4] + 1}, "
+                                         f"golden {g['w_final1'][3, 4]}")
+    bad = {k: v.copy() for k, v in g.items()}
+    bad["active"][1] += 1
+    assert training_mismatch(bad, g).startswith("training: image 1: active")
+    assert mismatch_cycles([5, 6, 7], [5, 6, 7]) is None
+    assert mismatch_cycles([5, 9, 7], [5, 6, 7]) == "image 1: 9 cycles, the timing model 6"
