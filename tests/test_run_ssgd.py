@@ -71,6 +71,12 @@ def test_run_ssgd_end_to_end_in_verilator(tmp_path, capsys):
     assert oc["equal_golden"] and oc["images"] == 2 and sum(oc["weights_changed"]) > 0
     assert oc["dense_over_sparse"] > 1
     assert "not done" in md and rep["synth"] is None
+    # A second run reuses every stage; the model file's algorithm is enough.
+    assert main(["run", "--model", str(out / "model.npz"), "--out", str(out), *TINY[4:],
+                 "--no-synth"]) == 0
+    rep2 = json.loads((out / "report" / "report.json").read_text())
+    assert all(st["cached"] for st in rep2["stages"].values()), rep2["stages"]
+    assert rep2["accuracy"] == rep["accuracy"]
     # compare takes the SSGD model file (the algorithm from its meta).
     capsys.readouterr()
     assert main(["compare", str(out / "model.npz"), "--images", "3", "--lanes", "4,10",
