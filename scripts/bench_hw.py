@@ -13,6 +13,10 @@ Prints tables (targets, not tests):
 2. MNIST sizes: the same parameterized design elaborated at 784-600-10 (Verilog size and
    time) and simulated at 784-128-10 on MNIST-like images against golden.
 3. On-chip learning: cycles per training image (forward + learning) on digits.
+4. With ``--mnist-model FILE``: table 1 for a trained MNIST model on the first
+   ``--mnist-images`` MNIST test images (``--data`` or ``$SPIKEGATE_DATA``), at each of
+   ``--mnist-lanes`` (lane settings separated by ``;``, each one number or one per weight
+   layer, e.g. ``8;32,5``) and each ``--timing``.
 
 The network is ``--model FILE`` (a ``spikegate train ttfs`` model file), else the digits
 benchmark network of ``bench_ttfs`` (trained here, cached in ``--out``).
@@ -32,7 +36,8 @@ from spikegate.golden.ttfs_discrete import NO_SPIKE, simulate
 from spikegate.sim.tools import SIMULATORS
 from spikegate.sim.ttfs_run import first_mismatch, simulate_hardware
 
-from .args import MAX_LANES, BadArgument, existing_file, int_list, output_dir, positive_int
+from .args import (MAX_LANES, BadArgument, existing_dir, existing_file, int_list, lanes,
+                   output_dir, positive_int)
 
 
 def table(rows, cols):
@@ -75,6 +80,11 @@ def timing_preset(text):
 
 def timing_list(text):
     return [timing_preset(t) for t in str(text).split(",")]
+
+
+def lanes_settings(text):
+    """``--mnist-lanes``: lane settings separated by ``;`` (each :func:`~.args.lanes`)."""
+    return [lanes(t) for t in str(text).split(";")]
 
 
 def cycles_table(model, steps, lanes_list, sim, timings=(("0", None),)):
@@ -122,6 +132,14 @@ def main(argv=None):
     p.add_argument("--sim", default=None, choices=SIMULATORS, help="verilator (default) or icarus")
     p.add_argument("--skip-mnist-scale", action="store_true")
     p.add_argument("--skip-learning", action="store_true")
+    p.add_argument("--mnist-model", type=existing_file, default=None,
+                   help="a trained MNIST TTFS model file: table 1 on MNIST test images")
+    p.add_argument("--mnist-lanes", type=lanes_settings, default="8",
+                   help="lane settings for --mnist-model, separated by ';' (e.g. 8;32,5)")
+    p.add_argument("--mnist-images", type=positive_int, default=30,
+                   help="MNIST test images for --mnist-model (default 30)")
+    p.add_argument("--data", type=existing_dir, default=None,
+                   help="MNIST IDX directory (default $SPIKEGATE_DATA)")
     args = p.parse_args(argv)
 
     model = benchmark_network(args)
@@ -159,6 +177,17 @@ def main(argv=None):
                      "result": f"agree {'100 %' if bad is None else bad}, cycles {hw.cycles.mean():.0f}, "
                                f"bound {bound.mean():.0f}, ratio {hw.cycles.sum() / bound.sum():.2f}"})
         print(table(rows, ["net", "what", "result"]))
+
+    if args.mnist_model:
+        import os
+        mnist_model = load_model(args.mnist_model)
+        mnist = load_dataset("mnist", args.data or os.environ.get("SPIKEGATE_DATA"))
+        m_steps = mnist_model.encode(mnist.x_test[:args.mnist_images])
+        print(f"\n## Cycles per classification, MNIST test images, network "
+              f"{'-'.join(map(str, mnist_model.sizes))}, {mnist_model.discrete.timesteps} steps "
+              f"of {mnist_model.discrete.dt}\n")
+        print(table(cycles_table(mnist_model, m_steps, args.mnist_lanes, args.sim, args.timing),
+                    cols))
 
     if not args.skip_learning:
         print("\n## On-chip learning, digits training images\n")
