@@ -448,7 +448,8 @@ def make_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None, shim
 #: multipliers): its lanes cost logic cells (a saturating adder each) and block RAM, not DSPs.
 #: The digits 64-64-10 network on the UP5K (shim top, nextpnr seed 1): lanes 8 need 8012 logic
 #: cells of 5280 (and 40 block RAMs), lanes (2, 1) 31 block RAMs of 30, lanes (1, 1) fit (4578
-#: logic cells, 30 block RAMs). The ECP5 85F takes lanes 8 with room to spare.
+#: logic cells, 30 block RAMs; 4983 with the pipelined datapath). The ECP5 85F takes lanes 8
+#: with room to spare.
 PD_LANES = {"icebreaker": (1, 1), "ulx3s": 8}
 
 
