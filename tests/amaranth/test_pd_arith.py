@@ -210,3 +210,21 @@ def test_pipelined_steps_match_golden(name):
         bad = np.flatnonzero(hw != exp)
         assert not bad.size, (f"{name}, seed {seed}: pipelined {what}, operand row {bad[0]}: "
                               f"hardware {hw[bad[0]]}, golden {exp[bad[0]]}")
+
+
+# clip (the pipelined steps' saturation) against saturate: every value of a few widths, clipped to
+# narrower, equal and wider widths.
+@pytest.mark.parametrize("in_width, width", [(6, 3), (6, 5), (6, 6), (6, 8), (2, 1 + 1)])
+def test_clip_equals_saturate(in_width, width):
+    from spikegate.hdl.saturate import saturate
+    m = Module()
+    v = Signal(signed(in_width))
+    a, b = Signal(signed(width)), Signal(signed(width))
+    m.d.comb += [a.eq(pd_arith.clip(v, width)), b.eq(saturate(v, signed(width)))]
+    lo, hi = signed_range(in_width)
+    vals = np.arange(lo, hi + 1)
+    got = _run(m, (v,), (a, b), vals[:, None])
+    bad = np.flatnonzero(got[:, 0] != got[:, 1])
+    assert not bad.size, (f"clip({vals[bad[0]]}, {width}) = {got[bad[0], 0]}, saturate "
+                          f"{got[bad[0], 1]}")
+    assert got[:, 0].min() == max(lo, signed_range(width)[0])
