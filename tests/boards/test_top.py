@@ -4,6 +4,8 @@ drives the whole top through its pins)."""
 
 import numpy as np
 import pytest
+
+from spikegate.hdl.lookup import MAX_LANES
 from amaranth.hdl import Fragment
 
 from spikegate.hdl import protocol_spec as P
@@ -45,4 +47,4 @@ def test_parameter_checks():
     with pytest.raises(ValueError, match="256 timesteps"):
         BoardTop(_net(DiscreteConfig(timesteps=300, dt=1 / 128)), 2, clk_freq_hz=12_000_000)
     with pytest.raises(ValueError, match="lanes"):
-        BoardTop(_net(), 17, clk_freq_hz=12_000_000)
+        BoardTop(_net(), MAX_LANES + 1, clk_freq_hz=12_000_000)
