@@ -4,11 +4,10 @@ drives the whole top through its pins)."""
 
 import numpy as np
 import pytest
-
-from spikegate.hdl.lookup import MAX_LANES
 from amaranth.hdl import Fragment
 
 from spikegate.hdl import protocol_spec as P
+from spikegate.hdl.lookup import MAX_LANES
 from spikegate.boards.top import BoardTop
 from spikegate.golden.ttfs_discrete import DiscreteConfig, DiscreteNetwork
 
