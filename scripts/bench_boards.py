@@ -154,7 +154,19 @@ def _cycles(net, steps, lanes, board):
     # (block RAM here, SPRAM on the board) changes no cycle.
     hw = simulate_hardware(net, steps, lanes, trace=True, timing=board_timing(board))
     bad = first_mismatch(hw, simulate(net, steps))
-    return float(np.mean(hw.cycles)), int(np.max(hw.cycles)), True if bad is None else bad
+    return (float(np.mean(hw.cycles)), int(np.max(hw.cycles)), True if bad is None else bad,
+            float(hw.lookups.sum(1).mean()))
+
+
+def _metrics(key, sizes, reads, cycles, fmax_mhz, resources, device):
+    """Synaptic operations per classification and the energy estimate at ``fmax_mhz``
+    (:mod:`spikegate.sim.energy`; an estimate, labelled so)."""
+    from spikegate.sim.energy import estimate, synaptic_ops
+    used = resources.get(DEVICES[device].logic, {}).get("used")
+    ops = synaptic_ops(sizes, reads)
+    energy = None if used is None else estimate(
+        TARGETS[key][0], cycles=cycles, weight_reads=reads, clock_mhz=fmax_mhz, luts=used)
+    return {"synaptic_ops": ops, "energy_estimate": energy}
 
 
 def _synth(key, net, lanes, out, seed=1):
@@ -221,7 +233,7 @@ def main(argv=None):
         print(format_table(rep), flush=True)
         overhead[key] = rep.resources[DEVICES[rep.device].bram]["used"] - \
             estimate_block_rams(net, lanes, rep.device)
-        mean, worst, agree = _cycles(net, steps[:n_sim], lanes, key)
+        mean, worst, agree, reads = _cycles(net, steps[:n_sim], lanes, key)
         target = TARGETS[key][2]
         row = {"board": key, "device": rep.device, "lanes": list(rep.lanes),
                "fmax_mhz": rep.fmax_mhz, "target_mhz": target, "seed": rep.seed,
@@ -231,7 +243,9 @@ def main(argv=None):
                "cls_per_s_at_clock": rep.target_mhz * 1e6 / mean,
                "cls_per_s_at_fmax": min(rep.fmax_mhz, rep.target_mhz) * 1e6 / mean,
                "accuracy": acc, "build_s": rep.seconds, "critical_path": rep.critical_path[:1]
-               + rep.critical_path[-1:], "bench_s": time.monotonic() - t0}
+               + rep.critical_path[-1:], "bench_s": time.monotonic() - t0,
+               **_metrics(key, net.sizes, reads, mean, min(rep.fmax_mhz, target), rep.resources,
+                          rep.device)}
         rows.append(row)
         results["digits"][key] = row
         atomic.write_text(out / "bench_boards.json", json.dumps(results, indent=2) + "\n")
@@ -332,9 +346,11 @@ def _build_and_measure(key, h, lanes, device, grid, training, mnist, args, out):
     net = model.network()
     steps = model.encode(mnist.x_test)
     res["accuracy"] = float(np.mean(simulate(net, steps).decision == mnist.y_test))
-    mean, worst, agree = _cycles(net, steps[:args.mnist_sim], rep.lanes, key)
+    mean, worst, agree, reads = _cycles(net, steps[:args.mnist_sim], rep.lanes, key)
     res.update(cycles_mean=mean, cycles_max=worst, hw_matches_golden=agree,
-               cls_per_s=min(rep.fmax_mhz, target) * 1e6 / mean)
+               cls_per_s=min(rep.fmax_mhz, target) * 1e6 / mean,
+               **_metrics(key, net.sizes, reads, mean, min(rep.fmax_mhz, target), rep.resources,
+                          device))
     return res
 
 
@@ -342,24 +358,26 @@ def _tables(rows, mnist):
     lines = [] if not rows else [
         "## Digits 64-64-10 per board", "",
         "| board | lanes | Fmax MHz (target) | resources | cycles/cls mean (max) | "
-        "cls/s at clock | cls/s at min(Fmax, clock) | digits acc (golden) | HW = golden |",
-        "|---|---|---|---|---|---|---|---|---|"]
+        "cls/s at clock | cls/s at min(Fmax, clock) | digits acc (golden) | HW = golden | "
+        "synaptic ops / dense | energy uJ per cls (ESTIMATE) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['board']} ({r['device']}) | {tuple(r['lanes'])} | {r['fmax_mhz']:.1f} "
             f"({r['target_mhz']:.0f}, {'met' if r['met'] else 'MISSED'}) | "
             f"{_res(r['resources'])}, {r['ffs']} FFs | {r['cycles_mean']:.0f} ({r['cycles_max']}) | "
             f"{r['cls_per_s_at_clock']:,.0f} | {r['cls_per_s_at_fmax']:,.0f} | "
-            f"{r['accuracy']:.4f} | {r['hw_matches_golden']} |")
+            f"{r['accuracy']:.4f} | {r['hw_matches_golden']} | {_ops_cell(r)} | {_energy_cell(r)} |")
     if mnist:
         lines += ([""] if lines else []) + ["## Largest MNIST 784-h-10 on chip", "",
                   "| board | h | grid (steps x dt) | lanes | weights in | Fmax MHz | resources | "
                   "weights | accuracy (golden) | cycles/cls mean (max) | "
-                  "cls/s at min(Fmax, clock) | HW = golden |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "cls/s at min(Fmax, clock) | HW = golden | synaptic ops / dense | "
+                  "energy uJ per cls (ESTIMATE) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for key, m in mnist.items():
             if m.get("h") is None:
-                lines.append(f"| {key} | - | | | | | {m.get('error', '')} | | | | | |")
+                lines.append(f"| {key} | - | | | | | {m.get('error', '')} | | | | | | | |")
                 continue
             acc = "n/a" if m["accuracy"] is None else f"{m['accuracy']:.4f}"
             cyc = f"{m['cycles_mean']:.0f} ({m['cycles_max']})" if "cycles_mean" in m else "n/a"
@@ -372,8 +390,23 @@ def _tables(rows, mnist):
                 f"| {key} | {m['h']} | {m.get('grid', '')} | {tuple(m['lanes'])} | "
                 f"{'/'.join(m.get('weight_memories') or ['ebr']).upper()} | {fmax} | "
                 f"{_res(m['resources'])} | {m['weights']} | {acc} | {cyc} | {rate} | "
-                f"{m.get('hw_matches_golden', 'n/a')} |")
+                f"{m.get('hw_matches_golden', 'n/a')} | {_ops_cell(m)} | {_energy_cell(m)} |")
+    if lines:
+        lines += ["", "Synaptic operations: one accumulate and one multiply-accumulate per weight "
+                  "read, against the dense network's. The energy is an estimate from the "
+                  "simulation's activity (spikegate.sim.energy: its model, sources and the "
+                  "terms no vendor publishes, the range x0.25..x4 of those)."]
     return "\n".join(lines)
+
+
+def _ops_cell(r):
+    ops = r.get("synaptic_ops")
+    return "n/a" if not ops else f"{ops['ac'] + ops['mac']:,.0f} / {ops['dense_ac'] + ops['dense_mac']:,.0f}"
+
+
+def _energy_cell(r):
+    e = r.get("energy_estimate")
+    return "n/a" if not e else f"{e['total_uj']:.3f} ({e['low_uj']:.3f} .. {e['high_uj']:.3f})"
 
 
 if __name__ == "__main__":

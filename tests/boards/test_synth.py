@@ -239,14 +239,18 @@ def test_bench_boards_tables_show_every_mnist_measure():
            "resources": {"LC": {"used": 5093, "available": 5280}},
            "weight_memories": ["spram", "ebr"], "weights": "mnist-166-T32.npz",
            "accuracy": 0.9635, "cycles_mean": 8413.2, "cycles_max": 17876,
-           "cls_per_s": 3159.3, "hw_matches_golden": True}
+           "cls_per_s": 3159.3, "hw_matches_golden": True,
+           "synaptic_ops": {"ac": 9000.0, "mac": 9000.0, "dense_ac": 131800.0,
+                            "dense_mac": 131800.0},
+           "energy_estimate": {"total_uj": 1.2345, "low_uj": 0.5, "high_uj": 4.0}}
     text = _tables([], {"icebreaker": row, "ulx3s-25F": {"h": None, "error": "no fit: EBR"}})
     lines = text.splitlines()
     head = next(l for l in lines if l.startswith("| board | h |"))
     (mnist,) = [l for l in lines if l.startswith("| icebreaker |")]
     (failed,) = [l for l in lines if l.startswith("| ulx3s-25F |")]
     assert mnist.count("|") == head.count("|") == failed.count("|")
-    for want in ("SPRAM/EBR", "26.6 (seed 3; 25.0 / 26.1 / 26.6)", "0.9635", "8413 (17876)", "3,159", "| True |"):
+    for want in ("SPRAM/EBR", "26.6 (seed 3; 25.0 / 26.1 / 26.6)", "0.9635", "8413 (17876)", "3,159", "| True |",
+                 "18,000 / 263,600", "1.234 (0.500 .. 4.000)"):
         assert want in mnist, (want, mnist)
     assert "no fit: EBR" in failed
     assert lines[0] == "## Largest MNIST 784-h-10 on chip", "no digits rows: no digits table"
@@ -285,3 +289,18 @@ def test_failed_seed_is_reported(tmp_path, monkeypatch):
                       seed=4, seed_fmax_mhz={1: 31.0, **fmax}, seeds_failed=failed)
     assert "seed 3 failed (log in seed3/seed.log)" in format_markdown(rep)
     assert json.loads(json.dumps(rep.to_dict()))["seeds_failed"] == [3]
+
+
+def test_bench_boards_metrics_use_the_board_and_its_logic_cells():
+    """The benchmark's synaptic operations and energy estimate: the board's energy model, the
+    build's logic cells, the clock it runs at."""
+    from spikegate.scripts.bench_boards import _metrics
+    from spikegate.sim.energy import estimate
+    res = {"ICESTORM_LC": {"used": 4000, "available": 5280}}
+    m = _metrics("icebreaker", (64, 64, 10), 500.0, 900.0, 30.0, res, "iCE40UP5K")
+    assert m["synaptic_ops"]["mac"] == 500.0 and m["synaptic_ops"]["dense_mac"] == 64 * 64 + 64 * 10
+    want = estimate("icebreaker", cycles=900.0, weight_reads=500.0, clock_mhz=30.0, luts=4000)
+    assert m["energy_estimate"] == want
+    e85 = _metrics("ulx3s-85F", (64, 64, 10), 500.0, 900.0, 80.0,
+                   {"TRELLIS_COMB": {"used": 9000, "available": 83640}}, "LFE5U-85F")
+    assert e85["energy_estimate"]["static_uj"] > want["static_uj"]     # the ECP5's static power
