@@ -58,7 +58,8 @@ class Timing:
         Per-group quiet horizons in every layer with 2 to
         :data:`~spikegate.hdl.lookup.MAX_MASKED_GROUPS` lane groups: scans visit only the
         groups whose wake is due. With ``cut_quiet`` a group's wake is written one cycle
-        after its state (:func:`~spikegate.hdl.quiet.group_horizons`).
+        after its state (:func:`~spikegate.hdl.quiet.group_horizons`). Refused with
+        ``command_slice`` or ``registered_head``: together they can stall a classification.
     weight_out_register
         A register stage after each weight memory's read data
         (:class:`~spikegate.hdl.lookup.WeightLookup`'s ``out_register``; the equivalent of the
@@ -96,6 +97,13 @@ class Timing:
                             f"{self.quiet_factors!r}") from None
         quiet_horizons(DiscreteConfig(timesteps=2), factors)      # checks the factors
         object.__setattr__(self, "quiet_factors", factors)
+        if self.group_wake and (self.command_slice or self.registered_head):
+            # Found by tests/amaranth/test_classifier.py: with the command slice or the
+            # registered head (level 5) the per-group wakes can stall a classification
+            # forever (lanes 1, 2 and 4 on a 20-12-5 network). Refused until fixed.
+            raise ValueError("Timing: group_wake cannot be combined with command_slice or "
+                             "registered_head (the classifier can stall); use level 4 or "
+                             "group_wake=False")
 
     @classmethod
     def preset(cls, level, **changes):
