@@ -10,7 +10,7 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 from spikegate.hdl.layouts import PDActivationLayout, PDResultLayout
 from .pd_trace import LayerTraceRecorder
-from .stream import StreamDriver, StreamMonitor, start_clock_and_reset
+from .stream import StreamDriver, StreamMonitor, read_weight_port, start_clock_and_reset
 
 __all__ = ["PDClassifierTB", "frame_payloads", "unpack_result"]
 
@@ -154,15 +154,4 @@ class PDClassifierTB:
     async def read_weights(self, layer, positions):
         """Read the weights at ``positions`` (``(src, dst)`` pairs) of ``layer`` back."""
         await self.wait_idle()
-        await FallingEdge(self.dut.clk)
-        await FallingEdge(self.dut.clk)
-        port = f"weights{layer}__"
-        out = []
-        for i, j in positions:
-            getattr(self.dut, port + "rb_en").value = 1
-            getattr(self.dut, port + "rb_src").value = int(i)
-            getattr(self.dut, port + "rb_dst").value = int(j)
-            await FallingEdge(self.dut.clk)
-            out.append(getattr(self.dut, port + "rb_data").value.to_signed())
-        getattr(self.dut, port + "rb_en").value = 0
-        return out
+        return await read_weight_port(self.dut, f"weights{layer}__", positions)

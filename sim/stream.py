@@ -21,9 +21,10 @@ import random
 import cocotb
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
-from cocotb.triggers import ClockCycles, Event, RisingEdge
+from cocotb.triggers import ClockCycles, Event, FallingEdge, RisingEdge
 
-__all__ = ["start_clock_and_reset", "StreamDriver", "StreamMonitor", "StreamProtocolError"]
+__all__ = ["start_clock_and_reset", "StreamDriver", "StreamMonitor", "StreamProtocolError",
+           "read_weight_port"]
 
 
 class StreamProtocolError(AssertionError):
@@ -253,3 +254,20 @@ class StreamMonitor:
     def kill(self):
         """Stop (``ready`` stays as it is)."""
         self._task.cancel()
+
+
+async def read_weight_port(dut, port, positions):
+    """Read the weights at ``positions`` (``(src, dst)`` pairs) back through the weight port
+    whose signals start with ``port`` (``rb_en``, ``rb_src``, ``rb_dst``, ``rb_data``; one
+    weight per cycle), once the design is idle; returns them as signed integers."""
+    await FallingEdge(dut.clk)
+    await FallingEdge(dut.clk)
+    out = []
+    for i, j in positions:
+        getattr(dut, port + "rb_en").value = 1
+        getattr(dut, port + "rb_src").value = int(i)
+        getattr(dut, port + "rb_dst").value = int(j)
+        await FallingEdge(dut.clk)
+        out.append(getattr(dut, port + "rb_data").value.to_signed())
+    getattr(dut, port + "rb_en").value = 0
+    return out
