@@ -44,7 +44,7 @@ from amaranth.lib.wiring import In, Out
 from spikegate.golden.fixed import WEIGHT_BITS, signed_bits, unsigned_bits
 from spikegate.golden.ssgd_fixed import FixedFormat, surrogate_lut
 from . import lif_arith
-from .layouts import RESULT_COUNT_BITS, index_bits
+from .layouts import RESULT_COUNT_BITS
 from .lif_layouts import LIFActiveLayout, LIFEventLayout
 from .lookup import WeightLookup
 from .params import checking
@@ -318,24 +318,7 @@ class LIFLayer(wiring.Component):
                          b_last.eq(j == n - 1)]
         total = Signal(signed(self._acc_bits))
         m.d.comb += total.eq(Array(syn_rp.data[l] for l in range(L))[b_lane])
-        v_old = Signal(signed(fmt.v_bits))
-        s_old = Signal()
-        m.d.comb += [v_old.eq(Mux(first, 0, st_rp.data.v)),
-                     s_old.eq(Mux(first, 0, st_rp.data.s) if spiking else 0)]
-        v_decayed = Signal(signed(fmt.v_bits + 1), name="v_decayed")
-        m.d.comb += v_decayed.eq(lif_arith.decay(v_old, self._beta_q, fmt))
-        v_syn = Signal(signed(min(self._acc_bits, fmt.acc_bits)), name="v_syn")
-        m.d.comb += v_syn.eq(lif_arith.synaptic_input(total, fmt))
-        v_new = Signal(signed(fmt.v_bits))
-        m.d.comb += v_new.eq(lif_arith.integrate(v_decayed, v_syn, s_old, fmt))
-        s_new, act = Signal(), Signal()
-        if spiking:
-            d, mag = lif_arith.active_distance(m, v_new, fmt)
-            m.d.comb += [s_new.eq(lif_arith.fire(v_new, fmt)),
-                         act.eq(lif_arith.is_active(d, self._b_th_q, fmt))]
-            m.submodules.lut = lut = memory.Memory(data=self.lut_data)
-            lut_rp = lut.read_port()
-            m.d.comb += [lut_rp.addr.eq(Mux(act, mag, 0)), lut_rp.en.eq(en & b_valid)]
+        v_new, s_new, act, lut_rp = self._lif_step(m, total, first, st_rp.data, en & b_valid)
         move_b = Signal()
         m.d.comb += move_b.eq(en & b_valid)
         m.d.comb += [
@@ -345,17 +328,8 @@ class LIFLayer(wiring.Component):
             st_wp.addr.eq(b_j), st_wp.data.v.eq(v_new), st_wp.data.s.eq(s_new),
             st_wp.en.eq(move_b),
         ]
-        # The synaptic words: zeroed after reset, a beat's sums, zeroed after their last lane.
-        beat = lk.beat
-        new = Signal.like(syn_rp.data)
-        for l in range(L):
-            m.d.comb += new[l].eq(syn_rp.data[l] + beat.weights[l])
-        with m.If(clearing):
-            m.d.comb += [syn_wp.addr.eq(clear_addr), syn_wp.data.eq(0), syn_wp.en.eq(1)]
-        with m.Elif(beat.valid):
-            m.d.comb += [syn_wp.addr.eq(beat.group), syn_wp.data.eq(new), syn_wp.en.eq(1)]
-        with m.Elif(move_b & ((b_lane == L - 1) | b_last)):
-            m.d.comb += [syn_wp.addr.eq(b_group), syn_wp.data.eq(0), syn_wp.en.eq(1)]
+        self._synaptic_words(m, lk.beat, syn_rp, syn_wp, clearing, clear_addr,
+                             move_b & ((b_lane == L - 1) | b_last), b_group)
 
         # Stage C.
         c_j = Signal(range(n))
@@ -399,14 +373,57 @@ class LIFLayer(wiring.Component):
         t = self.trace
         m.d.comb += [t.valid.eq(c_done), t.step.eq(out_step), t.index.eq(c_j), t.v.eq(c_v),
                      t.spike.eq(c_s), t.active.eq(c_act), t.g.eq(g)]
+        self._statistics(m, walk, c_done & c_s, c_done & c_act)
+        m.d.comb += self.busy.eq(clearing | (queue.level != 0) | lk.busy | passing)
+        return m
+
+    def _lif_step(self, m, total, first, state, lut_en):
+        """Stage B's arithmetic (``golden.ssgd_fixed.lif_step``): ``V[step + 1]`` from the
+        neuron's state word and its synaptic sum ``total``, its spike, its active flag and the
+        surrogate table's read port (``None`` for a readout)."""
+        fmt, spiking = self._fmt, not self._readout
+        v_old = Signal(signed(fmt.v_bits))
+        s_old = Signal()
+        m.d.comb += [v_old.eq(Mux(first, 0, state.v)),
+                     s_old.eq(Mux(first, 0, state.s) if spiking else 0)]
+        v_decayed = Signal(signed(fmt.v_bits + 1), name="v_decayed")
+        m.d.comb += v_decayed.eq(lif_arith.decay(v_old, self._beta_q, fmt))
+        v_syn = Signal(signed(min(self._acc_bits, fmt.acc_bits)), name="v_syn")
+        m.d.comb += v_syn.eq(lif_arith.synaptic_input(total, fmt))
+        v_new = Signal(signed(fmt.v_bits))
+        m.d.comb += v_new.eq(lif_arith.integrate(v_decayed, v_syn, s_old, fmt))
+        s_new, act = Signal(), Signal()
+        lut_rp = None
+        if spiking:
+            d, mag = lif_arith.active_distance(m, v_new, fmt)
+            m.d.comb += [s_new.eq(lif_arith.fire(v_new, fmt)),
+                         act.eq(lif_arith.is_active(d, self._b_th_q, fmt))]
+            m.submodules.lut = lut = memory.Memory(data=self.lut_data)
+            lut_rp = lut.read_port()
+            m.d.comb += [lut_rp.addr.eq(Mux(act, mag, 0)), lut_rp.en.eq(lut_en)]
+        return v_new, s_new, act, lut_rp
+
+    def _synaptic_words(self, m, beat, syn_rp, syn_wp, clearing, clear_addr, retire, b_group):
+        """The synaptic words: zeroed after reset, a beat's sums added, zeroed after their
+        last lane was read by the pass (``retire``, group ``b_group``)."""
+        new = Signal.like(syn_rp.data)
+        for l in range(self._lanes):
+            m.d.comb += new[l].eq(syn_rp.data[l] + beat.weights[l])
+        with m.If(clearing):
+            m.d.comb += [syn_wp.addr.eq(clear_addr), syn_wp.data.eq(0), syn_wp.en.eq(1)]
+        with m.Elif(beat.valid):
+            m.d.comb += [syn_wp.addr.eq(beat.group), syn_wp.data.eq(new), syn_wp.en.eq(1)]
+        with m.Elif(retire):
+            m.d.comb += [syn_wp.addr.eq(b_group), syn_wp.data.eq(0), syn_wp.en.eq(1)]
+
+    def _statistics(self, m, walk, spiked, active):
+        """The layer's counters: input spikes walked, output spikes, active entries."""
         with m.If(self.clear_stats):
             m.d.sync += [self.in_spikes.eq(0), self.spikes.eq(0), self.active.eq(0)]
         with m.Else():
             with m.If(walk):
                 m.d.sync += self.in_spikes.eq(self.in_spikes + 1)
-            with m.If(c_done & c_s):
+            with m.If(spiked):
                 m.d.sync += self.spikes.eq(self.spikes + 1)
-            with m.If(c_done & c_act):
+            with m.If(active):
                 m.d.sync += self.active.eq(self.active + 1)
-        m.d.comb += self.busy.eq(clearing | (queue.level != 0) | lk.busy | passing)
-        return m
