@@ -6,26 +6,17 @@ file the arguments name."""
 
 import cocotb
 import numpy as np
-from cocotb.triggers import FallingEdge, RisingEdge
+from cocotb.triggers import RisingEdge
 
 from spikegate.hdl.ssgd_trainer import LabelLayout, TrainResultLayout
 from spikegate.sim.runner import test_args
 from spikegate.sim.ssgd_tb import image_payloads
-from spikegate.sim.stream import StreamDriver, StreamMonitor, start_clock_and_reset
+from spikegate.sim.stream import (StreamDriver, StreamMonitor, read_weight_port,
+                                  start_clock_and_reset)
 
 
 async def _read(dut, layer, positions):
-    await FallingEdge(dut.clk)
-    port = f"weights{layer}__"
-    out = []
-    for i, j in positions:
-        getattr(dut, port + "rb_en").value = 1
-        getattr(dut, port + "rb_src").value = int(i)
-        getattr(dut, port + "rb_dst").value = int(j)
-        await FallingEdge(dut.clk)
-        out.append(getattr(dut, port + "rb_data").value.to_signed())
-    getattr(dut, port + "rb_en").value = 0
-    return out
+    return await read_weight_port(dut, f"weights{layer}__", positions, settle=1)
 
 
 @cocotb.test()

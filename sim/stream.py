@@ -256,12 +256,13 @@ class StreamMonitor:
         self._task.cancel()
 
 
-async def read_weight_port(dut, port, positions):
+async def read_weight_port(dut, port, positions, *, settle=2):
     """Read the weights at ``positions`` (``(src, dst)`` pairs) back through the weight port
     whose signals start with ``port`` (``rb_en``, ``rb_src``, ``rb_dst``, ``rb_data``; one
-    weight per cycle), once the design is idle; returns them as signed integers."""
-    await FallingEdge(dut.clk)
-    await FallingEdge(dut.clk)
+    weight per cycle), once the design is idle, after ``settle`` falling edges; returns them as
+    signed integers."""
+    for _ in range(settle):
+        await FallingEdge(dut.clk)
     out = []
     for i, j in positions:
         getattr(dut, port + "rb_en").value = 1
