@@ -81,6 +81,7 @@ def evaluate(model, x, y, *, float_model=True):
         "timesteps": _stats(timesteps[decided]),
         # One AC and one MAC per weight read (spikegate.sim.energy.synaptic_ops).
         "synaptic_ops": synaptic_ops(net.sizes, float(res.lookups.sum(1).mean()) if len(y) else 0.0),
+        "energy_estimate": _energy(net.sizes, res.lookups) if len(y) else {},
         "discrete_seconds": seconds,
         "discrete_samples_per_s": len(y) / seconds if seconds > 0 else float("inf"),
     }
@@ -91,6 +92,35 @@ def evaluate(model, x, y, *, float_model=True):
     per_sample = {"decision": res.decision, "timesteps": timesteps, "spikes": res.spikes,
                   "total_spikes": total_spikes, "lookup_fraction": frac}
     return summary, per_sample
+
+
+def board_lanes(sizes):
+    """The lanes each board's build of ``sizes`` uses by default (``spikegate synth``): a tuple
+    per weight layer, for the iCEBreaker and the ULX3S 85F."""
+    from spikegate.boards import icebreaker, ulx3s
+    L = len(sizes) - 1
+    out = {}
+    for board, lanes in (("icebreaker", icebreaker.default_lanes(sizes)),
+                         ("ulx3s", ulx3s.DEFAULT_LANES["85F"])):
+        out[board] = (lanes,) * L if isinstance(lanes, int) else tuple(lanes)
+    return out
+
+
+def _energy(sizes, lookups):
+    """The energy estimate per board without simulating the hardware: cycles per inference at
+    the lookup bound (each layer's weights read over its lanes at the board's default lanes, a
+    lower bound of the hardware's cycles), the board's default clock and all its logic cells
+    (:func:`spikegate.scripts.report.energy_estimates`)."""
+    from .report import energy_estimates
+    lookups = np.asarray(lookups, dtype=np.float64)
+    reads = float(lookups.sum(1).mean())
+    bound = {b: float((lookups / np.asarray(lanes, dtype=np.float64)).sum(1).mean())
+             for b, lanes in board_lanes(sizes).items()}
+    est = energy_estimates(reads, reads, {}, bound,
+                           cycles_note="lookup-bound (a lower bound; spikegate run simulates them)")
+    for b, e in est.items():
+        e["lanes"] = list(board_lanes(sizes)[b])
+    return est
 
 
 def format_table(summary, title=""):
@@ -114,7 +144,12 @@ def format_table(summary, title=""):
         rows.append(("synaptic ops (AC + MAC)", f"{ops['ac'] + ops['mac']:,.0f}",
                      f"dense {ops['dense_ac'] + ops['dense_mac']:,.0f} ({100 * ops['ratio']:.1f} %)"))
         rows.append(("weight memory reads", f"{ops['memory_reads']:,.0f}", ""))
-        rows.append(("energy estimate", "spikegate run", ""))   # needs cycles and a build
+    for board, e in (summary.get("energy_estimate") or {}).items():
+        rows.append((f"energy ESTIMATE {board}", f"{e['total_uj']:.3f} uJ",
+                     f"{e['low_uj']:.3f} .. {e['high_uj']:.3f} uJ, {e['cycles']:,.0f} cycles "
+                     f"(lookup bound, lanes {tuple(e['lanes'])}), {e['clock_mhz']:.0f} MHz"))
+    if summary.get("energy_estimate"):
+        rows.append(("", "", "energy: an estimate (spikegate.sim.energy); eval.json has its basis"))
     rows.append(("discrete throughput", f"{summary['discrete_samples_per_s']:.0f} samples/s", ""))
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows + [("", "mean", "")])

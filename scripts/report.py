@@ -15,7 +15,8 @@ from spikegate.golden.ttfs_discrete import NO_SPIKE
 
 from spikegate.golden import atomic
 
-__all__ = ["agreement", "write_report", "stage_rows", "publish", "metrics"]
+__all__ = ["agreement", "write_report", "stage_rows", "publish", "metrics", "energy_estimates",
+           "unbuilt_basis", "ENERGY_BOARDS"]
 
 
 def _used(synth, kind):
@@ -26,33 +27,77 @@ def _used(synth, kind):
     return r["used"] if r else None
 
 
-def metrics(sizes, weights_read, *, algorithm, board_runs):
+#: The boards every report estimates energy for, with the device assumed when nothing was built.
+ENERGY_BOARDS = {"icebreaker": "iCE40UP5K", "ulx3s": "LFE5U-85F"}
+
+
+def unbuilt_basis(board):
+    """What an energy estimate assumes for ``board`` when no design was synthesized: its
+    default ``sync`` clock (the Fmax target the board builds are made for), all logic cells of
+    its device (an upper bound of the logic term) and the device. Returns ``(clock_mhz, luts,
+    device)``."""
+    from spikegate.boards import icebreaker, ulx3s
+    from spikegate.boards.fit import DEVICES
+    if board not in ENERGY_BOARDS:
+        raise ValueError(f"board must be one of {', '.join(ENERGY_BOARDS)}, not {board!r}")
+    d = DEVICES[ENERGY_BOARDS[board]]
+    clk = {"icebreaker": icebreaker.DEFAULT_CLK_HZ, "ulx3s": ulx3s.DEFAULT_CLK_HZ}[board]
+    return clk / 1e6, d.resources[d.logic], d.name
+
+
+def energy_estimates(weights_read, macs, board_runs, unbuilt_cycles=None, cycles_note="simulated"):
+    """The energy estimate per board (:func:`spikegate.sim.energy.estimate`), each with its
+    ``basis``: at a synthesized board's Fmax and logic cells when ``board_runs`` (``{board:
+    (synth report dict, cycles per inference)}``) has it, else, given ``unbuilt_cycles`` (cycles
+    per inference: a number, or ``{board: number}``; ``cycles_note`` says where they come from),
+    at the board's default clock with all its device's logic cells (:func:`unbuilt_basis`)."""
+    from spikegate.sim.energy import estimate
+    runs = {str(k).split("-")[0]: v for k, v in board_runs.items()}
+    out = {}
+    for board in ENERGY_BOARDS:
+        synth, cycles = runs.get(board, (None, None))
+        luts = _used(synth, "logic") if synth else None
+        if synth and synth.get("fmax_mhz") and luts is not None and cycles is not None:
+            clk = synth["fmax_mhz"]
+            basis = (f"this build: {synth['device']} at its Fmax {clk:.1f} MHz, {luts} logic "
+                     f"cells used, the board's cycles")
+        elif unbuilt_cycles is not None:
+            cycles = unbuilt_cycles[board] if isinstance(unbuilt_cycles, dict) else unbuilt_cycles
+            clk, luts, device = unbuilt_basis(board)
+            basis = (f"no build: {device} at the board's default clock {clk:.0f} MHz, all {luts} "
+                     f"logic cells (an upper bound of the logic term), {cycles_note} cycles")
+        else:
+            continue
+        e = estimate(board, cycles=float(cycles), weight_reads=weights_read, clock_mhz=clk,
+                     luts=luts, macs=macs)
+        out[board] = {**e, "basis": basis, "cycles": float(cycles), "clock_mhz": float(clk),
+                      "luts": int(luts)}
+    return out
+
+
+def metrics(sizes, weights_read, *, algorithm, board_runs, unbuilt_cycles=None,
+            cycles_note="simulated"):
     """Synaptic operations of one inference (``weights_read``: the mean weights read per
-    image, all layers) and the energy estimate per board (:mod:`spikegate.sim.energy`).
-    ``board_runs``: ``{board: (synth report dict, cycles per inference)}`` of the boards that
-    were synthesized. Returns ``(data, Markdown lines)``."""
-    from spikegate.sim.energy import estimate, synaptic_ops
+    image, all layers) and the energy estimate per board (:func:`energy_estimates`: at the
+    build of the boards in ``board_runs``, ``{board: (synth report dict, cycles per
+    inference)}``; for the others, at ``unbuilt_cycles``). Returns ``(data, Markdown lines)``."""
+    from spikegate.sim.energy import synaptic_ops
     ops = synaptic_ops(sizes, weights_read, algorithm=algorithm)
-    data = {"synaptic_ops": ops, "energy_estimate": {}}
+    energy = energy_estimates(weights_read, ops["mac"], board_runs, unbuilt_cycles, cycles_note)
+    data = {"synaptic_ops": ops, "energy_estimate": energy}
     lines = ["", "## Synaptic operations and energy per inference (estimate)", "",
              "| quantity | per inference | dense network |", "|---|---|---|",
              f"| accumulates (AC) | {ops['ac']:,.0f} | {ops['dense_ac']:,.0f} |",
              f"| multiply-accumulates (MAC) | {ops['mac']:,.0f} | {ops['dense_mac']:,.0f} |",
              f"| synaptic operations, sparse / dense | {100 * ops['ratio']:.1f} % | 100 % |",
              f"| weight memory reads | {ops['memory_reads']:,.0f} | {ops['dense_mac']:,.0f} |"]
-    for board, (synth, cycles) in board_runs.items():
-        luts = _used(synth, "logic")
-        if not synth.get("fmax_mhz") or luts is None or cycles is None:
-            continue
-        e = estimate(board, cycles=cycles, weight_reads=weights_read, clock_mhz=synth["fmax_mhz"],
-                     luts=luts, macs=ops["mac"])
-        data["energy_estimate"][board] = e
-        lines.append(f"| energy per inference, {board} at {synth['fmax_mhz']:.1f} MHz (ESTIMATE) | "
+    for board, e in energy.items():
+        lines.append(f"| energy per inference, {board} (ESTIMATE; {e['basis']}) | "
                      f"{e['total_uj']:.3f} uJ (range {e['low_uj']:.3f} .. {e['high_uj']:.3f}) | "
                      f"static {e['static_uj']:.3f}, clock {e['clock_uj']:.3f}, reads "
                      f"{e['reads_uj']:.3f}, MACs {e['macs_uj']:.3f}, logic {e['logic_uj']:.3f} |")
-    if not data["energy_estimate"]:
-        lines.append("| energy per inference | needs a synthesized board (Fmax, logic cells) | |")
+    if not energy:
+        lines.append("| energy per inference | needs cycles: a simulation or a build | |")
     lines += ["", "The energy is an estimate, not a measurement: activity counts from the "
               "simulation times per-operation energies; the model, its sources and the terms no "
               "vendor publishes are in `spikegate.sim.energy`. Published FPGA SNN figures on "
@@ -226,7 +271,9 @@ def write_report(dest, *, model, dataset, eval_summary, y_sample, steps_sample, 
             lines += ["", "## First disagreement", "", "```", json.dumps(mismatch, indent=1), "```"]
         weights_read = float(golden.lookups.sum(1).mean())
         mdata, mlines = metrics(model.sizes, weights_read, algorithm="ttfs",
-                                board_runs={synth["board"]: (synth, board_cycles)} if synth else {})
+                                board_runs={synth["board"]: (synth, board_cycles)} if synth else {},
+                                unbuilt_cycles=float(cycles.mean()),
+                                cycles_note=f"the simulation's (lanes {lanes})")
         data.update(mdata)
         (tmp / "report.json").write_text(json.dumps(data, indent=1, default=str))
         lines += mlines

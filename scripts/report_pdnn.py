@@ -189,7 +189,9 @@ def write_pd_report(dest, *, model, dataset, temporal, eval_summary, y_sample, g
         # Energy at the simulated lanes' cycles (the boards' own lanes may differ).
         mdata, mlines = metrics(sizes, tot_add, algorithm="pdnn",
                                 board_runs={b.split("-")[0]: (s, cyc["cycles_mean"])
-                                            for b, s in (synth or {}).items()})
+                                            for b, s in (synth or {}).items()},
+                                unbuilt_cycles=cyc["cycles_mean"],
+                                cycles_note="the simulation's (its lanes)")
         data.update(mdata)
         (tmp / "report.json").write_text(json.dumps(data, indent=1, default=str))
         lines += mlines

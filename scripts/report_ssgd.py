@@ -190,7 +190,9 @@ def write_ssgd_report(dest, *, model, dataset, eval_summary, y_sample, golden, h
             f"{oc['dense_over_sparse']:.1f}x the sparse backward |",
             f"| synthesis | {SYNTH_NOTE}{'' if synth_asked else ' (--no-synth given)'} | |",
         ]
-        mdata, mlines = metrics(sizes, float(reads.mean()), algorithm="ssgd", board_runs={})
+        mdata, mlines = metrics(sizes, float(reads.mean()), algorithm="ssgd", board_runs={},
+                                unbuilt_cycles=data["forward_cycles"]["mean"],
+                                cycles_note="the simulated forward's")
         data.update(mdata)
         (tmp / "report.json").write_text(json.dumps(data, indent=1, default=str))
         lines += mlines

@@ -50,8 +50,19 @@ def test_run_end_to_end_without_synthesis(tmp_path, capsys):
     assert ops["mac"] == ops["ac"] == pytest.approx(float(g12.lookups.sum(1).mean()))
     sizes = model.sizes
     assert ops["dense_mac"] == sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    assert rep["energy_estimate"] == {}          # no synthesis: no Fmax, no logic cells
-    assert "needs a synthesized board" in (out / "report" / "report.md").read_text()
+    # No synthesis: the estimate at each board's default clock with all its device's logic
+    # cells, at the simulated cycles, and says so.
+    from spikegate.boards import icebreaker, ulx3s
+    from spikegate.sim.energy import estimate
+    hw_cycles = float(np.mean(HardwareResult.load(out / "sim.npz").cycles))
+    for board, clk, cells in (("icebreaker", icebreaker.DEFAULT_CLK_HZ / 1e6, 5280),
+                              ("ulx3s", ulx3s.DEFAULT_CLK_HZ / 1e6, 83640)):
+        e = rep["energy_estimate"][board]
+        want = estimate(board, cycles=hw_cycles, weight_reads=ops["memory_reads"],
+                        clock_mhz=clk, luts=cells, macs=ops["mac"])
+        assert e["total_uj"] == pytest.approx(want["total_uj"]) and e["cycles"] == hw_cycles
+        assert e["basis"].startswith("no build") and e["luts"] == cells
+    assert "ESTIMATE; no build" in (out / "report" / "report.md").read_text()
     # A second run reuses every stage.
     code, _ = _run(tmp_path, "--no-synth")
     assert code == 0

@@ -40,6 +40,23 @@ def test_train_then_eval(tmp_path, capsys):
     ops = summary["synaptic_ops"]
     assert ops["mac"] == pytest.approx(reads) and ops["dense_mac"] == 64 * 8 + 8 * 10
     assert "synaptic ops (AC + MAC)" in out
+    # The energy estimate without a build: each layer's weights read over the board's default
+    # lanes (the lookup bound) at its default clock, all its device's logic cells.
+    from spikegate.boards import icebreaker, ulx3s
+    from spikegate.golden.data import load_dataset
+    from spikegate.golden.ttfs_discrete import simulate
+    from spikegate.sim.energy import estimate
+    lk = simulate(m.network(), m.encode(load_dataset("digits").x_test)).lookups
+    for board, lanes, clk, cells in (
+            ("icebreaker", icebreaker.default_lanes(m.sizes), icebreaker.DEFAULT_CLK_HZ, 5280),
+            ("ulx3s", (8, 8), ulx3s.DEFAULT_CLK_HZ, 83640)):
+        e = summary["energy_estimate"][board]
+        bound = float((lk / np.asarray(lanes, dtype=float)).sum(1).mean())
+        assert e["cycles"] == pytest.approx(bound) and e["lanes"] == list(lanes)
+        want = estimate(board, cycles=bound, weight_reads=reads, clock_mhz=clk / 1e6, luts=cells)
+        assert e["total_uj"] == pytest.approx(want["total_uj"])
+        assert "no build" in e["basis"] and "lower bound" in e["basis"]
+    assert "energy ESTIMATE icebreaker" in out and "energy ESTIMATE ulx3s" in out
 
 
 def test_bad_arguments(tmp_path, capsys):

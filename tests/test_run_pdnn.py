@@ -78,6 +78,11 @@ def test_run_pdnn_end_to_end_in_verilator(tmp_path, capsys):
     assert rep["cycles_per_frame"]["cycles_mean"] == pytest.approx(float(hw.cycles.mean()))
     assert rep["synaptic_ops"]["mac"] == pytest.approx(sum(o["weight_additions"] for o in ops))
     assert rep["synaptic_ops"]["dense_mac"] == 64 * 8 + 8 * 10
+    # No synthesis: the energy estimate of both boards at the simulated cycles per frame.
+    assert set(rep["energy_estimate"]) == {"icebreaker", "ulx3s"}
+    for e in rep["energy_estimate"].values():
+        assert e["cycles"] == pytest.approx(float(hw.cycles.mean()))
+        assert e["basis"].startswith("no build") and e["low_uj"] < e["total_uj"] < e["high_uj"]
     # compare takes the PD model file (told by its algorithm) and agrees.
     capsys.readouterr()
     assert main(["compare", str(out / "model.npz"), "--images", "12", "--lanes", "4",
@@ -187,6 +192,8 @@ def test_run_pdnn_with_synthesis(tmp_path, monkeypatch):
         assert s["fmax_mhz"] > 0 and s["resources"]
     assert "PDClassifierShim" in (out / "report" / "report.md").read_text()
     assert set(rep["energy_estimate"]) == {"icebreaker", "ulx3s"}
+    for e in rep["energy_estimate"].values():     # both boards were built: their Fmax and cells
+        assert e["basis"].startswith("this build") and e["luts"] < 83640
 
 
 def test_synth_takes_a_pd_model_file(tmp_path, monkeypatch, capsys):

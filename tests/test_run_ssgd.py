@@ -57,6 +57,11 @@ def test_run_ssgd_end_to_end_in_verilator(tmp_path, capsys):
     reads = x[:, :-1].sum(axis=(1, 2)) * 16 + s[:, :-1].sum(axis=(1, 2)) * 10
     assert rep["synaptic_ops"]["ac"] == pytest.approx(float(reads.mean()))
     assert rep["synaptic_ops"]["mac"] == 0 and rep["synaptic_ops"]["dense_mac"] == 64 * 16 + 160
+    # Energy (no synthesis): both boards, at the simulated forward's cycles per image.
+    assert set(rep["energy_estimate"]) == {"icebreaker", "ulx3s"}
+    for e in rep["energy_estimate"].values():
+        assert e["cycles"] == pytest.approx(float(hw.cycles.mean())) and e["macs_uj"] == 0
+        assert e["basis"].startswith("no build")
     # On-chip training: the trainer's final weights are golden train_step's on 2 images.
     params = w
     for b in range(2):
