@@ -25,7 +25,8 @@ from pathlib import Path
 
 from spikegate.golden.pd_updates import ONLINE_RULES
 from spikegate.golden import atomic
-from spikegate.scripts.args import existing_dir, int_list, output_dir, positive_float, positive_int
+from spikegate.scripts.args import (existing_dir, int_list, non_negative_float, output_dir, positive_float,
+                                    positive_int)
 from spikegate.scripts.train_pdnn import plot_curves, prepare_data, run_pair
 
 # The paper's numbers we have (test accuracy, %), for 784-200-10 after 50 epochs.
@@ -53,6 +54,11 @@ def main(argv=None):
                    help="use the first N training samples")
     p.add_argument("--rule", default="past", choices=ONLINE_RULES,
                    help="update rule (default: past, as the paper's Figure 5)")
+    p.add_argument("--kp-back", type=non_negative_float, default=None,
+                   help="k_p of the backward coders (default: k_p = 0.1)")
+    p.add_argument("--kd-back", type=non_negative_float, default=None,
+                   help="k_d of the backward coders (default: k_d = 1); --kp-back 1 --kd-back 10 keeps "
+                        "4 hidden layers from diverging (README, 'Why a deep PD network diverges')")
     p.add_argument("--out", type=output_dir, default="bench_pdnn_out", help="output directory")
     p.add_argument("--resume", action="store_true",
                    help="keep the runs already in OUT/bench_pdnn.json and do only the missing ones")
@@ -64,7 +70,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"load_start": _load(), "epochs": args.epochs, "depth_epochs": args.depth_epochs,
-              "main": {}, "depth": {}}
+              "kp_back": args.kp_back, "kd_back": args.kd_back, "main": {}, "depth": {}}
     if args.resume and (out / "bench_pdnn.json").is_file():
         report = json.loads((out / "bench_pdnn.json").read_text())
         report["load_start"] = _load()
@@ -83,6 +89,7 @@ def main(argv=None):
         if label in report["main"]:
             continue
         report["main"][label] = run_pair(data, [784, 200, 10], epochs=args.epochs, rule=args.rule,
+                                         kp_back=args.kp_back, kd_back=args.kd_back,
                                          quiet=args.quiet, tag=f"{label} ")
         save()
         plot_curves(report["main"], out / "curves.png", title="784-200-10, online SGD")
@@ -92,6 +99,7 @@ def main(argv=None):
                 continue
             report["depth"][f"{label}/{depth}"] = run_pair(
                 data, [784] + [200] * depth + [10], epochs=args.depth_epochs, rule=args.rule,
+                kp_back=args.kp_back, kd_back=args.kd_back,
                 baseline=False, evals_per_epoch=1, quiet=args.quiet, tag=f"{label} depth {depth} ")
             save()
     save()
@@ -141,7 +149,8 @@ def print_report(report):
             # MLP multiply-adds per training sample: fwd + update for all layers, backward above the first
             mlp = sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:])) + sum(
                 a * b for a, b in zip(sizes[1:-1], sizes[2:]))
-            note = f"  diverged at sample {run['diverged']['sample']}" if run.get("diverged") else ""
+            note = (f"  diverged at sample {run['diverged']['sample']} (error spikes too coarse for deep "
+                    f"layers: try --kp-back 1 --kd-back 10; README)") if run.get("diverged") else ""
             print(f"{label:<16}{depth:>7}{100 * run['final']['test_acc']:>8.2f}{run['ops']['total_kops']:>12.1f}"
                   f"{mlp / 1e3:>11.1f}{run['seconds_per_epoch']:>9.1f}{note}")
 

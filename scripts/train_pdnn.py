@@ -44,6 +44,12 @@ def add_parser(subparsers):
     p.add_argument("--kp", type=non_negative_float, default=0.1,
                    help="k_p (default: 0.1; > 0 for the past and future rules)")
     p.add_argument("--kd", type=non_negative_float, default=1.0, help="k_d (default: 1.0)")
+    p.add_argument("--kp-back", type=non_negative_float, default=None,
+                   help="k_p of the backward (error) coders (default: --kp)")
+    p.add_argument("--kd-back", type=non_negative_float, default=None,
+                   help="k_d of the backward coders (default: --kd); --kp-back 1 --kd-back 10 keeps "
+                        "their decay and makes an error spike 10x smaller, which deep networks need "
+                        "(README, 'Why a deep PD network diverges')")
     p.add_argument("--rule", default="past", choices=ONLINE_RULES, help="weight-update rule (default: past)")
     p.add_argument("--no-adapt", action="store_true", help="keep k_beta fixed")
     p.add_argument("--adaptation-rate", type=number_in("[0, 1]"), default=1e-3,
@@ -104,12 +110,13 @@ def prepare_data(name, root=None, *, temporal=False, smoothing_steps=1000, train
 
 
 def run_pair(data, sizes, *, epochs, lr=0.01, kp=0.1, kd=1.0, rule="past", adaptive=True,
-             adaptation_rate=1e-3, baseline=True, evals_per_epoch=2, seed=1234, quiet=False, tag=""):
+             adaptation_rate=1e-3, baseline=True, evals_per_epoch=2, seed=1234, quiet=False, tag="",
+             kp_back=None, kd_back=None):
     """Train the PD network (and the MLP baseline) on ``data``; returns a dict of results."""
     xtr, ytr, xte, yte = data
     runs = {}
-    nets = [("pdnn", PDNetwork(sizes, seed=seed, rule=rule, kp=kp, kd=kd, adaptive=adaptive,
-                               adaptation_rate=adaptation_rate))]
+    nets = [("pdnn", PDNetwork(sizes, seed=seed, rule=rule, kp=kp, kd=kd, kp_back=kp_back,
+                               kd_back=kd_back, adaptive=adaptive, adaptation_rate=adaptation_rate))]
     if baseline:
         nets.insert(0, ("mlp", MLP(sizes, seed=seed)))
     for name, net in nets:
@@ -123,7 +130,9 @@ def run_pair(data, sizes, *, epochs, lr=0.01, kp=0.1, kd=1.0, rule="past", adapt
                       "final": res.history[-1], "diverged": res.diverged}
         if name == "pdnn":
             runs[name]["k_beta"] = [[layer.fwd.k_beta, layer.back.k_beta] for layer in net.layers]
-    return {"sizes": list(sizes), "epochs": epochs, "lr": lr, "kp": kp, "kd": kd, "rule": rule,
+    return {"sizes": list(sizes), "epochs": epochs, "lr": lr, "kp": kp, "kd": kd,
+            "kp_back": kp if kp_back is None else kp_back, "kd_back": kd if kd_back is None else kd_back,
+            "rule": rule,
             "adaptive": adaptive, "adaptation_rate": adaptation_rate, "seed": seed,
             "train_smoothness": smoothness(xtr[:5000]), "runs": runs}
 
@@ -171,13 +180,18 @@ def _table(results):
             lines.append(f"{label:<16}{name:<6}{100 * f['train_acc']:>9.2f}{100 * f['test_acc']:>9.2f}"
                          f"{nf:>14}{o['total_kops']:>13.1f}{o['fwd_kops']:>9.1f}{o['back_kops']:>8.1f}"
                          f"{o['update_kops']:>9.1f}{run['seconds_per_epoch']:>9.1f}")
+            if run.get("diverged"):
+                lines.append(f"  {name} diverged at sample {run['diverged']['sample']}: "
+                             f"{run['diverged']['reason']} (deep networks: try --kp-back 1 --kd-back 10; "
+                             f"README, 'Why a deep PD network diverges')")
     return "\n".join(lines)
 
 
 def run(args):
     # The gains, rule and adaptation rate together, on a tiny network, before the data
     # (the past and future rules need kp > 0).
-    PDNetwork([1, 1], rule=args.rule, kp=args.kp, kd=args.kd, adaptive=not args.no_adapt,
+    PDNetwork([1, 1], rule=args.rule, kp=args.kp, kd=args.kd, kp_back=args.kp_back,
+              kd_back=args.kd_back, adaptive=not args.no_adapt,
               adaptation_rate=args.adaptation_rate)
     out = Path(args.out)
     root = args.data if args.data is not None else os.environ.get("SPIKEGATE_DATA")
@@ -186,7 +200,8 @@ def run(args):
                         quiet=args.quiet)
     sizes = [data[0].shape[1]] + args.hidden + [10]
     label = ("temporal-" if args.temporal else "") + args.data_set
-    res = run_pair(data, sizes, epochs=args.epochs, lr=args.lr, kp=args.kp, kd=args.kd, rule=args.rule,
+    res = run_pair(data, sizes, epochs=args.epochs, lr=args.lr, kp=args.kp, kd=args.kd,
+                   kp_back=args.kp_back, kd_back=args.kd_back, rule=args.rule,
                    adaptive=not args.no_adapt, adaptation_rate=args.adaptation_rate,
                    baseline=not args.no_baseline, evals_per_epoch=args.evals_per_epoch, seed=args.seed,
                    quiet=args.quiet, tag=f"{label} ")
