@@ -48,8 +48,8 @@ def add_parser(subparsers):
                    help="k_p of the backward (error) coders (default: --kp)")
     p.add_argument("--kd-back", type=non_negative_float, default=None,
                    help="k_d of the backward coders (default: --kd); --kp-back 1 --kd-back 10 keeps "
-                        "their decay and makes an error spike 10x smaller, which deep networks need "
-                        "(README, 'Why a deep PD network diverges')")
+                        "their decay and makes an error spike 10x smaller (README, 'Why a deep PD "
+                        "network diverges')")
     p.add_argument("--rule", default="past", choices=ONLINE_RULES, help="weight-update rule (default: past)")
     p.add_argument("--no-adapt", action="store_true", help="keep k_beta fixed")
     p.add_argument("--adaptation-rate", type=number_in("[0, 1]"), default=1e-3,
@@ -182,7 +182,7 @@ def _table(results):
                          f"{o['update_kops']:>9.1f}{run['seconds_per_epoch']:>9.1f}")
             if run.get("diverged"):
                 lines.append(f"  {name} diverged at sample {run['diverged']['sample']}: "
-                             f"{run['diverged']['reason']} (deep networks: try --kp-back 1 --kd-back 10; "
+                             f"{run['diverged']['reason']} (deep networks: try --lr 0.003 or --adaptation-rate 0.01; "
                              f"README, 'Why a deep PD network diverges')")
     return "\n".join(lines)
 
