@@ -10,7 +10,7 @@ groups it enables; the user's arithmetic interprets the ops on the beats.
 
 import numpy as np
 
-from amaranth.hdl import Array, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Array, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -111,6 +111,14 @@ class WeightLookup(wiring.Component):
         command to its first issue and to its beats grows by one cycle; rows still follow
         each other with no gap. The read-back is not registered here (``rb_data`` one cycle
         after ``rb_en``, as without the stage).
+    bank_depth : int, optional
+        With ``out_register`` and block RAM: the memory in banks of ``bank_depth`` words
+        (a power of two, e.g. 512 for the ECP5 DP16KD's 512 x 36 shape), each bank's read
+        data registered on its own and the multiplexer over the banks after those registers,
+        so the block RAM's clock-to-out and the multiplexer are separate paths; the beats'
+        timing is ``out_register``'s. The read-back still goes through an unregistered
+        multiplexer (``rb_data`` one cycle after ``rb_en``). ``weight_data`` is then only the
+        initial image.
 
     Members
     -------
@@ -143,10 +151,21 @@ class WeightLookup(wiring.Component):
 
     def __init__(self, n_src, n_dst, lanes, init=None, *, tag_bits=1, weight_memory="auto",
                  op_shape=unsigned(1), read_ops=(), count_ops=(), masked_ops=(),
-                 out_register=False):
+                 out_register=False, bank_depth=None):
         with checking(self):
             if not isinstance(out_register, bool):
                 raise TypeError(f"out_register must be a bool, not {out_register!r}")
+            if bank_depth is not None:
+                if (not isinstance(bank_depth, (int, np.integer)) or bank_depth < 2
+                        or bank_depth & (bank_depth - 1)):
+                    raise ValueError(f"bank_depth must be a power of two >= 2 or None, not "
+                                     f"{bank_depth!r}")
+                if not out_register:
+                    raise ValueError("bank_depth needs out_register=True (the banks' outputs "
+                                     "are the out_register stage)")
+                if weight_memory == "spram":
+                    raise ValueError("bank_depth applies to block RAM, not weight_memory "
+                                     "'spram'")
             self._check(n_src, n_dst, lanes, init)
             self._check_memory(weight_memory)
             ops = {}
@@ -158,6 +177,7 @@ class WeightLookup(wiring.Component):
                                  f"{-(-n_dst // lanes)}")
         self._weight_memory = weight_memory
         self._out_register = out_register
+        self._bank_depth = None if bank_depth is None else int(bank_depth)
         self._op_shape = op_shape
         self._read_ops, self._count_ops = ops["read_ops"], ops["count_ops"]
         self._masked_ops = ops["masked_ops"]
@@ -165,6 +185,7 @@ class WeightLookup(wiring.Component):
         self._groups = -(-n_dst // lanes)
         shape = data.ArrayLayout(signed(WEIGHT_BITS), lanes)
         words = [] if init is None else weight_words(init, lanes)
+        self._words = words
         self.weight_data = memory.MemoryData(shape=shape, depth=n_src * self._groups, init=words)
         super().__init__({
             "cmd": In(row_commands(n_src, op_shape, tag_bits)),
@@ -267,10 +288,14 @@ class WeightLookup(wiring.Component):
             m.submodules.mem = mem = SPRAMMemory(self.weight_data.shape, self.weight_data.depth)
             wp = _Port(addr=mem.w_addr, data=mem.w_data, en=mem.w_en)
             rp = _Port(addr=mem.r_addr, data=mem.r_data, en=mem.r_en)
+        elif self._bank_depth is not None and self.weight_data.depth > self._bank_depth:
+            wp, rp, banks = self._elaborate_banks(m)
         else:
             m.submodules.mem = mem = memory.Memory(data=self.weight_data)
             wp = mem.write_port(granularity=1)
             rp = mem.read_port()
+        if not (self._bank_depth is not None and self.weight_data.depth > self._bank_depth):
+            banks = None
 
         walking = Signal()
         group = Signal(index_bits(G))
@@ -321,8 +346,19 @@ class WeightLookup(wiring.Component):
             out = self.beat
             m.d.sync += [out.issue_valid.eq(beat.issue_valid), out.issue_group.eq(beat.issue_group),
                          out.valid.eq(beat.valid), out.group.eq(beat.group),
-                         out.first.eq(beat.first), out.last.eq(beat.last), out.tag.eq(beat.tag),
-                         out.weights.eq(beat.weights)]
+                         out.first.eq(beat.first), out.last.eq(beat.last), out.tag.eq(beat.tag)]
+            if banks is None:
+                m.d.sync += out.weights.eq(beat.weights)
+            else:
+                # Each bank's read data is registered on its own (next to its block RAM); the
+                # multiplexer over the banks follows those registers.
+                q = [Signal.like(b.data, name=f"bank{i}_q") for i, b in enumerate(banks["ports"])]
+                sel_q = Signal.like(banks["sel"], name="bank_sel_q")
+                reads_q = Signal(name="out_reads")
+                m.d.sync += [qi.eq(b.data) for qi, b in zip(q, banks["ports"])]
+                m.d.sync += [sel_q.eq(banks["sel"]), reads_q.eq(beat_reads)]
+                with m.If(reads_q):
+                    m.d.comb += out.weights.eq(Array(Value.cast(qi) for qi in q)[sel_q])
             out_op = Signal(self._op_shape, name="out_op")
             out_addr = Signal.like(beat_addr, name="out_addr")
             m.d.sync += [out_op.eq(beat_op), out_addr.eq(beat_addr)]
@@ -332,6 +368,43 @@ class WeightLookup(wiring.Component):
         self._elaborate_count(m, beat_op)
         self._elaborate_write(m, wp, beat_addr)
         return m
+
+    def _elaborate_banks(self, m):
+        """The weight memory as banks of :attr:`bank_depth` words (one block RAM shape each,
+        e.g. 512 words of the ECP5 DP16KD), behind one write and one read port (``_Port``s
+        of signals): a write goes to the bank of its address, a read reads every bank at the
+        address's low bits and ``data`` is the addressed bank's (its number registered with
+        the read, held while ``en`` is low, as a read port's data). Returns ``(wp, rp,
+        {"ports": the banks' read ports, "sel": the bank number of ``data``})``."""
+        D, bd = self.weight_data.depth, self._bank_depth
+        k = bd.bit_length() - 1
+        shape = self.weight_data.shape
+        wp = _Port(addr=Signal(range(D)), data=Signal(shape), en=Signal(self._lanes))
+        rp = _Port(addr=Signal(range(D)), data=Signal(shape), en=Signal())
+        n_banks = -(-D // bd)
+        sel = Signal(range(n_banks), name="bank_sel")
+        ports = []
+        for b in range(n_banks):
+            depth = min(bd, D - b * bd)
+            bank_data = memory.MemoryData(shape=shape, depth=depth,
+                                          init=self._words[b * bd:(b + 1) * bd])
+            m.submodules[f"mem{b}"] = mem = memory.Memory(data=bank_data)
+            bwp = mem.write_port(granularity=1)
+            brp = mem.read_port()
+            m.d.comb += [bwp.addr.eq(wp.addr[:k]), bwp.data.eq(wp.data),
+                         brp.addr.eq(rp.addr[:k]), brp.en.eq(rp.en)]
+            with m.If(wp.addr[k:] == b):
+                m.d.comb += bwp.en.eq(wp.en)
+            ports.append(brp)
+        with m.If(rp.en):
+            m.d.sync += sel.eq(rp.addr[k:])
+        m.d.comb += rp.data.eq(Array(Value.cast(p.data) for p in ports)[sel])
+        return wp, rp, {"ports": ports, "sel": sel}
+
+    @property
+    def bank_depth(self):
+        """Words per bank of the block RAM weight memory, or None (one memory)."""
+        return self._bank_depth
 
     def _elaborate_walk(self, m, walking, group):
         """The group issued each cycle: every group in order, or (a masked op) the enabled

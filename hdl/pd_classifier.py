@@ -51,6 +51,10 @@ class PDClassifier(wiring.Component):
         Initial weights and biases per layer (zero when omitted); loadable at run time.
     queue_depth : int
         Events each layer's queue holds.
+    weight_out_register, weight_bank_depth : bool, int or None
+        Every layer's :class:`~spikegate.hdl.lookup.WeightLookup` ``out_register`` and
+        ``bank_depth`` (the ECP5 build's registers after each block RAM): one cycle more per
+        layer and frame (:attr:`drain`), the results unchanged.
 
     Members
     -------
@@ -90,7 +94,8 @@ class PDClassifier(wiring.Component):
     After reset the state is zeroed in ``max(sizes)`` cycles (``idle`` low, no beat taken).
     """
 
-    def __init__(self, sizes, formats, lanes, weights=None, biases=None, *, queue_depth=16):
+    def __init__(self, sizes, formats, lanes, weights=None, biases=None, *, queue_depth=16,
+                 weight_out_register=False, weight_bank_depth=None):
         with checking(self):
             sizes = tuple(sizes)
             if len(sizes) < 2 or not all(isinstance(s, (int, np.integer)) and s >= 1 for s in sizes):
@@ -111,9 +116,12 @@ class PDClassifier(wiring.Component):
                 PDLayer(sizes[l], sizes[l + 1], int(lanes[l]), formats[l],
                         formats[l + 1] if l + 1 < L else None,
                         None if weights is None else weights[l],
-                        None if biases is None else biases[l], queue_depth=queue_depth)
+                        None if biases is None else biases[l], queue_depth=queue_depth,
+                        weight_out_register=weight_out_register,
+                        weight_bank_depth=weight_bank_depth)
                 for l in range(L)]
         self._sizes = tuple(int(s) for s in sizes)
+        self._weight_out_register = bool(weight_out_register)
         self._formats, self._lanes = formats, tuple(int(v) for v in lanes)
         ports = {}
         for l, layer in enumerate(self._layers):
@@ -138,6 +146,13 @@ class PDClassifier(wiring.Component):
     @property
     def sizes(self):
         return self._sizes
+
+    @property
+    def drain(self):
+        """:func:`expected_cycles`' ``drain`` for this classifier: 3, one more with
+        ``weight_out_register`` (the lookup's beats come one cycle later; nothing else
+        changes)."""
+        return 3 + int(self._weight_out_register)
 
     @property
     def formats(self):

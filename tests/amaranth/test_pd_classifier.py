@@ -55,20 +55,25 @@ def run_classifier(dut, frames, *, seed, p_stall):
     return _HW(results, recs)
 
 
-# Lanes: dividing neither layer, and one lane group per row in the last layer.
+# Lanes: dividing neither layer, and one lane group per row in the last layer; each also with
+# the ECP5 build's registers after the weight memories (out_register, banks of 8 words: several
+# banks per layer, a partial last one).
+@pytest.mark.parametrize("banks", [None, 8])
 @pytest.mark.parametrize("lanes, p_stall", [((3, 4), 0.3), ((4, 8), 0.0)])
-def test_classifier_matches_golden(lanes, p_stall):
+def test_classifier_matches_golden(lanes, p_stall, banks):
     seed = 9
     net, frames = stress_case(seed, T=240)
     pick = np.r_[0:6, 60:66, 90:96, 150:156]       # random, zero, saturating, slow stretches
     frames = frames[pick]
     g = net.run(frames)
-    dut = PDClassifier.from_network(net, lanes)
+    kw = {} if banks is None else {"weight_out_register": True, "weight_bank_depth": banks}
+    dut = PDClassifier.from_network(net, lanes, **kw)
+    assert dut.drain == (3 if banks is None else 4)
     hw = run_classifier(dut, frames, seed=seed, p_stall=p_stall)
-    bad = first_mismatch(hw, g, f"stress seed {seed}, lanes {lanes}")
+    bad = first_mismatch(hw, g, f"stress seed {seed}, lanes {lanes}, banks {banks}")
     assert bad is None, bad
     if p_stall == 0:
-        exp = expected_cycles(g, net.sizes, lanes)
+        exp = expected_cycles(g, net.sizes, lanes, drain=dut.drain)
         assert np.array_equal(hw.cycles, exp), f"cycles {hw.cycles} vs the model's {exp}"
 
 
