@@ -31,7 +31,8 @@ from .toolchain import apply_yowasp_env
 
 __all__ = ["SynthReport", "SynthError", "TimingError", "synthesize", "DEFAULT_SEEDS",
            "parse_log", "parse_report", "ClassifierShim", "make_design", "BOARDS", "format_markdown",
-           "format_table", "write_reports", "PDClassifierShim", "make_pd_design", "PD_LANES"]
+           "format_table", "write_reports", "PDClassifierShim", "make_pd_design", "PD_LANES",
+           "PD_WEIGHT_BANKS"]
 
 #: Boards :func:`make_design` knows.
 BOARDS = ("icebreaker", "ulx3s")
@@ -452,6 +453,13 @@ def make_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None, shim
 #: with room to spare.
 PD_LANES = {"icebreaker": (1, 1), "ulx3s": 8}
 
+#: Weight-memory banks of the PD build on each board (:class:`~spikegate.hdl.lookup.WeightLookup`'s
+#: ``bank_depth``, with its ``out_register``), or None: on the ECP5 the MNIST network's weights
+#: spread over ~80 DP16KD, and their 5.8 ns clock-to-out with the multiplexer over them was the
+#: critical path (issue 20); banks of 512 words (the DP16KD's 512 x 36 shape) register each
+#: block's output before the multiplexer, one cycle more per layer and frame.
+PD_WEIGHT_BANKS = {"icebreaker": None, "ulx3s": 512}
+
 
 class PDClassifierShim(wiring.Component):
     """A PD classifier (:class:`~spikegate.hdl.pd_classifier.PDClassifier`) alone behind two
@@ -469,9 +477,11 @@ class PDClassifierShim(wiring.Component):
     rx: In(1)
     tx: Out(1)
 
-    def __init__(self, net, lanes, *, clk_freq_hz):
+    def __init__(self, net, lanes, *, clk_freq_hz, weight_bank_depth=None):
         from spikegate.hdl.pd_classifier import PDClassifier
-        self.classifier = PDClassifier.from_network(net, lanes)
+        kw = {} if weight_bank_depth is None else {"weight_out_register": True,
+                                                   "weight_bank_depth": weight_bank_depth}
+        self.classifier = PDClassifier.from_network(net, lanes, **kw)
         super().__init__()
 
     def elaborate(self, platform):
@@ -492,10 +502,11 @@ class PDClassifierShim(wiring.Component):
         return m
 
 
-def _pd_design_class(base, mod, pll):
+def _pd_design_class(base, mod, pll, banks=None):
     """``base`` (a board design class of module ``mod``, whose PLL parameters ``pll`` computes)
     for a PD network: no fit check of the TTFS classifier's
-    multipliers (a PD layer has none) and the PD shim as its top."""
+    multipliers (a PD layer has none) and the PD shim as its top, with weight-memory banks of
+    ``banks`` words (:data:`PD_WEIGHT_BANKS`)."""
 
     class PDDesign(base):
         def __init__(self, net, lanes, *, clk_freq_hz, variant=None):
@@ -516,7 +527,8 @@ def _pd_design_class(base, mod, pll):
                 else:
                     self.pll = pll(mod.OSC_HZ, clk_freq_hz)
                     self.clk_freq_hz = self.pll["f_out_hz"]
-            self.top = PDClassifierShim(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)))
+            self.top = PDClassifierShim(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)),
+                                        weight_bank_depth=banks)
 
     PDDesign.__name__ = PDDesign.__qualname__ = f"PD{base.__name__}"
     return PDDesign
@@ -537,10 +549,11 @@ def make_pd_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None):
         kw, plat = {}, b.platform()
     elif board == "ulx3s":
         from . import ulx3s as b
-        cls = _pd_design_class(b.ULX3SDesign, b, b.ecp5_pll)
+        cls = _pd_design_class(b.ULX3SDesign, b, b.ecp5_pll, PD_WEIGHT_BANKS["ulx3s"])
         kw, plat = {"variant": variant}, b.platform(variant)
     else:
         raise ValueError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
     lanes = PD_LANES[board] if lanes is None else lanes
     design = cls(net, lanes, clk_freq_hz=clk_freq_hz or b.DEFAULT_CLK_HZ, **kw)
     return design, plat
+
