@@ -23,7 +23,9 @@ frame's cycles differ. The label ``before`` is given the latencies of the unpipe
 (commit fdfa031: queue latency 3, decoder latency 1, decode 2 cycles after the last issue);
 every other label those of the current one. Frames per second at Fmax: ``Fmax / (mean cycles +
 1)`` (one frame in the network at a time; the next frame's first beat is taken the cycle after
-the result's transfer).
+the result's transfer). ``--banked LABEL`` marks a label whose builds have the weight-bank
+registers (:data:`~spikegate.boards.synth.PD_WEIGHT_BANKS`, issue 20): on a board with banks its
+cycles are the model's with ``drain`` 4 (:attr:`~spikegate.hdl.pd_classifier.PDClassifier.drain`).
 """
 
 import argparse
@@ -87,6 +89,8 @@ def main(argv=None):
     p.add_argument("--frames", type=int, default=500, help="frames per order (default 500)")
     p.add_argument("--verilator", action="store_true",
                    help="also run the digits frames through the Verilog and check the model")
+    p.add_argument("--banked", action="append", default=[], metavar="LABEL",
+                   help="a label built with the weight-bank registers (PD_WEIGHT_BANKS)")
     p.add_argument("--json", default=None, help="also write the numbers to this file")
     args = p.parse_args(argv)
     if args.frames < 2:
@@ -115,9 +119,15 @@ def main(argv=None):
         if list(net.sizes) != list(r["sizes"]):
             p.error(f"--model {board}: sizes {net.sizes} but the {label} report built {r['sizes']}")
         lat = BEFORE if label == "before" else {}
+        if label in args.banked:
+            from spikegate.boards.synth import PD_WEIGHT_BANKS
+            if PD_WEIGHT_BANKS.get(board) is not None:
+                lat = {"drain": 4}
         for kind in ("temporal", "shuffled"):
             key = (board, label, kind)
             if key not in cycles:
+                if args.verilator and label in args.banked and lat:
+                    p.error("--verilator checks the unbanked design only")
                 frames = _frames(net, kind, args.frames, args.data)
                 c = frame_cycles(net, tuple(r["lanes"]), frames, **lat)
                 cycles[key] = float(c.mean())
