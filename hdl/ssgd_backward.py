@@ -37,7 +37,7 @@ with ``o_stream`` ready): the backward tracks the active events, not ``T x H``.
 
 import numpy as np
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -48,9 +48,24 @@ from .lif_layouts import LIFActiveLayout
 from .params import checking
 from .saturate import saturate
 from .signatures import TableWritePort
+from .spram import SPRAMMemory, has_spram
 
 __all__ = ["SSGDGradient", "GradientLayout", "event_delta", "expected_cycles",
-           "EVENT_OVERHEAD"]
+           "EVENT_OVERHEAD", "EVENT_MEMORIES", "EVENT_SPRAM_MIN_BITS"]
+
+#: Values of ``SSGDGradient(event_memory=...)``.
+EVENT_MEMORIES = ("auto", "ebr", "spram")
+
+#: With ``event_memory="auto"``, an event memory of more bits than this (four block RAMs of
+#: 4 kbit) goes to SPRAM on an iCE40 UltraPlus.
+EVENT_SPRAM_MIN_BITS = 4 * 4096
+
+
+class _Port:
+    """A memory port's ``addr``, ``data`` and ``en``."""
+
+    def __init__(self, addr, data, en):
+        self.addr, self.data, self.en = addr, data, en
 
 #: Cycles per event besides its column walk of ``n_in`` cycles: the event's read, the tables'
 #: read, the two multiplies, and the column pipeline's drain and check.
@@ -137,9 +152,12 @@ class SSGDGradient(wiring.Component):
         always ready).
     """
 
-    def __init__(self, n_in, H, tfmt=None, *, max_events=None):
+    def __init__(self, n_in, H, tfmt=None, *, max_events=None, event_memory="auto"):
         tfmt = TrainFormat() if tfmt is None else tfmt
         with checking(self):
+            if event_memory not in EVENT_MEMORIES:
+                raise ValueError(f"event_memory must be one of {', '.join(EVENT_MEMORIES)}, "
+                                 f"not {event_memory!r}")
             if not isinstance(tfmt, TrainFormat):
                 raise TypeError(f"tfmt must be a ssgd_train_fixed.TrainFormat, not {tfmt!r}")
             for name, v, lo in (("n_in", n_in, 2), ("H", H, 1)):
@@ -154,6 +172,7 @@ class SSGDGradient(wiring.Component):
                 raise ValueError(f"max_events must be a positive integer, not {max_events!r}")
         self._n_in, self._H, self._tfmt = int(n_in), int(H), tfmt
         self._max_events = int(max_events)
+        self._event_memory = event_memory
         T = tfmt.n_steps
         self._step_bits = unsigned_bits(T - 1)
         self._time_bits = unsigned_bits(T)
@@ -184,18 +203,45 @@ class SSGDGradient(wiring.Component):
     def tfmt(self):
         return self._tfmt
 
+    def event_memory_kind(self, platform):
+        """``"ebr"`` or ``"spram"``: where the event memory goes on ``platform`` (``"auto"``:
+        SPRAM on an iCE40 UltraPlus when the memory is more than
+        :data:`EVENT_SPRAM_MIN_BITS` bits)."""
+        if self._event_memory != "auto":
+            return self._event_memory
+        bits = self._max_events * self.event_data.shape.size
+        return "spram" if has_spram(platform) and bits > EVENT_SPRAM_MIN_BITS else "ebr"
+
+    def _event_ports(self, m, platform):
+        """The event memory's write and read ports (``addr``, ``data``, ``en``), in block
+        RAM or in SPRAM (:class:`~spikegate.hdl.spram.SPRAMMemory`, its words padded to bytes:
+        one port, which the engine never reads and writes in one cycle: events are stored
+        while it is idle and read while it walks)."""
+        layout = self.event_data.shape
+        if self.event_memory_kind(platform) == "ebr":
+            m.submodules.events_mem = ev_mem = memory.Memory(data=self.event_data)
+            return ev_mem.write_port(), ev_mem.read_port()
+        width = -(-layout.size // 8) * 8
+        m.submodules.events_mem = mem = SPRAMMemory(unsigned(width), self._max_events)
+        wp = _Port(addr=mem.w_addr, data=Signal(layout, name="ev_w_data"), en=Signal())
+        rp = _Port(addr=mem.r_addr, data=data.View(layout, mem.r_data[:layout.size]),
+                   en=mem.r_en)
+        m.d.comb += [mem.w_data.eq(wp.data.as_value()),
+                     mem.w_en.eq(wp.en.replicate(width // 8))]
+        return wp, rp
+
     def elaborate(self, platform):
         m = Module()
         n_in, H, tf = self._n_in, self._H, self._tfmt
         NONE = self._max_events
-        m.submodules.events_mem = ev_mem = memory.Memory(data=self.event_data)
+        ev_wp, ev_rp = self._event_ports(m, platform)
+        m.d.comb += ev_rp.en.eq(0)
         m.submodules.k_rom = k_rom = memory.Memory(data=self.k_data)
         m.submodules.p_rom = p_rom = memory.Memory(data=self.p_data)
         m.submodules.times_mem = t_mem = memory.Memory(
             shape=unsigned(self._time_bits), depth=n_in, init=[])
         m.submodules.u_mem = u_mem = memory.Memory(shape=signed(tf.u_bits), depth=H, init=[])
         m.submodules.col = col = memory.Memory(shape=signed(tf.grad_bits), depth=n_in, init=[])
-        ev_wp, ev_rp = ev_mem.write_port(), ev_mem.read_port()
         k_rp, p_rp = k_rom.read_port(), p_rom.read_port()
         t_wp, t_rp = t_mem.write_port(), t_mem.read_port()
         u_wp, u_rp = u_mem.write_port(), u_mem.read_port()
@@ -216,35 +262,52 @@ class SSGDGradient(wiring.Component):
         with m.Elif(self.times.w_en):
             m.d.sync += seen.bit_select(self.times.w_addr, 1).eq(1)
 
-        # Storing the events: one write each, linked to the neuron's previous event.
-        tail = Array(Signal(self._link_bits, name=f"tail{j}", init=NONE) for j in range(H))
+        # Storing the events: one write each, linked to the neuron's previous event. Two
+        # stages: the event's neuron reads its tail (a block RAM, transparent for the tail's
+        # write of the event before), then the event is written with that link.
+        m.submodules.tail_mem = tail_mem = memory.Memory(
+            shape=unsigned(self._link_bits), depth=H, init=[])
+        tail_wp = tail_mem.write_port()
+        tail_rp = tail_mem.read_port(transparent_for=(tail_wp,))
+        m.d.comb += tail_rp.en.eq(0)
         has = Signal(H)
+        top = Signal(range(H))           # the highest neuron with events
         count = Signal(range(self._max_events + 1))
         e = self.e_stream
         busy = Signal()
         take = Signal()
-        m.d.comb += [e.ready.eq(~busy), take.eq(e.valid & e.ready)]
+        m.d.comb += [e.ready.eq(~busy & ~self.start), take.eq(e.valid & e.ready)]
+        st_valid = Signal()
+        st = Signal.like(e.payload)
+        m.d.sync += [st_valid.eq(take & ~self.clear), st.eq(e.payload)]
         full = Signal()
         m.d.comb += full.eq(count == self._max_events)
+        with m.If(take):
+            m.d.comb += [tail_rp.addr.eq(e.payload.index), tail_rp.en.eq(1)]
         with m.If(self.clear):
-            m.d.sync += [has.eq(0), count.eq(0), self.events.eq(0), self.overflow.eq(0)]
-        with m.Elif(take):
+            m.d.sync += [has.eq(0), top.eq(0), count.eq(0), self.events.eq(0),
+                         self.overflow.eq(0)]
+        with m.Elif(st_valid):
             with m.If(full):
                 m.d.sync += self.overflow.eq(1)
             with m.Else():
-                m.d.comb += [ev_wp.addr.eq(count), ev_wp.data.t.eq(e.payload.step),
-                             ev_wp.data.g.eq(e.payload.g),
-                             ev_wp.data.prev.eq(Mux(has.bit_select(e.payload.index, 1),
-                                                    tail[e.payload.index], NONE)),
-                             ev_wp.en.eq(1)]
-                m.d.sync += [tail[e.payload.index].eq(count), count.eq(count + 1),
-                             has.bit_select(e.payload.index, 1).eq(1),
+                m.d.comb += [ev_wp.addr.eq(count), ev_wp.data.t.eq(st.step),
+                             ev_wp.data.g.eq(st.g),
+                             ev_wp.data.prev.eq(Mux(has.bit_select(st.index, 1),
+                                                    tail_rp.data, NONE)),
+                             ev_wp.en.eq(1),
+                             tail_wp.addr.eq(st.index), tail_wp.data.eq(count),
+                             tail_wp.en.eq(1)]
+                m.d.sync += [count.eq(count + 1), has.bit_select(st.index, 1).eq(1),
                              self.events.eq(self.events + 1)]
+                with m.If(st.index > top):
+                    m.d.sync += top.eq(st.index)
 
         # The walk, neuron by neuron.
         j = Signal(range(H))
         cur = Signal(self._link_bits)
         first = Signal()                 # the neuron's first event: the column starts at 0
+        head = Signal()                  # the neuron's newest event is read from its tail
         t = Signal(self._step_bits)
         g = Signal(tf.lif.g_bits)
         delta = Signal(signed(tf.delta_bits))
@@ -254,7 +317,7 @@ class SSGDGradient(wiring.Component):
         s1_i, s2_i = Signal(range(n_in)), Signal(range(n_in))
         s2_on = Signal()
         last_neuron = Signal()
-        m.d.comb += last_neuron.eq((has >> (j + 1)) == 0)
+        m.d.comb += last_neuron.eq(j == top)
         o = self.o_stream
         oi = Signal(range(n_in + 1))
         o_i = Signal(range(n_in))
@@ -266,16 +329,18 @@ class SSGDGradient(wiring.Component):
                     m.d.sync += [self.busy.eq(1), j.eq(0), self.cycles.eq(0)]
                     m.next = "NEURON"
             with m.State("NEURON"):
-                with m.If(has == 0):
+                with m.If(count == 0):
                     m.d.sync += self.busy.eq(0)
                     m.next = "IDLE"
                 with m.Elif(has.bit_select(j, 1)):
-                    m.d.sync += [cur.eq(tail[j]), first.eq(1)]
+                    m.d.comb += [tail_rp.addr.eq(j), tail_rp.en.eq(1)]
+                    m.d.sync += [head.eq(1), first.eq(1)]
                     m.next = "READ"
                 with m.Else():
                     m.d.sync += j.eq(j + 1)
             with m.State("READ"):
-                m.d.comb += [ev_rp.addr.eq(cur), ev_rp.en.eq(1)]
+                m.d.comb += [ev_rp.addr.eq(Mux(head, tail_rp.data, cur)), ev_rp.en.eq(1)]
+                m.d.sync += head.eq(0)
                 m.next = "TABLES"
             with m.State("TABLES"):
                 m.d.comb += [k_rp.addr.eq(ev_rp.data.t), k_rp.en.eq(1),

@@ -228,15 +228,15 @@ class SSGDNetwork(wiring.Component):
         m.d.comb += both.eq(h_done & r_done & ~res.valid)
         with m.If(both):
             # A cycle after the later last pass: its counters' last updates have landed.
-            m.d.sync += [res.valid.eq(1), res.payload.cycles.eq(cycles + 1),
-                         h_done.eq(0), r_done.eq(0),
-                         res.payload.klass.eq(klass),
-                         res.payload.in_spikes.eq(hid.in_spikes),
-                         res.payload.spikes.eq(hid.spikes),
-                         res.payload.active.eq(hid.active),
-                         res.payload.lookups[0].eq(hid.lookups),
-                         res.payload.lookups[1].eq(ro.lookups)]
-            m.d.sync += [res.payload.z[c].eq(zsum[c]) for c in range(C)]
+            m.d.sync += [res.valid.eq(1), h_done.eq(0), r_done.eq(0)]
+        # The result is the counters, the class and the sums themselves, not copies: they hold
+        # while the result waits (both layers are done and no image is let in until it has
+        # gone; the cycle counter stops while the result is valid).
+        m.d.comb += [res.payload.z[c].eq(zsum[c]) for c in range(C)]
+        m.d.comb += [res.payload.cycles.eq(cycles), res.payload.klass.eq(klass),
+                     res.payload.in_spikes.eq(hid.in_spikes), res.payload.spikes.eq(hid.spikes),
+                     res.payload.active.eq(hid.active), res.payload.lookups[0].eq(hid.lookups),
+                     res.payload.lookups[1].eq(ro.lookups)]
         with m.If(res.valid & res.ready):
             m.d.sync += [res.valid.eq(0), waiting.eq(0), in_image.eq(0), started.eq(0)]
         with m.If(first):

@@ -17,9 +17,10 @@ update of ``W2``.
   update, as the golden model says; ``u_j`` goes out on ``u`` (to
   :class:`~spikegate.hdl.ssgd_backward.SSGDGradient`).
 
-Cycles (``busy`` after the request's transfer): ``2 C`` (the table), ``C (e_bits + p_frac +
-2)`` (the divisions, ``e_bits`` the width of ``EXP``), ``H (C + 4)`` (the rows): 1226 for H =
-64, C = 10 with the default format (the tests check it).
+Cycles (``busy`` after the request's transfer): ``C`` (``z_max``, one class per cycle: one
+comparator, not a tree of ``C - 1``), ``2 C`` (the table), ``C (e_bits + p_frac + 2)`` (the
+divisions, ``e_bits`` the width of ``EXP``), ``H (C + 4)`` (the rows): 1236 for H = 64, C = 10
+with the default format (the tests check it).
 """
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
@@ -137,12 +138,7 @@ class SSGDReadoutBackward(wiring.Component):
         dlog = Array(Signal(signed(self._dlog_bits), name=f"dlog{c}") for c in range(C))
         for c in range(C):
             m.d.comb += self.dlog[c].eq(dlog[c])
-        zmax = Signal(signed(tf.z_bits))
-        level = [z[c] for c in range(C)]
-        best = level[0]
-        for v in level[1:]:
-            best = Mux(v > best, v, best)
-        m.d.comb += zmax.eq(best)
+        zmax = Signal(signed(tf.z_bits))       # found one class per cycle (ZMAX)
         c = Signal(range(C + 1))
         kc = Signal(unsigned(tf.z_bits + 1))
         m.d.comb += kc.eq(_round_shift(zmax - z[c], tf.z_shift))
@@ -171,7 +167,15 @@ class SSGDReadoutBackward(wiring.Component):
                     m.d.sync += [self.busy.eq(1), label.eq(req.payload.label), c.eq(0),
                                  S.eq(0)]
                     m.d.sync += [z[k].eq(req.payload.z[k]) for k in range(C)]
+                    m.next = "ZMAX"
+            with m.State("ZMAX"):
+                with m.If((c == 0) | (z[c] > zmax)):
+                    m.d.sync += zmax.eq(z[c])
+                with m.If(c == C - 1):
+                    m.d.sync += c.eq(0)
                     m.next = "EXP_READ"
+                with m.Else():
+                    m.d.sync += c.eq(c + 1)
             with m.State("EXP_READ"):
                 m.d.comb += [exp_rp.addr.eq(kc), exp_rp.en.eq(1)]
                 m.next = "EXP_TAKE"

@@ -132,7 +132,6 @@ class SSGDTrainer(wiring.Component):
         klass = Signal(index_bits(C))
         active = Signal(RESULT_COUNT_BITS)
         fwd_cycles, bwd_cycles = Signal(RESULT_COUNT_BITS), Signal(RESULT_COUNT_BITS)
-        z = Signal.like(net.o_stream.payload.z)
 
         # The image's beats into the network, the spike steps into the gradient engine.
         step = Signal(range(T))
@@ -152,7 +151,7 @@ class SSGDTrainer(wiring.Component):
         res = self.o_stream
         req = rbwd.i_stream
         m.d.comb += [req.payload.label.eq(label)]
-        m.d.comb += [req.payload.z[c].eq(z[c]) for c in range(C)]
+        m.d.comb += [req.payload.z[c].eq(net.o_stream.payload.z[c]) for c in range(C)]
         m.d.comb += [res.payload.klass.eq(klass), res.payload.active.eq(active),
                      res.payload.forward_cycles.eq(fwd_cycles),
                      res.payload.backward_cycles.eq(bwd_cycles)]
@@ -166,19 +165,25 @@ class SSGDTrainer(wiring.Component):
                     m.d.comb += grad.clear.eq(1)
                     m.next = "FORWARD"
             with m.State("FORWARD"):
-                m.d.comb += net.o_stream.ready.eq(1)
+                # The network's result is taken at once when not learning, else with the loss
+                # request, which reads its logits (they hold until the result is taken).
+                p = net.o_stream.payload
                 with m.If(net.o_stream.valid):
-                    p = net.o_stream.payload
-                    m.d.sync += [passing.eq(0), klass.eq(p.klass), active.eq(p.active),
-                                 fwd_cycles.eq(p.cycles), z.eq(p.z)]
+                    m.d.sync += passing.eq(0)
                     with m.If(learn):
                         m.next = "LOSS"
                     with m.Else():
+                        m.d.comb += net.o_stream.ready.eq(1)
+                        m.d.sync += [klass.eq(p.klass), active.eq(p.active),
+                                     fwd_cycles.eq(p.cycles)]
                         m.next = "RESULT"
             with m.State("LOSS"):
                 m.d.sync += bwd_cycles.eq(bwd_cycles + 1)
                 m.d.comb += [req.valid.eq(1), w2_internal.eq(1)]
                 with m.If(req.ready):
+                    m.d.comb += net.o_stream.ready.eq(1)
+                    m.d.sync += [klass.eq(p.klass), active.eq(p.active),
+                                 fwd_cycles.eq(p.cycles)]
                     m.next = "READOUT"
             with m.State("READOUT"):
                 m.d.sync += bwd_cycles.eq(bwd_cycles + 1)

@@ -2,7 +2,7 @@
 against golden/ssgd_train_fixed.sparse_backward_fixed: G1 of digits images bit for bit (every
 column of a neuron with events, nothing for the others), with stalls on the event and gradient
 streams; with a band so wide that every entry is active, it equals dense_backward_fixed; cycles
-track the events; a mutated event_delta fails."""
+track the events; a mutated event_delta fails; the event memory in the SPRAM model gives the same."""
 
 import numpy as np
 import pytest
@@ -101,13 +101,20 @@ def digits_cases(n, hidden=64):
     return tfmt, w, golden_cases(tfmt, w, times, d.y_test[:n])
 
 
-@pytest.mark.parametrize("p_stall", [0.0, 0.4])
-def test_gradient_matches_sparse_backward(p_stall):
+# The event memory in block RAM, or in the SPRAM model (the UP5K's placement: one port).
+@pytest.mark.parametrize("p_stall, event_memory", [(0.0, "ebr"), (0.4, "ebr"), (0.0, "spram")])
+def test_gradient_matches_sparse_backward(p_stall, event_memory):
     tfmt, w, cases = digits_cases(3)
     assert all(len(c[2]) for c in cases) and np.abs(cases[0][3]).max() > 0
-    dut = SSGDGradient(64, 64, tfmt)
-    check(run_engine(dut, cases, seed=31, p_stall=p_stall), cases, f"stall {p_stall}",
-          cycles=p_stall == 0)
+    dut = SSGDGradient(64, 64, tfmt, event_memory=event_memory)
+    assert dut.event_memory_kind(None) == event_memory
+    check(run_engine(dut, cases, seed=31, p_stall=p_stall), cases,
+          f"stall {p_stall}, events in {event_memory}", cycles=p_stall == 0)
+
+
+def test_event_memory_refused():
+    with pytest.raises(ValueError, match="event_memory must be one of auto, ebr, spram, not 'bram'"):
+        SSGDGradient(64, 64, event_memory="bram")
 
 
 def test_every_entry_active_equals_dense_backward():

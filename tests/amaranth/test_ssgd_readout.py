@@ -112,7 +112,7 @@ def test_readout_backward_matches_golden(lr2_shift):
     assert bad is None, bad
     H, C = w2.shape
     e_bits = int(stf.exp_table(tfmt).max()).bit_length()
-    want = 2 * C + C * (e_bits + tfmt.p_frac + 2) + H * (C + 4)
+    want = 3 * C + C * (e_bits + tfmt.p_frac + 2) + H * (C + 4)
     assert [h[3] for h in hw] == [want] * len(hw), f"cycles {[h[3] for h in hw]}, model {want}"
     assert (gold[-1][2] != w2).sum() > 10
     if lr2_shift == 6:

@@ -36,12 +36,12 @@ def _check(n):
         bad = np.argwhere(hw[f"w_final{l}"] != g[f"w_final{l}"])
         assert not bad.size, f"{what}: final W{l + 1}{list(bad[0])} differs"
     assert (g["w_final0"] != w[0]).sum() > 100 and (g["w_final1"] != w[1]).sum() > 20
-    # Backward cycles: 1 (request) + the readout engine's (2C + C(e_bits + p_frac + 2) +
+    # Backward cycles: 1 (request) + the readout engine's (3C + C(e_bits + p_frac + 2) +
     # H(C + 4), checked by tests/amaranth/test_ssgd_readout.py) + the gradient engine's model
     # + a constant of the handshakes, the same for every image.
     H, C = SIZES[1], SIZES[2]
     e_bits = int(stf.exp_table(tfmt).max()).bit_length()
-    readout = 2 * C + C * (e_bits + tfmt.p_frac + 2) + H * (C + 4)
+    readout = 3 * C + C * (e_bits + tfmt.p_frac + 2) + H * (C + 4)
     rest = hw["backward_cycles"] - readout - g["grad_cycles"]
     assert (rest == rest[0]).all() and 0 <= rest[0] <= 8, f"{what}: backward cycles {rest}"
     return hw, g
