@@ -557,3 +557,120 @@ def make_pd_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None):
     design = cls(net, lanes, clk_freq_hz=clk_freq_hz or b.DEFAULT_CLK_HZ, **kw)
     return design, plat
 
+
+# --- SSGD trainer designs ------------------------------------------------------------------
+
+#: Hidden neurons of the digits SSGD trainer on each board (64-H-10). Not yet a fit on the
+#: UP5K: 64-64-10 with lanes (1, 1), the events in SPRAM, needs 5632 logic cells of 5280
+#: (23 EBR, 2 SPRAM, 5 DSP; nextpnr, 2026-12-06); 64-32-10 trains to 90.56 % (digits, fixed
+#: point, seed 0, 20 epochs).
+SSGD_HIDDEN = {"icebreaker": 64, "ulx3s": 64}
+
+#: Lanes (hidden, readout) of the SSGD trainer on each board (not tuned).
+SSGD_LANES = {"icebreaker": (1, 1), "ulx3s": (1, 1)}
+
+
+class _SSGDNet:
+    """What :func:`synthesize` reads of a design's network: its sizes."""
+
+    def __init__(self, sizes):
+        self.sizes = tuple(int(s) for s in sizes)
+
+
+class SSGDTrainerShim(wiring.Component):
+    """The SSGD trainer (:class:`~spikegate.hdl.ssgd_trainer.SSGDTrainer`) alone behind two
+    pins, for synthesis: there is no UART protocol for on-chip training yet.
+
+    As :class:`PDClassifierShim`: ``rx`` shifts into a register that drives every input port
+    (label and image streams, the result's ready, both host weight ports); every output port
+    but the trace ports is registered and XOR-reduced into ``tx`` through a register, so
+    nothing of the trainer is optimized away (the hidden trace feeds the readout's backward
+    inside the trainer). Not a functional top: it measures resources and Fmax.
+    """
+    rx: In(1)
+    tx: Out(1)
+
+    def __init__(self, sizes, lanes, tfmt=None, *, weights=None, clk_freq_hz=None):
+        from spikegate.hdl.ssgd_trainer import SSGDTrainer
+        self.trainer = SSGDTrainer(sizes, lanes, tfmt, weights=weights)
+        super().__init__()
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Value
+        m = Module()
+        m.submodules.trainer = c = self.trainer
+        ins, outs = [], []
+        for path, member, value in c.signature.flatten(c):
+            if member.flow == In:
+                ins.append(Value.cast(value))
+            elif not str(path[0]).startswith("trace"):
+                outs.append(Value.cast(value))
+        sr = Signal(sum(len(v) for v in ins))
+        m.d.sync += sr.eq(Cat(self.rx, sr[:-1]))
+        m.d.comb += Cat(*ins).eq(sr)
+        taken = Signal(len(Cat(*outs)))
+        m.d.sync += [taken.eq(Cat(*outs)), self.tx.eq(taken.xor())]
+        return m
+
+
+def _ssgd_design_class(base, mod, pll):
+    """``base`` (a board design class of module ``mod``) for the SSGD trainer behind
+    :class:`SSGDTrainerShim`."""
+
+    class SSGDDesign(base):
+        def __init__(self, sizes, lanes, tfmt, weights, *, clk_freq_hz, variant=None):
+            from spikegate.hdl.params import checking
+            self.net = _SSGDNet(sizes)
+            self.lanes = tuple(lanes)
+            self.weight_memories = ["ebr", "ebr"]
+            if variant is not None:
+                from .ulx3s import VARIANTS
+                if variant not in VARIANTS:
+                    raise ValueError(f"ULX3S variant must be one of {', '.join(VARIANTS)}, "
+                                     f"not {variant!r}")
+                self.variant = variant
+                self.device = DEVICES[VARIANTS[variant]]
+            with checking(self):
+                if clk_freq_hz == mod.OSC_HZ:
+                    self.pll, self.clk_freq_hz = None, float(mod.OSC_HZ)
+                else:
+                    self.pll = pll(mod.OSC_HZ, clk_freq_hz)
+                    self.clk_freq_hz = self.pll["f_out_hz"]
+            self.top = SSGDTrainerShim(sizes, lanes, tfmt, weights=weights)
+
+    SSGDDesign.__name__ = SSGDDesign.__qualname__ = f"SSGD{base.__name__}"
+    return SSGDDesign
+
+
+def make_ssgd_design(board, model=None, lanes=None, *, variant="85F", clk_freq_hz=None):
+    """The board design of the SSGD trainer and its platform: ``(design, platform)``.
+
+    ``model`` is an :class:`~spikegate.golden.ssgd_model_file.SSGDModelFile` (its sizes,
+    format and weights, the block RAMs' initial contents) or ``None``: digits
+    ``64-H-10`` with :data:`SSGD_HIDDEN` ``[board]`` and the default
+    :class:`~spikegate.golden.ssgd_train_fixed.TrainFormat`, zero weights. The top is
+    :class:`SSGDTrainerShim`; the clock is the board's default target (30 MHz on the
+    iCEBreaker, 80 MHz on the ULX3S) unless ``clk_freq_hz`` is given; ``lanes`` default to
+    :data:`SSGD_LANES`."""
+    from spikegate.golden.ssgd_model_file import SSGDModelFile
+    from spikegate.golden.ssgd_train_fixed import TrainFormat
+    if board == "icebreaker":
+        from . import icebreaker as b
+        cls = _ssgd_design_class(b.ICEBreakerDesign, b, b.ice40_pll)
+        kw, plat = {}, b.platform()
+    elif board == "ulx3s":
+        from . import ulx3s as b
+        cls = _ssgd_design_class(b.ULX3SDesign, b, b.ecp5_pll)
+        kw, plat = {"variant": variant}, b.platform(variant)
+    else:
+        raise ValueError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
+    if model is None:
+        sizes, tfmt, weights = (64, SSGD_HIDDEN[board], 10), TrainFormat(), None
+    elif isinstance(model, SSGDModelFile):
+        sizes, tfmt, weights = model.sizes, model.fmt, model.weights
+    else:
+        raise TypeError(f"model must be an SSGDModelFile or None, not {model!r}")
+    lanes = SSGD_LANES[board] if lanes is None else lanes
+    lanes = (lanes,) * 2 if isinstance(lanes, int) else tuple(lanes)
+    design = cls(sizes, lanes, tfmt, weights, clk_freq_hz=clk_freq_hz or b.DEFAULT_CLK_HZ, **kw)
+    return design, plat
