@@ -18,6 +18,7 @@ _COMMANDS = (
     "doctor",
     "eval_ttfs",
     "nir_io",
+    "reproduce",
     "run",
     "sweep",
     "synth",

@@ -1,0 +1,85 @@
+"""``spikegate reproduce --quick``: every paper's rows at CI's size, numbers from the saved runs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from spikegate.scripts.cli import main
+from spikegate.scripts.reproduce import PAPER_VALUES
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduce")
+    assert main(["reproduce", "all", "--quick", "--quiet", "--out", str(out)]) == 0
+    return out, json.loads((out / "reproduce.json").read_text())
+
+
+def test_every_paper_has_its_rows_files_and_paper_values(quick):
+    out, rep = quick
+    assert rep["settings"] == "quick" and set(rep["papers"]) == {"pdnn", "ssgd", "ttfs"}
+    md = (out / "reproduce.md").read_text()
+    for paper, r in rep["papers"].items():
+        assert r["rows"], paper
+        for name in ("curves.png", "weights.npz" if paper != "ttfs" else "model.npz"):
+            assert (out / paper / name).stat().st_size > 100, (paper, name)
+        for row in r["rows"]:
+            assert row["quantity"] in md
+            want = PAPER_VALUES.get((paper, row["key"]))
+            assert row["paper_value"] == want
+            if want is not None and row["ours"] is not None:
+                assert row["diff"] == pytest.approx(row["ours"] - want)
+    keys = {(p, row["key"]) for p, r in rep["papers"].items() for row in r["rows"]}
+    assert set(PAPER_VALUES) <= keys      # every number we know of the papers has its row
+
+
+def test_ttfs_rows_are_the_saved_model_on_the_test_split(quick):
+    from spikegate.golden.data import load_dataset
+    from spikegate.golden.model_file import load_model
+    from spikegate.scripts.eval_ttfs import evaluate
+    out, rep = quick
+    model = load_model(out / "ttfs" / "model.npz")
+    # The epoch kept was chosen on the validation split (100 training images), not the test set.
+    assert model.training["validation"]["samples"] == 100
+    ds = load_dataset("digits")
+    s, _ = evaluate(model, ds.x_test, ds.y_test)
+    rows = {row["key"]: row["ours"] for row in rep["papers"]["ttfs"]["rows"]}
+    assert rows["8-bit accuracy"] == pytest.approx(100 * s["discrete_accuracy"])
+    assert rows["spikes to decision"] == pytest.approx(s["total_spikes"]["mean"])
+    assert rows["lookups layer 1"] == pytest.approx(100 * s["lookup_fraction"][1]["mean"])
+
+
+def test_pd_rows_and_weights(quick):
+    from spikegate.golden.data import load_dataset
+    from spikegate.golden.pdnn import MLP
+    out, rep = quick
+    r = rep["papers"]["pdnn"]
+    rows = {row["key"]: row["ours"] for row in r["rows"]}
+    ex = r["extra"]
+    assert rows["temporal/shuffled pd kops"] == pytest.approx(
+        ex["temporal/pdnn"]["ops"]["total_kops"] / ex["shuffled/pdnn"]["ops"]["total_kops"])
+    assert rows["mnist pd accuracy"] == pytest.approx(100 * ex["shuffled/pdnn"]["final"]["test_acc"])
+    # Every run's weights are saved: the depth sweep's and the trained MLP's.
+    with np.load(out / "pdnn" / "weights.npz") as z:
+        names = sorted(k for k in z.files if k.startswith("temporal_depth2_w"))
+        assert len(names) == 3                     # 2 hidden layers: three weight matrices
+        w = [z[f"shuffled_mlp_w{i}"] for i in range(2)]
+    assert w[0].shape == (64, 16) and w[1].shape == (16, 10)
+    assert not np.allclose(w[0], MLP((64, 16, 10), seed=1234).w[0])    # it was trained
+    assert load_dataset("digits").n_inputs == 64
+
+
+def test_missing_data_is_refused_before_work(tmp_path, capsys):
+    out = tmp_path / "r"
+    code = main(["reproduce", "ttfs", "--mnist", str(tmp_path), "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err
+    assert not (out / "reproduce.json").exists()
+
+
+def test_resume_refuses_other_settings(quick, tmp_path, capsys):
+    out, _ = quick
+    code = main(["reproduce", "ttfs", "--resume", "--out", str(out), "--mnist", str(tmp_path)])
+    assert code == 2 and "'quick'" in capsys.readouterr().err
