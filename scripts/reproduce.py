@@ -44,6 +44,9 @@ from .args import existing_dir, output_dir
 
 __all__ = ["add_parser", "run", "PAPERS", "SETTINGS", "table_lines"]
 
+#: Debian's ``dataset-fashion-mnist`` directory, ``--fashion-mnist``'s default.
+FASHION_DEFAULT = "/usr/share/datasets/fashion-mnist"
+
 PAPERS = {
     "pdnn": "O'Connor et al., ICLR 2018 (arXiv 1706.04159), Appendix F, Fig. 5",
     "ssgd": "Perez-Nieves & Goodman, NeurIPS 2021, Fig. 1-2 (GPU)",
@@ -98,7 +101,7 @@ def add_parser(subparsers):
                    help="MNIST IDX directory (default: $SPIKEGATE_DATA)")
     p.add_argument("--fashion-mnist", type=existing_dir, default=None, metavar="DIR",
                    help="Fashion-MNIST IDX directory (default: the Debian package's "
-                        "/usr/share/datasets/fashion-mnist)")
+                        f"{FASHION_DEFAULT} where it exists, else $SPIKEGATE_DATA)")
     p.add_argument("--out", type=output_dir, default="reproduce", metavar="DIR",
                    help="output directory (default: ./reproduce)")
     p.add_argument("--quick", action="store_true",
@@ -123,6 +126,9 @@ def _data_root(name, args):
     if name == "mnist":
         return args.mnist or os.environ.get("SPIKEGATE_DATA")
     if name == "fashion-mnist":
+        # Not $SPIKEGATE_DATA: in a full run that is MNIST's directory (same file names).
+        if args.fashion_mnist is None and Path(FASHION_DEFAULT).is_dir():
+            return FASHION_DEFAULT
         return args.fashion_mnist
     return None
 
@@ -282,14 +288,24 @@ def _plot_validation(curve, path, title=""):
     plt.close(fig)
 
 
+def ttfs_configs(s):
+    """``train ttfs``'s configs for the settings ``s`` (``epochs`` None: the data set's
+    default, 50 for MNIST)."""
+    from .train_ttfs import configs_for
+    train_kw = {"seed": s["seed"]}
+    if s["epochs"] is not None:
+        train_kw["epochs"] = s["epochs"]
+    return configs_for(s["dataset"], **train_kw)
+
+
 def reproduce_ttfs(s, root, out, quiet):
     """The TTFS paper's rows: ``train ttfs``'s defaults with a validation split."""
     from spikegate.golden.data import load_dataset
     from spikegate.golden.model_file import save_model
-    from .train_ttfs import configs_for, train_model
+    from .train_ttfs import train_model
     out.mkdir(parents=True, exist_ok=True)
     ds = load_dataset(s["dataset"], root)
-    enc, cfg, discrete = configs_for(s["dataset"], seed=s["seed"], epochs=s["epochs"])
+    enc, cfg, discrete = ttfs_configs(s)
     model, summary, _ = train_model(ds, s["hidden"], enc, cfg, discrete=discrete, quiet=quiet,
                                     val=s["val"], val_seed=s["seed"])
     save_model(out / "model.npz", model)

@@ -83,3 +83,30 @@ def test_resume_refuses_other_settings(quick, tmp_path, capsys):
     out, _ = quick
     code = main(["reproduce", "ttfs", "--resume", "--out", str(out), "--mnist", str(tmp_path)])
     assert code == 2 and "'quick'" in capsys.readouterr().err
+
+
+def test_full_settings_resolve_without_data():
+    """The full runs' configurations build (a None left in them failed only hours in)."""
+    from spikegate.scripts.reproduce import SETTINGS, ttfs_configs
+    enc, cfg, discrete = ttfs_configs(SETTINGS["ttfs"]["full"])
+    assert cfg.epochs == 50 and cfg.seed == 0 and discrete.timesteps == 64
+    assert ttfs_configs(SETTINGS["ttfs"]["quick"])[1].epochs == 2
+
+
+def test_fashion_mnist_is_not_read_from_the_mnist_directory(tmp_path, monkeypatch):
+    """A full run sets $SPIKEGATE_DATA to MNIST's directory: Fashion-MNIST must come from its
+    own (the Debian package's, else --fashion-mnist), not from there."""
+    import argparse
+    from spikegate.scripts import reproduce
+    monkeypatch.setenv("SPIKEGATE_DATA", str(tmp_path / "mnist"))
+    deb = tmp_path / "fashion"
+    deb.mkdir()
+    monkeypatch.setattr(reproduce, "FASHION_DEFAULT", str(deb))
+    args = argparse.Namespace(mnist=None, fashion_mnist=None)
+    assert reproduce._data_root("fashion-mnist", args) == str(deb)
+    assert reproduce._data_root("mnist", args) == str(tmp_path / "mnist")
+    args.fashion_mnist = tmp_path / "mine"
+    assert reproduce._data_root("fashion-mnist", args) == tmp_path / "mine"
+    monkeypatch.setattr(reproduce, "FASHION_DEFAULT", str(tmp_path / "absent"))
+    args.fashion_mnist = None
+    assert reproduce._data_root("fashion-mnist", args) is None    # the loader's own search
