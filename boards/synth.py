@@ -32,7 +32,7 @@ from .toolchain import apply_yowasp_env
 __all__ = ["SynthReport", "SynthError", "TimingError", "synthesize", "DEFAULT_SEEDS",
            "parse_log", "parse_report", "ClassifierShim", "make_design", "BOARDS", "format_markdown",
            "format_table", "write_reports", "PDClassifierShim", "make_pd_design", "PD_LANES",
-           "PD_WEIGHT_BANKS"]
+           "PD_WEIGHT_BANKS", "ECP5_HIDE_FIELD_WIRES"]
 
 #: Boards :func:`make_design` knows.
 BOARDS = ("icebreaker", "ulx3s")
@@ -201,6 +201,7 @@ def synthesize(design, platform, build_dir, *, seed=1, check_timing=True):
     overrides = {"nextpnr_opts": nextpnr_opts}
     if family == "ice40":
         overrides["synth_opts"] = "-dsp"
+    overrides.update(getattr(design, "synth_overrides", {}))
     for f in build_dir.glob(f"{_NAME}*"):
         f.unlink()
     t0 = time.monotonic()
@@ -502,11 +503,26 @@ class PDClassifierShim(wiring.Component):
         return m
 
 
-def _pd_design_class(base, mod, pll, banks=None):
+#: Yosys script overrides of the banked ECP5 PD build: Yosys 0.70's ``abc9`` fails an assertion
+#: (``GetSize(conn.first) == GetSize(conn.second)`` in ``abc_ops_reintegrate``) when the bits it
+#: renames back belong to a wire ``X`` and to Amaranth's field wires ``X[i]`` of the same
+#: ArrayLayout signal (``acc_rp__data`` and ``acc_rp__data[2]``): which bits cross ABC's boundary
+#: decides it, and the banked 784-200-10 build hits it (the unbanked one did not). Between
+#: ``synth_ecp5``'s ``flatten`` and its ``map_luts`` (``abc9``) the field wires ``*]`` get
+#: private names (``rename -hide``); the rest of the script is ``synth_ecp5``'s own.
+ECP5_HIDE_FIELD_WIRES = {
+    "synth_opts": "-run begin:map_luts",
+    "script_after_synth": "rename -hide w:*]\nsynth_ecp5 -top top -run map_luts:",
+}
+
+
+def _pd_design_class(base, mod, pll, banks=None, family=None):
     """``base`` (a board design class of module ``mod``, whose PLL parameters ``pll`` computes)
     for a PD network: no fit check of the TTFS classifier's
     multipliers (a PD layer has none) and the PD shim as its top, with weight-memory banks of
-    ``banks`` words (:data:`PD_WEIGHT_BANKS`)."""
+    ``banks`` words (:data:`PD_WEIGHT_BANKS`); with banks on the ``family`` ``"ecp5"``, the
+    Yosys script of :data:`ECP5_HIDE_FIELD_WIRES` (``synth_overrides``, which
+    :func:`synthesize` passes to the build)."""
 
     class PDDesign(base):
         def __init__(self, net, lanes, *, clk_freq_hz, variant=None):
@@ -529,6 +545,8 @@ def _pd_design_class(base, mod, pll, banks=None):
                     self.clk_freq_hz = self.pll["f_out_hz"]
             self.top = PDClassifierShim(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)),
                                         weight_bank_depth=banks)
+            if banks is not None and family == "ecp5":
+                self.synth_overrides = dict(ECP5_HIDE_FIELD_WIRES)
 
     PDDesign.__name__ = PDDesign.__qualname__ = f"PD{base.__name__}"
     return PDDesign
@@ -549,7 +567,7 @@ def make_pd_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None):
         kw, plat = {}, b.platform()
     elif board == "ulx3s":
         from . import ulx3s as b
-        cls = _pd_design_class(b.ULX3SDesign, b, b.ecp5_pll, PD_WEIGHT_BANKS["ulx3s"])
+        cls = _pd_design_class(b.ULX3SDesign, b, b.ecp5_pll, PD_WEIGHT_BANKS["ulx3s"], "ecp5")
         kw, plat = {"variant": variant}, b.platform(variant)
     else:
         raise ValueError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
