@@ -318,7 +318,8 @@ class LIFLayer(wiring.Component):
                          b_last.eq(j == n - 1)]
         total = Signal(signed(self._acc_bits))
         m.d.comb += total.eq(Array(syn_rp.data[l] for l in range(L))[b_lane])
-        v_new, s_new, act, lut_rp = self._lif_step(m, total, first, st_rp.data, en & b_valid)
+        v_new, s_new, act, lut_rp = self._lif_step(m, total, first, st_rp.data, en & b_valid,
+                                                   platform)
         move_b = Signal()
         m.d.comb += move_b.eq(en & b_valid)
         m.d.comb += [
@@ -377,10 +378,11 @@ class LIFLayer(wiring.Component):
         m.d.comb += self.busy.eq(clearing | (queue.level != 0) | lk.busy | passing)
         return m
 
-    def _lif_step(self, m, total, first, state, lut_en):
+    def _lif_step(self, m, total, first, state, lut_en, platform=None):
         """Stage B's arithmetic (``golden.ssgd_fixed.lif_step``): ``V[step + 1]`` from the
         neuron's state word and its synaptic sum ``total``, its spike, its active flag and the
-        surrogate table's read port (``None`` for a readout)."""
+        surrogate table's read port (``None`` for a readout; a block RAM on an iCE40
+        UltraPlus)."""
         fmt, spiking = self._fmt, not self._readout
         v_old = Signal(signed(fmt.v_bits))
         s_old = Signal()
@@ -398,7 +400,9 @@ class LIFLayer(wiring.Component):
             d, mag = lif_arith.active_distance(m, v_new, fmt)
             m.d.comb += [s_new.eq(lif_arith.fire(v_new, fmt)),
                          act.eq(lif_arith.is_active(d, self._b_th_q, fmt))]
-            m.submodules.lut = lut = memory.Memory(data=self.lut_data)
+            from .ssgd_backward import block_ram_attrs
+            m.submodules.lut = lut = memory.Memory(data=self.lut_data,
+                                                   attrs=block_ram_attrs(platform))
             lut_rp = lut.read_port()
             m.d.comb += [lut_rp.addr.eq(Mux(act, mag, 0)), lut_rp.en.eq(lut_en)]
         return v_new, s_new, act, lut_rp

@@ -50,8 +50,8 @@ from .saturate import saturate
 from .signatures import TableWritePort
 from .spram import SPRAMMemory, has_spram
 
-__all__ = ["SSGDGradient", "GradientLayout", "event_delta", "expected_cycles",
-           "EVENT_OVERHEAD", "EVENT_MEMORIES", "EVENT_SPRAM_MIN_BITS"]
+__all__ = ["SSGDGradient", "GradientLayout", "event_ks", "event_delta", "expected_cycles",
+           "EVENT_OVERHEAD", "EVENT_MEMORIES", "EVENT_SPRAM_MIN_BITS", "block_ram_attrs"]
 
 #: Values of ``SSGDGradient(event_memory=...)``.
 EVENT_MEMORIES = ("auto", "ebr", "spram")
@@ -59,6 +59,14 @@ EVENT_MEMORIES = ("auto", "ebr", "spram")
 #: With ``event_memory="auto"``, an event memory of more bits than this (four block RAMs of
 #: 4 kbit) goes to SPRAM on an iCE40 UltraPlus.
 EVENT_SPRAM_MIN_BITS = 4 * 4096
+
+
+def block_ram_attrs(platform):
+    """Attributes of a small memory (a table, a few words) that must be a block RAM on an
+    iCE40 UltraPlus, where logic cells are short and Yosys would otherwise map it to logic:
+    ``{"ram_style": "block", "rom_style": "block"}`` there, else none (on the ECP5 it stays in
+    LUT RAM or logic). Read ports and their timing are the same either way."""
+    return {"ram_style": "block", "rom_style": "block"} if has_spram(platform) else {}
 
 
 class _Port:
@@ -97,17 +105,17 @@ def _round_shift(value, n):
     return (value + (1 << (n - 1))) >> n if n > 0 else value
 
 
-def event_delta(m, K_t, g, u, tfmt, name="ev"):
-    """:func:`~spikegate.golden.ssgd_train_fixed.event_delta`: ``(ks, delta)`` with ``ks =
-    sat_u(round_shift(K_t g, ks_shift), ks_bits)``, ``delta = sat(round_shift(ks u, d_shift),
-    delta_bits)``, as named signals."""
-    ks = Signal(unsigned(tfmt.ks_bits), name=f"{name}_ks")
-    delta = Signal(signed(tfmt.delta_bits), name=f"{name}_delta")
-    m.d.comb += [
-        ks.eq(saturate(_round_shift(K_t * g, tfmt.ks_shift), unsigned(tfmt.ks_bits))),
-        delta.eq(saturate(_round_shift(ks * u, tfmt.d_shift), signed(tfmt.delta_bits))),
-    ]
-    return ks, delta
+def event_ks(K_t, g, tfmt):
+    """The first half of :func:`~spikegate.golden.ssgd_train_fixed.event_delta`: ``ks =
+    sat_u(round_shift(K_t g, ks_shift), ks_bits)`` (a multiply)."""
+    return saturate(_round_shift(K_t * g, tfmt.ks_shift), unsigned(tfmt.ks_bits))
+
+
+def event_delta(ks, u, tfmt):
+    """The second half of :func:`~spikegate.golden.ssgd_train_fixed.event_delta`: ``delta =
+    sat(round_shift(ks u, d_shift), delta_bits)`` (a multiply; the engine registers ``ks``
+    between the two)."""
+    return saturate(_round_shift(ks * u, tfmt.d_shift), signed(tfmt.delta_bits))
 
 
 class SSGDGradient(wiring.Component):
@@ -236,8 +244,9 @@ class SSGDGradient(wiring.Component):
         NONE = self._max_events
         ev_wp, ev_rp = self._event_ports(m, platform)
         m.d.comb += ev_rp.en.eq(0)
-        m.submodules.k_rom = k_rom = memory.Memory(data=self.k_data)
-        m.submodules.p_rom = p_rom = memory.Memory(data=self.p_data)
+        blk = block_ram_attrs(platform)
+        m.submodules.k_rom = k_rom = memory.Memory(data=self.k_data, attrs=blk)
+        m.submodules.p_rom = p_rom = memory.Memory(data=self.p_data, attrs=blk)
         m.submodules.times_mem = t_mem = memory.Memory(
             shape=unsigned(self._time_bits), depth=n_in, init=[])
         m.submodules.u_mem = u_mem = memory.Memory(shape=signed(tf.u_bits), depth=H, init=[])
@@ -248,7 +257,7 @@ class SSGDGradient(wiring.Component):
         col_wp, col_rp = col.write_port(), col.read_port()
         # A read port's enable is 1 unless driven: the column's read data must hold while
         # o_stream waits, so it is 0 except where a read is issued.
-        m.d.comb += col_rp.en.eq(0)
+        m.d.comb += [col_rp.en.eq(0), u_rp.en.eq(0)]
         m.d.comb += [
             t_wp.addr.eq(self.times.w_addr), t_wp.data.eq(self.times.w_data),
             t_wp.en.eq(self.times.w_en),
@@ -311,6 +320,10 @@ class SSGDGradient(wiring.Component):
         t = Signal(self._step_bits)
         g = Signal(tf.lif.g_bits)
         delta = Signal(signed(tf.delta_bits))
+        ks = Signal(unsigned(tf.ks_bits), name="ev_ks")
+        ks_r = Signal(unsigned(tf.ks_bits))
+        m.d.comb += ks.eq(event_ks(k_rp.data, g, tf))
+        m.d.sync += delta.eq(event_delta(ks_r, u_rp.data, tf))
         i = Signal(range(n_in + 1))
         # column pipeline: stage 1 has t_i read, stage 2 has P and the accumulator read
         s1_valid, s2_valid = Signal(), Signal()
@@ -348,8 +361,10 @@ class SSGDGradient(wiring.Component):
                 m.d.sync += [t.eq(ev_rp.data.t), g.eq(ev_rp.data.g), cur.eq(ev_rp.data.prev)]
                 m.next = "DELTA"
             with m.State("DELTA"):
-                _, d = event_delta(m, k_rp.data, g, u_rp.data, tf)
-                m.d.sync += [delta.eq(d), i.eq(0)]
+                # ks (K[t] g) registered; delta (ks u) the next cycle, from ks and the u read
+                # (held: u's port is read only in TABLES), before the column's first product
+                # two cycles later: the two multiplies are on separate paths, no cycle more.
+                m.d.sync += [ks_r.eq(ks), i.eq(0)]
                 m.next = "COLUMN"
             with m.State("COLUMN"):
                 # stage 0: read t_i

@@ -6,9 +6,10 @@ update of ``W2``.
 * During the forward, ``R_j = sum_t K[t] s[t, j]`` is accumulated from the hidden layer's trace
   (one read-modify-write per neuron and step, in a memory of ``H`` words).
 * On a request (the logits ``z`` and the label): ``k_c = round_shift(z_max - z_c, z_shift)``,
-  ``e_c = EXP[k_c]`` (0 past the table; one ROM read per class), ``S = sum e``, ``p_c =
-  floor((e_c << p_frac) / S)`` by a restoring divider (one quotient bit per cycle),
-  ``dlog_c = p_c - (c == label) << p_frac``.
+  ``e_c = EXP[k_c]`` (0 past the table; read once for ``S = sum e`` and again for its
+  division, not stored), ``p_c = floor((e_c << p_frac) / S)`` by a restoring divider (one
+  quotient bit per cycle), ``dlog_c = p_c - (c == label) << p_frac`` (in a memory of ``C``
+  words, read with each row's weights).
 * Then row by row ``j`` of ``W2`` (by source, as the forward reads it: no transposition), one
   weight per cycle through the readout's :class:`~spikegate.hdl.signatures.WeightPort`: the old
   weight read back is multiplied into ``u_j = sat(round_shift(sum_c W2[j, c] dlog_c, u_shift))``
@@ -32,6 +33,7 @@ from spikegate.golden.ssgd_train_fixed import TrainFormat, exp_table, kernel_tab
 from .layouts import index_bits
 from .params import checking
 from .saturate import saturate
+from .ssgd_backward import block_ram_attrs
 from .signatures import LIFTracePort, TableWritePort, WeightPort
 from .ssgd_update import dither, weight_step
 
@@ -64,15 +66,15 @@ class SSGDReadoutBackward(wiring.Component):
         The hidden layer's trace (``R`` is accumulated from its spikes; each image's step 1
         starts it afresh).
     i_stream : In(stream)
-        :class:`LossRequestLayout`: start the backward of the image just run forward.
+        :class:`LossRequestLayout`: start the backward of the image just run forward. Its
+        logits ``z`` must hold from the transfer until ``busy`` falls (they are read, not
+        copied; the trainer's come from the network's held result).
     image : In
         The images trained since the weights were loaded (the dither's counter).
     weights : Out(WeightPort)
         To the readout layer's weight memory (only while it walks no rows).
     u : Out(TableWritePort)
         ``u_j`` for each ``j``, in order.
-    dlog : Out(array of signed(p_frac + 2))
-        The last request's ``dlog``, valid once ``busy`` falls.
     busy : Out
     """
 
@@ -96,21 +98,25 @@ class SSGDReadoutBackward(wiring.Component):
         self.exp_data = memory.MemoryData(shape=unsigned(self._e_bits), depth=tfmt.exp_len,
                                           init=[int(v) for v in E])
         self._dlog_bits = tfmt.p_frac + 2
+        #: ``dlog`` of the last request, valid once ``busy`` falls (a memory of ``C`` words).
+        self.dlog_data = memory.MemoryData(shape=signed(self._dlog_bits), depth=C, init=[])
         super().__init__({
             "trace": In(LIFTracePort(H, self._step_bits, tfmt.lif)),
             "i_stream": In(stream.Signature(LossRequestLayout(C, tfmt.z_bits))),
             "image": In(max(tfmt.dither_bits, 1)),
             "weights": Out(WeightPort(H, C)),
             "u": Out(TableWritePort(H, signed(tfmt.u_bits))),
-            "dlog": Out(data.ArrayLayout(signed(self._dlog_bits), C)),
             "busy": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         H, C, tf = self._H, self._C, self._tfmt
-        m.submodules.k_rom = k_rom = memory.Memory(data=self.k_data)
-        m.submodules.exp_rom = exp_rom = memory.Memory(data=self.exp_data)
+        blk = block_ram_attrs(platform)
+        m.submodules.k_rom = k_rom = memory.Memory(data=self.k_data, attrs=blk)
+        m.submodules.exp_rom = exp_rom = memory.Memory(data=self.exp_data, attrs=blk)
+        m.submodules.dlog_mem = dlog_mem = memory.Memory(data=self.dlog_data, attrs=blk)
+        dlog_wp, dlog_rp = dlog_mem.write_port(), dlog_mem.read_port()
         m.submodules.r_mem = r_mem = memory.Memory(shape=unsigned(self._r_sum_bits), depth=H,
                                                    init=[])
         k_rp, exp_rp = k_rom.read_port(), exp_rom.read_port()
@@ -129,15 +135,12 @@ class SSGDReadoutBackward(wiring.Component):
         m.d.comb += [r_wp.addr.eq(b_j), r_wp.en.eq(b_valid),
                      r_wp.data.eq(Mux(b_first, 0, r_rp.data) + Mux(b_spike, k_rp.data, 0))]
 
-        # The request.
+        # The request: its logits are read where they are (they hold until busy falls), not
+        # copied; e_c is not kept either: the division of class c reads EXP[k_c] again.
         req = self.i_stream
-        z = Array(Signal(signed(tf.z_bits), name=f"z{c}") for c in range(C))
+        z = Array(req.payload.z[k] for k in range(C))
         label = Signal(index_bits(C))
-        e = Array(Signal(self._e_bits, name=f"e{c}") for c in range(C))
         S = Signal(unsigned(self._e_bits + unsigned_bits(C)))
-        dlog = Array(Signal(signed(self._dlog_bits), name=f"dlog{c}") for c in range(C))
-        for c in range(C):
-            m.d.comb += self.dlog[c].eq(dlog[c])
         zmax = Signal(signed(tf.z_bits))       # found one class per cycle (ZMAX)
         c = Signal(range(C + 1))
         kc = Signal(unsigned(tf.z_bits + 1))
@@ -146,7 +149,8 @@ class SSGDReadoutBackward(wiring.Component):
         m.d.sync += in_table.eq(kc < tf.exp_len)
         # divider
         n_bits = self._e_bits + tf.p_frac
-        num = Signal(n_bits)
+        num = Signal(n_bits)            # e_c << p_frac, from the EXP read of DIV_START (held)
+        m.d.comb += num.eq(Mux(in_table, exp_rp.data, 0) << tf.p_frac)
         rem = Signal(unsigned(S.shape().width + 1))
         quo = Signal(n_bits)
         bit = Signal(range(n_bits + 1))
@@ -166,7 +170,6 @@ class SSGDReadoutBackward(wiring.Component):
                 with m.If(req.valid):
                     m.d.sync += [self.busy.eq(1), label.eq(req.payload.label), c.eq(0),
                                  S.eq(0)]
-                    m.d.sync += [z[k].eq(req.payload.z[k]) for k in range(C)]
                     m.next = "ZMAX"
             with m.State("ZMAX"):
                 with m.If((c == 0) | (z[c] > zmax)):
@@ -181,7 +184,7 @@ class SSGDReadoutBackward(wiring.Component):
                 m.next = "EXP_TAKE"
             with m.State("EXP_TAKE"):
                 ec = Mux(in_table, exp_rp.data, 0)
-                m.d.sync += [e[c].eq(ec), S.eq(S + ec)]
+                m.d.sync += S.eq(S + ec)
                 with m.If(c == C - 1):
                     m.d.sync += c.eq(0)
                     m.next = "DIV_START"
@@ -189,14 +192,16 @@ class SSGDReadoutBackward(wiring.Component):
                     m.d.sync += c.eq(c + 1)
                     m.next = "EXP_READ"
             with m.State("DIV_START"):
-                m.d.sync += [num.eq(e[c] << tf.p_frac), rem.eq(0), quo.eq(0), bit.eq(n_bits)]
+                m.d.comb += [exp_rp.addr.eq(kc), exp_rp.en.eq(1)]
+                m.d.sync += [rem.eq(0), quo.eq(0), bit.eq(n_bits)]
                 m.next = "DIV"
             with m.State("DIV"):
                 shifted = Signal.like(rem)
                 m.d.comb += shifted.eq(_next_remainder(rem, num, bit))
                 with m.If(bit == 0):
                     p = quo
-                    m.d.sync += dlog[c].eq(p - Mux(c == label, 1 << tf.p_frac, 0))
+                    m.d.comb += [dlog_wp.addr.eq(c), dlog_wp.en.eq(1),
+                                 dlog_wp.data.eq(p - Mux(c == label, 1 << tf.p_frac, 0))]
                     with m.If(c == C - 1):
                         m.d.sync += [j.eq(0), col.eq(0)]
                         m.next = "ROW_R"
@@ -232,8 +237,9 @@ class SSGDReadoutBackward(wiring.Component):
                         m.d.sync += j.eq(j + 1)
                         m.next = "ROW_R"
         m.d.sync += [rd_valid.eq(port.rb_en), rd_c.eq(col)]
+        # dlog_c read with the weight (address col), there with it the next cycle.
         d_c = Signal(signed(self._dlog_bits))
-        m.d.comb += d_c.eq(dlog[rd_c])
+        m.d.comb += [dlog_rp.addr.eq(col), dlog_rp.en.eq(port.rb_en), d_c.eq(dlog_rp.data)]
         g2 = Signal(signed(tf.grad_bits))
         m.d.comb += g2.eq(saturate(r_j * d_c, signed(tf.grad_bits)))
         with m.If(rd_valid):

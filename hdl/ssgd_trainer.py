@@ -129,9 +129,7 @@ class SSGDTrainer(wiring.Component):
         image = Signal(max(self._tfmt.dither_bits, 1))       # images learned since reset
         m.d.comb += [rbwd.image.eq(image), upd.image.eq(image)]
         label, learn = Signal(index_bits(C)), Signal()
-        klass = Signal(index_bits(C))
-        active = Signal(RESULT_COUNT_BITS)
-        fwd_cycles, bwd_cycles = Signal(RESULT_COUNT_BITS), Signal(RESULT_COUNT_BITS)
+        bwd_cycles = Signal(RESULT_COUNT_BITS)
 
         # The image's beats into the network, the spike steps into the gradient engine.
         step = Signal(range(T))
@@ -152,8 +150,11 @@ class SSGDTrainer(wiring.Component):
         req = rbwd.i_stream
         m.d.comb += [req.payload.label.eq(label)]
         m.d.comb += [req.payload.z[c].eq(net.o_stream.payload.z[c]) for c in range(C)]
-        m.d.comb += [res.payload.klass.eq(klass), res.payload.active.eq(active),
-                     res.payload.forward_cycles.eq(fwd_cycles),
+        # The class, active events and forward cycles are the network's result itself (no
+        # copies): it is taken only with this one, and holds until then (no image is let in).
+        p = net.o_stream.payload
+        m.d.comb += [res.payload.klass.eq(p.klass), res.payload.active.eq(p.active),
+                     res.payload.forward_cycles.eq(p.cycles),
                      res.payload.backward_cycles.eq(bwd_cycles)]
         with m.FSM(name="trainer"):
             with m.State("IDLE"):
@@ -165,25 +166,18 @@ class SSGDTrainer(wiring.Component):
                     m.d.comb += grad.clear.eq(1)
                     m.next = "FORWARD"
             with m.State("FORWARD"):
-                # The network's result is taken at once when not learning, else with the loss
-                # request, which reads its logits (they hold until the result is taken).
-                p = net.o_stream.payload
+                # The network's result waits (valid) until this one is taken; the loss request
+                # reads its logits.
                 with m.If(net.o_stream.valid):
                     m.d.sync += passing.eq(0)
                     with m.If(learn):
                         m.next = "LOSS"
                     with m.Else():
-                        m.d.comb += net.o_stream.ready.eq(1)
-                        m.d.sync += [klass.eq(p.klass), active.eq(p.active),
-                                     fwd_cycles.eq(p.cycles)]
                         m.next = "RESULT"
             with m.State("LOSS"):
                 m.d.sync += bwd_cycles.eq(bwd_cycles + 1)
                 m.d.comb += [req.valid.eq(1), w2_internal.eq(1)]
                 with m.If(req.ready):
-                    m.d.comb += net.o_stream.ready.eq(1)
-                    m.d.sync += [klass.eq(p.klass), active.eq(p.active),
-                                 fwd_cycles.eq(p.cycles)]
                     m.next = "READOUT"
             with m.State("READOUT"):
                 m.d.sync += bwd_cycles.eq(bwd_cycles + 1)
@@ -198,7 +192,7 @@ class SSGDTrainer(wiring.Component):
                     m.d.sync += image.eq(image + 1)
                     m.next = "RESULT"
             with m.State("RESULT"):
-                m.d.comb += res.valid.eq(1)
+                m.d.comb += [res.valid.eq(1), net.o_stream.ready.eq(res.ready)]
                 with m.If(res.ready):
                     m.next = "IDLE"
         return m

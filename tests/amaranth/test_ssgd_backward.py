@@ -131,17 +131,12 @@ def test_every_entry_active_equals_dense_backward():
 
 
 def test_mutated_event_delta_fails(monkeypatch):
-    """event_delta flooring ks instead of rounding half up: G1 differs."""
-    def floors(m, K_t, g, u, tfmt, name="ev"):
-        from amaranth.hdl import Signal, signed, unsigned
+    """event_ks flooring ks instead of rounding half up: G1 differs."""
+    def floors(K_t, g, tfmt):
+        from amaranth.hdl import unsigned
         from spikegate.hdl.saturate import saturate
-        ks = Signal(unsigned(tfmt.ks_bits), name=f"{name}_ks")
-        delta = Signal(signed(tfmt.delta_bits), name=f"{name}_delta")
-        m.d.comb += [ks.eq(saturate((K_t * g) >> tfmt.ks_shift, unsigned(tfmt.ks_bits))),
-                     delta.eq(saturate(ssgd_backward._round_shift(ks * u, tfmt.d_shift),
-                                       signed(tfmt.delta_bits)))]
-        return ks, delta
-    monkeypatch.setattr(ssgd_backward, "event_delta", floors)
+        return saturate((K_t * g) >> tfmt.ks_shift, unsigned(tfmt.ks_bits))
+    monkeypatch.setattr(ssgd_backward, "event_ks", floors)
     tfmt, w, cases = digits_cases(2)
     with pytest.raises(AssertionError, match="G1"):
         check(run_engine(SSGDGradient(64, 64, tfmt), cases, seed=33, p_stall=0.0), cases, "m")

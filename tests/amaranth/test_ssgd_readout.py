@@ -76,7 +76,7 @@ def run(tfmt, w1, w2, times, labels, lanes=4):
                     for l in range(lanes):
                         if g * lanes + l < C:
                             w[i, g * lanes + l] = row[l]
-            hw.append((np.array([ctx.get(dut.dlog[c]) for c in range(C)]), u, w, cycles))
+            hw.append((np.array([ctx.get(dut.dlog_data[c]) for c in range(C)]), u, w, cycles))
 
     sim = Simulator(top)
     sim.add_clock(1e-6)
