@@ -110,3 +110,52 @@ def test_fashion_mnist_is_not_read_from_the_mnist_directory(tmp_path, monkeypatc
     monkeypatch.setattr(reproduce, "FASHION_DEFAULT", str(tmp_path / "absent"))
     args.fashion_mnist = None
     assert reproduce._data_root("fashion-mnist", args) is None    # the loader's own search
+
+
+def test_ssgd_rows_loss_and_layers(quick):
+    out, rep = quick
+    r = json.loads((out / "ssgd" / "bench_ssgd.json").read_text())
+    rows = {row["key"]: row for row in rep["papers"]["ssgd"]["rows"]}
+    batches = len(r["sparse"]["loss"]) // rep["papers"]["ssgd"]["settings"]["epochs"]
+    assert rows["sparse loss"]["ours"] == pytest.approx(np.mean(r["sparse"]["loss"][-batches:]))
+    assert rows["dense loss"]["ours"] == pytest.approx(np.mean(r["dense"]["loss"][-batches:]))
+    act = np.mean(np.asarray(r["sparse"]["active"]), axis=0) * 100
+    assert [rows[f"active fraction layer {i}"]["ours"] for i in (1, 2)] == pytest.approx(act)
+
+
+def test_settings_for_overrides_every_runs_epochs():
+    from spikegate.scripts.reproduce import SETTINGS, settings_for
+    assert settings_for("ssgd", "full") == SETTINGS["ssgd"]["full"]
+    assert SETTINGS["ssgd"]["full"]["epochs"] == 100       # the authors' main.py default
+    s = settings_for("pdnn", "full", 3)
+    assert (s["epochs"], s["depth_epochs"]) == (3.0, 3.0)
+    assert SETTINGS["pdnn"]["full"]["epochs"] == 50.0      # not changed in place
+    assert settings_for("ttfs", "full", 4)["epochs"] == 4
+
+
+def test_a_finished_ssgd_run_is_reused_only_at_its_settings(quick, tmp_path, capsys):
+    """A row can be re-checked without training again: the saved run is read back when, and
+    only when, it was made at the same settings."""
+    import shutil
+    from spikegate.scripts import reproduce
+    out, rep = quick
+    shutil.copy(out / "ssgd" / "bench_ssgd.json", tmp_path / "bench_ssgd.json")
+    s = reproduce.settings_for("ssgd", "quick")
+    assert reproduce._reusable_ssgd(tmp_path / "bench_ssgd.json", s) is not None
+    assert "re-using" in capsys.readouterr().err
+    for key, value in (("epochs", 2), ("lr", 1e-3), ("hidden", [16]), ("seed", 1)):
+        assert reproduce._reusable_ssgd(tmp_path / "bench_ssgd.json", {**s, key: value}) is None
+    assert reproduce._reusable_ssgd(tmp_path / "absent.json", s) is None
+    rows, _ = reproduce.reproduce_ssgd(s, None, tmp_path, quiet=True)     # no training: fast
+    assert [r["ours"] for r in rows] == [r["ours"] for r in rep["papers"]["ssgd"]["rows"]]
+
+
+def test_resume_refuses_other_epochs(quick, tmp_path, capsys):
+    import shutil
+    out, _ = quick
+    shutil.copy(out / "reproduce.json", tmp_path / "reproduce.json")
+    before = (tmp_path / "reproduce.json").read_bytes()
+    assert main(["reproduce", "ttfs", "--quick", "--quiet", "--resume", "--epochs", "3",
+                 "--out", str(tmp_path)]) != 0
+    assert "--epochs None, not 'quick' with --epochs 3" in capsys.readouterr().err
+    assert (tmp_path / "reproduce.json").read_bytes() == before      # nothing overwritten
