@@ -115,7 +115,8 @@ def main(argv=None):
                    choices=("digits", "mnist", "fashion-mnist"))
     p.add_argument("--data", type=existing_dir, default=None, metavar="DIR",
                    help="IDX directory (default: env SPIKEGATE_DATA or the Debian location)")
-    p.add_argument("--epochs", type=positive_int, default=10, help="epochs per run (the authors' code: 100, main.py's --nb_epochs)")
+    p.add_argument("--epochs", type=positive_int, default=10,
+                   help="epochs per run (the authors' code: 100, main.py's --nb_epochs)")
     p.add_argument("--hidden", type=positive_int, nargs="+", default=[200, 200])
     p.add_argument("--steps", type=at_least(2), default=100)
     p.add_argument("--batch-size", type=positive_int, default=256)
