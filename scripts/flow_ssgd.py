@@ -1,4 +1,5 @@
-"""The stages of ``spikegate run --algorithm ssgd``: train, eval, sim, compare, train-sim.
+"""The stages of ``spikegate run --algorithm ssgd``: train, eval, sim, compare, train-sim,
+synth.
 
 The SSGD twin of :mod:`spikegate.scripts.flow` and built on it (:class:`SSGDFlow` is a
 :class:`~spikegate.scripts.flow.Flow`): the same run directory, the same keys of each stage's
@@ -34,7 +35,18 @@ train-sim
     weights of each matrix read back after every image, all of them at the end), against
     :func:`~spikegate.sim.ssgd_train_run.golden_training` (``train_sim.npz``).
 
-There is no synth stage: synthesis of the SSGD trainer is not part of the flow yet.
+synth
+    Per board (iCEBreaker, ULX3S-85F, :data:`SSGD_BOARDS`):
+    :func:`~spikegate.boards.synth.make_ssgd_design` (the model's trainer, its weights the block
+    RAMs' initial contents, behind :class:`~spikegate.boards.synth.SSGDTrainerShim`: no UART
+    protocol for on-chip training yet, so resources and Fmax only) with the board's lanes
+    (:data:`~spikegate.boards.synth.SSGD_LANES`, or ``board_lanes``) and
+    :func:`~spikegate.boards.synth.synthesize` (``synth_<board>.json``), and the forward's
+    cycles per image at those lanes on the sample (the timing model
+    :func:`~spikegate.hdl.ssgd_network.expected_cycles`, which the compare stage holds the
+    hardware to). A build that does not fit is a result, not a failure: its file says
+    ``"fits": false`` and which resource overflowed (nextpnr's count), and the other board is
+    built all the same.
 """
 
 import json
@@ -50,8 +62,11 @@ from spikegate.golden.ssgd_model_file import SSGDModelFile, load_ssgd_model, sav
 
 from .flow import Flow, _code_version, _hash_file, _key, _log
 
-__all__ = ["SSGDFlow", "DEFAULT_EPOCHS", "DECAY_EVERY", "TRAIN_SAMPLES", "mismatch_cycles",
-           "training_mismatch", "weight_reads"]
+__all__ = ["SSGDFlow", "DEFAULT_EPOCHS", "DECAY_EVERY", "TRAIN_SAMPLES", "SSGD_BOARDS",
+           "mismatch_cycles", "training_mismatch", "weight_reads", "not_fitting"]
+
+#: The boards the synth stage builds for: (board, variant).
+SSGD_BOARDS = (("icebreaker", None), ("ulx3s", "85F"))
 
 #: Training epochs when ``--epochs`` is not given (``spikegate train ssgd-fixed``'s default).
 DEFAULT_EPOCHS = 20
@@ -69,6 +84,13 @@ def mismatch_cycles(hw_cycles, model_cycles):
         return None
     k = int(bad[0])
     return f"image {k}: {int(hw_cycles[k])} cycles, the timing model {int(model_cycles[k])}"
+
+
+def not_fitting(board, device, error):
+    """The synth stage's record of a build that does not fit (a
+    :class:`~spikegate.boards.fit.ResourceError`): JSON-able."""
+    return {"board": board, "device": device, "fits": False, "resource": error.resource,
+            "used": error.used, "available": error.available, "error": str(error)}
 
 
 def training_mismatch(hw, g):
@@ -295,3 +317,47 @@ class SSGDFlow(Flow):
             self._done("train-sim", path, key, t0)
         g = golden_training(m.fmt, m.weights, times, labels, samples)
         return hw, g, training_mismatch(hw, g)
+
+    def synth(self, model_path):
+        """Resources and Fmax of the trainer on each of :data:`SSGD_BOARDS`: ``{board: report
+        dict}`` (a :class:`~spikegate.boards.synth.SynthReport`'s with ``"fits": true`` and
+        ``board_forward``, or :func:`not_fitting`'s)."""
+        from spikegate.boards.fit import ResourceError
+        from spikegate.boards.synth import DEFAULT_SEEDS, make_ssgd_design, synthesize
+        from spikegate.hdl.ssgd_network import expected_cycles
+        from spikegate.sim.ssgd_run import expected_run
+        out = {}
+        for board, variant in SSGD_BOARDS:
+            name = board + (f"-{variant}" if variant else "")
+            path = self.out / f"synth_{name}.json"
+            key = _key(stage="synth-ssgd", model=_hash_file(model_path), board=name,
+                       lanes=self.board_lanes, seeds=list(DEFAULT_SEEDS), images=self.images,
+                       **self._data_key(), code=_code_version(scripts=("flow_ssgd.py",)))
+            stage = f"synth {name}"
+            if self._cached(stage, path, key):
+                out[name] = json.loads(path.read_text())
+                continue
+            t0 = time.perf_counter()
+            m = self.model(model_path)
+            kw = {} if variant is None else {"variant": variant}
+            design, platform = make_ssgd_design(board, m, self.board_lanes, **kw)
+            _log(f"== {stage}: SSGD trainer {'-'.join(map(str, m.sizes))} (shim top, lanes "
+                 f"{design.lanes}) with YoWASP (Yosys, nextpnr)")
+            try:
+                report = synthesize(design, platform, self.out / f"synth-build-{name}",
+                                    seed=DEFAULT_SEEDS, check_timing=False)
+            except ResourceError as e:
+                _log(f"== {stage}: does not fit: {e}")
+                d = not_fitting(name, design.device.name, e)
+            else:
+                d = {**report.to_dict(), "fits": True}
+            x, _ = self.sample(m.fmt)
+            g = expected_run(x, m.weights, m.fmt)
+            cyc = expected_cycles(x, g.hidden.spike, m.sizes, design.lanes, m.fmt.n_steps)
+            d["board_forward"] = {"lanes": list(design.lanes), "images": len(x),
+                                  "cycles_mean": float(cyc.mean()),
+                                  "cycles_median": float(np.median(cyc))}
+            atomic.write_text(path, json.dumps(d, indent=1))
+            self._done(stage, path, key, t0)
+            out[name] = d
+        return out

@@ -16,7 +16,11 @@ What it says
     against the active events, and the dense backward on the same datapath (every ``(t >= 1,
     j)`` an event: the hardware's cycles minus the gradient engine's model plus the model's
     dense walk); synaptic operations (:func:`~spikegate.scripts.report.metrics`, algorithm
-    ``ssgd``). Synthesis of the SSGD hardware is not part of the flow yet: the report says so.
+    ``ssgd``); per board the trainer's synthesis (resources against the device, Fmax against
+    the target; a build that does not fit names the resource and nextpnr's count) and the
+    energy estimate at a built board's Fmax and logic cells and the forward's cycles at its
+    lanes (the other boards, and every board with ``--no-synth``: at the default clock and the
+    whole device, see :func:`~spikegate.scripts.report.energy_estimates`).
 """
 
 import json
@@ -30,10 +34,32 @@ from spikegate.golden import atomic
 from .flow_ssgd import TRAIN_SAMPLES
 from .report import metrics, publish, stage_rows
 
-__all__ = ["agreement", "write_ssgd_report", "backward_summary"]
+__all__ = ["agreement", "write_ssgd_report", "backward_summary", "synth_lines", "SYNTH_TOP"]
 
-SYNTH_NOTE = ("not done: synthesis of the SSGD trainer is not part of the flow yet (a "
-              "Yosys-only count of the 64-64-10 trainer is in README.md)")
+SYNTH_TOP = ("SSGDTrainerShim: the trainer's ports through a shift register (no UART protocol "
+             "for on-chip training yet): resources and Fmax, it trains nothing")
+
+
+def synth_lines(synth):
+    """The report table's rows of the synth stage (``{board: dict}`` of
+    :meth:`~spikegate.scripts.flow_ssgd.SSGDFlow.synth`; ``None``: skipped)."""
+    if not synth:
+        return ["| synthesis | skipped (--no-synth) | |"]
+    lines = []
+    for name, s in synth.items():
+        if not s.get("fits", True):
+            lines.append(f"| synthesis, {name} ({s['device']}) | DOES NOT FIT: needs "
+                         f"{s['used']} {s['resource']}, the device has {s['available']} | "
+                         f"no bitstream, no Fmax |")
+            continue
+        status = "met" if s["fmax_mhz"] >= s["target_mhz"] else "missed"
+        lines.append(f"| Fmax, {name} ({s['device']}, lanes {tuple(s['lanes'])}) | "
+                     f"{s['fmax_mhz']:.1f} MHz | target {s['target_mhz']:.1f} MHz ({status}) |")
+        for res, r in s["resources"].items():
+            lines.append(f"| {name}: {res} | {r['used']} / {r['available']} | |")
+        if s.get("ffs"):
+            lines.append(f"| {name}: flip-flops (Yosys) | {s['ffs']} | |")
+    return lines
 
 
 def agreement(hw, golden):
@@ -79,11 +105,12 @@ def backward_summary(train_hw, train_golden, sizes, timesteps):
 
 def write_ssgd_report(dest, *, model, dataset, eval_summary, y_sample, golden, hw, mismatch,
                       cycles_mismatch, train_hw, train_golden, train_mismatch, stages, lanes,
-                      synth_asked):
+                      synth):
     """Render the report of an SSGD run into the folder ``dest``. ``hw`` is the sim stage's
     :class:`~spikegate.sim.ssgd_run.SSGDHardwareResult`, ``golden`` the golden trace of the
     same images; ``train_hw`` / ``train_golden`` the on-chip training run and its golden
-    (:mod:`spikegate.sim.ssgd_train_run`)."""
+    (:mod:`spikegate.sim.ssgd_train_run`); ``synth`` the synth stage's ``{board: dict}`` or
+    ``None`` (``--no-synth``)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = atomic.temp_dir(dest)
@@ -129,7 +156,7 @@ def write_ssgd_report(dest, *, model, dataset, eval_summary, y_sample, golden, h
                                  "weights_changed": [int((train_golden[f"w_final{l}"]
                                                           != model.weights[l]).sum())
                                                      for l in range(2)]},
-            "synth": None, "synth_note": SYNTH_NOTE,
+            "synth": synth, "synth_top": SYNTH_TOP,
             "stages": stages,
         }
         acc, act, oc = data["accuracy"], data["activity"], data["on_chip_training"]
@@ -188,9 +215,33 @@ def write_ssgd_report(dest, *, model, dataset, eval_summary, y_sample, golden, h
             f"| dense backward on the same datapath ({oc['dense_events']} events) | "
             f"{oc['dense_backward_cycles_mean']:.0f} cycles per image | "
             f"{oc['dense_over_sparse']:.1f}x the sparse backward |",
-            f"| synthesis | {SYNTH_NOTE}{'' if synth_asked else ' (--no-synth given)'} | |",
         ]
-        mdata, mlines = metrics(sizes, float(reads.mean()), algorithm="ssgd", board_runs={},
+        lines += synth_lines(synth)
+        if synth:
+            lines += ["", "## Synthesis", "",
+                      f"The synthesized top is the trainer alone behind a shift register "
+                      f"(`{SYNTH_TOP.split(':')[0]}`): there is no UART protocol for on-chip "
+                      f"training yet, so the bitstream measures resources and Fmax and trains "
+                      f"nothing. The model's weights are the block RAMs' initial contents.", ""]
+            for name, s in synth.items():
+                bf = s["board_forward"]
+                if not s.get("fits", True):
+                    lines.append(f"- {name}: does not fit ({s['error']}); forward at lanes "
+                                 f"{tuple(bf['lanes'])}: {bf['cycles_mean']:.0f} cycles per "
+                                 f"image (timing model)")
+                    continue
+                cp = s.get("critical_path") or []
+                path = f"`{cp[0]}` -> `{cp[-1]}` ({len(cp)} nets)" if cp else "n/a"
+                lines.append(f"- {name}: Fmax {s['fmax_mhz']:.1f} MHz (target "
+                             f"{s['target_mhz']:.1f}), critical path {path}, build "
+                             f"{s['seconds']:.0f} s, seed {s['seed']}; forward at lanes "
+                             f"{tuple(bf['lanes'])}: {bf['cycles_mean']:.0f} cycles per image "
+                             f"(timing model, {bf['images']} images)")
+        # Energy: a built board at its Fmax, logic cells and the forward's cycles at its lanes;
+        # the others at the simulated forward's cycles.
+        built = {b: (s, s["board_forward"]["cycles_mean"]) for b, s in (synth or {}).items()
+                 if s.get("fits", True)}
+        mdata, mlines = metrics(sizes, float(reads.mean()), algorithm="ssgd", board_runs=built,
                                 unbuilt_cycles=data["forward_cycles"]["mean"],
                                 cycles_note="the simulated forward's")
         data.update(mdata)

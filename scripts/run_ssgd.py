@@ -4,10 +4,10 @@ The SSGD network's flow (:mod:`spikegate.scripts.flow_ssgd`): train (the bit-exa
 training, or ``--model``), eval (fixed point and float on the whole test set), sim (the first
 ``--images`` test images through the forward hardware, Verilator), compare (bit for bit, image
 by image, and the cycles against the timing model), train-sim (``--train-images`` training
-images through the on-chip trainer, the weights against the golden training), report
-(:mod:`spikegate.scripts.report_ssgd`). Synthesis of the SSGD hardware is not part of the flow
-yet (the report says so). Every option is checked by :func:`check_inputs` before anything is
-trained or written.
+images through the on-chip trainer, the weights against the golden training), synth (the
+trainer on the iCEBreaker and the ULX3S-85F, unless ``--no-synth``: resources, Fmax, or which
+resource a build that does not fit lacks), report (:mod:`spikegate.scripts.report_ssgd`). Every
+option is checked by :func:`check_inputs` before anything is trained or written.
 """
 
 import time
@@ -23,17 +23,15 @@ def check_inputs(args):
     """Refuse what can be refused before any work: the model file (an SSGD one, with the data
     set's inputs and classes), the data set, ``--images`` against its test images,
     ``--train-images`` against its training images, ``--hidden`` (one layer), ``--epochs``
-    with ``--model``, ``--board-lanes`` (nothing is synthesized), the lanes against the
-    network's two weight layers; returns the :class:`~spikegate.scripts.flow_ssgd.SSGDFlow`."""
+    with ``--model``, the lanes and ``--board-lanes`` against the network's two weight layers;
+    returns the :class:`~spikegate.scripts.flow_ssgd.SSGDFlow`."""
     from .flow_ssgd import SSGDFlow
     from .run import _check_lanes
     train_images = getattr(args, "train_images", None)
     flow = SSGDFlow(args.out, dataset=args.dataset, data=args.data, images=args.images,
-                    lanes=args.lanes, waves=args.waves, force=getattr(args, "force", False),
+                    lanes=args.lanes, board_lanes=getattr(args, "board_lanes", None),
+                    waves=args.waves, force=getattr(args, "force", False),
                     train_images=DEFAULT_TRAIN_IMAGES if train_images is None else train_images)
-    if getattr(args, "board_lanes", None) is not None:
-        raise ValueError(f"--board-lanes {args.board_lanes}: the SSGD flow synthesizes nothing "
-                         f"yet (synthesis of the SSGD trainer is not part of it)")
     hidden = getattr(args, "hidden", None)
     if hidden is not None and len(hidden) != 1:
         raise ValueError(f"--hidden {','.join(map(str, hidden))}: the SSGD network has one "
@@ -57,6 +55,8 @@ def check_inputs(args):
     if getattr(args, "epochs", None) is not None and model is not None:
         raise ValueError("--epochs trains a network: give it or --model, not both")
     _check_lanes("--lanes", args.lanes, sizes)
+    if getattr(args, "board_lanes", None) is not None:
+        _check_lanes("--board-lanes", args.board_lanes, sizes)
     return flow
 
 
@@ -78,13 +78,14 @@ def run(args):
     hw = flow.sim(model_path)
     mismatch, cycles_mismatch, golden, model_cycles = flow.compare(model_path, hw)
     thw, tg, train_mismatch = flow.train_sim(model_path)
+    synth = None if args.no_synth else flow.synth(model_path)
     _, y = flow.sample(model.fmt)
     report = write_ssgd_report(flow.out / "report", model=model, dataset=args.dataset,
                                eval_summary=summary, y_sample=y, golden=golden, hw=hw,
                                mismatch=mismatch, cycles_mismatch=cycles_mismatch,
                                train_hw=thw, train_golden=tg, train_mismatch=train_mismatch,
                                stages=flow.stages, lanes=flow._lanes(),
-                               synth_asked=not args.no_synth)
+                               synth=synth)
     print((report / "report.md").read_text())
     print(f"report: {report}/report.md  ({time.perf_counter() - t0:.0f} s)")
     if mismatch or cycles_mismatch or train_mismatch:

@@ -5,7 +5,12 @@ Without ``--model`` the network is a digits 64-64-10 TTFS network trained for a 
 (seed 0): the weights are only the bitstream's initial contents (the board loads a model at
 run time), its shape is what is built. A PD model file (``spikegate run --algorithm pdnn``) builds
 the PD classifier behind :class:`~spikegate.boards.synth.PDClassifierShim` (there is no UART
-protocol for PD frames yet): resources and Fmax only.
+protocol for PD frames yet): resources and Fmax only. An SSGD model file (``spikegate run
+--algorithm ssgd``, ``spikegate train ssgd-fixed``) builds the on-chip trainer behind
+:class:`~spikegate.boards.synth.SSGDTrainerShim` (no UART protocol for training yet), the
+model's weights as the block RAMs' initial contents, lanes (hidden, readout) the board's
+:data:`~spikegate.boards.synth.SSGD_LANES` unless ``--lanes``: resources and Fmax only; a build
+that does not fit names the resource (exit 1).
 """
 
 import sys
@@ -84,8 +89,11 @@ def run(args):
     model = None
     if args.model:
         from .run_pdnn import model_algorithm
-        if model_algorithm(args.model) == "pdnn":
+        algorithm = model_algorithm(args.model)
+        if algorithm == "pdnn":
             return _run_pd(args)
+        if algorithm == "ssgd":
+            return _run_ssgd(args)
         from spikegate.golden.model_file import load_model
         model = load_model(args.model)
     if lanes is not None:
@@ -150,3 +158,19 @@ def _run_pd(args):
     return _build(args, out, lambda: make_pd_design(args.board, net, args.lanes,
                                                     variant=args.variant, clk_freq_hz=clk),
                   note="PD classifier behind PDClassifierShim (no UART protocol for PD frames yet)")
+
+
+def _run_ssgd(args):
+    """``spikegate synth --model SSGD_FILE``: the SSGD trainer behind its shim."""
+    from spikegate.boards.synth import make_ssgd_design
+    from spikegate.golden.ssgd_model_file import load_ssgd_model
+    from .run import _check_lanes
+    model = load_ssgd_model(args.model)
+    if args.lanes is not None:
+        _check_lanes("--lanes", args.lanes, model.sizes)
+    clk = None if args.clock_mhz is None else int(round(args.clock_mhz * 1e6))
+    out = Path(args.out)
+    return _build(args, out, lambda: make_ssgd_design(args.board, model, args.lanes,
+                                                      variant=args.variant, clk_freq_hz=clk),
+                  note="SSGD trainer behind SSGDTrainerShim (no UART protocol for on-chip "
+                       "training yet): resources and Fmax only")

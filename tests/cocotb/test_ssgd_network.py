@@ -12,9 +12,9 @@ active event (in order), the logits, classes and counters of every image.
   images with every stream ready, where each image's cycles equal the timing model
   (hdl.ssgd_network.expected_cycles); from then on random stalls on the input, the results and
   the active events, where no image takes fewer cycles than the model; two resets in the
-  middle of an image (an image counter or a started flag kept through the reset, tried as
-  reset-less registers, hang the run or miscount the next image's cycles). The same run differs from every
-  golden forward with one wrong step (sim/ssgd_mutants.py), so such a bug would be caught;
+  middle of an image (the step-marker count or the started flag kept through the reset,
+  tried as reset-less registers, hang the run or miscount the next image's cycles). The same
+  run differs from every golden forward with one wrong step (sim/ssgd_mutants.py), so such a bug would be caught;
 * a shorter run under Icarus.
 """
 
