@@ -11,13 +11,14 @@ A timestep goes through the layer in two parts:
    follow each other with no gap). The sums are exact (wide enough for every source spiking
    once per step), so saturating them to ``acc_bits`` at the end is
    :func:`~spikegate.golden.ssgd_fixed.synaptic_input`.
-2. **pass**, after the step's end marker and the last walk: a three-stage pipeline over the
-   neurons, one per cycle. A reads neuron ``j``'s synaptic sum and its state (``V``, ``S``); B
-   computes :func:`~spikegate.golden.ssgd_fixed.lif_step` (decay, integrate with reset by
-   subtraction, saturation, fire) and the active test, writes the state back, zeroes the
-   synaptic word after its last lane and reads the surrogate table; C offers the output spike
-   on ``o_stream`` and the active event on ``a_stream`` and shows the neuron on ``trace``. The
-   pipeline moves when C's events have been taken.
+2. **pass**, after the step's end marker and the last walk: a five-stage pipeline over the
+   neurons, one per cycle, :func:`~spikegate.golden.ssgd_fixed.lif_step` cut in three so that
+   no stage has more than one adder chain of it (the UP5K at 30 MHz). A reads neuron ``j``'s
+   synaptic sum and its state (``V``, ``S``); B decays ``V``, saturates the synaptic sum and
+   zeroes the synaptic word after its last lane; B2 integrates (reset by subtraction,
+   saturation); B3 fires, makes the active test, writes the state back and reads the surrogate
+   table; C offers the output spike on ``o_stream`` and the active event on ``a_stream`` and
+   shows the neuron on ``trace``. The pipeline moves when C's events have been taken.
 
 The arithmetic is :mod:`spikegate.hdl.lif_arith`, step for step the golden model's
 (:mod:`spikegate.golden.ssgd_fixed`). A *readout* layer (``readout=True``) is the same leaky
@@ -57,9 +58,9 @@ __all__ = ["LIFLayer", "LIFOp", "MAX_SURROGATE_ENTRIES", "PASS_LATENCY"]
 MAX_SURROGATE_ENTRIES = 4096
 
 #: Cycles from the start of a pass (the marker taken from the queue) to the first neuron in
-#: stage C: the output marker's cycle, A, B and C (one less in a readout, which sends no
-#: marker).
-PASS_LATENCY = 4
+#: stage C: the output marker's cycle, A, B, B2, B3 and C (one less in a readout, which sends
+#: no marker). 4 before B2 and B3 (2026-12-06).
+PASS_LATENCY = 6
 
 
 class LIFOp(enum.IntEnum, shape=1):
@@ -318,19 +319,37 @@ class LIFLayer(wiring.Component):
                          b_last.eq(j == n - 1)]
         total = Signal(signed(self._acc_bits))
         m.d.comb += total.eq(Array(syn_rp.data[l] for l in range(L))[b_lane])
-        v_new, s_new, act, lut_rp = self._lif_step(m, total, first, st_rp.data, en & b_valid,
-                                                   platform)
+        v_decayed, v_syn, s_old = self._lif_inputs(m, total, first, st_rp.data)
         move_b = Signal()
         m.d.comb += move_b.eq(en & b_valid)
         m.d.comb += [
             syn_rp.addr.eq(Mux(passing, group, lk.beat.issue_group)),
             syn_rp.en.eq(Mux(passing, a_go & en, lk.beat.issue_valid)),
             st_rp.addr.eq(j), st_rp.en.eq(a_go & en),
-            st_wp.addr.eq(b_j), st_wp.data.v.eq(v_new), st_wp.data.s.eq(s_new),
-            st_wp.en.eq(move_b),
         ]
         self._synaptic_words(m, lk.beat, syn_rp, syn_wp, clearing, clear_addr,
                              move_b & ((b_lane == L - 1) | b_last), b_group)
+
+        # Stage B2: integrate (V[step + 1], saturated).
+        b2_valid, b2_last, b2_s = Signal(), Signal(), Signal()
+        b2_j = Signal(range(n))
+        b2_vd, b2_vs = Signal.like(v_decayed), Signal.like(v_syn)
+        with m.If(en):
+            m.d.sync += [b2_valid.eq(b_valid), b2_last.eq(b_last), b2_j.eq(b_j),
+                         b2_vd.eq(v_decayed), b2_vs.eq(v_syn), b2_s.eq(s_old)]
+        v_new = Signal(signed(fmt.v_bits))
+        m.d.comb += v_new.eq(lif_arith.integrate(b2_vd, b2_vs, b2_s, fmt))
+
+        # Stage B3: fire and the active test, the state written, the surrogate table read.
+        b3_valid, b3_last = Signal(), Signal()
+        b3_j = Signal(range(n))
+        b3_v = Signal(signed(fmt.v_bits))
+        with m.If(en):
+            m.d.sync += [b3_valid.eq(b2_valid), b3_last.eq(b2_last), b3_j.eq(b2_j),
+                         b3_v.eq(v_new)]
+        s_new, act, lut_rp = self._lif_fire(m, b3_v, en & b3_valid, platform)
+        m.d.comb += [st_wp.addr.eq(b3_j), st_wp.data.v.eq(b3_v), st_wp.data.s.eq(s_new),
+                     st_wp.en.eq(en & b3_valid)]
 
         # Stage C.
         c_j = Signal(range(n))
@@ -338,8 +357,8 @@ class LIFLayer(wiring.Component):
         c_s, c_act, c_last = Signal(), Signal(), Signal()
         sp_sent, ac_sent = Signal(), Signal()
         with m.If(en):
-            m.d.sync += [c_valid.eq(b_valid), c_j.eq(b_j), c_v.eq(v_new), c_s.eq(s_new),
-                         c_act.eq(act), c_last.eq(b_last), sp_sent.eq(0), ac_sent.eq(0)]
+            m.d.sync += [c_valid.eq(b3_valid), c_j.eq(b3_j), c_v.eq(b3_v), c_s.eq(s_new),
+                         c_act.eq(act), c_last.eq(b3_last), sp_sent.eq(0), ac_sent.eq(0)]
         g = Signal(fmt.g_bits)
         out_step = Signal(self._step_bits)
         m.d.comb += out_step.eq(step + 1)
@@ -378,11 +397,10 @@ class LIFLayer(wiring.Component):
         m.d.comb += self.busy.eq(clearing | (queue.level != 0) | lk.busy | passing)
         return m
 
-    def _lif_step(self, m, total, first, state, lut_en, platform=None):
-        """Stage B's arithmetic (``golden.ssgd_fixed.lif_step``): ``V[step + 1]`` from the
-        neuron's state word and its synaptic sum ``total``, its spike, its active flag and the
-        surrogate table's read port (``None`` for a readout; a block RAM on an iCE40
-        UltraPlus)."""
+    def _lif_inputs(self, m, total, first, state):
+        """Stage B's arithmetic (the first half of ``golden.ssgd_fixed.lif_step``): from the
+        neuron's state word and its synaptic sum ``total``, the decayed membrane, the
+        saturated synaptic input and the previous spike (0 at step 0, and in a readout)."""
         fmt, spiking = self._fmt, not self._readout
         v_old = Signal(signed(fmt.v_bits))
         s_old = Signal()
@@ -392,20 +410,25 @@ class LIFLayer(wiring.Component):
         m.d.comb += v_decayed.eq(lif_arith.decay(v_old, self._beta_q, fmt))
         v_syn = Signal(signed(min(self._acc_bits, fmt.acc_bits)), name="v_syn")
         m.d.comb += v_syn.eq(lif_arith.synaptic_input(total, fmt))
-        v_new = Signal(signed(fmt.v_bits))
-        m.d.comb += v_new.eq(lif_arith.integrate(v_decayed, v_syn, s_old, fmt))
+        return v_decayed, v_syn, s_old
+
+    def _lif_fire(self, m, v_new, lut_en, platform=None):
+        """Stage B3's arithmetic (the rest of ``golden.ssgd_fixed.lif_step``): the spike and
+        the active flag of ``V[step + 1]`` and the surrogate table's read port (``None`` in a
+        readout, whose spike and flag are 0; a block RAM on an iCE40 UltraPlus)."""
+        fmt = self._fmt
         s_new, act = Signal(), Signal()
-        lut_rp = None
-        if spiking:
-            d, mag = lif_arith.active_distance(m, v_new, fmt)
-            m.d.comb += [s_new.eq(lif_arith.fire(v_new, fmt)),
-                         act.eq(lif_arith.is_active(d, self._b_th_q, fmt))]
-            from .ssgd_backward import block_ram_attrs
-            m.submodules.lut = lut = memory.Memory(data=self.lut_data,
-                                                   attrs=block_ram_attrs(platform))
-            lut_rp = lut.read_port()
-            m.d.comb += [lut_rp.addr.eq(Mux(act, mag, 0)), lut_rp.en.eq(lut_en)]
-        return v_new, s_new, act, lut_rp
+        if self._readout:
+            return s_new, act, None
+        d, mag = lif_arith.active_distance(m, v_new, fmt)
+        m.d.comb += [s_new.eq(lif_arith.fire(v_new, fmt)),
+                     act.eq(lif_arith.is_active(d, self._b_th_q, fmt))]
+        from .ssgd_backward import block_ram_attrs
+        m.submodules.lut = lut = memory.Memory(data=self.lut_data,
+                                               attrs=block_ram_attrs(platform))
+        lut_rp = lut.read_port()
+        m.d.comb += [lut_rp.addr.eq(Mux(act, mag, 0)), lut_rp.en.eq(lut_en)]
+        return s_new, act, lut_rp
 
     def _synaptic_words(self, m, beat, syn_rp, syn_wp, clearing, clear_addr, retire, b_group):
         """The synaptic words: zeroed after reset, a beat's sums added, zeroed after their

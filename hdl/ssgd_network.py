@@ -87,8 +87,8 @@ class SSGDNetwork(wiring.Component):
     Cycles (:func:`expected_cycles` computes them from the golden spikes; the tests check them
     image by image): with every stream ready, an image costs, per step, its input spikes'
     row walks (``ceil(H / lanes0)`` cycles each) and a pass over the ``H`` hidden neurons
-    (``H + 4`` cycles, :data:`~spikegate.hdl.lif_layer.PASS_LATENCY`), the readout's walks and pass overlapping the next hidden step; so about
-    ``sum_k (G0 spikes_k + H + 6)`` plus the readout's last pass. After reset the state is
+    (``H + 6`` cycles, :data:`~spikegate.hdl.lif_layer.PASS_LATENCY`), the readout's walks and pass overlapping the next hidden step; so about
+    ``sum_k (G0 spikes_k + H + 8)`` plus the readout's last pass. After reset the state is
     zeroed in ``max`` groups cycles (``idle`` low, no beat taken).
     """
 
@@ -209,12 +209,19 @@ class SSGDNetwork(wiring.Component):
         m.d.comb += [
             cur.eq(Mux(tr.step == 1, 0, zsum[tr.index])),
             new.eq(cur + tr.v),
-            wins.eq((tr.index == 0) | (new > top)),
         ]
+        # The argmax a cycle behind the sums (the sum's multiplexer and adder, then the
+        # comparator: two paths); it is final the cycle the result becomes valid.
+        a_valid, a_first = Signal(), Signal()
+        a_new = Signal(signed(zb))
+        a_index = Signal(range(C))
+        m.d.sync += [a_valid.eq(tr.valid & (tr.step == T - 1)), a_first.eq(tr.index == 0),
+                     a_new.eq(new), a_index.eq(tr.index)]
+        m.d.comb += wins.eq(a_first | (a_new > top))
         with m.If(tr.valid):
             m.d.sync += zsum[tr.index].eq(new)
-            with m.If((tr.step == T - 1) & wins):
-                m.d.sync += [top.eq(new), klass.eq(tr.index)]
+        with m.If(a_valid & wins):
+            m.d.sync += [top.eq(a_new), klass.eq(a_index)]
 
         # The result, once both layers have finished the image.
         res = self.o_stream
@@ -294,8 +301,9 @@ def expected_cycles(x, hidden_spikes, sizes, lanes, timesteps):
     at ``max(c + 2, previous pop + 1)``; a spike's row walk starts at ``max(head, previous walk
     + G, end of the previous pass)``; the marker starts the pass at ``max(head, last walk + G +
     2, end of the previous pass)``. A hidden pass started at ``s`` sends the marker at ``s +
-    1`` and neuron ``j`` at ``s + 4 + j`` (its spike, to the readout's queue) and ends at ``s +
-    4 + H``; a readout pass has no marker: ``s + 3 + j``. The result is valid the cycle after
+    1`` and neuron ``j`` at ``s + P + j`` (its spike, to the readout's queue) and ends at ``s +
+    P + H`` (``P`` = :data:`~spikegate.hdl.lif_layer.PASS_LATENCY`, 6); a readout pass has no
+    marker: ``s + P - 1 + j``. The result is valid the cycle after
     both layers' last passes have ended and their counters settled (2 cycles after the later
     ``image_done``).
     """

@@ -164,7 +164,7 @@ class SSGDReadoutBackward(wiring.Component):
         port = self.weights
 
         m.d.comb += [req.ready.eq(~self.busy), port.rb_src.eq(j), port.rb_dst.eq(col),
-                     port.w_src.eq(j), port.w_dst.eq(rd_c)]
+                     port.w_src.eq(j)]
         with m.FSM(name="readout_bwd"):
             with m.State("IDLE"):
                 with m.If(req.valid):
@@ -244,10 +244,17 @@ class SSGDReadoutBackward(wiring.Component):
         m.d.comb += g2.eq(saturate(r_j * d_c, signed(tf.grad_bits)))
         with m.If(rd_valid):
             m.d.sync += acc.eq(acc + port.rb_data * d_c)
-            m.d.comb += [port.w_en.eq(1),
-                         port.w_data.eq(weight_step(port.rb_data, g2,
-                                                    dither(self.image, tf.lr2_shift,
-                                                           tf.dither_bits), tf.lr2_shift))]
+        # The weight's write a cycle after its read-back (G2's multiply, then the update: two
+        # paths); the row's last write lands in its end cycle (j unchanged, still busy).
+        w_valid = Signal()
+        w_c = Signal(index_bits(C))
+        w_old = Signal.like(port.rb_data)
+        g2_r = Signal.like(g2)
+        m.d.sync += [w_valid.eq(rd_valid), w_c.eq(rd_c), w_old.eq(port.rb_data), g2_r.eq(g2)]
+        m.d.comb += [port.w_en.eq(w_valid), port.w_dst.eq(w_c),
+                     port.w_data.eq(weight_step(w_old, g2_r,
+                                                dither(self.image, tf.lr2_shift,
+                                                       tf.dither_bits), tf.lr2_shift))]
         return m
 
 
