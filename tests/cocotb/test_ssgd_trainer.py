@@ -6,8 +6,9 @@ after every image (at random positions) and every weight at the end, bit for bit
 on the image stream and back-pressure on the results; the backward's cycles equal the readout
 engine's count plus the gradient engine's model plus a constant. CI: 20 images; slow: 200.
 
-A reset in the middle of an image (test_reset_mid_image): in the forward, in the ``W2`` update
-and in the ``W1`` update. What a user gets (and the RTL does): the weights are block RAM
+A reset in the middle of an image (test_reset_mid_image, 12 images, 4 of them random dense or
+sparse inputs with random labels): in the forward, in the ``W2`` update and in the ``W1``
+update. What a user gets (and the RTL does): the weights are block RAM
 contents, a reset does not reload them; it aborts the image (no result), every register starts
 again, the image counter (the update's dither) at 0. So after a reset in the forward the
 weights are those before the image; in the backward, the updates written before the reset
@@ -28,13 +29,22 @@ SIZES, LANES, SEED = (64, 64, 10), (8, 10), 41
 NAME = "ssgd_trainer_digits_l8_10"
 
 
-def _data(n):
+def _data(n, random_at=()):
+    """Weights from init_weights, the first ``n`` digits training images; at the indices
+    ``random_at`` random images instead (alternately dense: each input spikes with
+    probability 0.7, and sparse: 0.1, at a uniform step of 0 .. T-1, the last one never
+    sent) with random labels."""
     from spikegate.golden.data import load_dataset
     tfmt = stf.TrainFormat()
     w = stf.init_weights(SIZES, tfmt, seed=SEED)
     d = load_dataset("digits")
-    times, labels = stf.encode(d.x_train[:n], tfmt), d.y_train[:n]
+    times, labels = stf.encode(d.x_train[:n], tfmt), d.y_train[:n].copy()
     rng = np.random.default_rng(SEED)
+    T = tfmt.n_steps
+    for k, b in enumerate(random_at):
+        p = 0.7 if k % 2 == 0 else 0.1
+        times[b] = np.where(rng.random(SIZES[0]) < p, rng.integers(0, T, SIZES[0]), T)
+        labels[b] = rng.integers(0, SIZES[2])
     samples = [np.stack([sample_positions(rng, s, 24) for _ in range(n)])
                for s in ((SIZES[0], SIZES[1]), (SIZES[1], SIZES[2]))]
     return tfmt, w, times, labels, samples
@@ -83,9 +93,11 @@ def test_on_chip_training_200_images():
 
 
 # Resets: in image 3's forward, in image 6's W2 update (half its rows), in image 9's W1 update
-# (half the gradient engine's walk, estimated from the training without resets).
+# (half the gradient engine's walk, estimated from the training without resets); random
+# images between them.
 N_RESET = 12
 RESET_IMAGES = {3: "forward", 6: "W2", 9: "W1"}
+RANDOM_AT = (1, 4, 7, 10)
 
 
 def _reset_actions(tfmt, w, times, labels, samples):
@@ -100,7 +112,7 @@ def _reset_actions(tfmt, w, times, labels, samples):
 
 
 def _run_resets(**kw):
-    tfmt, w, times, labels, samples = _data(N_RESET)
+    tfmt, w, times, labels, samples = _data(N_RESET, RANDOM_AT)
     actions = _reset_actions(tfmt, w, times, labels, samples)
     hw = simulate_ssgd_training(tfmt, w, times, labels, LANES, samples, stall_in=0.2,
                                 stall_out=0.3, seed=SEED, actions=actions, **kw)
