@@ -401,11 +401,13 @@ def table_lines(report):
     def num(v, unit):
         if v is None:
             return "not known to us"
-        return f"{v:.2f} {unit}".strip() if unit not in ("%",) else f"{v:.2f} %"
+        digits = 3 if not unit else 2           # a loss: three decimals
+        return f"{v:.{digits}f} {unit}".strip()
 
     for paper, r in report["papers"].items():
         for row in r["rows"]:
-            diff = "" if row["diff"] is None else f"{row['diff']:+.2f}"
+            digits = 3 if not row["unit"] else 2
+            diff = "" if row["diff"] is None else f"{row['diff']:+.{digits}f}"
             lines.append(f"| {paper} | {row['quantity']} | {num(row['paper_value'], row['unit'])} "
                          f"| {num(row['ours'], row['unit'])} | {diff} | {row['note']} |")
     return lines
