@@ -160,12 +160,18 @@ def test_reset_mutant_is_caught(monkeypatch):
     from amaranth.hdl import Signal
     from spikegate.hdl import ssgd_trainer
 
+    mutated = []
+
     def signal(*args, src_loc_at=0, **kw):
         s = Signal(*args, src_loc_at=src_loc_at + 1, **kw)
-        return Signal(*args, name="image", reset_less=True, **kw) if s.name == "image" else s
+        if s.name != "image":
+            return s
+        mutated.append(s.name)
+        return Signal(*args, name="image", reset_less=True, **kw)
 
     monkeypatch.setattr(ssgd_trainer, "Signal", signal)
     hw, g, resets = _run_resets(name=NAME + "_mutant")
+    assert mutated == ["image"], "SSGDTrainer has no register named image to mutate"
     with pytest.raises(AssertionError, match="W1|W2|w_sample|final"):
         _check_reset_weights(g, resets)
         _compare(hw, g, "mutant")
