@@ -407,10 +407,16 @@ class SSGDGradient(wiring.Component):
             m.d.comb += [p_rp.addr.eq(k[:self._step_bits]), p_rp.en.eq(1),
                          col_rp.addr.eq(s1_i), col_rp.en.eq(1)]
         m.d.sync += [s2_valid.eq(s1_valid), s2_i.eq(s1_i), s2_on.eq(~k[-1])]
-        # stage 2: acc[i] += P delta (the neuron's first event starts from 0)
+        # stage 2: P delta and the accumulator's entry (0 for the neuron's first event),
+        # registered; stage 3: acc[i] = their sum, written (the multiplier and the adder on
+        # separate paths; stage 3 drains while the next event is read: no cycle more).
+        s3_valid = Signal()
+        s3_i = Signal(range(n_in))
         prod = Signal(signed(tf.trace_bits + tf.delta_bits + 1))
-        m.d.comb += prod.eq(Mux(s2_on, p_rp.data * delta, 0))
-        with m.If(s2_valid):
-            m.d.comb += [col_wp.addr.eq(s2_i), col_wp.en.eq(1),
-                         col_wp.data.eq(Mux(first, 0, col_rp.data) + prod)]
+        base = Signal(signed(tf.grad_bits))
+        m.d.sync += [s3_valid.eq(s2_valid), s3_i.eq(s2_i),
+                     prod.eq(Mux(s2_on, p_rp.data * delta, 0)),
+                     base.eq(Mux(first, 0, col_rp.data))]
+        with m.If(s3_valid):
+            m.d.comb += [col_wp.addr.eq(s3_i), col_wp.en.eq(1), col_wp.data.eq(base + prod)]
         return m

@@ -74,7 +74,8 @@ class SSGDReadoutBackward(wiring.Component):
     weights : Out(WeightPort)
         To the readout layer's weight memory (only while it walks no rows).
     u : Out(TableWritePort)
-        ``u_j`` for each ``j``, in order.
+        ``u_j`` for each ``j``, in order, each the cycle after its row (the last the cycle
+        after ``busy`` falls).
     busy : Out
     """
 
@@ -143,8 +144,14 @@ class SSGDReadoutBackward(wiring.Component):
         S = Signal(unsigned(self._e_bits + unsigned_bits(C)))
         zmax = Signal(signed(tf.z_bits))       # found one class per cycle (ZMAX)
         c = Signal(range(C + 1))
+        # z_c = z[c] in a register, loaded with the class c will have (c_next): the logit's
+        # multiplexer and k_c's arithmetic are separate paths.
+        c_next = Signal.like(c)
+        z_c = Signal(signed(tf.z_bits))
+        m.d.comb += c_next.eq(c)
+        m.d.sync += [c.eq(c_next), z_c.eq(z[c_next])]
         kc = Signal(unsigned(tf.z_bits + 1))
-        m.d.comb += kc.eq(_round_shift(zmax - z[c], tf.z_shift))
+        m.d.comb += kc.eq(_round_shift(zmax - z_c, tf.z_shift))
         in_table = Signal()
         m.d.sync += in_table.eq(kc < tf.exp_len)
         # divider
@@ -154,6 +161,7 @@ class SSGDReadoutBackward(wiring.Component):
         rem = Signal(unsigned(S.shape().width + 1))
         quo = Signal(n_bits)
         bit = Signal(range(n_bits + 1))
+        div_first, num_bit = Signal(), Signal()
         # rows
         j = Signal(index_bits(H))
         col = Signal(range(C + 1))
@@ -161,6 +169,8 @@ class SSGDReadoutBackward(wiring.Component):
         rd_c = Signal(index_bits(C))
         acc = Signal(signed(8 + self._dlog_bits + unsigned_bits(C) + 1))
         r_j = Signal(unsigned(tf.r_bits))
+        u_pending = Signal()
+        u_j = Signal(index_bits(H))
         port = self.weights
 
         m.d.comb += [req.ready.eq(~self.busy), port.rb_src.eq(j), port.rb_dst.eq(col),
@@ -168,17 +178,17 @@ class SSGDReadoutBackward(wiring.Component):
         with m.FSM(name="readout_bwd"):
             with m.State("IDLE"):
                 with m.If(req.valid):
-                    m.d.sync += [self.busy.eq(1), label.eq(req.payload.label), c.eq(0),
-                                 S.eq(0)]
+                    m.d.sync += [self.busy.eq(1), label.eq(req.payload.label), S.eq(0)]
+                    m.d.comb += c_next.eq(0)
                     m.next = "ZMAX"
             with m.State("ZMAX"):
-                with m.If((c == 0) | (z[c] > zmax)):
-                    m.d.sync += zmax.eq(z[c])
+                with m.If((c == 0) | (z_c > zmax)):
+                    m.d.sync += zmax.eq(z_c)
                 with m.If(c == C - 1):
-                    m.d.sync += c.eq(0)
+                    m.d.comb += c_next.eq(0)
                     m.next = "EXP_READ"
                 with m.Else():
-                    m.d.sync += c.eq(c + 1)
+                    m.d.comb += c_next.eq(c + 1)
             with m.State("EXP_READ"):
                 m.d.comb += [exp_rp.addr.eq(kc), exp_rp.en.eq(1)]
                 m.next = "EXP_TAKE"
@@ -186,18 +196,23 @@ class SSGDReadoutBackward(wiring.Component):
                 ec = Mux(in_table, exp_rp.data, 0)
                 m.d.sync += S.eq(S + ec)
                 with m.If(c == C - 1):
-                    m.d.sync += c.eq(0)
+                    m.d.comb += c_next.eq(0)
                     m.next = "DIV_START"
                 with m.Else():
-                    m.d.sync += c.eq(c + 1)
+                    m.d.comb += c_next.eq(c + 1)
                     m.next = "EXP_READ"
             with m.State("DIV_START"):
                 m.d.comb += [exp_rp.addr.eq(kc), exp_rp.en.eq(1)]
-                m.d.sync += [rem.eq(0), quo.eq(0), bit.eq(n_bits)]
+                m.d.sync += [rem.eq(0), quo.eq(0), bit.eq(n_bits), div_first.eq(1)]
                 m.next = "DIV"
             with m.State("DIV"):
+                # num's bit bit - 1: its top bit straight from the table the first cycle, then
+                # the one registered the cycle before (no multiplexer before the compare).
                 shifted = Signal.like(rem)
-                m.d.comb += shifted.eq(_next_remainder(rem, num, bit))
+                m.d.comb += shifted.eq(_next_remainder(
+                    rem, Mux(div_first, num[n_bits - 1], num_bit), bit))
+                below = (bit - 2)[:max(1, (n_bits - 1).bit_length())]
+                m.d.sync += [div_first.eq(0), num_bit.eq(num.bit_select(below, 1))]
                 with m.If(bit == 0):
                     p = quo
                     m.d.comb += [dlog_wp.addr.eq(c), dlog_wp.en.eq(1),
@@ -206,7 +221,7 @@ class SSGDReadoutBackward(wiring.Component):
                         m.d.sync += [j.eq(0), col.eq(0)]
                         m.next = "ROW_R"
                     with m.Else():
-                        m.d.sync += c.eq(c + 1)
+                        m.d.comb += c_next.eq(c + 1)
                         m.next = "DIV_START"
                 with m.Else():
                     with m.If(shifted >= S):
@@ -227,9 +242,7 @@ class SSGDReadoutBackward(wiring.Component):
                     m.d.comb += port.rb_en.eq(1)
                     m.d.sync += col.eq(col + 1)
                 with m.Elif(~rd_valid):
-                    m.d.comb += [self.u.w_en.eq(1), self.u.w_addr.eq(j),
-                                 self.u.w_data.eq(saturate(_round_shift(acc, tf.u_shift),
-                                                           signed(tf.u_bits)))]
+                    m.d.sync += u_pending.eq(1)
                     with m.If(j == H - 1):
                         m.d.sync += self.busy.eq(0)
                         m.next = "IDLE"
@@ -237,13 +250,27 @@ class SSGDReadoutBackward(wiring.Component):
                         m.d.sync += j.eq(j + 1)
                         m.next = "ROW_R"
         m.d.sync += [rd_valid.eq(port.rb_en), rd_c.eq(col)]
+        # u_j goes out the cycle after its row's end (the last the cycle after busy falls):
+        # the row's last product reaches acc in the end cycle.
+        with m.If(u_pending):
+            m.d.sync += u_pending.eq(0)
+            m.d.comb += [self.u.w_en.eq(1), self.u.w_addr.eq(u_j),
+                         self.u.w_data.eq(saturate(_round_shift(acc, tf.u_shift),
+                                                   signed(tf.u_bits)))]
+        with m.If(~u_pending):
+            m.d.sync += u_j.eq(j)
         # dlog_c read with the weight (address col), there with it the next cycle.
         d_c = Signal(signed(self._dlog_bits))
         m.d.comb += [dlog_rp.addr.eq(col), dlog_rp.en.eq(port.rb_en), d_c.eq(dlog_rp.data)]
         g2 = Signal(signed(tf.grad_bits))
         m.d.comb += g2.eq(saturate(r_j * d_c, signed(tf.grad_bits)))
-        with m.If(rd_valid):
-            m.d.sync += acc.eq(acc + port.rb_data * d_c)
+        # acc += W2[j, c] dlog_c, the product registered first (the read-back's block RAM and
+        # the multiplier, then the adder: two paths).
+        p_valid = Signal()
+        p_r = Signal(signed(8 + self._dlog_bits))
+        m.d.sync += [p_valid.eq(rd_valid), p_r.eq(port.rb_data * d_c)]
+        with m.If(p_valid):
+            m.d.sync += acc.eq(acc + p_r)
         # The weight's write a cycle after its read-back (G2's multiply, then the update: two
         # paths); the row's last write lands in its end cycle (j unchanged, still busy).
         w_valid = Signal()
@@ -258,7 +285,7 @@ class SSGDReadoutBackward(wiring.Component):
         return m
 
 
-def _next_remainder(rem, num, bit):
-    """``(rem << 1) | num[bit - 1]``: the restoring divider's next partial remainder."""
-    idx = (bit - 1)[:max(1, (len(num) - 1).bit_length())]
-    return Cat(num.bit_select(idx, 1), rem)[:len(rem)]
+def _next_remainder(rem, num_bit, bit):
+    """``(rem << 1) | num_bit``: the restoring divider's next partial remainder at quotient
+    bit ``bit`` (``num_bit`` the numerator's bit ``bit - 1``)."""
+    return Cat(num_bit, rem)[:len(rem)]

@@ -139,12 +139,14 @@ class SSGDTrainer(wiring.Component):
                      src.ready.eq(dst.ready & passing)]
         taken = Signal()
         m.d.comb += taken.eq(src.valid & src.ready)
-        with m.If(taken):
-            with m.If(src.payload.last):
-                m.d.sync += step.eq(step + 1)
-            with m.Else():
-                m.d.comb += [grad.times.w_en.eq(1), grad.times.w_addr.eq(src.payload.index),
-                             grad.times.w_data.eq(step)]
+        # The spike steps are written a cycle after their beats (the network's ready and the
+        # engine's input flags on separate paths); the last long before the engine starts.
+        t_en = Signal()
+        m.d.sync += [t_en.eq(taken & ~src.payload.last),
+                     grad.times.w_addr.eq(src.payload.index), grad.times.w_data.eq(step)]
+        m.d.comb += grad.times.w_en.eq(t_en)
+        with m.If(taken & src.payload.last):
+            m.d.sync += step.eq(step + 1)
 
         res = self.o_stream
         req = rbwd.i_stream
