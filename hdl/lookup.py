@@ -10,7 +10,7 @@ groups it enables; the user's arithmetic interprets the ops on the beats.
 
 import numpy as np
 
-from amaranth.hdl import Array, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -116,9 +116,17 @@ class WeightLookup(wiring.Component):
         (a power of two, e.g. 512 for the ECP5 DP16KD's 512 x 36 shape), each bank's read
         data registered on its own and the multiplexer over the banks after those registers,
         so the block RAM's clock-to-out and the multiplexer are separate paths; the beats'
-        timing is ``out_register``'s. The read-back still goes through an unregistered
-        multiplexer (``rb_data`` one cycle after ``rb_en``). ``weight_data`` is then only the
-        initial image.
+        timing is ``out_register``'s. The read-back comes from the banks' registers too:
+        ``rb_data`` two cycles after ``rb_en`` (one weight per cycle still; the block RAM's
+        clock-to-out, the multiplexers and the reader's register would be one path
+        otherwise). ``weight_data`` is then only the initial image.
+    bank_width : int, optional
+        With ``bank_depth``: each bank as memories of ``bank_width`` bits side by side (1, 2, 4
+        or 8; each lane's 8 bits in ``8 // bank_width`` of them), so that a bank is one block
+        RAM shape wide-and-shallow (the ECP5 DP16KD's 4096 x 4 with ``bank_depth`` 4096: a
+        784 x 200 layer at 8 lanes is 5 banks of 16 block RAMs, and each output bit's
+        multiplexer has 5 inputs instead of 39 with banks of 512 words). None (default): a
+        bank is one memory of the whole word, which Yosys lays out itself.
 
     Members
     -------
@@ -141,8 +149,9 @@ class WeightLookup(wiring.Component):
     weights : In(WeightPort)
         :class:`~spikegate.hdl.signatures.WeightPort`. A write lands one cycle later; it must
         not coincide with a walk, nor be followed by a walk or a read-back of it in the next
-        cycle. A read-back (``rb_data`` one cycle after ``rb_en``) is taken only while no row
-        is walked (the walk owns the read port).
+        cycle. A read-back (``rb_data`` one cycle after ``rb_en``, two with ``bank_depth``,
+        also when the memory is a single bank) is taken only while no row is walked (the walk
+        owns the read port).
 
     Latency 1 cycle from issue to beat (from a command taken to its first issue: 1 cycle,
     2 with ``out_register``); throughput ``lanes`` weights per cycle; a row takes
@@ -151,7 +160,7 @@ class WeightLookup(wiring.Component):
 
     def __init__(self, n_src, n_dst, lanes, init=None, *, tag_bits=1, weight_memory="auto",
                  op_shape=unsigned(1), read_ops=(), count_ops=(), masked_ops=(),
-                 out_register=False, bank_depth=None):
+                 out_register=False, bank_depth=None, bank_width=None):
         with checking(self):
             if not isinstance(out_register, bool):
                 raise TypeError(f"out_register must be a bool, not {out_register!r}")
@@ -166,6 +175,11 @@ class WeightLookup(wiring.Component):
                 if weight_memory == "spram":
                     raise ValueError("bank_depth applies to block RAM, not weight_memory "
                                      "'spram'")
+            if bank_width is not None:
+                if bank_depth is None:
+                    raise ValueError("bank_width needs bank_depth")
+                if bank_width not in (1, 2, 4, 8) or isinstance(bank_width, bool):
+                    raise ValueError(f"bank_width must be 1, 2, 4 or 8, not {bank_width!r}")
             self._check(n_src, n_dst, lanes, init)
             self._check_memory(weight_memory)
             ops = {}
@@ -178,6 +192,7 @@ class WeightLookup(wiring.Component):
         self._weight_memory = weight_memory
         self._out_register = out_register
         self._bank_depth = None if bank_depth is None else int(bank_depth)
+        self._bank_width = None if bank_width is None else int(bank_width)
         self._op_shape = op_shape
         self._read_ops, self._count_ops = ops["read_ops"], ops["count_ops"]
         self._masked_ops = ops["masked_ops"]
@@ -323,7 +338,8 @@ class WeightLookup(wiring.Component):
         m.d.comb += [beat.issue_valid.eq(issuing), beat.issue_group.eq(cur)]
         with m.If(walking):
             m.d.comb += [rp.addr.eq(base + cur), rp.en.eq(reads & issuing)]
-        self._elaborate_read_back(m, walking, rp)
+        rb_lane = self._elaborate_read_back(m, walking, rp,
+                                            registered=self._bank_depth is not None)
         beat_op = Signal(self._op_shape)
         beat_reads = Signal()
         beat_addr = Signal.like(rp.addr)
@@ -349,6 +365,11 @@ class WeightLookup(wiring.Component):
                          out.first.eq(beat.first), out.last.eq(beat.last), out.tag.eq(beat.tag)]
             if banks is None:
                 m.d.sync += out.weights.eq(beat.weights)
+                if self._bank_depth is not None:
+                    # One memory (no deeper than a bank): the read-back registered, the same
+                    # latency as from banks.
+                    m.d.sync += self.weights.rb_data.eq(
+                        Array(rp.data[l] for l in range(self._lanes))[rb_lane])
             else:
                 # Each bank's read data is registered on its own (next to its block RAM); the
                 # multiplexer over the banks follows those registers.
@@ -357,8 +378,15 @@ class WeightLookup(wiring.Component):
                 reads_q = Signal(name="out_reads")
                 m.d.sync += [qi.eq(b.data) for qi, b in zip(q, banks["ports"])]
                 m.d.sync += [sel_q.eq(banks["sel"]), reads_q.eq(beat_reads)]
+                q_data = Signal(self.weight_data.shape, name="bank_q_data")
+                m.d.comb += q_data.eq(Array(Value.cast(qi) for qi in q)[sel_q])
                 with m.If(reads_q):
-                    m.d.comb += out.weights.eq(Array(Value.cast(qi) for qi in q)[sel_q])
+                    m.d.comb += out.weights.eq(q_data)
+                # The read-back from the same registers: its lane one cycle later too.
+                rb_lane_q = Signal.like(rb_lane, name="rb_lane_q")
+                m.d.sync += rb_lane_q.eq(rb_lane)
+                m.d.comb += self.weights.rb_data.eq(
+                    Array(q_data[l] for l in range(self._lanes))[rb_lane_q])
             out_op = Signal(self._op_shape, name="out_op")
             out_addr = Signal.like(beat_addr, name="out_addr")
             m.d.sync += [out_op.eq(beat_op), out_addr.eq(beat_addr)]
@@ -386,8 +414,11 @@ class WeightLookup(wiring.Component):
         ports = []
         for b in range(n_banks):
             depth = min(bd, D - b * bd)
-            bank_data = memory.MemoryData(shape=shape, depth=depth,
-                                          init=self._words[b * bd:(b + 1) * bd])
+            words = self._words[b * bd:(b + 1) * bd]
+            if self._bank_width is not None:
+                ports.append(self._bank_slices(m, b, depth, words, wp, rp, k))
+                continue
+            bank_data = memory.MemoryData(shape=shape, depth=depth, init=words)
             m.submodules[f"mem{b}"] = mem = memory.Memory(data=bank_data)
             bwp = mem.write_port(granularity=1)
             brp = mem.read_port()
@@ -400,6 +431,34 @@ class WeightLookup(wiring.Component):
             m.d.sync += sel.eq(rp.addr[k:])
         m.d.comb += rp.data.eq(Array(Value.cast(p.data) for p in ports)[sel])
         return wp, rp, {"ports": ports, "sel": sel}
+
+    def _bank_slices(self, m, b, depth, words, wp, rp, k):
+        """Bank ``b`` (``depth`` words, initial ``words``) as memories of :attr:`bank_width`
+        bits side by side, slice ``s`` the word's bits ``s * bank_width`` up; returns a
+        ``_Port`` whose ``data`` is the bank's read data (the slices' concatenated)."""
+        bw, L = self._bank_width, self._lanes
+        n_slices = WEIGHT_BITS * L // bw
+        packed = [sum((int(v) & ((1 << WEIGHT_BITS) - 1)) << (WEIGHT_BITS * l)
+                      for l, v in enumerate(w)) for w in words]
+        flat = Value.cast(wp.data)
+        datas = []
+        for sl in range(n_slices):
+            init = [(w >> (sl * bw)) & ((1 << bw) - 1) for w in packed]
+            sdata = memory.MemoryData(shape=unsigned(bw), depth=depth, init=init)
+            m.submodules[f"mem{b}_{sl}"] = mem = memory.Memory(data=sdata)
+            swp, srp = mem.write_port(), mem.read_port()
+            lane = sl * bw // WEIGHT_BITS
+            m.d.comb += [swp.addr.eq(wp.addr[:k]), swp.data.eq(flat[sl * bw:(sl + 1) * bw]),
+                         srp.addr.eq(rp.addr[:k]), srp.en.eq(rp.en)]
+            with m.If(wp.addr[k:] == b):
+                m.d.comb += swp.en.eq(wp.en[lane])
+            datas.append(srp.data)
+        return _Port(addr=None, data=Cat(*datas), en=None)
+
+    @property
+    def bank_width(self):
+        """Bits per memory of a bank (see the parameters), or None."""
+        return self._bank_width
 
     @property
     def bank_depth(self):
@@ -440,8 +499,10 @@ class WeightLookup(wiring.Component):
                 m.d.sync += w["first"].eq(0)
         return w
 
-    def _elaborate_read_back(self, m, walking, rp):
-        """The read-back of one weight through the read port, while no row is walked."""
+    def _elaborate_read_back(self, m, walking, rp, registered=False):
+        """The read-back of one weight through the read port, while no row is walked; its
+        lane (registered with the read) is returned. ``registered``: ``rb_data`` is left to
+        the caller (the banks' registers)."""
         G, L = self._groups, self._lanes
         port = self.weights
         rb_group, rb_lane_now = lane_split(port.rb_dst, L)
@@ -450,7 +511,9 @@ class WeightLookup(wiring.Component):
             m.d.comb += [rp.addr.eq(times_const(port.rb_src, G) + rb_group),
                          rp.en.eq(port.rb_en)]
         m.d.sync += rb_lane.eq(rb_lane_now)
-        m.d.comb += port.rb_data.eq(Array(rp.data[l] for l in range(L))[rb_lane])
+        if not registered:
+            m.d.comb += port.rb_data.eq(Array(rp.data[l] for l in range(L))[rb_lane])
+        return rb_lane
 
     def _elaborate_count(self, m, beat_op):
         """Weights read: the valid lanes of each beat of a ``count_ops`` op."""

@@ -51,10 +51,10 @@ class PDClassifier(wiring.Component):
         Initial weights and biases per layer (zero when omitted); loadable at run time.
     queue_depth : int
         Events each layer's queue holds.
-    weight_out_register, weight_bank_depth : bool, int or None
-        Every layer's :class:`~spikegate.hdl.lookup.WeightLookup` ``out_register`` and
-        ``bank_depth`` (the ECP5 build's registers after each block RAM): one cycle more per
-        layer and frame (:attr:`drain`), the results unchanged.
+    weight_out_register, weight_bank_depth, weight_bank_width : bool, int or None
+        Every layer's :class:`~spikegate.hdl.lookup.WeightLookup` ``out_register``,
+        ``bank_depth`` and ``bank_width`` (the ECP5 build's registers after each block RAM): one
+        cycle more per layer and frame (:attr:`drain`), the results unchanged.
 
     Members
     -------
@@ -95,7 +95,7 @@ class PDClassifier(wiring.Component):
     """
 
     def __init__(self, sizes, formats, lanes, weights=None, biases=None, *, queue_depth=16,
-                 weight_out_register=False, weight_bank_depth=None):
+                 weight_out_register=False, weight_bank_depth=None, weight_bank_width=None):
         with checking(self):
             sizes = tuple(sizes)
             if len(sizes) < 2 or not all(isinstance(s, (int, np.integer)) and s >= 1 for s in sizes):
@@ -118,7 +118,8 @@ class PDClassifier(wiring.Component):
                         None if weights is None else weights[l],
                         None if biases is None else biases[l], queue_depth=queue_depth,
                         weight_out_register=weight_out_register,
-                        weight_bank_depth=weight_bank_depth)
+                        weight_bank_depth=weight_bank_depth,
+                        weight_bank_width=weight_bank_width)
                 for l in range(L)]
         self._sizes = tuple(int(s) for s in sizes)
         self._weight_out_register = bool(weight_out_register)

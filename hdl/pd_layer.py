@@ -74,9 +74,9 @@ class PDLayer(wiring.Component):
         Events the queue between encoder and accumulation holds (at least 2).
     weight_memory : str
         :attr:`~spikegate.hdl.lookup.WeightLookup.weight_memory`.
-    weight_out_register, weight_bank_depth : bool, int or None
-        The lookup's ``out_register`` and ``bank_depth``: its beats (and the accumulators'
-        reads at their issue) one cycle later, the decode one cycle later.
+    weight_out_register, weight_bank_depth, weight_bank_width : bool, int or None
+        The lookup's ``out_register``, ``bank_depth`` and ``bank_width``: its beats (and the
+        accumulators' reads at their issue) one cycle later, the decode one cycle later.
 
     Members
     -------
@@ -116,7 +116,7 @@ class PDLayer(wiring.Component):
 
     def __init__(self, n_src, n_dst, lanes, fmt, next_fmt=None, weights=None, biases=None, *,
                  queue_depth=16, weight_memory="auto", weight_out_register=False,
-                 weight_bank_depth=None):
+                 weight_bank_depth=None, weight_bank_width=None):
         with checking(self):
             for name, f in (("fmt", fmt), ("next_fmt", next_fmt)):
                 if not (isinstance(f, SDFixedFormat) or (name == "next_fmt" and f is None)):
@@ -141,7 +141,8 @@ class PDLayer(wiring.Component):
                                         count_ops=(PDOp.ADD, PDOp.SUB),
                                         weight_memory=weight_memory,
                                         out_register=weight_out_register,
-                                        bank_depth=weight_bank_depth)
+                                        bank_depth=weight_bank_depth,
+                                        bank_width=weight_bank_width)
         self._n_src, self._n_dst, self._lanes = int(n_src), int(n_dst), int(lanes)
         self._fmt, self._next_fmt = fmt, next_fmt
         self._out_bits = out_width(fmt, next_fmt)

@@ -1,7 +1,7 @@
 """WeightLookup's ``bank_depth``: the weight memory in banks, each bank's read data registered
 before the multiplexer over the banks (the ECP5 PD build's fix for the block RAMs'
-clock-to-out). Beats, their cycles, run-time writes and the read-back must equal the
-one-memory ``out_register`` lookup's."""
+clock-to-out). Beats, their cycles, run-time writes and the read-back (one cycle later, from
+the banks' registers) must equal the one-memory ``out_register`` lookup's."""
 
 import numpy as np
 import pytest
@@ -11,9 +11,9 @@ from spikegate.hdl.lookup import WeightLookup, weight_words
 from spikegate.sim.amaranth_tb import LOOKUP_TEST_OPS as OPS, LookupTestOp as Op, stream_put
 
 
-def _run(n_src, n_dst, lanes, init, commands, writes, reads, bank_depth):
+def _run(n_src, n_dst, lanes, init, commands, writes, reads, bank_depth, bank_width=None):
     dut = WeightLookup(n_src, n_dst, lanes, init, out_register=True, bank_depth=bank_depth,
-                       **OPS)
+                       bank_width=bank_width, **OPS)
     beats, rb = [], []
 
     async def bench(ctx):
@@ -25,13 +25,20 @@ def _run(n_src, n_dst, lanes, init, commands, writes, reads, bank_depth):
             await ctx.tick()
         ctx.set(dut.weights.w_en, 0)
         await ctx.tick()
-        for src, dst in reads:
-            ctx.set(dut.weights.rb_en, 1)
-            ctx.set(dut.weights.rb_src, src)
-            ctx.set(dut.weights.rb_dst, dst)
+        # One read-back per cycle, each rb_data one cycle after its rb_en (two with banks:
+        # from the banks' registers); reads follow each other with no gap.
+        latency = 1 if bank_depth is None else 2
+        for n in range(len(reads) + 1):             # the same cycles for both latencies
+            if n < len(reads):
+                ctx.set(dut.weights.rb_en, 1)
+                ctx.set(dut.weights.rb_src, reads[n][0])
+                ctx.set(dut.weights.rb_dst, reads[n][1])
+            else:
+                ctx.set(dut.weights.rb_en, 0)
             await ctx.tick()
-            ctx.set(dut.weights.rb_en, 0)
-            rb.append(ctx.get(dut.weights.rb_data))
+            if latency - 1 <= n < len(reads) + latency - 1:
+                rb.append(ctx.get(dut.weights.rb_data))
+        ctx.set(dut.weights.rb_en, 0)
         for src, op in commands:
             await stream_put(ctx, dut.cmd, {"src": src, "op": op})
         await ctx.tick().repeat(dut.groups + 4)
@@ -54,11 +61,15 @@ def _run(n_src, n_dst, lanes, init, commands, writes, reads, bank_depth):
 
 
 # Bank depths: several banks with a partial last one, exactly two banks, one word per
-# bank pair; lanes with a partial last group.
-@pytest.mark.parametrize("n_src, n_dst, lanes, bank_depth", [(37, 10, 4, 8), (16, 8, 4, 16),
-                                                             (9, 5, 2, 2), (30, 20, 8, 32)])
-def test_banked_lookup_equals_one_memory(n_src, n_dst, lanes, bank_depth):
-    seed = n_src * 1000 + n_dst * 10 + bank_depth
+# bank pair; lanes with a partial last group; banks as one memory or as memories of
+# bank_width bits (4: the ECP5 PD build's DP16KD 4096 x 4; 1 and 2; 8, one per lane); a memory
+# no deeper than one bank (one memory, its read-back registered as the banks').
+@pytest.mark.parametrize("n_src, n_dst, lanes, bank_depth, bank_width", [
+    (37, 10, 4, 8, None), (16, 8, 4, 16, None), (9, 5, 2, 2, None), (30, 20, 8, 32, None),
+    (37, 10, 4, 8, 4), (30, 20, 8, 32, 4), (9, 5, 2, 2, 1), (16, 8, 4, 16, 2),
+    (37, 10, 3, 8, 8), (5, 6, 4, 16, None), (5, 6, 4, 16, 4)])
+def test_banked_lookup_equals_one_memory(n_src, n_dst, lanes, bank_depth, bank_width):
+    seed = n_src * 1000 + n_dst * 10 + bank_depth + (bank_width or 0)
     rng = np.random.default_rng(seed)
     w = rng.integers(-128, 128, (n_src, n_dst))
     writes = [(int(rng.integers(n_src)), int(rng.integers(n_dst)), int(rng.integers(256)))
@@ -67,8 +78,9 @@ def test_banked_lookup_equals_one_memory(n_src, n_dst, lanes, bank_depth):
     reads += [(s, d) for s, d, _ in writes[:4]]
     rows = [int(r) for r in rng.integers(0, n_src, 8)]
     cmds = [(r, Op.READ) for r in rows[:4]] + [(0, Op.VISIT)] + [(r, Op.READ) for r in rows[4:]]
-    dut, got, got_rb = _run(n_src, n_dst, lanes, w, cmds, writes, reads, bank_depth)
-    assert dut.bank_depth == bank_depth
+    dut, got, got_rb = _run(n_src, n_dst, lanes, w, cmds, writes, reads, bank_depth,
+                            bank_width)
+    assert dut.bank_depth == bank_depth and dut.bank_width == bank_width
     _, want, want_rb = _run(n_src, n_dst, lanes, w, cmds, writes, reads, None)
     assert len(want) == len(cmds) * dut.groups, f"seed {seed}: the reference walked every row"
     assert got == want, f"seed {seed}: beats (cycle, group, weights) differ from one memory"
@@ -94,3 +106,7 @@ def test_bank_depth_refused():
         WeightLookup(4, 4, 2, bank_depth=16, **OPS)
     with pytest.raises(ValueError, match="not weight_memory 'spram'"):
         WeightLookup(4, 4, 2, out_register=True, bank_depth=16, weight_memory="spram", **OPS)
+    with pytest.raises(ValueError, match="bank_width needs bank_depth"):
+        WeightLookup(4, 4, 2, out_register=True, bank_width=4, **OPS)
+    with pytest.raises(ValueError, match="bank_width must be 1, 2, 4 or 8, not 3"):
+        WeightLookup(4, 4, 2, out_register=True, bank_depth=16, bank_width=3, **OPS)

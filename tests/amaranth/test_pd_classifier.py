@@ -57,8 +57,9 @@ def run_classifier(dut, frames, *, seed, p_stall):
 
 # Lanes: dividing neither layer, and one lane group per row in the last layer; each also with
 # the ECP5 build's registers after the weight memories (out_register, banks of 8 words: several
-# banks per layer, a partial last one).
-@pytest.mark.parametrize("banks", [None, 8])
+# banks per layer, a partial last one; and each bank as memories of 4 bits, the ECP5 build's
+# DP16KD 4096 x 4 layout at a small size).
+@pytest.mark.parametrize("banks", [None, 8, (8, 4)])
 @pytest.mark.parametrize("lanes, p_stall", [((3, 4), 0.3), ((4, 8), 0.0)])
 def test_classifier_matches_golden(lanes, p_stall, banks):
     seed = 9
@@ -66,7 +67,9 @@ def test_classifier_matches_golden(lanes, p_stall, banks):
     pick = np.r_[0:6, 60:66, 90:96, 150:156]       # random, zero, saturating, slow stretches
     frames = frames[pick]
     g = net.run(frames)
-    kw = {} if banks is None else {"weight_out_register": True, "weight_bank_depth": banks}
+    depth, width = banks if isinstance(banks, tuple) else (banks, None)
+    kw = {} if banks is None else {"weight_out_register": True, "weight_bank_depth": depth,
+                                   "weight_bank_width": width}
     dut = PDClassifier.from_network(net, lanes, **kw)
     assert dut.drain == (3 if banks is None else 4)
     hw = run_classifier(dut, frames, seed=seed, p_stall=p_stall)
