@@ -32,7 +32,7 @@ from .toolchain import apply_yowasp_env
 __all__ = ["SynthReport", "SynthError", "TimingError", "synthesize", "DEFAULT_SEEDS",
            "parse_log", "parse_report", "ClassifierShim", "make_design", "BOARDS", "format_markdown",
            "format_table", "write_reports", "PDClassifierShim", "make_pd_design", "PD_LANES",
-           "PD_WEIGHT_BANKS", "ECP5_HIDE_FIELD_WIRES"]
+           "PD_WEIGHT_BANKS", "PD_WEIGHT_BANK_WIDTH", "ECP5_HIDE_FIELD_WIRES"]
 
 #: Boards :func:`make_design` knows.
 BOARDS = ("icebreaker", "ulx3s")
@@ -457,9 +457,17 @@ PD_LANES = {"icebreaker": (1, 1), "ulx3s": 8}
 #: Weight-memory banks of the PD build on each board (:class:`~spikegate.hdl.lookup.WeightLookup`'s
 #: ``bank_depth``, with its ``out_register``), or None: on the ECP5 the MNIST network's weights
 #: spread over ~80 DP16KD, and their 5.8 ns clock-to-out with the multiplexer over them was the
-#: critical path (issue 20); banks of 512 words (the DP16KD's 512 x 36 shape) register each
-#: block's output before the multiplexer, one cycle more per layer and frame.
-PD_WEIGHT_BANKS = {"icebreaker": None, "ulx3s": 512}
+#: critical path (issue 20); banks register each block's output before the multiplexer, one
+#: cycle more per layer and frame. Banks of 4096 words, each 16 memories of 4 bits
+#: (:data:`PD_WEIGHT_BANK_WIDTH`, the DP16KD's 4096 x 4 shape): a 5-input multiplexer per
+#: weight bit for 784-200-10 (banks of 512 words of 64 bits, the DP16KD's 512 x 36, needed 39
+#: inputs: 42 MHz after placement and a congested route, seed 1). With banks a weight's
+#: read-back (``rb_data``) comes two cycles after ``rb_en``.
+PD_WEIGHT_BANKS = {"icebreaker": None, "ulx3s": 4096}
+
+#: Bits per memory of a weight bank (:class:`~spikegate.hdl.lookup.WeightLookup`'s
+#: ``bank_width``), or None (one memory per bank).
+PD_WEIGHT_BANK_WIDTH = {"icebreaker": None, "ulx3s": 4}
 
 
 class PDClassifierShim(wiring.Component):
@@ -478,10 +486,12 @@ class PDClassifierShim(wiring.Component):
     rx: In(1)
     tx: Out(1)
 
-    def __init__(self, net, lanes, *, clk_freq_hz, weight_bank_depth=None):
+    def __init__(self, net, lanes, *, clk_freq_hz, weight_bank_depth=None,
+                 weight_bank_width=None):
         from spikegate.hdl.pd_classifier import PDClassifier
         kw = {} if weight_bank_depth is None else {"weight_out_register": True,
-                                                   "weight_bank_depth": weight_bank_depth}
+                                                   "weight_bank_depth": weight_bank_depth,
+                                                   "weight_bank_width": weight_bank_width}
         self.classifier = PDClassifier.from_network(net, lanes, **kw)
         super().__init__()
 
@@ -516,13 +526,13 @@ ECP5_HIDE_FIELD_WIRES = {
 }
 
 
-def _pd_design_class(base, mod, pll, banks=None, family=None):
+def _pd_design_class(base, mod, pll, banks=None, family=None, bank_width=None):
     """``base`` (a board design class of module ``mod``, whose PLL parameters ``pll`` computes)
     for a PD network: no fit check of the TTFS classifier's
     multipliers (a PD layer has none) and the PD shim as its top, with weight-memory banks of
-    ``banks`` words (:data:`PD_WEIGHT_BANKS`); with banks on the ``family`` ``"ecp5"``, the
-    Yosys script of :data:`ECP5_HIDE_FIELD_WIRES` (``synth_overrides``, which
-    :func:`synthesize` passes to the build)."""
+    ``banks`` words (:data:`PD_WEIGHT_BANKS`) of memories ``bank_width`` bits wide; with banks
+    on the ``family`` ``"ecp5"``, the Yosys script of :data:`ECP5_HIDE_FIELD_WIRES`
+    (``synth_overrides``, which :func:`synthesize` passes to the build)."""
 
     class PDDesign(base):
         def __init__(self, net, lanes, *, clk_freq_hz, variant=None):
@@ -544,7 +554,8 @@ def _pd_design_class(base, mod, pll, banks=None, family=None):
                     self.pll = pll(mod.OSC_HZ, clk_freq_hz)
                     self.clk_freq_hz = self.pll["f_out_hz"]
             self.top = PDClassifierShim(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)),
-                                        weight_bank_depth=banks)
+                                        weight_bank_depth=banks,
+                                        weight_bank_width=bank_width)
             if banks is not None and family == "ecp5":
                 self.synth_overrides = dict(ECP5_HIDE_FIELD_WIRES)
 
@@ -567,7 +578,8 @@ def make_pd_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None):
         kw, plat = {}, b.platform()
     elif board == "ulx3s":
         from . import ulx3s as b
-        cls = _pd_design_class(b.ULX3SDesign, b, b.ecp5_pll, PD_WEIGHT_BANKS["ulx3s"], "ecp5")
+        cls = _pd_design_class(b.ULX3SDesign, b, b.ecp5_pll, PD_WEIGHT_BANKS["ulx3s"], "ecp5",
+                               PD_WEIGHT_BANK_WIDTH["ulx3s"])
         kw, plat = {"variant": variant}, b.platform(variant)
     else:
         raise ValueError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
