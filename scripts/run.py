@@ -62,7 +62,7 @@ def add_parser(subparsers):
                    help="training epochs (default: the benchmark's)")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--board", default="icebreaker", choices=("icebreaker", "ulx3s"),
-                   help="ttfs: the board to synthesize for (pdnn: both)")
+                   help="ttfs: the board to synthesize for (pdnn, ssgd: both)")
     p.add_argument("--board-lanes", type=lanes, default=None,
                    help="lanes of the synthesized design (default: the board's)")
     p.add_argument("--no-synth", action="store_true", help="skip synthesis")
