@@ -116,10 +116,11 @@ class WeightLookup(wiring.Component):
         (a power of two, e.g. 512 for the ECP5 DP16KD's 512 x 36 shape), each bank's read
         data registered on its own and the multiplexer over the banks after those registers,
         so the block RAM's clock-to-out and the multiplexer are separate paths; the beats'
-        timing is ``out_register``'s. The read-back comes from the banks' registers too:
-        ``rb_data`` two cycles after ``rb_en`` (one weight per cycle still; the block RAM's
-        clock-to-out, the multiplexers and the reader's register would be one path
-        otherwise). ``weight_data`` is then only the initial image.
+        timing is ``out_register``'s. The walk's read address comes straight from a register
+        (unless ``masked_ops``). The read-back's address is registered and its data comes
+        from the banks' registers: ``rb_data`` three cycles after ``rb_en`` (one weight per
+        cycle still). A memory no deeper than ``bank_depth`` is one bank, with the same
+        registers and latencies. ``weight_data`` is then only the initial image.
     bank_width : int, optional
         With ``bank_depth``: each bank as memories of ``bank_width`` bits side by side (1, 2, 4
         or 8; each lane's 8 bits in ``8 // bank_width`` of them), so that a bank is one block
@@ -149,9 +150,8 @@ class WeightLookup(wiring.Component):
     weights : In(WeightPort)
         :class:`~spikegate.hdl.signatures.WeightPort`. A write lands one cycle later; it must
         not coincide with a walk, nor be followed by a walk or a read-back of it in the next
-        cycle. A read-back (``rb_data`` one cycle after ``rb_en``, two with ``bank_depth``,
-        also when the memory is a single bank) is taken only while no row is walked (the walk
-        owns the read port).
+        cycle. A read-back (``rb_data`` one cycle after ``rb_en``, three with ``bank_depth``)
+        is taken only while no row is walked (the walk owns the read port).
 
     Latency 1 cycle from issue to beat (from a command taken to its first issue: 1 cycle,
     2 with ``out_register``); throughput ``lanes`` weights per cycle; a row takes
@@ -311,6 +311,10 @@ class WeightLookup(wiring.Component):
             rp = mem.read_port()
         if not (self._bank_depth is not None and self.weight_data.depth > self._bank_depth):
             banks = None
+            if self._bank_depth is not None and self.memory_kind(platform) == "ebr":
+                # No deeper than a bank: the one memory as a single bank (its read data
+                # registered on its own, for the beats and the read-back alike).
+                banks = {"ports": [rp], "sel": Signal(1, name="bank_sel")}
 
         walking = Signal()
         group = Signal(index_bits(G))
@@ -336,8 +340,17 @@ class WeightLookup(wiring.Component):
         # the same members, registered once more into ``self.beat`` (issue included).
         beat = self.beat if not self._out_register else _BeatStage(self.beat)
         m.d.comb += [beat.issue_valid.eq(issuing), beat.issue_group.eq(cur)]
+        walk_addr = base + cur
+        if self._bank_depth is not None and not self._masked_ops:
+            # With banks, the read address straight from a register (the block RAMs' address
+            # pins are far apart): the row's first word at the command, then one more per issue.
+            walk_addr = Signal.like(rp.addr, name="walk_addr")
+            with m.If(self.cmd.valid & self.cmd.ready):
+                m.d.sync += walk_addr.eq(times_const(self.cmd.payload.src, G))
+            with m.Elif(walking):
+                m.d.sync += walk_addr.eq(walk_addr + 1)
         with m.If(walking):
-            m.d.comb += [rp.addr.eq(base + cur), rp.en.eq(reads & issuing)]
+            m.d.comb += [rp.addr.eq(walk_addr), rp.en.eq(reads & issuing)]
         rb_lane = self._elaborate_read_back(m, walking, rp,
                                             registered=self._bank_depth is not None)
         beat_op = Signal(self._op_shape)
@@ -365,11 +378,6 @@ class WeightLookup(wiring.Component):
                          out.first.eq(beat.first), out.last.eq(beat.last), out.tag.eq(beat.tag)]
             if banks is None:
                 m.d.sync += out.weights.eq(beat.weights)
-                if self._bank_depth is not None:
-                    # One memory (no deeper than a bank): the read-back registered, the same
-                    # latency as from banks.
-                    m.d.sync += self.weights.rb_data.eq(
-                        Array(rp.data[l] for l in range(self._lanes))[rb_lane])
             else:
                 # Each bank's read data is registered on its own (next to its block RAM); the
                 # multiplexer over the banks follows those registers.
@@ -501,15 +509,24 @@ class WeightLookup(wiring.Component):
 
     def _elaborate_read_back(self, m, walking, rp, registered=False):
         """The read-back of one weight through the read port, while no row is walked; its
-        lane (registered with the read) is returned. ``registered``: ``rb_data`` is left to
-        the caller (the banks' registers)."""
+        lane (registered with the read) is returned. ``registered``: the read's address,
+        enable and lane registered first, ``rb_data`` left to the caller (the banks'
+        registers)."""
         G, L = self._groups, self._lanes
         port = self.weights
         rb_group, rb_lane_now = lane_split(port.rb_dst, L)
         rb_lane = Signal(range(L))
+        if registered:
+            # The read's address, enable and lane registered first (one cycle more).
+            rb_addr, rb_en = Signal.like(rp.addr, name="rb_addr_q"), Signal(name="rb_en_q")
+            rb_lane_now_q = Signal(range(L), name="rb_lane_in")
+            m.d.sync += [rb_addr.eq(times_const(port.rb_src, G) + rb_group),
+                         rb_en.eq(port.rb_en), rb_lane_now_q.eq(rb_lane_now)]
+            rb_lane_now = rb_lane_now_q
+        else:
+            rb_addr, rb_en = times_const(port.rb_src, G) + rb_group, port.rb_en
         with m.If(~walking):
-            m.d.comb += [rp.addr.eq(times_const(port.rb_src, G) + rb_group),
-                         rp.en.eq(port.rb_en)]
+            m.d.comb += [rp.addr.eq(rb_addr), rp.en.eq(rb_en)]
         m.d.sync += rb_lane.eq(rb_lane_now)
         if not registered:
             m.d.comb += port.rb_data.eq(Array(rp.data[l] for l in range(L))[rb_lane])

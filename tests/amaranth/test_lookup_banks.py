@@ -1,7 +1,8 @@
 """WeightLookup's ``bank_depth``: the weight memory in banks, each bank's read data registered
 before the multiplexer over the banks (the ECP5 PD build's fix for the block RAMs'
-clock-to-out). Beats, their cycles, run-time writes and the read-back (one cycle later, from
-the banks' registers) must equal the one-memory ``out_register`` lookup's."""
+clock-to-out). Beats, their cycles, run-time writes and the read-back (two cycles later: its
+address registered, its data from the banks' registers) must equal the one-memory
+``out_register`` lookup's."""
 
 import numpy as np
 import pytest
@@ -25,10 +26,10 @@ def _run(n_src, n_dst, lanes, init, commands, writes, reads, bank_depth, bank_wi
             await ctx.tick()
         ctx.set(dut.weights.w_en, 0)
         await ctx.tick()
-        # One read-back per cycle, each rb_data one cycle after its rb_en (two with banks:
-        # from the banks' registers); reads follow each other with no gap.
-        latency = 1 if bank_depth is None else 2
-        for n in range(len(reads) + 1):             # the same cycles for both latencies
+        # One read-back per cycle, each rb_data one cycle after its rb_en (three with banks:
+        # the address registered, the data from the banks' registers); no gap between reads.
+        latency = 1 if bank_depth is None else 3
+        for n in range(len(reads) + 2):             # the same cycles for all latencies
             if n < len(reads):
                 ctx.set(dut.weights.rb_en, 1)
                 ctx.set(dut.weights.rb_src, reads[n][0])
@@ -63,7 +64,7 @@ def _run(n_src, n_dst, lanes, init, commands, writes, reads, bank_depth, bank_wi
 # Bank depths: several banks with a partial last one, exactly two banks, one word per
 # bank pair; lanes with a partial last group; banks as one memory or as memories of
 # bank_width bits (4: the ECP5 PD build's DP16KD 4096 x 4; 1 and 2; 8, one per lane); a memory
-# no deeper than one bank (one memory, its read-back registered as the banks').
+# no deeper than one bank (one memory, registered as one bank).
 @pytest.mark.parametrize("n_src, n_dst, lanes, bank_depth, bank_width", [
     (37, 10, 4, 8, None), (16, 8, 4, 16, None), (9, 5, 2, 2, None), (30, 20, 8, 32, None),
     (37, 10, 4, 8, 4), (30, 20, 8, 32, 4), (9, 5, 2, 2, 1), (16, 8, 4, 16, 2),
