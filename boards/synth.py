@@ -462,7 +462,7 @@ PD_LANES = {"icebreaker": (1, 1), "ulx3s": 8}
 #: (:data:`PD_WEIGHT_BANK_WIDTH`, the DP16KD's 4096 x 4 shape): a 5-input multiplexer per
 #: weight bit for 784-200-10 (banks of 512 words of 64 bits, the DP16KD's 512 x 36, needed 39
 #: inputs: 42 MHz after placement and a congested route, seed 1). With banks a weight's
-#: read-back (``rb_data``) comes two cycles after ``rb_en``.
+#: read-back (``rb_data``) comes three cycles after ``rb_en``.
 PD_WEIGHT_BANKS = {"icebreaker": None, "ulx3s": 4096}
 
 #: Bits per memory of a weight bank (:class:`~spikegate.hdl.lookup.WeightLookup`'s
