@@ -93,7 +93,8 @@ class LIFLayer(wiring.Component):
     readout : bool
         A leaky integrator without threshold: no ``o_stream``, no ``a_stream``.
     queue_depth : int
-        Input events the queue holds (at least 2).
+        The input queue's depth (at least 4); it holds ``queue_depth - 2`` events (the input's
+        ready is registered).
     weight_memory : str
         :attr:`~spikegate.hdl.lookup.WeightLookup.weight_memory`.
 
@@ -160,8 +161,8 @@ class LIFLayer(wiring.Component):
                     or not 1 <= b_th_q <= MAX_SURROGATE_ENTRIES:
                 raise ValueError(f"b_th_q must be an integer from 1 to {MAX_SURROGATE_ENTRIES}, "
                                  f"not {b_th_q!r}")
-            if not isinstance(queue_depth, int) or queue_depth < 2:
-                raise ValueError(f"queue_depth must be an integer >= 2, not {queue_depth!r}")
+            if not isinstance(queue_depth, int) or queue_depth < 4:
+                raise ValueError(f"queue_depth must be an integer >= 4, not {queue_depth!r}")
             self._lookup = WeightLookup(n_src, n_dst, lanes, weights, op_shape=LIFOp,
                                         read_ops=(LIFOp.ADD,), count_ops=(LIFOp.ADD,),
                                         weight_memory=weight_memory)
@@ -262,10 +263,15 @@ class LIFLayer(wiring.Component):
             m.d.sync += clear_addr.eq(clear_addr + 1)
             with m.If(clear_addr == G - 1):
                 m.d.sync += clearing.eq(0)
+        # The input's ready is a register (the queue held at most depth - 3 beats the cycle
+        # before, so it has room now: the FIFO's level compare is not on the path of the
+        # layer feeding this one, whose pipeline stalls on it); the queue holds depth - 2.
+        room = Signal()
+        m.d.sync += room.eq(queue.level < queue.depth - 2)
         m.d.comb += [
             queue.i_stream.payload.eq(self.i_stream.payload),
-            queue.i_stream.valid.eq(self.i_stream.valid & ~clearing),
-            self.i_stream.ready.eq(queue.i_stream.ready & ~clearing),
+            queue.i_stream.valid.eq(self.i_stream.valid & room & ~clearing),
+            self.i_stream.ready.eq(room & ~clearing),
         ]
 
         # Accumulate: one row walk per input spike; the step's marker starts the pass once the

@@ -280,6 +280,7 @@ class SSGDGradient(wiring.Component):
         tail_rp = tail_mem.read_port(transparent_for=(tail_wp,))
         m.d.comb += tail_rp.en.eq(0)
         has = Signal(H)
+        stored = Signal()                # an event is written this cycle
         top = Signal(range(H))           # the highest neuron with events
         count = Signal(range(self._max_events + 1))
         e = self.e_stream
@@ -307,6 +308,7 @@ class SSGDGradient(wiring.Component):
                              ev_wp.en.eq(1),
                              tail_wp.addr.eq(st.index), tail_wp.data.eq(count),
                              tail_wp.en.eq(1)]
+                m.d.comb += stored.eq(1)
                 m.d.sync += [count.eq(count + 1), has.bit_select(st.index, 1).eq(1),
                              self.events.eq(self.events + 1)]
                 with m.If(st.index > top):
@@ -314,6 +316,8 @@ class SSGDGradient(wiring.Component):
 
         # The walk, neuron by neuron.
         j = Signal(range(H))
+        has_j = Signal()                 # has[j] in a register (kept with j: the flags'
+                                         # multiplexer is off the walk's decision)
         cur = Signal(self._link_bits)
         first = Signal()                 # the neuron's first event: the column starts at 0
         head = Signal()                  # the neuron's newest event is read from its tail
@@ -339,18 +343,19 @@ class SSGDGradient(wiring.Component):
         with m.FSM(name="bwd"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [self.busy.eq(1), j.eq(0), self.cycles.eq(0)]
+                    m.d.sync += [self.busy.eq(1), j.eq(0), self.cycles.eq(0),
+                                 has_j.eq(has[0] | (stored & (st.index == 0)))]
                     m.next = "NEURON"
             with m.State("NEURON"):
                 with m.If(count == 0):
                     m.d.sync += self.busy.eq(0)
                     m.next = "IDLE"
-                with m.Elif(has.bit_select(j, 1)):
+                with m.Elif(has_j):
                     m.d.comb += [tail_rp.addr.eq(j), tail_rp.en.eq(1)]
                     m.d.sync += [head.eq(1), first.eq(1)]
                     m.next = "READ"
                 with m.Else():
-                    m.d.sync += j.eq(j + 1)
+                    m.d.sync += [j.eq(j + 1), has_j.eq(has.bit_select(j + 1, 1))]
             with m.State("READ"):
                 m.d.comb += [ev_rp.addr.eq(Mux(head, tail_rp.data, cur)), ev_rp.en.eq(1)]
                 m.d.sync += head.eq(0)
@@ -390,7 +395,7 @@ class SSGDGradient(wiring.Component):
                         m.d.sync += self.busy.eq(0)
                         m.next = "IDLE"
                     with m.Else():
-                        m.d.sync += j.eq(j + 1)
+                        m.d.sync += [j.eq(j + 1), has_j.eq(has.bit_select(j + 1, 1))]
                         m.next = "NEURON"
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)

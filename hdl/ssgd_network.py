@@ -59,11 +59,13 @@ class SSGDNetwork(wiring.Component):
         Initial weights ``W1`` ``(n_in, H)`` and ``W2`` ``(H, C)`` (zero when omitted);
         loadable at run time.
     input_depth : int
-        Beats the hidden layer's input queue holds (default ``n_in + T``: a whole image whose
-        inputs spike once each, as :func:`~spikegate.golden.ssgd.encode_spike_times` makes
-        them, so the input stream never waits on the walks).
+        The hidden layer's input queue depth (default ``n_in + T + 2``, holding ``n_in + T``
+        beats: a whole image whose inputs spike once each, as
+        :func:`~spikegate.golden.ssgd.encode_spike_times` makes them, so the input stream
+        never waits on the walks; a layer's queue holds its depth - 2, its ready registered).
     readout_depth : int
-        Events the readout's queue holds (default ``H + 2``: a step of hidden spikes).
+        The readout's queue depth (default ``H + 4``, holding ``H + 2`` events: a step of
+        hidden spikes).
 
     Members
     -------
@@ -112,8 +114,8 @@ class SSGDNetwork(wiring.Component):
                 raise ValueError(f"weights must have 2 entries, not {len(weights)}")
             n_in, H, C = (int(s) for s in sizes)
             T = tfmt.n_steps
-            input_depth = n_in + T if input_depth is None else input_depth
-            readout_depth = H + 2 if readout_depth is None else readout_depth
+            input_depth = n_in + T + 2 if input_depth is None else input_depth
+            readout_depth = H + 4 if readout_depth is None else readout_depth
             w = (None, None) if weights is None else weights
             self._hidden = LIFLayer(n_in, H, int(lanes[0]), T, tfmt.beta_q, fmt=tfmt.lif,
                                     b_th_q=tfmt.b_th_q, surrogate_scale=tfmt.surrogate_scale,

@@ -144,12 +144,15 @@ class SSGDReadoutBackward(wiring.Component):
         S = Signal(unsigned(self._e_bits + unsigned_bits(C)))
         zmax = Signal(signed(tf.z_bits))       # found one class per cycle (ZMAX)
         c = Signal(range(C + 1))
-        # z_c = z[c] in a register, loaded with the class c will have (c_next): the logit's
-        # multiplexer and k_c's arithmetic are separate paths.
-        c_next = Signal.like(c)
+        # z_c = z[c] in a register, loaded with the class c will have: the logit's multiplexer
+        # (at c + 1, kept in a register) and k_c's arithmetic are separate paths.
+        c_zero, c_inc = Signal(), Signal()          # c goes to 0 / to c + 1
+        c_plus = Signal.like(c)
         z_c = Signal(signed(tf.z_bits))
-        m.d.comb += c_next.eq(c)
-        m.d.sync += [c.eq(c_next), z_c.eq(z[c_next])]
+        with m.If(c_zero):
+            m.d.sync += [c.eq(0), c_plus.eq(1), z_c.eq(z[0])]
+        with m.Elif(c_inc):
+            m.d.sync += [c.eq(c_plus), c_plus.eq(c_plus + 1), z_c.eq(z[c_plus])]
         kc = Signal(unsigned(tf.z_bits + 1))
         m.d.comb += kc.eq(_round_shift(zmax - z_c, tf.z_shift))
         in_table = Signal()
@@ -179,16 +182,16 @@ class SSGDReadoutBackward(wiring.Component):
             with m.State("IDLE"):
                 with m.If(req.valid):
                     m.d.sync += [self.busy.eq(1), label.eq(req.payload.label), S.eq(0)]
-                    m.d.comb += c_next.eq(0)
+                    m.d.comb += c_zero.eq(1)
                     m.next = "ZMAX"
             with m.State("ZMAX"):
                 with m.If((c == 0) | (z_c > zmax)):
                     m.d.sync += zmax.eq(z_c)
                 with m.If(c == C - 1):
-                    m.d.comb += c_next.eq(0)
+                    m.d.comb += c_zero.eq(1)
                     m.next = "EXP_READ"
                 with m.Else():
-                    m.d.comb += c_next.eq(c + 1)
+                    m.d.comb += c_inc.eq(1)
             with m.State("EXP_READ"):
                 m.d.comb += [exp_rp.addr.eq(kc), exp_rp.en.eq(1)]
                 m.next = "EXP_TAKE"
@@ -196,10 +199,10 @@ class SSGDReadoutBackward(wiring.Component):
                 ec = Mux(in_table, exp_rp.data, 0)
                 m.d.sync += S.eq(S + ec)
                 with m.If(c == C - 1):
-                    m.d.comb += c_next.eq(0)
+                    m.d.comb += c_zero.eq(1)
                     m.next = "DIV_START"
                 with m.Else():
-                    m.d.comb += c_next.eq(c + 1)
+                    m.d.comb += c_inc.eq(1)
                     m.next = "EXP_READ"
             with m.State("DIV_START"):
                 m.d.comb += [exp_rp.addr.eq(kc), exp_rp.en.eq(1)]
@@ -221,7 +224,7 @@ class SSGDReadoutBackward(wiring.Component):
                         m.d.sync += [j.eq(0), col.eq(0)]
                         m.next = "ROW_R"
                     with m.Else():
-                        m.d.comb += c_next.eq(c + 1)
+                        m.d.comb += c_inc.eq(1)
                         m.next = "DIV_START"
                 with m.Else():
                     with m.If(shifted >= S):

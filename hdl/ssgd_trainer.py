@@ -115,7 +115,9 @@ class SSGDTrainer(wiring.Component):
         wiring.connect(m, rbwd.u, grad.u)
         wiring.connect(m, grad.o_stream, upd.i_stream)
 
-        # The weight ports: the host's, or the update engines' while they run.
+        # The weight ports: the host's, or the update engines' while they run (W2's from the
+        # loss request, W1's from the hidden layer's backward, both to the result; registers,
+        # not the state's decode, select them: they lead to the weight memories' addresses).
         w1_internal, w2_internal = Signal(), Signal()
         for host, engine, port, internal in ((self.weights0, upd.weights, net.weights0,
                                               w1_internal),
@@ -173,25 +175,25 @@ class SSGDTrainer(wiring.Component):
                 with m.If(net.o_stream.valid):
                     m.d.sync += passing.eq(0)
                     with m.If(learn):
+                        m.d.sync += w2_internal.eq(1)
                         m.next = "LOSS"
                     with m.Else():
                         m.next = "RESULT"
             with m.State("LOSS"):
                 m.d.sync += bwd_cycles.eq(bwd_cycles + 1)
-                m.d.comb += [req.valid.eq(1), w2_internal.eq(1)]
+                m.d.comb += req.valid.eq(1)
                 with m.If(req.ready):
                     m.next = "READOUT"
             with m.State("READOUT"):
                 m.d.sync += bwd_cycles.eq(bwd_cycles + 1)
-                m.d.comb += w2_internal.eq(1)
                 with m.If(~rbwd.busy):
                     m.d.comb += grad.start.eq(1)
+                    m.d.sync += w1_internal.eq(1)
                     m.next = "HIDDEN"
             with m.State("HIDDEN"):
                 m.d.sync += bwd_cycles.eq(bwd_cycles + 1)
-                m.d.comb += w1_internal.eq(1)
                 with m.If(~grad.busy & ~upd.busy):
-                    m.d.sync += image.eq(image + 1)
+                    m.d.sync += [image.eq(image + 1), w1_internal.eq(0), w2_internal.eq(0)]
                     m.next = "RESULT"
             with m.State("RESULT"):
                 m.d.comb += [res.valid.eq(1), net.o_stream.ready.eq(res.ready)]
