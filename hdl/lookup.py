@@ -340,7 +340,7 @@ class WeightLookup(wiring.Component):
         # the same members, registered once more into ``self.beat`` (issue included).
         beat = self.beat if not self._out_register else _BeatStage(self.beat)
         m.d.comb += [beat.issue_valid.eq(issuing), beat.issue_group.eq(cur)]
-        walk_addr = base + cur
+        walk_addr = None
         if self._bank_depth is not None and not self._masked_ops:
             # With banks, the read address straight from a register (the block RAMs' address
             # pins are far apart): the row's first word at the command, then one more per issue.
@@ -350,7 +350,11 @@ class WeightLookup(wiring.Component):
             with m.Elif(walking):
                 m.d.sync += walk_addr.eq(walk_addr + 1)
         with m.If(walking):
-            m.d.comb += [rp.addr.eq(walk_addr), rp.en.eq(reads & issuing)]
+            m.d.comb += rp.en.eq(reads & issuing)
+            if walk_addr is None:
+                m.d.comb += rp.addr.eq(base + cur)
+            else:
+                m.d.comb += rp.addr.eq(walk_addr)
         rb_lane = self._elaborate_read_back(m, walking, rp,
                                             registered=self._bank_depth is not None)
         beat_op = Signal(self._op_shape)
