@@ -32,7 +32,8 @@ from .toolchain import apply_yowasp_env
 __all__ = ["SynthReport", "SynthError", "TimingError", "synthesize", "DEFAULT_SEEDS",
            "parse_log", "parse_report", "ClassifierShim", "make_design", "BOARDS", "format_markdown",
            "format_table", "write_reports", "PDClassifierShim", "make_pd_design", "PD_LANES",
-           "PD_WEIGHT_BANKS", "PD_WEIGHT_BANK_WIDTH", "ECP5_HIDE_FIELD_WIRES"]
+           "PD_WEIGHT_BANKS", "PD_WEIGHT_BANK_WIDTH", "pd_weight_kwargs", "pd_classifier_kwargs",
+           "ECP5_HIDE_FIELD_WIRES"]
 
 #: Boards :func:`make_design` knows.
 BOARDS = ("icebreaker", "ulx3s")
@@ -470,6 +471,26 @@ PD_WEIGHT_BANKS = {"icebreaker": None, "ulx3s": 4096}
 PD_WEIGHT_BANK_WIDTH = {"icebreaker": None, "ulx3s": 4}
 
 
+def pd_weight_kwargs(bank_depth=None, bank_width=None):
+    """The :class:`~spikegate.hdl.pd_classifier.PDClassifier` keywords of weight banks of
+    ``bank_depth`` words of memories ``bank_width`` bits wide (``weight_out_register``,
+    ``weight_bank_depth``, ``weight_bank_width``), or none without banks."""
+    if bank_depth is None:
+        return {}
+    return {"weight_out_register": True, "weight_bank_depth": bank_depth,
+            "weight_bank_width": bank_width}
+
+
+def pd_classifier_kwargs(board):
+    """The keywords (besides the network and :data:`PD_LANES`) with which ``board``'s PD build
+    makes its :class:`~spikegate.hdl.pd_classifier.PDClassifier` (through
+    :class:`PDClassifierShim`): its weight banks (:data:`PD_WEIGHT_BANKS`,
+    :data:`PD_WEIGHT_BANK_WIDTH`). Simulations of the board's build take them from here."""
+    if board not in PD_WEIGHT_BANKS:
+        raise ValueError(f"board must be one of {', '.join(PD_WEIGHT_BANKS)}, not {board!r}")
+    return pd_weight_kwargs(PD_WEIGHT_BANKS[board], PD_WEIGHT_BANK_WIDTH[board])
+
+
 class PDClassifierShim(wiring.Component):
     """A PD classifier (:class:`~spikegate.hdl.pd_classifier.PDClassifier`) alone behind two
     pins, for synthesis: there is no UART protocol for PD frames yet.
@@ -489,10 +510,8 @@ class PDClassifierShim(wiring.Component):
     def __init__(self, net, lanes, *, clk_freq_hz, weight_bank_depth=None,
                  weight_bank_width=None):
         from spikegate.hdl.pd_classifier import PDClassifier
-        kw = {} if weight_bank_depth is None else {"weight_out_register": True,
-                                                   "weight_bank_depth": weight_bank_depth,
-                                                   "weight_bank_width": weight_bank_width}
-        self.classifier = PDClassifier.from_network(net, lanes, **kw)
+        self.classifier = PDClassifier.from_network(
+            net, lanes, **pd_weight_kwargs(weight_bank_depth, weight_bank_width))
         super().__init__()
 
     def elaborate(self, platform):
