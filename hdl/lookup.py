@@ -477,6 +477,13 @@ class WeightLookup(wiring.Component):
         """Words per bank of the block RAM weight memory, or None (one memory)."""
         return self._bank_depth
 
+    @property
+    def rb_latency(self):
+        """Cycles from a read-back's ``rb_en`` (and address) to its ``rb_data``: 1, or 3 with
+        :attr:`bank_depth` (the address registered, the data from the banks' registers). Reads
+        may follow each other every cycle at either latency."""
+        return 1 if self._bank_depth is None else 3
+
     def _elaborate_walk(self, m, walking, group):
         """The group issued each cycle: every group in order, or (a masked op) the enabled
         ones. Returns the signals ``issuing``, ``cur`` (the group), ``first`` (the walk has

@@ -172,6 +172,12 @@ class PDLayer(wiring.Component):
         return self._lookup
 
     @property
+    def rb_latency(self):
+        """Cycles from the weight port's ``rb_en`` to its ``rb_data`` (the lookup's
+        :attr:`~spikegate.hdl.lookup.WeightLookup.rb_latency`: 1, 3 with weight banks)."""
+        return self._lookup.rb_latency
+
+    @property
     def encoder(self):
         return self._encoder
 

@@ -93,12 +93,17 @@ def expected_trace(net, frames, actions=None, net2=None, steps=None):
 
 def simulate_pd_hardware(net, frames, lanes, *, sim=None, waves=None, stall_in=0.0,
                          stall_out=0.0, seed=None, actions=None, net2=None, timeout_s=None,
-                         name=None):
+                         name=None, classifier=None):
     """Run ``frames`` (``(T, n_in)`` in layer 0's format) through the Verilog of
-    ``PDClassifier.from_network(net, lanes)``; returns a :class:`PDHardwareResult`.
+    ``PDClassifier.from_network(net, lanes)``, or of ``classifier``, a
+    :class:`~spikegate.hdl.pd_classifier.PDClassifier` the caller made from ``net`` and
+    ``lanes`` with other keywords (e.g. a board build's weight banks,
+    :func:`spikegate.boards.synth.pd_classifier_kwargs`); returns a :class:`PDHardwareResult`.
 
-    ``actions`` (``{frame: {"reset": bool, "load": bool}}``) resets the hardware in the middle
-    of a frame and / or loads ``net2``'s weights and biases through the ports before it."""
+    ``actions`` (``{frame: {"reset": bool, "load": bool, "read": bool}}``) resets the hardware
+    in the middle of a frame and / or loads ``net2``'s weights and biases through the ports
+    before it, and / or reads a sample of the current weights back and compares them (at each
+    layer's :attr:`~spikegate.hdl.pd_layer.PDLayer.rb_latency`)."""
     if not isinstance(net, PDFixedNetwork):
         raise TypeError(f"net must be a PDFixedNetwork, not {net!r}")
     frames = np.asarray(frames, dtype=np.int64)
@@ -108,15 +113,29 @@ def simulate_pd_hardware(net, frames, lanes, *, sim=None, waves=None, stall_in=0
     if any(v.get("load") for v in actions.values()) and net2 is None:
         raise ValueError("a load action needs net2")
     lanes_t = (lanes,) * net.n_layers if isinstance(lanes, int) else tuple(lanes)
+    params = {"sizes": net.sizes, "formats": tuple(net.formats), "lanes": lanes_t,
+              "weights": net.weights, "biases": net.biases}
+    if classifier is None:
+        classifier = PDClassifier(**params)
+    elif not isinstance(classifier, PDClassifier):
+        raise TypeError(f"classifier must be a PDClassifier, not {classifier!r}")
+    elif classifier.sizes != net.sizes or classifier.lanes != lanes_t:
+        raise ValueError(f"classifier is {classifier.sizes} with lanes {classifier.lanes}, "
+                         f"the run {net.sizes} with lanes {lanes_t}")
+    else:   # its keywords name its build directory (the Verilog decides the rebuilds)
+        params["design"] = [(l.lookup.out_register, l.lookup.bank_depth, l.lookup.bank_width)
+                            for l in classifier.layers]
+    # Each layer's read-back latency, from the design simulated.
+    rb_latency = [layer.rb_latency for layer in classifier.layers]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "results.npz"
-        run_cocotb(PDClassifier, module="spikegate.sim.pd_cocotb", sim=sim, waves=waves,
-                   name=name or "pd_classifier_l" + "_".join(map(str, lanes_t)),
-                   params={"sizes": net.sizes, "formats": tuple(net.formats), "lanes": lanes_t,
-                           "weights": net.weights, "biases": net.biases},
+        run_cocotb(lambda **_: classifier, module="spikegate.sim.pd_cocotb", sim=sim,
+                   waves=waves, name=name or "pd_classifier_l" + "_".join(map(str, lanes_t)),
+                   params=params,
                    test_args={"sizes": list(net.sizes), "x_width": net.formats[0].x_width,
                               "frames": frames, "stall_in": stall_in, "stall_out": stall_out,
                               "seed": seed, "out": str(out), "actions": actions,
+                              "rb_latency": rb_latency, "weights": net.weights,
                               "weights2": None if net2 is None else net2.weights,
                               "biases2": None if net2 is None else net2.biases},
                    timeout_s=timeout_s)

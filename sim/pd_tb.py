@@ -43,6 +43,9 @@ class PDClassifierTB:
         Probabilities of idle cycles on the input and of back-pressure on the result.
     seed : int
         Seed of the stalls.
+    rb_latency : sequence of int, optional
+        Each layer's weight read-back latency (:attr:`~spikegate.hdl.pd_layer.PDLayer.rb_latency`:
+        1, 3 with weight banks); default 1 for every layer.
 
     Members
     -------
@@ -52,10 +55,15 @@ class PDClassifierTB:
         Rising edges since :meth:`start`.
     """
 
-    def __init__(self, dut, sizes, x_width, *, stall_in=0.0, stall_out=0.0, seed=None):
+    def __init__(self, dut, sizes, x_width, *, stall_in=0.0, stall_out=0.0, seed=None,
+                 rb_latency=None):
         self.dut = dut
         self.sizes = tuple(int(s) for s in sizes)
         self.L = len(self.sizes) - 1
+        self.rb_latency = ((1,) * self.L if rb_latency is None
+                           else tuple(int(v) for v in rb_latency))
+        if len(self.rb_latency) != self.L:
+            raise ValueError(f"rb_latency needs {self.L} values, not {self.rb_latency}")
         self.x_width = int(x_width)
         self.stall_in, self.stall_out, self.seed = stall_in, stall_out, seed
         self.recorders = [LayerTraceRecorder(a, b, f"layer {l}") for l, (a, b) in
@@ -152,6 +160,8 @@ class PDClassifierTB:
         await FallingEdge(self.dut.clk)
 
     async def read_weights(self, layer, positions):
-        """Read the weights at ``positions`` (``(src, dst)`` pairs) of ``layer`` back."""
+        """Read the weights at ``positions`` (``(src, dst)`` pairs) of ``layer`` back (at the
+        layer's :attr:`rb_latency`)."""
         await self.wait_idle()
-        return await read_weight_port(self.dut, f"weights{layer}__", positions)
+        return await read_weight_port(self.dut, f"weights{layer}__", positions,
+                                      latency=self.rb_latency[layer])

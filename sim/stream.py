@@ -256,19 +256,29 @@ class StreamMonitor:
         self._task.cancel()
 
 
-async def read_weight_port(dut, port, positions, *, settle=2):
+async def read_weight_port(dut, port, positions, *, settle=2, latency=1):
     """Read the weights at ``positions`` (``(src, dst)`` pairs) back through the weight port
     whose signals start with ``port`` (``rb_en``, ``rb_src``, ``rb_dst``, ``rb_data``; one
-    weight per cycle), once the design is idle, after ``settle`` falling edges; returns them as
-    signed integers."""
+    weight per cycle, each ``rb_data`` ``latency`` cycles after its ``rb_en``: 1, or 3 for a
+    PD layer with weight banks, :attr:`~spikegate.hdl.lookup.WeightLookup.rb_latency`), once
+    the design is idle, after ``settle`` falling edges; returns them as signed integers."""
+    latency = int(latency)
+    if latency < 1:
+        raise ValueError(f"latency must be >= 1, not {latency!r}")
     for _ in range(settle):
         await FallingEdge(dut.clk)
+    positions = list(positions)
     out = []
-    for i, j in positions:
-        getattr(dut, port + "rb_en").value = 1
-        getattr(dut, port + "rb_src").value = int(i)
-        getattr(dut, port + "rb_dst").value = int(j)
+    for n in range(len(positions) + latency - 1):
+        if n < len(positions):
+            i, j = positions[n]
+            getattr(dut, port + "rb_en").value = 1
+            getattr(dut, port + "rb_src").value = int(i)
+            getattr(dut, port + "rb_dst").value = int(j)
+        else:
+            getattr(dut, port + "rb_en").value = 0
         await FallingEdge(dut.clk)
-        out.append(getattr(dut, port + "rb_data").value.to_signed())
+        if n >= latency - 1:
+            out.append(getattr(dut, port + "rb_data").value.to_signed())
     getattr(dut, port + "rb_en").value = 0
     return out

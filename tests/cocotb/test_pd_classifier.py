@@ -11,6 +11,12 @@ counts, accumulators, decoded values and activations.
 * the digits 64-64-10 network trained by the float model, on 240 frames: temporally redundant
   digits, all-zero frames, random pixels and shuffled digits, with back-pressure on the
   results; every frame's cycles equal the timing model's (hdl.pd_classifier.expected_cycles);
+* the ULX3S build itself: a 784-200-10 network in a PDClassifier with exactly that build's
+  keywords (boards/synth.py's pd_classifier_kwargs("ulx3s"), PD_LANES: registered weight banks
+  of 4096 words of 4-bit memories, 8 lanes) on synthetic 28 x 28 frames (zero, white,
+  random, slowly changing, sparse frames at the input's extremes), with back-pressure on the
+  results: bit-exact, cycles = expected_cycles(drain 4), weights read back at the banks'
+  read-back latency;
 * (slow) an MNIST-sized 784-200-10 network.
 """
 
@@ -18,9 +24,10 @@ import numpy as np
 import pytest
 
 from spikegate.golden.fixed import signed_range
-from spikegate.golden.pdnn_fixed import PDFixedNetwork, first_mismatch
+from spikegate.boards.synth import PD_LANES, pd_classifier_kwargs
+from spikegate.golden.pdnn_fixed import PDFixedNetwork, first_mismatch, from_float
 from spikegate.golden.sigma_delta_fixed import SDFixedFormat
-from spikegate.hdl.pd_classifier import expected_cycles
+from spikegate.hdl.pd_classifier import PDClassifier, expected_cycles
 from spikegate.sim.pd_cases import digits_frames, digits_network, slowly_changing, stress_case
 from spikegate.sim.pd_mutants import MUTANTS
 from spikegate.sim.pd_run import expected_trace, simulate_pd_hardware
@@ -91,6 +98,64 @@ def test_digits_sequence_bit_exact_and_cycles(digits):
                           f"{exp[bad[0]]} (spikes {g.spikes[bad[0]].tolist()})")
     temporal, rnd = hw.cycles[:150].mean(), hw.cycles[152:192].mean()
     assert temporal < 0.6 * rnd, f"temporal frames cost {temporal:.0f} cycles, random {rnd:.0f}"
+
+
+def ulx3s_case(seed=2026):
+    """``(net, frames)``: a 784-200-10 fixed-point network converted from random float weights
+    (golden ``from_float``, gains 0.5 / 0.5) and 12 synthetic 28 x 28 frames: zero, white
+    twice, random pixels, three slowly changing from it, zero, a sparse frame with 6 inputs at
+    the input's maximum and 6 at its minimum (their spike counts saturate), zero, a random
+    binary frame twice-less-dense, zero."""
+    rng = np.random.default_rng(seed)
+    ws = [rng.normal(0, 2 / np.sqrt(784), (784, 200)), rng.normal(0, 2 / np.sqrt(200), (200, 10))]
+    bs = [rng.normal(0, 0.1, 200), rng.normal(0, 0.1, 10)]
+    net = from_float(ws, bs, [0.5, 0.5], [0.5, 0.5])
+    lo, hi = signed_range(net.formats[0].x_width)
+    q = net.quantize_input
+    zero = np.zeros(784, np.int64)
+    pix = rng.random(784)
+    sparse = zero.copy()
+    idx = rng.choice(784, 12, replace=False)
+    sparse[idx[:6]], sparse[idx[6:]] = hi, lo
+    frames = [zero, q(np.ones(784)), q(np.ones(784)), q(pix)]
+    for _ in range(3):
+        pix = np.clip(pix + rng.normal(0, 0.02, 784), 0, 1)
+        frames.append(q(pix))
+    frames += [zero, sparse, zero, q(rng.random(784) < 0.3), zero]
+    return net, np.array(frames, np.int64)
+
+
+@pytest.mark.slow
+def test_ulx3s_banked_build_bit_exact_and_cycles():
+    """The ULX3S PD build's classifier (the keywords boards/synth.py gives it: weight banks of
+    4096 words, each 16 memories of 4 bits, registered; lanes 8) for 784-200-10: every frame
+    bit for bit as the golden model, its cycles as expected_cycles with the design's drain
+    (4), and weights read back (3 cycles after rb_en with banks) before the first frame and
+    mid-sequence equal to the model's. Back-pressure on the results only, so that every
+    frame's cycles are the model's."""
+    net, frames = ulx3s_case()
+    lanes = PD_LANES["ulx3s"]
+    kw = pd_classifier_kwargs("ulx3s")
+    dut = PDClassifier.from_network(net, lanes, **kw)
+    assert kw["weight_bank_depth"] is not None and dut.drain == 4
+    assert [layer.rb_latency for layer in dut.layers] == [3, 3]
+    # layer 0 is 784 x 25 words: 5 banks, the last partial; layer 1 (400 words) one bank
+    assert [-(-layer.lookup.weight_data.depth // kw["weight_bank_depth"])
+            for layer in dut.layers] == [5, 1]
+    actions = {0: {"read": True}, 7: {"read": True}}
+    hw = simulate_pd_hardware(net, frames, lanes, stall_out=0.5, seed=41, actions=actions,
+                              classifier=dut, name="pd_ulx3s_784_200_10")
+    g = net.run(frames)
+    bad = first_mismatch(hw, g, "ULX3S build, 784-200-10, lanes 8")
+    assert bad is None, bad
+    exp = expected_cycles(g, net.sizes, lanes, drain=dut.drain)
+    bad = np.flatnonzero(hw.cycles != exp)
+    assert not bad.size, (f"frame {bad[0]}: {hw.cycles[bad[0]]} cycles, the model says "
+                          f"{exp[bad[0]]} (spikes {g.spikes[bad[0]].tolist()})")
+    # what the sequence exercised: frames without events, saturated spike counts
+    assert g.events[0, 0] == 0, "the zero frame has events"
+    lo, hi = signed_range(net.formats[0].spike_width)
+    assert (g.s[0] == lo).any() and (g.s[0] == hi).any(), "no saturated spike count"
 
 
 @pytest.mark.requires_iverilog
