@@ -147,7 +147,8 @@ class SSGDGradient(wiring.Component):
     clear : In
         A strobe: forget the events (a new image); only while not ``busy``.
     start : In
-        A strobe: walk the events stored since ``clear`` (only while not ``busy``).
+        A strobe: walk the events stored since ``clear`` (only while not ``busy`` and no event
+        is offered on ``e_stream``).
     o_stream : Out(stream)
         :class:`GradientLayout`: for each neuron with events, in increasing order, its column
         ``G1[0 .. n_in-1, j]``; the image's last entry is marked (a ``start`` with no events at
@@ -286,10 +287,17 @@ class SSGDGradient(wiring.Component):
         e = self.e_stream
         busy = Signal()
         take = Signal()
-        m.d.comb += [e.ready.eq(~busy & ~self.start), take.eq(e.valid & e.ready)]
+        # Ready is ~busy alone (start is not on the producer's stall path): start only with no
+        # event offered.
+        m.d.comb += [e.ready.eq(~busy), take.eq(e.valid & e.ready)]
         st_valid = Signal()
         st = Signal.like(e.payload)
         m.d.sync += [st_valid.eq(take & ~self.clear), st.eq(e.payload)]
+        # has[index] of the event, registered with it (and the event stored this cycle: the
+        # same neuron's events back to back): the flags' multiplexer is off the write path.
+        st_has = Signal()
+        m.d.sync += st_has.eq(has.bit_select(e.payload.index, 1)
+                              | (stored & (st.index == e.payload.index)))
         full = Signal()
         m.d.comb += full.eq(count == self._max_events)
         with m.If(take):
@@ -303,8 +311,7 @@ class SSGDGradient(wiring.Component):
             with m.Else():
                 m.d.comb += [ev_wp.addr.eq(count), ev_wp.data.t.eq(st.step),
                              ev_wp.data.g.eq(st.g),
-                             ev_wp.data.prev.eq(Mux(has.bit_select(st.index, 1),
-                                                    tail_rp.data, NONE)),
+                             ev_wp.data.prev.eq(Mux(st_has, tail_rp.data, NONE)),
                              ev_wp.en.eq(1),
                              tail_wp.addr.eq(st.index), tail_wp.data.eq(count),
                              tail_wp.en.eq(1)]

@@ -26,7 +26,7 @@ from .saturate import saturate
 from .signatures import WeightPort
 from .ssgd_backward import GradientLayout
 
-__all__ = ["SSGDUpdate", "weight_step", "dither"]
+__all__ = ["SSGDUpdate", "weight_step", "sgd_step", "apply_step", "dither"]
 
 
 def dither(image, shift, bits):
@@ -42,8 +42,18 @@ def dither(image, shift, bits):
 def weight_step(w, g1, d, shift):
     """``sat8(w - ((g1 + d) >> shift))``: :func:`~spikegate.golden.ssgd_train_fixed.sgd_update`
     for one weight with the dither ``d`` (a flooring shift, then saturation to the weight's 8
-    bits)."""
-    return saturate(w - ((g1 + d) >> shift), signed(WEIGHT_BITS))
+    bits): :func:`apply_step` of :func:`sgd_step`."""
+    return apply_step(w, sgd_step(g1, d, shift))
+
+
+def sgd_step(g1, d, shift):
+    """``(g1 + d) >> shift``: the amount a weight moves (flooring)."""
+    return (g1 + d) >> shift
+
+
+def apply_step(w, step):
+    """``sat8(w - step)``."""
+    return saturate(w - step, signed(WEIGHT_BITS))
 
 
 class SSGDUpdate(wiring.Component):
@@ -88,17 +98,19 @@ class SSGDUpdate(wiring.Component):
         b_valid = Signal()
         b_i = Signal(index_bits(self._n_in))
         b_j = Signal(index_bits(self._H))
-        b_g1 = Signal(signed(self._tfmt.grad_bits))
+        # The step (G1 + d) >> lr1_shift is registered with the entry; the write is the
+        # read-back minus it, saturated (the gradient's and the weight's block RAM outputs each
+        # before one adder).
+        tf = self._tfmt
+        b_step = Signal(signed(tf.grad_bits + 1 - min(tf.lr1_shift, tf.grad_bits)))
         take = Signal()
         m.d.comb += [s.ready.eq(1), take.eq(s.valid),
                      port.rb_en.eq(take), port.rb_src.eq(s.payload.index),
                      port.rb_dst.eq(s.payload.neuron)]
         m.d.sync += [b_valid.eq(take), b_i.eq(s.payload.index), b_j.eq(s.payload.neuron),
-                     b_g1.eq(s.payload.g1)]
+                     b_step.eq(sgd_step(s.payload.g1, dither(self.image, tf.lr1_shift,
+                                                             tf.dither_bits), tf.lr1_shift))]
         m.d.comb += [port.w_en.eq(b_valid), port.w_src.eq(b_i), port.w_dst.eq(b_j),
-                     port.w_data.eq(weight_step(
-                         port.rb_data, b_g1,
-                         dither(self.image, self._tfmt.lr1_shift, self._tfmt.dither_bits),
-                         self._tfmt.lr1_shift)),
+                     port.w_data.eq(apply_step(port.rb_data, b_step)),
                      self.busy.eq(b_valid)]
         return m

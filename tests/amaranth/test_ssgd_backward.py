@@ -250,15 +250,14 @@ def _no_dither(image, shift, bits):
     return Const((1 << shift) >> 1, shift)
 
 
-def _wrapping_step(w, g1, d, shift):
-    from amaranth.hdl import signed
-    return (w - ((g1 + d) >> shift))[:8].as_signed()
+def _wrapping_step(w, step):
+    return (w - step)[:8].as_signed()
 
 
 # Update hardware with one wrong step (the dither left out; the weight wrapping instead of
 # saturating) fails the comparison.
 @pytest.mark.parametrize("step, mutant, lr1_shift", [("dither", _no_dither, 12),
-                                                     ("weight_step", _wrapping_step, 5)])
+                                                     ("apply_step", _wrapping_step, 5)])
 def test_mutated_update_fails(monkeypatch, step, mutant, lr1_shift):
     from spikegate.hdl import ssgd_update
     monkeypatch.setattr(ssgd_update, step, mutant)
