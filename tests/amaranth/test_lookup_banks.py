@@ -29,6 +29,7 @@ def _run(n_src, n_dst, lanes, init, commands, writes, reads, bank_depth, bank_wi
         # One read-back per cycle, each rb_data one cycle after its rb_en (three with banks:
         # the address registered, the data from the banks' registers); no gap between reads.
         latency = 1 if bank_depth is None else 3
+        assert dut.rb_latency == latency        # what test benches read back at
         for n in range(len(reads) + 2):             # the same cycles for all latencies
             if n < len(reads):
                 ctx.set(dut.weights.rb_en, 1)

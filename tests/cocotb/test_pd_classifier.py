@@ -105,7 +105,7 @@ def ulx3s_case(seed=2026):
     (golden ``from_float``, gains 0.5 / 0.5) and 12 synthetic 28 x 28 frames: zero, white
     twice, random pixels, three slowly changing from it, zero, a sparse frame with 6 inputs at
     the input's maximum and 6 at its minimum (their spike counts saturate), zero, a random
-    binary frame twice-less-dense, zero."""
+    binary frame (30 % of its pixels white), zero."""
     rng = np.random.default_rng(seed)
     ws = [rng.normal(0, 2 / np.sqrt(784), (784, 200)), rng.normal(0, 2 / np.sqrt(200), (200, 10))]
     bs = [rng.normal(0, 0.1, 200), rng.normal(0, 0.1, 10)]
