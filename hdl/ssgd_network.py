@@ -209,7 +209,7 @@ class SSGDNetwork(wiring.Component):
         cur, new = Signal(signed(zb)), Signal(signed(zb))
         wins = Signal()
         m.d.comb += [
-            cur.eq(Mux(tr.step == 1, 0, zsum[tr.index])),
+            cur.eq(Mux(tr.step == 1, 0, zsum[0])),
             new.eq(cur + tr.v),
         ]
         # The argmax a cycle behind the sums (the sum's multiplexer and adder, then the
@@ -221,7 +221,11 @@ class SSGDNetwork(wiring.Component):
                      a_new.eq(new), a_index.eq(tr.index)]
         m.d.comb += wins.eq(a_first | (a_new > top))
         with m.If(tr.valid):
-            m.d.sync += zsum[tr.index].eq(new)
+            # The sums rotate, one place per class: the readout's pass shows its classes in
+            # order, one per cycle, so zsum[0] is the class shown (no multiplexer), and after
+            # a pass they are back in order.
+            m.d.sync += [zsum[c].eq(zsum[c + 1]) for c in range(C - 1)]
+            m.d.sync += zsum[C - 1].eq(new)
         with m.If(a_valid & wins):
             m.d.sync += [top.eq(a_new), klass.eq(a_index)]
 
