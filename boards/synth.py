@@ -491,6 +491,48 @@ def pd_classifier_kwargs(board):
     return pd_weight_kwargs(PD_WEIGHT_BANKS[board], PD_WEIGHT_BANK_WIDTH[board])
 
 
+def _pin_shim(shim, name, core):
+    """The two-pin synthesis top of ``shim`` around ``core`` (a Component, its submodule
+    ``name``): ``shim.rx`` shifts into a register that drives every input port of ``core``;
+    every output port but the trace ports is registered and XOR-reduced into ``shim.tx``
+    through a register, so nothing of ``core`` is optimized away."""
+    from amaranth.hdl import Value
+    m = Module()
+    m.submodules[name] = core
+    ins, outs = [], []
+    for path, member, value in core.signature.flatten(core):
+        if member.flow == In:
+            ins.append(Value.cast(value))
+        elif not str(path[0]).startswith("trace"):
+            outs.append(Value.cast(value))
+    sr = Signal(sum(len(v) for v in ins))
+    m.d.sync += sr.eq(Cat(shim.rx, sr[:-1]))
+    m.d.comb += Cat(*ins).eq(sr)
+    taken = Signal(len(Cat(*outs)))
+    m.d.sync += [taken.eq(Cat(*outs)), shim.tx.eq(taken.xor())]
+    return m
+
+
+def _board_clock(design, mod, pll, clk_freq_hz, variant):
+    """Set ``design``'s ULX3S ``variant`` (if given; checked) and its clock: the board's
+    oscillator when ``clk_freq_hz`` is it, else the PLL (``pll``'s parameters) nearest to
+    ``clk_freq_hz`` (``design.pll``, ``design.clk_freq_hz``)."""
+    from spikegate.hdl.params import checking
+    if variant is not None:
+        from .ulx3s import VARIANTS
+        if variant not in VARIANTS:
+            raise ValueError(f"ULX3S variant must be one of {', '.join(VARIANTS)}, "
+                             f"not {variant!r}")
+        design.variant = variant
+        design.device = DEVICES[VARIANTS[variant]]
+    with checking(design):
+        if clk_freq_hz == mod.OSC_HZ:
+            design.pll, design.clk_freq_hz = None, float(mod.OSC_HZ)
+        else:
+            design.pll = pll(mod.OSC_HZ, clk_freq_hz)
+            design.clk_freq_hz = design.pll["f_out_hz"]
+
+
 class PDClassifierShim(wiring.Component):
     """A PD classifier (:class:`~spikegate.hdl.pd_classifier.PDClassifier`) alone behind two
     pins, for synthesis: there is no UART protocol for PD frames yet.
@@ -515,21 +557,7 @@ class PDClassifierShim(wiring.Component):
         super().__init__()
 
     def elaborate(self, platform):
-        from amaranth.hdl import Value
-        m = Module()
-        m.submodules.classifier = c = self.classifier
-        ins, outs = [], []
-        for path, member, value in c.signature.flatten(c):
-            if member.flow == In:
-                ins.append(Value.cast(value))
-            elif not str(path[0]).startswith("trace"):
-                outs.append(Value.cast(value))
-        sr = Signal(sum(len(v) for v in ins))
-        m.d.sync += sr.eq(Cat(self.rx, sr[:-1]))
-        m.d.comb += Cat(*ins).eq(sr)
-        taken = Signal(len(Cat(*outs)))
-        m.d.sync += [taken.eq(Cat(*outs)), self.tx.eq(taken.xor())]
-        return m
+        return _pin_shim(self, "classifier", self.classifier)
 
 
 #: Yosys script overrides of the banked ECP5 PD build: Yosys 0.70's ``abc9`` fails an assertion
@@ -555,23 +583,10 @@ def _pd_design_class(base, mod, pll, banks=None, family=None, bank_width=None):
 
     class PDDesign(base):
         def __init__(self, net, lanes, *, clk_freq_hz, variant=None):
-            from spikegate.hdl.params import checking
             self.net = net
             self.lanes = lanes
             self.weight_memories = ["ebr"] * (len(net.sizes) - 1)
-            if variant is not None:
-                from .ulx3s import VARIANTS
-                if variant not in VARIANTS:
-                    raise ValueError(f"ULX3S variant must be one of {', '.join(VARIANTS)}, "
-                                     f"not {variant!r}")
-                self.variant = variant
-                self.device = DEVICES[VARIANTS[variant]]
-            with checking(self):
-                if clk_freq_hz == mod.OSC_HZ:
-                    self.pll, self.clk_freq_hz = None, float(mod.OSC_HZ)
-                else:
-                    self.pll = pll(mod.OSC_HZ, clk_freq_hz)
-                    self.clk_freq_hz = self.pll["f_out_hz"]
+            _board_clock(self, mod, pll, clk_freq_hz, variant)
             self.top = PDClassifierShim(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)),
                                         weight_bank_depth=banks,
                                         weight_bank_width=bank_width)
@@ -646,21 +661,7 @@ class SSGDTrainerShim(wiring.Component):
         super().__init__()
 
     def elaborate(self, platform):
-        from amaranth.hdl import Value
-        m = Module()
-        m.submodules.trainer = c = self.trainer
-        ins, outs = [], []
-        for path, member, value in c.signature.flatten(c):
-            if member.flow == In:
-                ins.append(Value.cast(value))
-            elif not str(path[0]).startswith("trace"):
-                outs.append(Value.cast(value))
-        sr = Signal(sum(len(v) for v in ins))
-        m.d.sync += sr.eq(Cat(self.rx, sr[:-1]))
-        m.d.comb += Cat(*ins).eq(sr)
-        taken = Signal(len(Cat(*outs)))
-        m.d.sync += [taken.eq(Cat(*outs)), self.tx.eq(taken.xor())]
-        return m
+        return _pin_shim(self, "trainer", self.trainer)
 
 
 def _ssgd_design_class(base, mod, pll):
@@ -669,23 +670,10 @@ def _ssgd_design_class(base, mod, pll):
 
     class SSGDDesign(base):
         def __init__(self, sizes, lanes, tfmt, weights, *, clk_freq_hz, variant=None):
-            from spikegate.hdl.params import checking
             self.net = _SSGDNet(sizes)
             self.lanes = tuple(lanes)
             self.weight_memories = ["ebr", "ebr"]
-            if variant is not None:
-                from .ulx3s import VARIANTS
-                if variant not in VARIANTS:
-                    raise ValueError(f"ULX3S variant must be one of {', '.join(VARIANTS)}, "
-                                     f"not {variant!r}")
-                self.variant = variant
-                self.device = DEVICES[VARIANTS[variant]]
-            with checking(self):
-                if clk_freq_hz == mod.OSC_HZ:
-                    self.pll, self.clk_freq_hz = None, float(mod.OSC_HZ)
-                else:
-                    self.pll = pll(mod.OSC_HZ, clk_freq_hz)
-                    self.clk_freq_hz = self.pll["f_out_hz"]
+            _board_clock(self, mod, pll, clk_freq_hz, variant)
             self.top = SSGDTrainerShim(sizes, lanes, tfmt, weights=weights)
 
     SSGDDesign.__name__ = SSGDDesign.__qualname__ = f"SSGD{base.__name__}"
