@@ -358,6 +358,28 @@ class LIFLayer(wiring.Component):
                      st_wp.en.eq(en & b3_valid)]
 
         # Stage C.
+        c_j, c_v, c_s, c_act, c_last, g, out_step = self._stage_c(
+            m, en, c_valid, c_done, marker, step, b3_valid, b3_j, b3_v, b3_last, s_new, act,
+            lut_rp)
+        with m.If(c_done & c_last):
+            m.d.sync += [passing.eq(0), issued_all.eq(0),
+                         step.eq(Mux(step == T - 2, 0, step + 1))]
+            m.d.comb += self.image_done.eq(step == T - 2)
+
+        t = self.trace
+        m.d.comb += [t.valid.eq(c_done), t.step.eq(out_step), t.index.eq(c_j), t.v.eq(c_v),
+                     t.spike.eq(c_s), t.active.eq(c_act), t.g.eq(g)]
+        self._statistics(m, walk, c_done & c_s, c_done & c_act)
+        m.d.comb += self.busy.eq(clearing | (queue.level != 0) | lk.busy | passing)
+        return m
+
+    def _stage_c(self, m, en, c_valid, c_done, marker, step, b3_valid, b3_j, b3_v, b3_last,
+                 s_new, act, lut_rp):
+        """Stage C: the neuron's outputs. A spiking layer offers its spike (``o_stream``;
+        the step's marker first) and its active event (``a_stream``, with the surrogate value
+        read in stage B3) and is done with the neuron when both are taken; a readout has
+        neither. Returns the stage's registers and the trace's ``g`` and ``out_step``."""
+        fmt, n, T, spiking = self._fmt, self._n_dst, self._timesteps, not self._readout
         c_j = Signal(range(n))
         c_v = Signal(signed(fmt.v_bits))
         c_s, c_act, c_last = Signal(), Signal(), Signal()
@@ -391,17 +413,7 @@ class LIFLayer(wiring.Component):
                     m.d.sync += ac_sent.eq(1)
         else:
             m.d.comb += c_done.eq(c_valid)
-        with m.If(c_done & c_last):
-            m.d.sync += [passing.eq(0), issued_all.eq(0),
-                         step.eq(Mux(step == T - 2, 0, step + 1))]
-            m.d.comb += self.image_done.eq(step == T - 2)
-
-        t = self.trace
-        m.d.comb += [t.valid.eq(c_done), t.step.eq(out_step), t.index.eq(c_j), t.v.eq(c_v),
-                     t.spike.eq(c_s), t.active.eq(c_act), t.g.eq(g)]
-        self._statistics(m, walk, c_done & c_s, c_done & c_act)
-        m.d.comb += self.busy.eq(clearing | (queue.level != 0) | lk.busy | passing)
-        return m
+        return c_j, c_v, c_s, c_act, c_last, g, out_step
 
     def _lif_inputs(self, m, total, first, state):
         """Stage B's arithmetic (the first half of ``golden.ssgd_fixed.lif_step``): from the
