@@ -24,6 +24,8 @@ divisions, ``e_bits`` the width of ``EXP``), ``H (C + 4)`` (the rows): 1236 for 
 with the default format (the tests check it).
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -112,7 +114,7 @@ class SSGDReadoutBackward(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        H, C, tf = self._H, self._C, self._tfmt
+        H = self._H
         blk = block_ram_attrs(platform)
         m.submodules.k_rom = k_rom = memory.Memory(data=self.k_data, attrs=blk)
         m.submodules.exp_rom = exp_rom = memory.Memory(data=self.exp_data, attrs=blk)
@@ -124,7 +126,21 @@ class SSGDReadoutBackward(wiring.Component):
         r_wp, r_rp = r_mem.write_port(), r_mem.read_port()
         m.d.comb += [r_rp.en.eq(0), exp_rp.en.eq(0)]
 
-        # R during the forward: R[j] = (step 1 ? 0 : R[j]) + (spike ? K[step] : 0).
+        self._accumulate_r(m, k_rp, r_rp, r_wp)
+        loss = self._loss_registers(m, exp_rp)
+        row = self._row_registers()
+        req, port = self.i_stream, self.weights
+        m.d.comb += [req.ready.eq(~self.busy), port.rb_src.eq(row.j), port.rb_dst.eq(row.col),
+                     port.w_src.eq(row.j)]
+        with m.FSM(name="readout_bwd"):
+            self._loss_states(m, loss, row, exp_rp, dlog_wp)
+            self._row_states(m, row, r_rp)
+        self._row_datapath(m, row, dlog_rp)
+        return m
+
+    def _accumulate_r(self, m, k_rp, r_rp, r_wp):
+        """``R`` during the forward: ``R[j] = (step 1 ? 0 : R[j]) + (spike ? K[step] : 0)``."""
+        H = self._H
         tr = self.trace
         b_valid, b_first, b_spike = Signal(), Signal(), Signal()
         b_j = Signal(index_bits(H))
@@ -136,6 +152,10 @@ class SSGDReadoutBackward(wiring.Component):
         m.d.comb += [r_wp.addr.eq(b_j), r_wp.en.eq(b_valid),
                      r_wp.data.eq(Mux(b_first, 0, r_rp.data) + Mux(b_spike, k_rp.data, 0))]
 
+    def _loss_registers(self, m, exp_rp):
+        """The loss step's registers (class counter, ``z_max``, ``S``, the divider) and their
+        logic outside the state machine; returns them in a namespace."""
+        C, tf = self._C, self._tfmt
         # The request: its logits are read where they are (they hold until busy falls), not
         # copied; e_c is not kept either: the division of class c reads EXP[k_c] again.
         req = self.i_stream
@@ -165,7 +185,14 @@ class SSGDReadoutBackward(wiring.Component):
         quo = Signal(n_bits)
         bit = Signal(range(n_bits + 1))
         div_first, num_bit = Signal(), Signal()
-        # rows
+        return SimpleNamespace(label=label, S=S, zmax=zmax, c=c, c_zero=c_zero, c_inc=c_inc,
+                               z_c=z_c, kc=kc, in_table=in_table, n_bits=n_bits, num=num,
+                               rem=rem, quo=quo, bit=bit, div_first=div_first,
+                               num_bit=num_bit)
+
+    def _row_registers(self):
+        """The row loop's registers, in a namespace."""
+        H, C, tf = self._H, self._C, self._tfmt
         j = Signal(index_bits(H))
         col = Signal(range(C + 1))
         rd_valid = Signal()
@@ -174,84 +201,104 @@ class SSGDReadoutBackward(wiring.Component):
         r_j = Signal(unsigned(tf.r_bits))
         u_pending = Signal()
         u_j = Signal(index_bits(H))
-        port = self.weights
+        return SimpleNamespace(j=j, col=col, rd_valid=rd_valid, rd_c=rd_c, acc=acc, r_j=r_j,
+                               u_pending=u_pending, u_j=u_j)
 
-        m.d.comb += [req.ready.eq(~self.busy), port.rb_src.eq(j), port.rb_dst.eq(col),
-                     port.w_src.eq(j)]
-        with m.FSM(name="readout_bwd"):
-            with m.State("IDLE"):
-                with m.If(req.valid):
-                    m.d.sync += [self.busy.eq(1), label.eq(req.payload.label), S.eq(0)]
-                    m.d.comb += c_zero.eq(1)
-                    m.next = "ZMAX"
-            with m.State("ZMAX"):
-                with m.If((c == 0) | (z_c > zmax)):
-                    m.d.sync += zmax.eq(z_c)
+    def _loss_states(self, m, loss, row, exp_rp, dlog_wp):
+        """The states from the request to ``dlog``: ``z_max``, ``S`` and the divisions."""
+        C, tf, req = self._C, self._tfmt, self.i_stream
+        label, S, zmax, c, c_zero, c_inc, z_c, kc, in_table = (
+            loss.label, loss.S, loss.zmax, loss.c, loss.c_zero, loss.c_inc, loss.z_c, loss.kc,
+            loss.in_table)
+        n_bits, num, rem, quo, bit, div_first, num_bit = (
+            loss.n_bits, loss.num, loss.rem, loss.quo, loss.bit, loss.div_first, loss.num_bit)
+        j, col = row.j, row.col
+        with m.State("IDLE"):
+            with m.If(req.valid):
+                m.d.sync += [self.busy.eq(1), label.eq(req.payload.label), S.eq(0)]
+                m.d.comb += c_zero.eq(1)
+                m.next = "ZMAX"
+        with m.State("ZMAX"):
+            with m.If((c == 0) | (z_c > zmax)):
+                m.d.sync += zmax.eq(z_c)
+            with m.If(c == C - 1):
+                m.d.comb += c_zero.eq(1)
+                m.next = "EXP_READ"
+            with m.Else():
+                m.d.comb += c_inc.eq(1)
+        with m.State("EXP_READ"):
+            m.d.comb += [exp_rp.addr.eq(kc), exp_rp.en.eq(1)]
+            m.next = "EXP_TAKE"
+        with m.State("EXP_TAKE"):
+            ec = Mux(in_table, exp_rp.data, 0)
+            m.d.sync += S.eq(S + ec)
+            with m.If(c == C - 1):
+                m.d.comb += c_zero.eq(1)
+                m.next = "DIV_START"
+            with m.Else():
+                m.d.comb += c_inc.eq(1)
+                m.next = "EXP_READ"
+        with m.State("DIV_START"):
+            m.d.comb += [exp_rp.addr.eq(kc), exp_rp.en.eq(1)]
+            m.d.sync += [rem.eq(0), quo.eq(0), bit.eq(n_bits), div_first.eq(1)]
+            m.next = "DIV"
+        with m.State("DIV"):
+            # num's bit bit - 1: its top bit straight from the table the first cycle, then
+            # the one registered the cycle before (no multiplexer before the compare).
+            shifted = Signal.like(rem)
+            m.d.comb += shifted.eq(_next_remainder(
+                rem, Mux(div_first, num[n_bits - 1], num_bit), bit))
+            below = (bit - 2)[:max(1, (n_bits - 1).bit_length())]
+            m.d.sync += [div_first.eq(0), num_bit.eq(num.bit_select(below, 1))]
+            with m.If(bit == 0):
+                p = quo
+                m.d.comb += [dlog_wp.addr.eq(c), dlog_wp.en.eq(1),
+                             dlog_wp.data.eq(p - Mux(c == label, 1 << tf.p_frac, 0))]
                 with m.If(c == C - 1):
-                    m.d.comb += c_zero.eq(1)
-                    m.next = "EXP_READ"
+                    m.d.sync += [j.eq(0), col.eq(0)]
+                    m.next = "ROW_R"
                 with m.Else():
                     m.d.comb += c_inc.eq(1)
-            with m.State("EXP_READ"):
-                m.d.comb += [exp_rp.addr.eq(kc), exp_rp.en.eq(1)]
-                m.next = "EXP_TAKE"
-            with m.State("EXP_TAKE"):
-                ec = Mux(in_table, exp_rp.data, 0)
-                m.d.sync += S.eq(S + ec)
-                with m.If(c == C - 1):
-                    m.d.comb += c_zero.eq(1)
                     m.next = "DIV_START"
+            with m.Else():
+                with m.If(shifted >= S):
+                    m.d.sync += [rem.eq(shifted - S), quo.eq((quo << 1) | 1)]
                 with m.Else():
-                    m.d.comb += c_inc.eq(1)
-                    m.next = "EXP_READ"
-            with m.State("DIV_START"):
-                m.d.comb += [exp_rp.addr.eq(kc), exp_rp.en.eq(1)]
-                m.d.sync += [rem.eq(0), quo.eq(0), bit.eq(n_bits), div_first.eq(1)]
-                m.next = "DIV"
-            with m.State("DIV"):
-                # num's bit bit - 1: its top bit straight from the table the first cycle, then
-                # the one registered the cycle before (no multiplexer before the compare).
-                shifted = Signal.like(rem)
-                m.d.comb += shifted.eq(_next_remainder(
-                    rem, Mux(div_first, num[n_bits - 1], num_bit), bit))
-                below = (bit - 2)[:max(1, (n_bits - 1).bit_length())]
-                m.d.sync += [div_first.eq(0), num_bit.eq(num.bit_select(below, 1))]
-                with m.If(bit == 0):
-                    p = quo
-                    m.d.comb += [dlog_wp.addr.eq(c), dlog_wp.en.eq(1),
-                                 dlog_wp.data.eq(p - Mux(c == label, 1 << tf.p_frac, 0))]
-                    with m.If(c == C - 1):
-                        m.d.sync += [j.eq(0), col.eq(0)]
-                        m.next = "ROW_R"
-                    with m.Else():
-                        m.d.comb += c_inc.eq(1)
-                        m.next = "DIV_START"
+                    m.d.sync += [rem.eq(shifted), quo.eq(quo << 1)]
+                m.d.sync += bit.eq(bit - 1)
+
+    def _row_states(self, m, row, r_rp):
+        """The row loop's states: ``R_j``, then one weight read-back per cycle, row by row."""
+        H, C, tf, port = self._H, self._C, self._tfmt, self.weights
+        j, col, rd_valid, acc, r_j, u_pending = (
+            row.j, row.col, row.rd_valid, row.acc, row.r_j, row.u_pending)
+        with m.State("ROW_R"):
+            m.d.comb += [r_rp.addr.eq(j), r_rp.en.eq(1)]
+            m.d.sync += [col.eq(0), acc.eq(0)]
+            m.next = "ROW_HOLD"
+        with m.State("ROW_HOLD"):
+            m.d.sync += r_j.eq(saturate(_round_shift(r_rp.data, tf.r_shift),
+                                        unsigned(tf.r_bits)))
+            m.next = "ROW"
+        with m.State("ROW"):
+            with m.If(col < C):
+                m.d.comb += port.rb_en.eq(1)
+                m.d.sync += col.eq(col + 1)
+            with m.Elif(~rd_valid):
+                m.d.sync += u_pending.eq(1)
+                with m.If(j == H - 1):
+                    m.d.sync += self.busy.eq(0)
+                    m.next = "IDLE"
                 with m.Else():
-                    with m.If(shifted >= S):
-                        m.d.sync += [rem.eq(shifted - S), quo.eq((quo << 1) | 1)]
-                    with m.Else():
-                        m.d.sync += [rem.eq(shifted), quo.eq(quo << 1)]
-                    m.d.sync += bit.eq(bit - 1)
-            with m.State("ROW_R"):
-                m.d.comb += [r_rp.addr.eq(j), r_rp.en.eq(1)]
-                m.d.sync += [col.eq(0), acc.eq(0)]
-                m.next = "ROW_HOLD"
-            with m.State("ROW_HOLD"):
-                m.d.sync += r_j.eq(saturate(_round_shift(r_rp.data, tf.r_shift),
-                                            unsigned(tf.r_bits)))
-                m.next = "ROW"
-            with m.State("ROW"):
-                with m.If(col < C):
-                    m.d.comb += port.rb_en.eq(1)
-                    m.d.sync += col.eq(col + 1)
-                with m.Elif(~rd_valid):
-                    m.d.sync += u_pending.eq(1)
-                    with m.If(j == H - 1):
-                        m.d.sync += self.busy.eq(0)
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.d.sync += j.eq(j + 1)
-                        m.next = "ROW_R"
+                    m.d.sync += j.eq(j + 1)
+                    m.next = "ROW_R"
+
+    def _row_datapath(self, m, row, dlog_rp):
+        """The row loop's pipeline: ``u_j``'s accumulation and output, ``G2`` and the weight
+        update written back."""
+        C, tf, port = self._C, self._tfmt, self.weights
+        j, col, rd_valid, rd_c, acc, r_j, u_pending, u_j = (
+            row.j, row.col, row.rd_valid, row.rd_c, row.acc, row.r_j, row.u_pending, row.u_j)
         m.d.sync += [rd_valid.eq(port.rb_en), rd_c.eq(col)]
         # u_j goes out the cycle after its row's end (the last the cycle after busy falls):
         # the row's last product reaches acc in the end cycle.
@@ -285,7 +332,6 @@ class SSGDReadoutBackward(wiring.Component):
                      port.w_data.eq(weight_step(w_old, g2_r,
                                                 dither(self.image, tf.lr2_shift,
                                                        tf.dither_bits), tf.lr2_shift))]
-        return m
 
 
 def _next_remainder(rem, num_bit, bit):
