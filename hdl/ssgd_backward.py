@@ -241,8 +241,19 @@ class SSGDGradient(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        ev_wp, ev_rp, k_rp, p_rp, t_rp, u_rp, col_wp, col_rp = self._memories(m, platform)
+        seen = self._inputs_seen(m)
+        tail_rp, has, stored, top, count, busy, st = self._store_events(m, ev_wp)
+        first, t, delta, i, s1_valid, s2_valid, s1_i, s2_i, s2_on, issue = self._walk(
+            m, ev_rp, k_rp, t_rp, u_rp, col_rp, tail_rp, has, stored, top, count, busy, st)
+        self._column(m, seen, t, delta, first, i, issue, s1_valid, s2_valid, s1_i, s2_i, s2_on,
+                     t_rp, p_rp, col_wp, col_rp)
+        return m
+
+    def _memories(self, m, platform):
+        """The event memory, the ``K`` and ``P`` tables, ``t_i``, ``u_j`` and the column
+        accumulator; the ``times`` and ``u`` inputs written into theirs. Returns the ports."""
         n_in, H, tf = self._n_in, self._H, self._tfmt
-        NONE = self._max_events
         ev_wp, ev_rp = self._event_ports(m, platform)
         m.d.comb += ev_rp.en.eq(0)
         blk = block_ram_attrs(platform)
@@ -264,17 +275,23 @@ class SSGDGradient(wiring.Component):
             t_wp.en.eq(self.times.w_en),
             u_wp.addr.eq(self.u.w_addr), u_wp.data.eq(self.u.w_data), u_wp.en.eq(self.u.w_en),
         ]
+        return ev_wp, ev_rp, k_rp, p_rp, t_rp, u_rp, col_wp, col_rp
 
-        # Inputs whose spike step was written since clear (the others read as n_steps).
-        seen = Signal(n_in)
+    def _inputs_seen(self, m):
+        """Inputs whose spike step was written since clear (the others read as n_steps)."""
+        seen = Signal(self._n_in)
         with m.If(self.clear):
             m.d.sync += seen.eq(0)
         with m.Elif(self.times.w_en):
             m.d.sync += seen.bit_select(self.times.w_addr, 1).eq(1)
+        return seen
 
-        # Storing the events: one write each, linked to the neuron's previous event. Two
-        # stages: the event's neuron reads its tail (a block RAM, transparent for the tail's
-        # write of the event before), then the event is written with that link.
+    def _store_events(self, m, ev_wp):
+        """Storing the events: one write each, linked to the neuron's previous event. Two
+        stages: the event's neuron reads its tail (a block RAM, transparent for the tail's
+        write of the event before), then the event is written with that link."""
+        H = self._H
+        NONE = self._max_events
         m.submodules.tail_mem = tail_mem = memory.Memory(
             shape=unsigned(self._link_bits), depth=H, init=[])
         tail_wp = tail_mem.write_port()
@@ -320,8 +337,15 @@ class SSGDGradient(wiring.Component):
                              self.events.eq(self.events + 1)]
                 with m.If(st.index > top):
                     m.d.sync += top.eq(st.index)
+        return tail_rp, has, stored, top, count, busy, st
 
-        # The walk, neuron by neuron.
+    def _walk(self, m, ev_rp, k_rp, t_rp, u_rp, col_rp, tail_rp, has, stored, top, count,
+              busy, st):
+        """The walk, neuron by neuron: each event's ``K`` and ``u`` reads and its delta step,
+        the column's reads issued (:meth:`_column`), the finished column sent on ``o_stream``.
+        Returns the signals the column pipeline shares with it."""
+        n_in, H, tf = self._n_in, self._H, self._tfmt
+        NONE = self._max_events
         j = Signal(range(H))
         has_j = Signal()                 # has[j] in a register (kept with j: the flags'
                                          # multiplexer is off the walk's decision)
@@ -409,6 +433,14 @@ class SSGDGradient(wiring.Component):
         m.d.comb += [o.payload.index.eq(o_i), o.payload.neuron.eq(j),
                      o.payload.g1.eq(col_rp.data),
                      o.payload.last.eq(last_neuron & (o_i == n_in - 1))]
+        return first, t, delta, i, s1_valid, s2_valid, s1_i, s2_i, s2_on, issue
+
+    def _column(self, m, seen, t, delta, first, i, issue, s1_valid, s2_valid, s1_i, s2_i, s2_on,
+                t_rp, p_rp, col_wp, col_rp):
+        """The column accumulation after stage 0 (the ``t_i`` read, which the walk issues):
+        the accumulator's entry ``i`` gets ``P[t - 1 - t_i] delta`` added (the entry read as 0
+        for the neuron's first event) and written back."""
+        n_in, tf = self._n_in, self._tfmt
         m.d.sync += [s1_valid.eq(issue), s1_i.eq(i)]
         # stage 1: k = t - 1 - t_i; read P[k] and the accumulator
         k = Signal(signed(self._time_bits + 2))
@@ -431,4 +463,3 @@ class SSGDGradient(wiring.Component):
                      base.eq(Mux(first, 0, col_rp.data))]
         with m.If(s3_valid):
             m.d.comb += [col_wp.addr.eq(s3_i), col_wp.en.eq(1), col_wp.data.eq(base + prod)]
-        return m
