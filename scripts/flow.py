@@ -27,7 +27,7 @@ from spikegate.golden.ttfs_discrete import simulate
 
 from spikegate.golden import atomic
 
-__all__ = ["Flow", "PROTOTYPE"]
+__all__ = ["Flow", "PROTOTYPE", "not_fitting"]
 
 #: The FPGA prototype's figures (Mostafa et al. 2017): MNIST 784-600-10, 8-bit weights.
 PROTOTYPE = {"accuracy": 0.97, "lookup_fraction": [0.13, 0.05], "spikes": 139}
@@ -56,6 +56,13 @@ def _key(**parts):
 
 def _log(msg):
     print(msg, file=sys.stderr, flush=True)
+
+
+def not_fitting(board, device, error):
+    """A synth stage's record of a build that does not fit (a
+    :class:`~spikegate.boards.fit.ResourceError`): JSON-able."""
+    return {"board": board, "device": device, "fits": False, "resource": error.resource,
+            "used": error.used, "available": error.available, "error": str(error)}
 
 
 class Flow:
@@ -187,6 +194,46 @@ class Flow:
         x, _ = self.sample()
         g = simulate(model.network(), model.encode(x))
         return first_mismatch(hw, g), g
+
+    def _synth_boards(self, model_path, boards, algorithm, make_design, describe,
+                      key_extra=None, extra=None):
+        """The PD and SSGD synth stages: for each ``(board, variant)`` of ``boards``, the
+        design ``make_design(board, **kw)`` (``(design, platform)``) built with nextpnr seeds
+        :data:`~spikegate.boards.synth.DEFAULT_SEEDS`, cached in ``synth_<name>.json`` under a
+        key of the model, board, lanes and ``key_extra``. A build that does not fit is a record
+        (:func:`not_fitting`), not a failure, and the other boards are built all the same;
+        ``extra(design)`` adds entries to each record. ``{name: record}``."""
+        from spikegate.boards.fit import ResourceError
+        from spikegate.boards.synth import DEFAULT_SEEDS, synthesize
+        out = {}
+        for board, variant in boards:
+            name = board + (f"-{variant}" if variant else "")
+            path = self.out / f"synth_{name}.json"
+            key = _key(stage=f"synth-{algorithm}", model=_hash_file(model_path), board=name,
+                       lanes=self.board_lanes, seeds=list(DEFAULT_SEEDS), **(key_extra or {}),
+                       code=_code_version(scripts=(f"flow_{algorithm}.py",)))
+            stage = f"synth {name}"
+            if self._cached(stage, path, key):
+                out[name] = json.loads(path.read_text())
+                continue
+            t0 = time.perf_counter()
+            kw = {} if variant is None else {"variant": variant}
+            design, platform = make_design(board, **kw)
+            _log(f"== {stage}: {describe(design)} with YoWASP (Yosys, nextpnr)")
+            try:
+                report = synthesize(design, platform, self.out / f"synth-build-{name}",
+                                    seed=DEFAULT_SEEDS, check_timing=False)
+            except ResourceError as e:
+                _log(f"== {stage}: does not fit: {e}")
+                d = not_fitting(name, design.device.name, e)
+            else:
+                d = {**report.to_dict(), "fits": True}
+            if extra is not None:
+                d.update(extra(design))
+            atomic.write_text(path, json.dumps(d, indent=1))
+            self._done(stage, path, key, t0)
+            out[name] = d
+        return out
 
     def synth(self, model_path):
         """Bitstream and resource/timing report for the board (``synth.json``)."""

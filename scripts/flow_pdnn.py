@@ -246,28 +246,12 @@ class PDFlow(Flow):
                 model_cycles)
 
     def synth(self, model_path):
-        """Resources and Fmax on each of :data:`PD_BOARDS`: ``{board: report dict}``."""
-        from spikegate.boards.synth import DEFAULT_SEEDS, make_pd_design, synthesize
-        out = {}
-        for board, variant in PD_BOARDS:
-            name = board + (f"-{variant}" if variant else "")
-            path = self.out / f"synth_{name}.json"
-            key = _key(stage="synth-pdnn", model=_hash_file(model_path), board=name,
-                       lanes=self.board_lanes, seeds=list(DEFAULT_SEEDS),
-                       code=_code_version(scripts=("flow_pdnn.py",)))
-            stage = f"synth {name}"
-            if self._cached(stage, path, key):
-                out[name] = json.loads(path.read_text())
-                continue
-            t0 = time.perf_counter()
-            fixed = self.model(model_path).network
-            _log(f"== {stage}: PD classifier (shim top) with YoWASP (Yosys, nextpnr)")
-            kw = {} if variant is None else {"variant": variant}
-            design, platform = make_pd_design(board, fixed, self.board_lanes, **kw)
-            report = synthesize(design, platform, self.out / f"synth-build-{name}",
-                                seed=DEFAULT_SEEDS, check_timing=False)
-            d = report.to_dict()
-            atomic.write_text(path, json.dumps(d, indent=1))
-            self._done(stage, path, key, t0)
-            out[name] = d
-        return out
+        """Resources and Fmax on each of :data:`PD_BOARDS`: ``{board: report dict}`` (a
+        :class:`~spikegate.boards.synth.SynthReport`'s with ``"fits": true``, or
+        :func:`~spikegate.scripts.flow.not_fitting`'s)."""
+        from spikegate.boards.synth import make_pd_design
+        fixed = self.model(model_path).network
+        return self._synth_boards(
+            model_path, PD_BOARDS, "pdnn",
+            lambda board, **kw: make_pd_design(board, fixed, self.board_lanes, **kw),
+            lambda d: "PD classifier (shim top)")

@@ -60,7 +60,7 @@ from spikegate.golden import atomic
 from spikegate.golden import ssgd_train_fixed as stf
 from spikegate.golden.ssgd_model_file import SSGDModelFile, load_ssgd_model, save_ssgd_model
 
-from .flow import Flow, _code_version, _hash_file, _key, _log
+from .flow import Flow, _code_version, _hash_file, _key, _log, not_fitting
 
 __all__ = ["SSGDFlow", "DEFAULT_EPOCHS", "DECAY_EVERY", "TRAIN_SAMPLES", "SSGD_BOARDS",
            "mismatch_cycles", "training_mismatch", "weight_reads", "not_fitting"]
@@ -84,13 +84,6 @@ def mismatch_cycles(hw_cycles, model_cycles):
         return None
     k = int(bad[0])
     return f"image {k}: {int(hw_cycles[k])} cycles, the timing model {int(model_cycles[k])}"
-
-
-def not_fitting(board, device, error):
-    """The synth stage's record of a build that does not fit (a
-    :class:`~spikegate.boards.fit.ResourceError`): JSON-able."""
-    return {"board": board, "device": device, "fits": False, "resource": error.resource,
-            "used": error.used, "available": error.available, "error": str(error)}
 
 
 def training_mismatch(hw, g):
@@ -321,43 +314,22 @@ class SSGDFlow(Flow):
     def synth(self, model_path):
         """Resources and Fmax of the trainer on each of :data:`SSGD_BOARDS`: ``{board: report
         dict}`` (a :class:`~spikegate.boards.synth.SynthReport`'s with ``"fits": true`` and
-        ``board_forward``, or :func:`not_fitting`'s)."""
-        from spikegate.boards.fit import ResourceError
-        from spikegate.boards.synth import DEFAULT_SEEDS, make_ssgd_design, synthesize
+        ``board_forward``, or :func:`~spikegate.scripts.flow.not_fitting`'s)."""
+        from spikegate.boards.synth import make_ssgd_design
         from spikegate.hdl.ssgd_network import expected_cycles
         from spikegate.sim.ssgd_run import expected_run
-        out = {}
-        for board, variant in SSGD_BOARDS:
-            name = board + (f"-{variant}" if variant else "")
-            path = self.out / f"synth_{name}.json"
-            key = _key(stage="synth-ssgd", model=_hash_file(model_path), board=name,
-                       lanes=self.board_lanes, seeds=list(DEFAULT_SEEDS), images=self.images,
-                       **self._data_key(), code=_code_version(scripts=("flow_ssgd.py",)))
-            stage = f"synth {name}"
-            if self._cached(stage, path, key):
-                out[name] = json.loads(path.read_text())
-                continue
-            t0 = time.perf_counter()
-            m = self.model(model_path)
-            kw = {} if variant is None else {"variant": variant}
-            design, platform = make_ssgd_design(board, m, self.board_lanes, **kw)
-            _log(f"== {stage}: SSGD trainer {'-'.join(map(str, m.sizes))} (shim top, lanes "
-                 f"{design.lanes}) with YoWASP (Yosys, nextpnr)")
-            try:
-                report = synthesize(design, platform, self.out / f"synth-build-{name}",
-                                    seed=DEFAULT_SEEDS, check_timing=False)
-            except ResourceError as e:
-                _log(f"== {stage}: does not fit: {e}")
-                d = not_fitting(name, design.device.name, e)
-            else:
-                d = {**report.to_dict(), "fits": True}
+        m = self.model(model_path)
+
+        def board_forward(design):
             x, _ = self.sample(m.fmt)
             g = expected_run(x, m.weights, m.fmt)
             cyc = expected_cycles(x, g.hidden.spike, m.sizes, design.lanes, m.fmt.n_steps)
-            d["board_forward"] = {"lanes": list(design.lanes), "images": len(x),
-                                  "cycles_mean": float(cyc.mean()),
-                                  "cycles_median": float(np.median(cyc))}
-            atomic.write_text(path, json.dumps(d, indent=1))
-            self._done(stage, path, key, t0)
-            out[name] = d
-        return out
+            return {"board_forward": {"lanes": list(design.lanes), "images": len(x),
+                                      "cycles_mean": float(cyc.mean()),
+                                      "cycles_median": float(np.median(cyc))}}
+
+        return self._synth_boards(
+            model_path, SSGD_BOARDS, "ssgd",
+            lambda board, **kw: make_ssgd_design(board, m, self.board_lanes, **kw),
+            lambda d: f"SSGD trainer {'-'.join(map(str, m.sizes))} (shim top, lanes {d.lanes})",
+            key_extra={"images": self.images, **self._data_key()}, extra=board_forward)

@@ -16,7 +16,7 @@ from spikegate.golden.ttfs_discrete import NO_SPIKE
 from spikegate.golden import atomic
 
 __all__ = ["agreement", "write_report", "stage_rows", "publish", "metrics", "energy_estimates",
-           "unbuilt_basis", "ENERGY_BOARDS"]
+           "not_fitting_row", "unbuilt_basis", "ENERGY_BOARDS"]
 
 
 def _used(synth, kind):
@@ -43,6 +43,13 @@ def unbuilt_basis(board):
     d = DEVICES[ENERGY_BOARDS[board]]
     clk = {"icebreaker": icebreaker.DEFAULT_CLK_HZ, "ulx3s": ulx3s.DEFAULT_CLK_HZ}[board]
     return clk / 1e6, d.resources[d.logic], d.name
+
+
+def not_fitting_row(name, s):
+    """The report table's row of a synth stage's build that does not fit (the record of
+    :func:`spikegate.scripts.flow.not_fitting`)."""
+    return (f"| synthesis, {name} ({s['device']}) | DOES NOT FIT: needs {s['used']} "
+            f"{s['resource']}, the device has {s['available']} | no bitstream, no Fmax |")
 
 
 def energy_estimates(weights_read, macs, board_runs, unbuilt_cycles=None, cycles_note="simulated"):

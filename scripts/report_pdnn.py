@@ -22,7 +22,7 @@ import numpy as np
 
 from spikegate.golden import atomic
 
-from .report import metrics, publish, stage_rows
+from .report import metrics, not_fitting_row, publish, stage_rows
 
 __all__ = ["agreement", "write_pd_report", "cycle_summary", "ops_summary"]
 
@@ -78,6 +78,9 @@ def cycle_summary(sizes, lanes, golden, cycles):
 def _synth_lines(synth):
     lines = []
     for name, s in synth.items():
+        if not s.get("fits", True):
+            lines.append(not_fitting_row(name, s))
+            continue
         status = "met" if s["fmax_mhz"] >= s["target_mhz"] else "missed"
         lines.append(f"| Fmax, {name} ({s['device']}, lanes {tuple(s['lanes'])}) | "
                      f"{s['fmax_mhz']:.1f} MHz | target {s['target_mhz']:.1f} MHz ({status}) |")
@@ -181,6 +184,9 @@ def write_pd_report(dest, *, model, dataset, temporal, eval_summary, y_sample, g
                       "(`PDClassifierShim`): there is no UART protocol for PD frames yet, so the "
                       "bitstream measures resources and Fmax and classifies nothing.", ""]
             for name, s in synth.items():
+                if not s.get("fits", True):
+                    lines.append(f"- {name}: does not fit ({s['error']})")
+                    continue
                 cp = s.get("critical_path") or []
                 path = f"`{cp[0]}` -> `{cp[-1]}` ({len(cp)} nets)" if cp else "n/a"
                 lines.append(f"- {name}: Fmax {s['fmax_mhz']:.1f} MHz (target "
@@ -189,7 +195,8 @@ def write_pd_report(dest, *, model, dataset, temporal, eval_summary, y_sample, g
         # Energy at the simulated lanes' cycles (the boards' own lanes may differ).
         mdata, mlines = metrics(sizes, tot_add, algorithm="pdnn",
                                 board_runs={b.split("-")[0]: (s, cyc["cycles_mean"])
-                                            for b, s in (synth or {}).items()},
+                                            for b, s in (synth or {}).items()
+                                            if s.get("fits", True)},
                                 unbuilt_cycles=cyc["cycles_mean"],
                                 cycles_note="the simulation's (its lanes)")
         data.update(mdata)

@@ -32,7 +32,7 @@ import numpy as np
 from spikegate.golden import atomic
 
 from .flow_ssgd import TRAIN_SAMPLES
-from .report import metrics, publish, stage_rows
+from .report import metrics, not_fitting_row, publish, stage_rows
 
 __all__ = ["agreement", "write_ssgd_report", "backward_summary", "synth_lines", "SYNTH_TOP"]
 
@@ -48,9 +48,7 @@ def synth_lines(synth):
     lines = []
     for name, s in synth.items():
         if not s.get("fits", True):
-            lines.append(f"| synthesis, {name} ({s['device']}) | DOES NOT FIT: needs "
-                         f"{s['used']} {s['resource']}, the device has {s['available']} | "
-                         f"no bitstream, no Fmax |")
+            lines.append(not_fitting_row(name, s))
             continue
         status = "met" if s["fmax_mhz"] >= s["target_mhz"] else "missed"
         lines.append(f"| Fmax, {name} ({s['device']}, lanes {tuple(s['lanes'])}) | "

@@ -149,28 +149,29 @@ def _run_pd(args):
     """``spikegate synth --model PD_FILE``: the PD classifier behind its shim."""
     from spikegate.boards.synth import make_pd_design
     from spikegate.golden.pd_model_file import load_pd_model
-    from .run import _check_lanes
     net = load_pd_model(args.model).network
-    if args.lanes is not None:
-        _check_lanes("--lanes", args.lanes, net.sizes)
-    clk = None if args.clock_mhz is None else int(round(args.clock_mhz * 1e6))
-    out = Path(args.out)
-    return _build(args, out, lambda: make_pd_design(args.board, net, args.lanes,
-                                                    variant=args.variant, clk_freq_hz=clk),
-                  note="PD classifier behind PDClassifierShim (no UART protocol for PD frames yet)")
+    return _build_shim(args, net.sizes, make_pd_design, net,
+                       note="PD classifier behind PDClassifierShim (no UART protocol for PD "
+                            "frames yet)")
 
 
 def _run_ssgd(args):
     """``spikegate synth --model SSGD_FILE``: the SSGD trainer behind its shim."""
     from spikegate.boards.synth import make_ssgd_design
     from spikegate.golden.ssgd_model_file import load_ssgd_model
-    from .run import _check_lanes
     model = load_ssgd_model(args.model)
+    return _build_shim(args, model.sizes, make_ssgd_design, model,
+                       note="SSGD trainer behind SSGDTrainerShim (no UART protocol for on-chip "
+                            "training yet): resources and Fmax only")
+
+
+def _build_shim(args, sizes, make_design, net, note):
+    """``spikegate synth`` of a shim-top design: ``make_design(board, net, lanes, variant=,
+    clk_freq_hz=)`` with ``--lanes`` checked against ``sizes``."""
+    from .run import _check_lanes
     if args.lanes is not None:
-        _check_lanes("--lanes", args.lanes, model.sizes)
+        _check_lanes("--lanes", args.lanes, sizes)
     clk = None if args.clock_mhz is None else int(round(args.clock_mhz * 1e6))
-    out = Path(args.out)
-    return _build(args, out, lambda: make_ssgd_design(args.board, model, args.lanes,
-                                                      variant=args.variant, clk_freq_hz=clk),
-                  note="SSGD trainer behind SSGDTrainerShim (no UART protocol for on-chip "
-                       "training yet): resources and Fmax only")
+    return _build(args, Path(args.out), lambda: make_design(args.board, net, args.lanes,
+                                                            variant=args.variant,
+                                                            clk_freq_hz=clk), note=note)

@@ -227,3 +227,36 @@ def test_synth_takes_a_pd_model_file(tmp_path, monkeypatch, capsys):
     assert main(["synth", "--board", "ulx3s", "--model", str(model), "--lanes", "1,2,3",
                  "--out", str(tmp_path / "s")]) == 2
     assert "--lanes 1,2,3" in capsys.readouterr().err
+
+
+def test_run_pdnn_synth_stage_records_a_build_that_does_not_fit(tmp_path, monkeypatch):
+    """With the tools replaced: the iCEBreaker build overflows (a row naming the resource, its
+    energy at the board's defaults), the ULX3S's is built all the same (its Fmax), exit 0."""
+    from spikegate.boards.fit import ResourceError
+    from spikegate.boards.synth import SynthReport
+    built = []
+
+    def fake(design, platform, build_dir, **kwargs):
+        built.append(design.board)
+        platform.prepare(design, name="top")          # elaborated, as the tools would
+        if design.board == "icebreaker":
+            raise ResourceError("ICESTORM_LC", 6040, 5280, "iCE40UP5K")
+        return SynthReport(board=design.board, device=design.device.name,
+                           sizes=list(design.net.sizes), lanes=[8, 8],
+                           target_mhz=80.0, fmax_mhz=88.5,
+                           resources={"TRELLIS_COMB": {"used": 1234, "available": 83640}}, ffs=5)
+    monkeypatch.setattr("spikegate.boards.synth.synthesize", fake)
+    _fake_simulation(monkeypatch)
+    out = tmp_path / "run"
+    assert _run(out) == 0
+    assert built == ["icebreaker", "ulx3s"]
+    rep = json.loads((out / "report" / "report.json").read_text())
+    md = (out / "report" / "report.md").read_text()
+    ice, ecp = rep["synth"]["icebreaker"], rep["synth"]["ulx3s-85F"]
+    assert ice["fits"] is False and (ice["used"], ice["available"]) == (6040, 5280)
+    assert ("| synthesis, icebreaker (iCE40UP5K) | DOES NOT FIT: needs 6040 ICESTORM_LC, the "
+            "device has 5280 |") in md
+    assert ecp["fits"] is True and ecp["fmax_mhz"] == 88.5 and "| Fmax, ulx3s-85F" in md
+    e = rep["energy_estimate"]
+    assert e["icebreaker"]["basis"].startswith("no build")
+    assert e["ulx3s"]["basis"].startswith("this build") and e["ulx3s"]["clock_mhz"] == 88.5
