@@ -16,7 +16,7 @@ from spikegate.golden.ttfs_discrete import NO_SPIKE
 from spikegate.golden import atomic
 
 __all__ = ["agreement", "write_report", "stage_rows", "publish", "metrics", "energy_estimates",
-           "not_fitting_row", "unbuilt_basis", "ENERGY_BOARDS"]
+           "not_fitting_row", "synth_lines", "unbuilt_basis", "ENERGY_BOARDS"]
 
 
 def _used(synth, kind):
@@ -50,6 +50,26 @@ def not_fitting_row(name, s):
     :func:`spikegate.scripts.flow.not_fitting`)."""
     return (f"| synthesis, {name} ({s['device']}) | DOES NOT FIT: needs {s['used']} "
             f"{s['resource']}, the device has {s['available']} | no bitstream, no Fmax |")
+
+
+def synth_lines(synth):
+    """The report table's rows of a PD or SSGD synth stage (``{board: dict}`` of
+    :meth:`~spikegate.scripts.flow.Flow._synth_boards`; ``None``: skipped)."""
+    if not synth:
+        return ["| synthesis | skipped (--no-synth) | |"]
+    lines = []
+    for name, s in synth.items():
+        if not s.get("fits", True):
+            lines.append(not_fitting_row(name, s))
+            continue
+        status = "met" if s["fmax_mhz"] >= s["target_mhz"] else "missed"
+        lines.append(f"| Fmax, {name} ({s['device']}, lanes {tuple(s['lanes'])}) | "
+                     f"{s['fmax_mhz']:.1f} MHz | target {s['target_mhz']:.1f} MHz ({status}) |")
+        for res, r in s["resources"].items():
+            lines.append(f"| {name}: {res} | {r['used']} / {r['available']} | |")
+        if s.get("ffs"):
+            lines.append(f"| {name}: flip-flops (Yosys) | {s['ffs']} | |")
+    return lines
 
 
 def energy_estimates(weights_read, macs, board_runs, unbuilt_cycles=None, cycles_note="simulated"):

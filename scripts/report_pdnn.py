@@ -22,7 +22,7 @@ import numpy as np
 
 from spikegate.golden import atomic
 
-from .report import metrics, not_fitting_row, publish, stage_rows
+from .report import metrics, publish, stage_rows, synth_lines
 
 __all__ = ["agreement", "write_pd_report", "cycle_summary", "ops_summary"]
 
@@ -73,20 +73,6 @@ def cycle_summary(sizes, lanes, golden, cycles):
             "dense_walk": int((sizes[:-1] * G).sum()),
             "fit_walk": {"a": a, "b": b, "r2": r2, "max_residual": worst},
             "fit_events": {"a": ea, "b": eb, "r2": er2}}
-
-
-def _synth_lines(synth):
-    lines = []
-    for name, s in synth.items():
-        if not s.get("fits", True):
-            lines.append(not_fitting_row(name, s))
-            continue
-        status = "met" if s["fmax_mhz"] >= s["target_mhz"] else "missed"
-        lines.append(f"| Fmax, {name} ({s['device']}, lanes {tuple(s['lanes'])}) | "
-                     f"{s['fmax_mhz']:.1f} MHz | target {s['target_mhz']:.1f} MHz ({status}) |")
-        for res, r in s["resources"].items():
-            lines.append(f"| {name}: {res} | {r['used']} / {r['available']} | |")
-    return lines
 
 
 def write_pd_report(dest, *, model, dataset, temporal, eval_summary, y_sample, golden, hw,
@@ -174,10 +160,7 @@ def write_pd_report(dest, *, model, dataset, temporal, eval_summary, y_sample, g
             f"events, R^2 {fit_e['r2']:.3f} | events mean {cyc['events_mean']:.1f} |",
             f"| timesteps | 1 per frame ({n} simulated, {acc['test_frames']} evaluated) | |",
         ]
-        if synth:
-            lines += _synth_lines(synth)
-        else:
-            lines.append("| synthesis | skipped (--no-synth) | |")
+        lines += synth_lines(synth)
         if synth:
             lines += ["", "## Synthesis", "",
                       "The synthesized top is the classifier alone behind a shift register "

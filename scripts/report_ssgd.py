@@ -32,32 +32,12 @@ import numpy as np
 from spikegate.golden import atomic
 
 from .flow_ssgd import TRAIN_SAMPLES
-from .report import metrics, not_fitting_row, publish, stage_rows
+from .report import metrics, publish, stage_rows, synth_lines
 
-__all__ = ["agreement", "write_ssgd_report", "backward_summary", "synth_lines", "SYNTH_TOP"]
+__all__ = ["agreement", "write_ssgd_report", "backward_summary", "SYNTH_TOP"]
 
 SYNTH_TOP = ("SSGDTrainerShim: the trainer's ports through a shift register (no UART protocol "
              "for on-chip training yet): resources and Fmax, it trains nothing")
-
-
-def synth_lines(synth):
-    """The report table's rows of the synth stage (``{board: dict}`` of
-    :meth:`~spikegate.scripts.flow_ssgd.SSGDFlow.synth`; ``None``: skipped)."""
-    if not synth:
-        return ["| synthesis | skipped (--no-synth) | |"]
-    lines = []
-    for name, s in synth.items():
-        if not s.get("fits", True):
-            lines.append(not_fitting_row(name, s))
-            continue
-        status = "met" if s["fmax_mhz"] >= s["target_mhz"] else "missed"
-        lines.append(f"| Fmax, {name} ({s['device']}, lanes {tuple(s['lanes'])}) | "
-                     f"{s['fmax_mhz']:.1f} MHz | target {s['target_mhz']:.1f} MHz ({status}) |")
-        for res, r in s["resources"].items():
-            lines.append(f"| {name}: {res} | {r['used']} / {r['available']} | |")
-        if s.get("ffs"):
-            lines.append(f"| {name}: flip-flops (Yosys) | {s['ffs']} | |")
-    return lines
 
 
 def agreement(hw, golden):
