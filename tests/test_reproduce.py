@@ -159,3 +159,55 @@ def test_resume_refuses_other_epochs(quick, tmp_path, capsys):
                  "--out", str(tmp_path)]) != 0
     assert "--epochs None, not 'quick' with --epochs 3" in capsys.readouterr().err
     assert (tmp_path / "reproduce.json").read_bytes() == before      # nothing overwritten
+
+
+def _counting_train_online(monkeypatch):
+    """Count (and still run) the PD trainings."""
+    import spikegate.golden.pdnn as pdnn
+    calls = []
+    real = pdnn.train_online
+
+    def counted(*a, **kw):
+        calls.append(kw.get("desc"))
+        return real(*a, **kw)
+    monkeypatch.setattr(pdnn, "train_online", counted)
+    return calls
+
+
+def test_pd_runs_are_stored_and_reused_only_for_the_same_run_and_code(quick, tmp_path, monkeypatch):
+    import shutil
+    import spikegate.scripts.reproduce as rp
+    out, rep = quick
+    store = out / "pdnn" / "runs"
+    assert len(list(store.glob("*.json"))) == len(list(store.glob("*.npz"))) == 8
+    again = tmp_path / "again"
+    shutil.copytree(store, again / "pdnn" / "runs")
+    calls = _counting_train_online(monkeypatch)
+    assert main(["reproduce", "pdnn", "--quick", "--quiet", "--out", str(again)]) == 0
+    assert calls == []                               # every run came from the store
+    rep2 = json.loads((again / "reproduce.json").read_text())
+    assert rep2["papers"]["pdnn"]["rows"] == rep["papers"]["pdnn"]["rows"]
+    with np.load(out / "pdnn" / "weights.npz") as a, np.load(again / "pdnn" / "weights.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)
+    # Other code (the hash of the PD sources) or other settings: trained again.
+    monkeypatch.setattr(rp, "pd_code_hash", lambda: "0" * 16)
+    assert main(["reproduce", "pdnn", "--quick", "--quiet", "--out", str(tmp_path / "c")]) == 0
+    assert len(calls) == 8
+
+
+def test_one_hidden_layer_depth_run_is_the_pd_run(tmp_path, monkeypatch):
+    from spikegate.scripts.reproduce import reproduce_pdnn, settings_for
+    s = settings_for("pdnn", "quick")
+    s.update(depths=[1], depth_epochs=s["epochs"], train_limit=60, test_limit=20)
+    calls = _counting_train_online(monkeypatch)
+    rows, extra = reproduce_pdnn(s, None, tmp_path, quiet=True)
+    assert sorted(calls) == sorted(["shuffled mlp", "shuffled pdnn", "temporal mlp",
+                                    "temporal pdnn"])
+    assert extra["shuffled/depth1"]["final"] == extra["shuffled/pdnn"]["final"]
+    # The accuracy row's note gives the best of the run's evaluations (the authors' np.max).
+    stored = [json.loads(f.read_text()) for f in (tmp_path / "runs").glob("*.json")]
+    hist = [r["result"]["history"] for r in stored if r["desc"] == "shuffled pdnn"][0]
+    best = [r for r in rows if r["key"] == "mnist pd accuracy"][0]
+    assert len(hist) == 3 and "best of its 3 evaluations" in best["note"]
+    assert f"{100 * max(h['test_acc'] for h in hist):.2f} %" in best["note"]
