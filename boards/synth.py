@@ -423,6 +423,9 @@ def make_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None, shim
     """The board design and its platform: ``(design, platform)``.
 
     ``shim`` puts :class:`ClassifierShim` in place of the board top (the classifier alone).
+    The ULX3S board top takes :func:`~spikegate.boards.timing.board_timing` of the network:
+    registered weight banks for a network whose weight memory spans more than one bank (the
+    MNIST builds; with them the Yosys script of :data:`ECP5_HIDE_FIELD_WIRES`).
     ``weight_memory`` (iCEBreaker only; ``"auto"``, ``"ebr"``, ``"spram"`` or one per weight
     layer) places the weights (:func:`spikegate.boards.fit.weight_memory_plan`); the ECP5
     has no SPRAM and keeps them in block RAM.
@@ -439,10 +442,25 @@ def make_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None, shim
     else:
         raise ValueError(f"board must be one of {', '.join(BOARDS)}, not {board!r}")
     design_cls = b.ICEBreakerDesign if board == "icebreaker" else b.ULX3SDesign
+    make_top = ClassifierShim if shim else (_ulx3s_top if board == "ulx3s" else None)
     design = design_cls(net, lanes, clk_freq_hz=clk_freq_hz or b.DEFAULT_CLK_HZ,
-                        make_top=ClassifierShim if shim else None, **kw)
+                        make_top=make_top, **kw)
+    if board == "ulx3s" and not shim and design.top.classifier.timing.weight_bank_depth:
+        # The banked build's Yosys script (abc9's assertion on Amaranth's field wires).
+        design.synth_overrides = dict(ECP5_HIDE_FIELD_WIRES)
     plat = b.platform() if board == "icebreaker" else b.platform(variant)
     return design, plat
+
+
+def _ulx3s_top(net, lanes, *, clk_freq_hz):
+    """The ULX3S board top of ``net`` at ``lanes``: :class:`~spikegate.boards.top.BoardTop`
+    with :func:`~spikegate.boards.timing.board_timing` of the network (registered weight
+    banks, :data:`~spikegate.boards.timing.ULX3S_BANKED`, when a weight memory spans more
+    than one bank: the MNIST builds)."""
+    from .timing import board_timing
+    from .top import default_top
+    return default_top(net, lanes, clk_freq_hz=clk_freq_hz,
+                       timing=board_timing("ulx3s", net.sizes, lanes))
 
 
 # --- PD designs ----------------------------------------------------------------------------
@@ -560,7 +578,7 @@ class PDClassifierShim(wiring.Component):
         return _pin_shim(self, "classifier", self.classifier)
 
 
-#: Yosys script overrides of the banked ECP5 PD build: Yosys 0.70's ``abc9`` fails an assertion
+#: Yosys script overrides of the banked ECP5 builds (PD, and the TTFS MNIST board top): Yosys 0.70's ``abc9`` fails an assertion
 #: (``GetSize(conn.first) == GetSize(conn.second)`` in ``abc_ops_reintegrate``) when the bits it
 #: renames back belong to a wire ``X`` and to Amaranth's field wires ``X[i]`` of the same
 #: ArrayLayout signal (``acc_rp__data`` and ``acc_rp__data[2]``): which bits cross ABC's boundary

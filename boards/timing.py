@@ -4,7 +4,7 @@ by the board top, by synthesis and by simulation (``simulate_hardware(timing=...
 from spikegate.golden.ttfs_discrete import QUIET_FACTORS_COARSE
 from spikegate.hdl.timing import Timing
 
-__all__ = ["ICEBREAKER", "ULX3S", "BOARD_NAMES", "board_timing"]
+__all__ = ["ICEBREAKER", "ULX3S", "ULX3S_BANKED", "BOARD_NAMES", "board_timing", "spans_banks"]
 
 #: iCEBreaker (iCE40UP5K) builds: level 5 (the four cuts in the neuron arithmetic, the late
 #: weight terms and the quiet-test cut, a register slice on each layer's command stream, a
@@ -30,14 +30,50 @@ ICEBREAKER = Timing.preset(5, quiet_factors=QUIET_FACTORS_COARSE, rb_register=Tr
 #: group.
 ULX3S = Timing.preset(4, quiet_factors=QUIET_FACTORS_COARSE, rb_register=True, group_wake=True)
 
+#: ULX3S builds of networks whose weights spread over many block RAMs (the MNIST builds; see
+#: :func:`board_timing`): :data:`ULX3S` with registered weight banks of 4096 words, each bank
+#: 4-bit memories side by side (the DP16KD's 4096 x 4 shape), as the PD build's
+#: (:data:`~spikegate.boards.synth.PD_WEIGHT_BANKS`, issue 20). The DP16KD's 5.8 ns
+#: clock-to-out and the ~7 ns of routing from the blocks spread over the die to the lanes are
+#: separate paths; one cycle more per layer pass, and the weight read-back comes two cycles
+#: later (:attr:`~spikegate.hdl.timing.Timing.rb_latency` 4). Without per-group quiet
+#: horizons: with them (57 groups in layer 0 of 784-456-10 at 8 lanes) the MNIST board top
+#: at d671641 reached 32.2 MHz at nextpnr seed 1, its critical path (31 ns) from layer 0's
+#: group wakes through a chain of comparators and the scheduler's jump into the lookup's
+#: command register; they save about 10 % of the cycles (scans) on MNIST.
+ULX3S_BANKED = ULX3S.replace(weight_out_register=True, weight_bank_depth=4096,
+                             weight_bank_width=4, group_wake=False)
+
 #: The boards :func:`board_timing` knows.
 BOARD_NAMES = ("icebreaker", "ulx3s")
 
 
-def board_timing(board):
+def spans_banks(sizes, lanes, bank_depth):
+    """Whether a weight memory of the network ``sizes`` at ``lanes`` (an int or one per
+    weight layer) is deeper than ``bank_depth`` words (``n_src * ceil(n_dst / lanes)``,
+    :class:`~spikegate.hdl.lookup.WeightLookup`)."""
+    n_w = len(sizes) - 1
+    per = [lanes] * n_w if isinstance(lanes, int) else list(lanes)
+    if len(per) != n_w:
+        raise ValueError(f"lanes must be an integer or {n_w} of them, not {lanes!r}")
+    return any(sizes[l] * -(-sizes[l + 1] // per[l]) > bank_depth for l in range(n_w))
+
+
+def board_timing(board, sizes=None, lanes=None):
     """The :class:`~spikegate.hdl.timing.Timing` of ``board`` (``"icebreaker"`` or
-    ``"ulx3s"``, or a name starting with one of them, e.g. ``"ulx3s-85F"``)."""
+    ``"ulx3s"``, or a name starting with one of them, e.g. ``"ulx3s-85F"``).
+
+    With the network's ``sizes`` and ``lanes`` (both or neither), the ULX3S gives
+    :data:`ULX3S_BANKED` when a weight memory is deeper than one of its banks (the MNIST
+    networks: 784-456-10 at lanes 8 is 44,688 words in layer 0), else :data:`ULX3S` (the
+    digits 64-64-10: 512 words)."""
+    if (sizes is None) != (lanes is None):
+        raise ValueError(f"board_timing needs both sizes and lanes or neither, not "
+                         f"sizes={sizes!r}, lanes={lanes!r}")
     for name, timing in (("icebreaker", ICEBREAKER), ("ulx3s", ULX3S)):
         if isinstance(board, str) and board.startswith(name):
+            if (name == "ulx3s" and sizes is not None
+                    and spans_banks(sizes, lanes, ULX3S_BANKED.weight_bank_depth)):
+                return ULX3S_BANKED
             return timing
     raise ValueError(f"board must be one of {', '.join(BOARD_NAMES)}, not {board!r}")

@@ -61,8 +61,9 @@ class TTFSClassifier(wiring.Component):
         Register cuts and options (:class:`~spikegate.hdl.timing.Timing`, default none) for
         the layers, the scheduler and the read-back: a faster clock for a few more cycles
         per timestep; results never change. With ``rb_register`` each layer's read-back word
-        is registered before the layer mux: ``rb_data`` then holds the weight two cycles
-        after ``rb_en`` instead of one (:attr:`rb_latency`).
+        is registered before the layer mux: ``rb_data`` then holds the weight one cycle
+        later; with weight banks (``weight_bank_depth``) two cycles later
+        (:attr:`rb_latency`: 1, 2, 3 or 4 cycles after ``rb_en``).
     learning : bool
         Build the learning sequencer (on-chip sign backprop).
 
@@ -248,8 +249,12 @@ class TTFSClassifier(wiring.Component):
                          wp.rb_src.eq(port.w_src), wp.rb_dst.eq(port.w_dst),
                          layer.theta_w_en.eq(port.theta_en & sel),
                          layer.theta_w_data.eq(port.theta_data)]
-        rb_sel = Signal.like(port.w_layer)
-        m.d.sync += rb_sel.eq(port.w_layer)
+        # The layer of each read-back, delayed with it (the layers' read-back latency).
+        rb_sel = port.w_layer
+        for i in range(self._timing.weight_rb_latency):
+            delayed = Signal.like(port.w_layer, name=f"rb_sel{i}")
+            m.d.sync += delayed.eq(rb_sel)
+            rb_sel = delayed
         rb_words = [layer.weights.rb_data for layer in self.layers]
         if self._timing.rb_register:
             # Each layer's word into a register at the layer, then the layer mux.

@@ -117,10 +117,10 @@ class WeightLookup(wiring.Component):
         data registered on its own and the multiplexer over the banks after those registers,
         so the block RAM's clock-to-out and the multiplexer are separate paths; the beats'
         timing is ``out_register``'s. The walk's read address comes straight from a register
-        (unless ``masked_ops``). The read-back's address is registered and its data comes
-        from the banks' registers: ``rb_data`` three cycles after ``rb_en`` (one weight per
-        cycle still). A memory no deeper than ``bank_depth`` is one bank, with the same
-        registers and latencies. ``weight_data`` is then only the initial image.
+        (unless a masked op reads weights). The read-back's address is registered and its
+        data comes from the banks' registers: ``rb_data`` three cycles after ``rb_en`` (one
+        weight per cycle still). A memory no deeper than ``bank_depth`` is one bank, with the
+        same registers and latencies. ``weight_data`` is then only the initial image.
     bank_width : int, optional
         With ``bank_depth``: each bank as memories of ``bank_width`` bits side by side (1, 2, 4
         or 8; each lane's 8 bits in ``8 // bank_width`` of them), so that a bank is one block
@@ -300,6 +300,10 @@ class WeightLookup(wiring.Component):
         m = Module()
         G = self._groups
         if self.memory_kind(platform) == "spram":
+            if self._bank_depth is not None:
+                raise ValueError(f"bank_depth applies to block RAM: this {self.weight_data.depth}"
+                                 f"-word memory is in SPRAM on {type(platform).__name__} "
+                                 f"(weight_memory 'auto'); set weight_memory='ebr'")
             m.submodules.mem = mem = SPRAMMemory(self.weight_data.shape, self.weight_data.depth)
             wp = _Port(addr=mem.w_addr, data=mem.w_data, en=mem.w_en)
             rp = _Port(addr=mem.r_addr, data=mem.r_data, en=mem.r_en)
@@ -341,9 +345,10 @@ class WeightLookup(wiring.Component):
         beat = self.beat if not self._out_register else _BeatStage(self.beat)
         m.d.comb += [beat.issue_valid.eq(issuing), beat.issue_group.eq(cur)]
         walk_addr = None
-        if self._bank_depth is not None and not self._masked_ops:
+        if self._bank_depth is not None and not set(self._masked_ops) & set(self._read_ops):
             # With banks, the read address straight from a register (the block RAMs' address
-            # pins are far apart): the row's first word at the command, then one more per issue.
+            # pins are far apart): the row's first word at the command, then one more per issue
+            # (every walk that reads issues every group in order: no masked op reads).
             walk_addr = Signal.like(rp.addr, name="walk_addr")
             with m.If(self.cmd.valid & self.cmd.ready):
                 m.d.sync += walk_addr.eq(times_const(self.cmd.payload.src, G))

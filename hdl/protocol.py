@@ -185,11 +185,12 @@ class ProtocolEngine(wiring.Component):
         at least and by default ``max_payload(sizes[0], max_chunk)``; more lets a
         CLASSIFY_BATCH carry more images.
     timing : Timing
-        The design's :class:`~spikegate.hdl.timing.Timing`: with ``rb_register`` the
-        classifier's read-back takes :attr:`~spikegate.hdl.timing.Timing.rb_latency` cycles
-        and the engine registers ``rb_data`` again before the reply's byte mux
-        (READ_WEIGHTS bytes leave one cycle later; the classifier's read-back is then the
-        only logic before a register, for clock speed).
+        The design's :class:`~spikegate.hdl.timing.Timing`: a READ_WEIGHTS byte waits the
+        classifier's read-back latency (:attr:`~spikegate.hdl.timing.Timing.rb_latency`: one
+        cycle more with ``rb_register``, two more with weight banks); with ``rb_register``
+        the engine registers ``rb_data`` again before the reply's byte mux (one cycle more;
+        the classifier's read-back is then the only logic before a register, for clock
+        speed).
 
     Members
     -------

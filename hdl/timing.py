@@ -20,6 +20,9 @@ __all__ = ["Timing", "PRESET_LEVELS"]
 #: The levels :meth:`Timing.preset` knows.
 PRESET_LEVELS = (0, 1, 2, 3, 4, 5)
 
+#: The fields of :class:`Timing` that are not ``bool``.
+_NOT_BOOL = ("weight_bank_depth", "weight_bank_width", "quiet_factors")
+
 
 @dataclasses.dataclass(frozen=True)
 class Timing:
@@ -67,6 +70,18 @@ class Timing:
         the multiplexer over the blocks of a deep memory, whose blocks spread over the die in
         the MNIST builds, are a path of their own. The layer sees its beats one cycle later
         and nothing else changes: one cycle more per pass, none per row.
+    weight_bank_depth : int or None
+        With ``weight_out_register``: each weight memory in banks of this many words (a power
+        of two; :class:`~spikegate.hdl.lookup.WeightLookup`'s ``bank_depth``), each bank's
+        read data registered beside its block RAM and the multiplexer over the banks after
+        those registers; the walk's read address from a register. The beats' timing is
+        ``weight_out_register``'s; the weight read-back takes two cycles more
+        (:attr:`weight_rb_latency` 3). Block RAM only (not the iCE40 SPRAM). None (default):
+        no banks.
+    weight_bank_width : int or None
+        With ``weight_bank_depth``: each bank as memories of this many bits side by side (1,
+        2, 4 or 8; 4 with banks of 4096 words is the ECP5 DP16KD's 4096 x 4 shape). None
+        (default): a bank is one memory of the whole word.
     quiet_factors : tuple of (n, d)
         The scan scheduler's quiet factors ``n / 2**d``
         (:func:`~spikegate.golden.ttfs_discrete.quiet_horizons`): a comparator per lane each.
@@ -83,13 +98,16 @@ class Timing:
     rb_register: bool = False
     group_wake: bool = True
     weight_out_register: bool = False
+    weight_bank_depth: int = None
+    weight_bank_width: int = None
     quiet_factors: tuple = QUIET_FACTORS
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.name != "quiet_factors" and not isinstance(v, bool):
+            if f.name not in _NOT_BOOL and not isinstance(v, bool):
                 raise TypeError(f"Timing.{f.name} must be a bool, not {v!r}")
+        self._check_banks()
         try:
             factors = tuple((int(n), int(d)) for n, d in self.quiet_factors)
         except (TypeError, ValueError):
@@ -104,6 +122,25 @@ class Timing:
             raise ValueError("Timing: group_wake cannot be combined with command_slice or "
                              "registered_head (the classifier can stall); use level 4 or "
                              "group_wake=False")
+
+    def _check_banks(self):
+        """``weight_bank_depth`` and ``weight_bank_width``: types, values and what they need."""
+        depth, width = self.weight_bank_depth, self.weight_bank_width
+        if depth is not None:
+            if not isinstance(depth, int) or isinstance(depth, bool):
+                raise TypeError(f"Timing.weight_bank_depth must be an int or None, not {depth!r}")
+            if depth < 2 or depth & (depth - 1):
+                raise ValueError(f"Timing.weight_bank_depth must be a power of two >= 2, not "
+                                 f"{depth!r}")
+            if not self.weight_out_register:
+                raise ValueError("Timing.weight_bank_depth needs weight_out_register=True (the "
+                                 "banks' registers are the weight register stage)")
+        if width is not None:
+            if not isinstance(width, int) or isinstance(width, bool) or width not in (1, 2, 4, 8):
+                raise ValueError(f"Timing.weight_bank_width must be 1, 2, 4, 8 or None, not "
+                                 f"{width!r}")
+            if depth is None:
+                raise ValueError("Timing.weight_bank_width needs weight_bank_depth")
 
     @classmethod
     def preset(cls, level, **changes):
@@ -132,10 +169,16 @@ class Timing:
         return int(self.cut_before_multiply) + int(self.cut_after_multiply)
 
     @property
+    def weight_rb_latency(self):
+        """Cycles from a layer's weight read-back ``rb_en`` to its ``rb_data``: 1, or 3 with
+        ``weight_bank_depth`` (:attr:`~spikegate.hdl.lookup.WeightLookup.rb_latency`)."""
+        return 1 if self.weight_bank_depth is None else 3
+
+    @property
     def rb_latency(self):
-        """Cycles from the classifier's ``rb_en`` to its ``rb_data``: 1, or 2 with
-        ``rb_register``."""
-        return 1 + int(self.rb_register)
+        """Cycles from the classifier's ``rb_en`` to its ``rb_data``: :attr:`weight_rb_latency`
+        (1, or 3 with ``weight_bank_depth``), plus 1 with ``rb_register``."""
+        return self.weight_rb_latency + int(self.rb_register)
 
     def describe(self):
         """The fields that differ from :class:`Timing`'s defaults, as ``name=value`` text
@@ -148,6 +191,8 @@ class Timing:
     def key(self):
         """A short stable text naming this object (for build directories)."""
         bits = "".join(str(int(getattr(self, f.name))) for f in dataclasses.fields(self)
-                       if f.name != "quiet_factors")
+                       if f.name not in _NOT_BOOL)
         q = "".join(f"{n}{d}" for n, d in self.quiet_factors)
-        return f"t{bits}q{q}"
+        banks = "" if self.weight_bank_depth is None else \
+            f"b{self.weight_bank_depth}x{self.weight_bank_width or 0}"
+        return f"t{bits}q{q}{banks}"

@@ -104,7 +104,10 @@ class TTFSLayer(wiring.Component):
         to the next row; with ``cut_before_multiply`` too it is two (rows of a layer with a
         single lane group are spaced by one idle cycle). ``group_wake`` applies to layers of
         2 to :data:`~spikegate.hdl.lookup.MAX_MASKED_GROUPS` lane groups (:attr:`group_wake`
-        tells); the others keep one layer-wide horizon. Results never change.
+        tells); the others keep one layer-wide horizon. ``weight_out_register``,
+        ``weight_bank_depth`` and ``weight_bank_width`` are the lookup's ``out_register``,
+        ``bank_depth`` and ``bank_width`` (one cycle more per pass; with banks the weight
+        read-back takes :attr:`rb_latency` 3 cycles). Results never change.
     learning : bool
         Build the learning lanes (the rule of :mod:`spikegate.golden.sign_backprop`).
 
@@ -178,7 +181,8 @@ class TTFSLayer(wiring.Component):
             read_ops=(TTFSOp.ACCUMULATE, TTFSOp.DELTA, TTFSOp.LEARN),
             count_ops=(TTFSOp.ACCUMULATE,),
             masked_ops=(TTFSOp.SCAN,) if self._group_wake else (),
-            out_register=timing.weight_out_register)
+            out_register=timing.weight_out_register, bank_depth=timing.weight_bank_depth,
+            bank_width=timing.weight_bank_width)
         self._theta = int(theta)
         self._config = config
         self._widths = ttfs_widths(n_src, THETA_MAX, config)
@@ -231,6 +235,12 @@ class TTFSLayer(wiring.Component):
     @property
     def timing(self):
         return self._timing
+
+    @property
+    def rb_latency(self):
+        """Cycles from ``weights.rb_en`` to ``weights.rb_data`` (the timing's
+        :attr:`~spikegate.hdl.timing.Timing.weight_rb_latency`: 1, 3 with weight banks)."""
+        return self._timing.weight_rb_latency
 
     @property
     def group_wake(self):

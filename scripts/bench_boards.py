@@ -150,9 +150,11 @@ def _cycles(net, steps, lanes, board):
     layer, every neuron's spike step), else :func:`~spikegate.sim.ttfs_run.first_mismatch`."""
     from spikegate.boards.timing import board_timing
     from spikegate.sim.ttfs_run import first_mismatch, simulate_hardware
-    # The classifier as the board top builds it (its timing); the weight memory's kind
-    # (block RAM here, SPRAM on the board) changes no cycle.
-    hw = simulate_hardware(net, steps, lanes, trace=True, timing=board_timing(board))
+    # The classifier as the board top builds it (its timing, registered weight banks for an
+    # MNIST network on the ULX3S); the weight memory's kind (block RAM here, SPRAM on the
+    # board) changes no cycle.
+    hw = simulate_hardware(net, steps, lanes, trace=True,
+                           timing=board_timing(board, net.sizes, lanes))
     bad = first_mismatch(hw, simulate(net, steps))
     return (float(np.mean(hw.cycles)), int(np.max(hw.cycles)), True if bad is None else bad,
             float(hw.lookups.sum(1).mean()))

@@ -76,8 +76,9 @@ def random_ttfs_case(seed, sizes, n_images=8, timesteps=32, dt=1 / 8):
 
 
 async def read_weights(ctx, dut, shapes):
-    """Every weight of a classifier through its read-back port, one per cycle (while idle):
-    a list of int64 arrays of ``shapes`` (one ``(n_in, n_out)`` per weight layer)."""
+    """Every weight of a classifier through its read-back port, one at a time (while idle),
+    each read ``dut.rb_latency`` cycles after its ``rb_en`` (the address held meanwhile): a
+    list of int64 arrays of ``shapes`` (one ``(n_in, n_out)`` per weight layer)."""
     out = []
     for l, shape in enumerate(shapes):
         vals = np.zeros(shape, np.int64)
@@ -88,6 +89,8 @@ async def read_weights(ctx, dut, shapes):
             ctx.set(dut.model.rb_en, 1)
             await ctx.tick()
             ctx.set(dut.model.rb_en, 0)
+            if dut.rb_latency > 1:
+                await ctx.tick().repeat(dut.rb_latency - 1)
             vals[i, j] = ctx.get(dut.model.rb_data)
         out.append(np.where(vals > 127, vals - 256, vals))
     return out

@@ -158,6 +158,33 @@ def test_weight_register_and_wide_lanes_match_golden(pipeline, lanes):
     assert min(extra) >= 0 and max(extra) > 0, f"{context}: cycles {extra} more than without"
 
 
+# Registered weight banks (``weight_bank_depth``, ``weight_bank_width``: the ULX3S MNIST
+# build's layout, boards.timing.ULX3S_BANKED, at small depths): layer 0 of (20, 40, 5) is 200
+# words at 4 lanes (13 banks of 16, or 25 of 8: consecutive rows cross banks), layer 1 one
+# bank or several. The ULX3S's settings (level 4, the read-back registered; with group wakes
+# as the digits build, without as the MNIST build), and pipeline 0 / 3 with banks of whole
+# words. Cycles: exactly those of the register without banks (its beats' timing).
+@pytest.mark.parametrize("pipeline, lanes, depth, width, group_wake", [
+    (4, (4, 2), 16, 4, True), (4, 8, 8, 2, False), (0, 3, 64, None, False),
+    (3, (4, 8), 8, 8, False),
+])
+def test_weight_banks_match_golden(pipeline, lanes, depth, width, group_wake):
+    seed = 800 + depth
+    net, images = random_case(seed, (20, 40, 5))
+    context = (f"seed {seed}, lanes {lanes}, pipeline {pipeline}, banks of {depth} x {width}, "
+               f"group_wake {group_wake}")
+    banks = {"weight_out_register": True, "weight_bank_depth": depth,
+             "weight_bank_width": width, "group_wake": group_wake,
+             "quiet_factors": QUIET_FACTORS_COARSE, "rb_register": True}
+    results, traces = run_images(net, images, lanes, pipeline=pipeline, **banks)
+    g = check_against_golden(net, images, results, traces, context)
+    assert (g.decision >= 0).any(), "the case should exercise decisions"
+    plain = dict(banks, weight_bank_depth=None, weight_bank_width=None)
+    base, _ = run_images(net, images, lanes, trace=False, pipeline=pipeline, **plain)
+    assert [r["cycles"] for r in results] == [b["cycles"] for b in base], \
+        f"{context}: banks change the cycles of the weight register"
+
+
 @pytest.mark.parametrize("pipeline", [0, 5])
 def test_random_stalls_change_only_cycles(pipeline):
     net, images = random_case(7, (20, 12, 5))
@@ -301,13 +328,19 @@ def test_new_weights_and_thresholds_are_used_and_read_back():
     assert not np.array_equal(g_old.spike_steps[1], g_new.spike_steps[1]), "weights should matter"
 
 
-@pytest.mark.parametrize("rb_register", [False, True])
-def test_read_back_every_cycle_after_its_latency(rb_register):
+@pytest.mark.parametrize("rb_register, banks", [(False, None), (True, None), (False, 8),
+                                               (True, 16)])
+def test_read_back_every_cycle_after_its_latency(rb_register, banks):
     # One read-back per cycle, layers interleaved: each weight arrives rb_latency cycles after
-    # its rb_en (1, or 2 with the register at each layer), whatever the next address is.
+    # its rb_en (1, one more with the register at each layer, two more with weight banks:
+    # layer 0 is 60 words, 8 or 4 banks), whatever the next address is.
     net, _ = random_case(21, (20, 12, 5), n_images=1)
-    dut = TTFSClassifier.from_network(net, (4, 2), timing=Timing(rb_register=rb_register))
-    assert dut.rb_latency == (2 if rb_register else 1)
+    timing = Timing(rb_register=rb_register, weight_out_register=banks is not None,
+                    weight_bank_depth=banks, weight_bank_width=None if banks is None else 4)
+    dut = TTFSClassifier.from_network(net, (4, 2), timing=timing)
+    assert dut.rb_latency == 1 + rb_register + 2 * (banks is not None)
+    assert [layer.rb_latency for layer in dut.layers] == \
+        [layer.lookup.rb_latency for layer in dut.layers] == [timing.weight_rb_latency] * 2
     addrs = [(l, i, j) for l, w in enumerate(net.weights) for i, j in np.ndindex(*w.shape)]
     addrs = [addrs[k] for k in np.random.default_rng(22).permutation(len(addrs))]
     got = []
@@ -334,7 +367,7 @@ def test_read_back_every_cycle_after_its_latency(rb_register):
     sim.add_testbench(tb)
     sim.run()
     want = [int(net.weights[l][i, j]) & 0xFF for l, i, j in addrs]
-    assert got == want, f"read-back with rb_register={rb_register}, seed 21"
+    assert got == want, f"read-back with rb_register={rb_register}, banks {banks}, seed 21"
 
 
 @pytest.mark.parametrize("kwargs, exc, match", [

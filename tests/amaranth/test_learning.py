@@ -15,9 +15,9 @@ from spikegate.sim.amaranth_tb import (image_beats, random_ttfs_case as random_c
 
 
 def run_training(net, images, labels, lanes, lr_shift, learn=None, pipeline=0, k=0,
-                 errors_only=False):
+                 errors_only=False, **options):
     dut = TTFSClassifier.from_network(net, lanes, learning=True,
-                                      timing=Timing.preset(pipeline))
+                                      timing=Timing.preset(pipeline, **options))
     learn = [True] * len(images) if learn is None else learn
     results, weights = [], []
 
@@ -79,6 +79,34 @@ def test_learning_matches_golden(sizes, lanes, lr_shift, pipeline):
         assert results[b]["label_error"] == 0 and results[b]["error"] == 0
         assert (results[b]["learn_cycles"] > 0) == learn[b]
     assert changed > 0, "the case should change weights"
+
+
+# Registered weight banks (the ULX3S MNIST build's layout at small depths; read-back 3 cycles
+# after rb_en): the LEARN passes' write-back goes to the bank of its word, one cycle after the
+# beat, and the next pass reads the new weights. Layer 0 of (20, 12, 5) at 3 lanes is 80
+# words: 10 banks of 8 (4-bit memories) or 5 of 16 (whole words); pipeline 4 with group wakes
+# as on the ULX3S.
+@pytest.mark.parametrize("lanes, depth, width, pipeline, group_wake", [
+    ((3, 2), 8, 4, 4, True), (3, 16, None, 0, True),
+])
+def test_learning_with_weight_banks_matches_golden(lanes, depth, width, pipeline, group_wake):
+    sizes, lr_shift = (20, 12, 5), 1
+    seed = 600 + depth
+    net, images = random_case(seed, sizes, n_images=8)
+    labels = np.random.default_rng(seed).integers(0, sizes[-1], len(images))
+    results, weights = run_training(net, images, labels, lanes, lr_shift, pipeline=pipeline,
+                                    weight_out_register=True, weight_bank_depth=depth,
+                                    weight_bank_width=width, group_wake=group_wake)
+    expected = golden_training(net, images, labels, lr_shift)
+    context = f"seed {seed}, lanes {lanes}, banks of {depth} x {width}, pipeline {pipeline}"
+    for b, (hw, gw) in enumerate(zip(weights, expected)):
+        for l in range(len(gw)):
+            bad = np.argwhere(hw[l] != gw[l])
+            assert not len(bad), (f"{context}, image {b}, layer {l}, weight {tuple(bad[0])}: "
+                                  f"hardware {hw[l][tuple(bad[0])]}, golden {gw[l][tuple(bad[0])]}")
+        assert results[b]["error"] == 0 and results[b]["learn_cycles"] > 0, f"{context}, image {b}"
+    assert any((e != w0).any() for e, w0 in zip(expected[-1], net.weights)), \
+        f"{context}: the case should change weights"
 
 
 # Stochastic rounding (the update LFSR, carried over between images, drawn lane by lane and

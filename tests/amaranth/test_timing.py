@@ -4,7 +4,8 @@ import dataclasses
 
 import pytest
 
-from spikegate.boards.timing import BOARD_NAMES, ICEBREAKER, ULX3S, board_timing
+from spikegate.boards.timing import (BOARD_NAMES, ICEBREAKER, ULX3S, ULX3S_BANKED,
+                                     board_timing)
 from spikegate.golden.ttfs_discrete import QUIET_FACTORS, QUIET_FACTORS_COARSE
 from spikegate.hdl.classifier import TTFSClassifier
 from spikegate.hdl.timing import PRESET_LEVELS, Timing
@@ -58,6 +59,49 @@ def test_impossible_and_bad_fields_are_refused():
         Timing().cut_quiet = True
 
 
+@pytest.mark.parametrize("fields, exc, match", [
+    ({"weight_bank_depth": 4096}, ValueError, "weight_bank_depth needs weight_out_register=True"),
+    ({"weight_out_register": True, "weight_bank_depth": 1000}, ValueError,
+     "weight_bank_depth must be a power of two >= 2, not 1000"),
+    ({"weight_out_register": True, "weight_bank_depth": 1}, ValueError, "power of two >= 2, not 1"),
+    ({"weight_out_register": True, "weight_bank_depth": 512.0}, TypeError,
+     "weight_bank_depth must be an int or None, not 512.0"),
+    ({"weight_out_register": True, "weight_bank_depth": True}, TypeError, "not True"),
+    ({"weight_out_register": True, "weight_bank_depth": 4096, "weight_bank_width": 3}, ValueError,
+     "weight_bank_width must be 1, 2, 4, 8 or None, not 3"),
+    ({"weight_out_register": True, "weight_bank_depth": 4096, "weight_bank_width": "4"},
+     ValueError, "weight_bank_width must be 1, 2, 4, 8 or None, not '4'"),
+    ({"weight_out_register": True, "weight_bank_width": 4}, ValueError,
+     "weight_bank_width needs weight_bank_depth"),
+])
+def test_bad_weight_banks_are_refused(fields, exc, match):
+    with pytest.raises(exc, match=match):
+        Timing(**fields)
+    with pytest.raises(exc, match=match):      # replace checks like a new object
+        Timing.preset(4).replace(**fields)
+
+
+def test_weight_banks_latency_key_and_layers():
+    t = Timing.preset(4, weight_out_register=True, weight_bank_depth=512, weight_bank_width=4)
+    assert t.weight_rb_latency == 3 and t.rb_latency == 3
+    assert t.replace(rb_register=True).rb_latency == 4
+    assert Timing(weight_out_register=True).weight_rb_latency == 1
+    keys = {t.key(), t.replace(weight_bank_width=None).key(), t.replace(weight_bank_depth=1024).key(),
+            Timing.preset(4, weight_out_register=True).key()}
+    assert len(keys) == 4, keys
+    # The fields without banks keep the keys (and build directories) they had.
+    assert Timing.preset(4).key() == "t11111001000q935231204080"
+    assert "weight_bank_depth=512" in t.describe()
+    clf = TTFSClassifier((8, 20, 3), [10, 10], (4, 4), timing=t)
+    for layer in clf.layers:
+        lk = layer.lookup
+        assert (lk.bank_depth, lk.bank_width, lk.out_register, lk.rb_latency) == (512, 4, True, 3)
+        assert layer.rb_latency == 3
+    assert clf.rb_latency == 3
+    from amaranth.back import rtlil
+    rtlil.convert(clf)      # and it elaborates
+
+
 def test_blocks_refuse_a_timing_that_is_not_one():
     with pytest.raises(TypeError, match="timing must be a Timing, not 4"):
         TTFSClassifier((4, 3, 2), [10, 10], 1, timing=4)
@@ -75,6 +119,19 @@ def test_board_presets():
     assert ULX3S.group_wake and not ICEBREAKER.group_wake
     with pytest.raises(ValueError, match="board must be one of icebreaker, ulx3s"):
         board_timing("arty")
+    # The ULX3S MNIST builds (a weight memory deeper than one bank of 4096 words) get the
+    # registered weight banks, without group wakes; the digits builds and the iCEBreaker not.
+    assert ULX3S_BANKED == ULX3S.replace(weight_out_register=True, weight_bank_depth=4096,
+                                         weight_bank_width=4, group_wake=False)
+    assert ULX3S_BANKED.rb_latency == 4
+    assert board_timing("ulx3s-85F", (784, 456, 10), (8, 8)) is ULX3S_BANKED
+    assert board_timing("ulx3s-25F", (784, 64, 10), [2, 2]) is ULX3S_BANKED
+    assert board_timing("ulx3s-85F", (64, 64, 10), 8) is ULX3S
+    assert board_timing("ulx3s", (512, 64, 10), 8) is ULX3S            # 4096 words: one bank
+    assert board_timing("ulx3s", (513, 64, 10), 8) is ULX3S_BANKED
+    assert board_timing("icebreaker", (784, 166, 10), (2, 1)) is ICEBREAKER
+    with pytest.raises(ValueError, match="both sizes and lanes or neither"):
+        board_timing("ulx3s", (784, 456, 10))
     assert set(BOARD_NAMES) == {"icebreaker", "ulx3s"}
 
 

@@ -80,6 +80,25 @@ def test_design_refuses_before_building():
         make_design("icestick", _network((64, 64, 10)))
 
 
+def test_ulx3s_mnist_board_top_has_weight_banks():
+    """The ULX3S board top of a network whose weight memory spans more than one bank of 4096
+    words (520-64-10 at lanes 8: 4160 words) takes boards.timing.ULX3S_BANKED and the Yosys
+    script that hides the field wires; the digits 64-64-10 keeps ULX3S and the default script."""
+    from amaranth.back import rtlil
+    from spikegate.boards.synth import ECP5_HIDE_FIELD_WIRES
+    from spikegate.boards.timing import ULX3S, ULX3S_BANKED
+    banked, _ = make_design("ulx3s", _network((520, 64, 10)), 8)
+    digits, _ = make_design("ulx3s", _network((64, 64, 10)), 8)
+    assert banked.top.classifier.timing is ULX3S_BANKED
+    assert banked.top.engine._timing is ULX3S_BANKED          # READ_WEIGHTS waits rb_latency 4
+    assert banked.synth_overrides == ECP5_HIDE_FIELD_WIRES
+    assert [layer.lookup.bank_depth for layer in banked.top.classifier.layers] == [4096, 4096]
+    assert digits.top.classifier.timing is ULX3S and not hasattr(digits, "synth_overrides")
+    for design in (banked, digits):
+        rtlil.convert(design.top)        # and each top elaborates
+        design._MustUse__silence = True  # the board wrapper needs a platform: not built here
+
+
 def test_weight_block_rams():
     # 64 x ceil(64/3) = 1408 words of 24 bits: as 512x8 blocks, 3 deep x 3 wide = 9.
     assert weight_block_rams((64, 64), 3, "iCE40UP5K") == 9

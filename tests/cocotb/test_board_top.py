@@ -30,7 +30,7 @@ from cocotb.triggers import ClockCycles, RisingEdge, Timer
 from spikegate.hdl import protocol_spec as P
 from spikegate.boards.client import Client
 from spikegate.boards.icebreaker import DEFAULT_LANES
-from spikegate.boards.timing import board_timing
+from spikegate.boards.timing import ULX3S_BANKED, board_timing
 from spikegate.boards.top import BoardTop
 from spikegate.golden.ttfs_discrete import DiscreteConfig, DiscreteNetwork, simulate
 from spikegate.hdl.protocol import result_bound
@@ -44,13 +44,17 @@ BYTE_CYCLES = 10 * DIVISOR + 1   # one byte on the line, with the transmitter's 
 LANES = (3, 1)
 
 
-def make_top(weights, thetas, config, lanes, timeout_cycles, board="ulx3s", max_chunk=None):
+def make_top(weights, thetas, config, lanes, timeout_cycles, board="ulx3s", max_chunk=None,
+             bank_depth=None):
     """BoardTop from plain parameters (the build directory is named from them), with the
-    timing of ``board``'s builds."""
+    timing of ``board``'s builds; ``bank_depth``: the ULX3S MNIST builds' timing
+    (:data:`~spikegate.boards.timing.ULX3S_BANKED`) with banks of that many words."""
     net = DiscreteNetwork(list(weights), list(thetas), DiscreteConfig.from_dict(config))
     clk = 1_000_000_000 // CLK_NS
+    timing = board_timing(board) if bank_depth is None else \
+        ULX3S_BANKED.replace(weight_bank_depth=bank_depth)
     return BoardTop(net, tuple(lanes), clk_freq_hz=clk, baud=clk // DIVISOR,
-                    timeout_cycles=timeout_cycles, timing=board_timing(board),
+                    timeout_cycles=timeout_cycles, timing=timing,
                     max_chunk=P.MAX_CHUNK if max_chunk is None else max_chunk)
 
 
@@ -425,6 +429,14 @@ def test_board_top_digits_icebreaker(digits_network):
     dnet, steps = digits_network
     _run(dnet, steps[:16], "board_loads_and_classifies_like_golden",
          lanes=DEFAULT_LANES, board="icebreaker")
+
+
+def test_board_top_digits_ulx3s_weight_banks(digits_network):
+    """The same with the ULX3S MNIST builds' timing (registered weight banks of 4-bit
+    memories, here 64 words deep so that the digits network spans 22 and 10 banks at lanes
+    (3, 1)): READ_WEIGHTS waits the classifier's read-back latency of 4 cycles."""
+    dnet, steps = digits_network
+    _run(dnet, steps[:16], "board_loads_and_classifies_like_golden", top={"bank_depth": 64})
 
 
 #: The fuzz test's frames: bursts of frames, then the checks.

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import cocotb
+from cocotb.triggers import FallingEdge
 
 from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteConfig, DiscreteNetwork, simulate
 from spikegate.hdl.classifier import TTFSClassifier
@@ -90,6 +91,48 @@ async def classifier_reset_mid_image_then_new_weights(dut):
                 net.config.timesteps, f"{a['context']}, after reset and reload")
 
 
+@cocotb.test()
+async def classifier_reads_back_weights_at_its_latency(dut):
+    """Every weight of every layer through the read-back port, one ``rb_en`` per cycle with
+    the layers interleaved (a seeded order), each taken ``rb_latency`` cycles after its
+    ``rb_en``, after loading the network's weights; again after an image has used the read
+    port and new weights were loaded."""
+    a, net, g = _setup()
+    tb = ClassifierTB(dut, net.sizes, net.config)
+    await tb.start()
+    lat = int(a["rb_latency"])
+
+    async def read_all(weights, context):
+        addrs = [(l, i, j) for l, w in enumerate(weights) for i, j in np.ndindex(*np.shape(w))]
+        order = np.random.default_rng(a["seed"]).permutation(len(addrs))
+        got = []
+        await FallingEdge(dut.clk)
+        while not dut.model__idle.value:        # the port is taken only while idle
+            await FallingEdge(dut.clk)
+        for n in range(len(addrs) + lat):
+            if n < len(addrs):
+                l, i, j = addrs[order[n]]
+                dut.model__w_layer.value, dut.model__w_src.value = l, i
+                dut.model__w_dst.value, dut.model__rb_en.value = j, 1
+            else:
+                dut.model__rb_en.value = 0
+            await FallingEdge(dut.clk)
+            if n >= lat - 1 and len(got) < len(addrs):
+                got.append(dut.model__rb_data.value.to_signed())
+        for k, v in enumerate(got):
+            l, i, j = addrs[order[k]]
+            assert v == weights[l][i, j], (f"{a['context']}, {context}: weight {(l, i, j)} read "
+                                           f"{v} at latency {lat}, is {weights[l][i, j]}")
+
+    # The memories keep what an earlier test of this module loaded: load the network's.
+    await tb.load_weights(net.weights)
+    await read_all([np.asarray(w) for w in net.weights], "the network's weights")
+    compare(await tb.classify(a["steps"][0]), None, g, 0, net.config.timesteps, a["context"])
+    new = [np.asarray(w)[::-1].copy() for w in a["weights2"]]
+    await tb.load_weights(new)
+    await read_all(new, "after an image and a reload")
+
+
 # --- pytest side -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -98,17 +141,20 @@ def digits_network():
     return small_digits_network()
 
 
-def _run(dnet, steps, lanes, sim, testcase, n_stall=40, context="", pipeline=0):
+def _run(dnet, steps, lanes, sim, testcase, n_stall=40, context="", pipeline=0, timing=None,
+         name=None):
     rng = np.random.default_rng(5)
     weights2 = [rng.integers(-60, 100, w.shape).astype(np.int8) for w in dnet.weights]
+    timing = Timing.preset(pipeline) if timing is None else timing
     run_cocotb(TTFSClassifier, module=__name__, sim=sim, testcase=testcase,
                params={"sizes": dnet.sizes, "thetas": dnet.thetas, "lanes": lanes,
-                       "config": dnet.config, "weights": dnet.weights,
-                       "timing": Timing.preset(pipeline)},
-               name=f"ttfs_classifier_l{lanes}" + (f"_p{pipeline}" if pipeline else ""),
+                       "config": dnet.config, "weights": dnet.weights, "timing": timing},
+               name=name or f"ttfs_classifier_l{lanes}" + (f"_p{pipeline}" if pipeline else ""),
                test_args={"config": dnet.config.to_dict(), "weights": dnet.weights,
-                          "thetas": dnet.thetas, "steps": steps, "seed": 17 + lanes,
+                          "thetas": dnet.thetas, "steps": steps,
+                          "seed": 17 + (lanes if isinstance(lanes, int) else sum(lanes)),
                           "n_stall": n_stall, "weights2": weights2,
+                          "rb_latency": timing.rb_latency,
                           "context": context or f"digits 64-64-10, lanes {lanes}, "
                                                 f"pipeline {pipeline}"})
 
@@ -123,6 +169,57 @@ def test_classifier_digits_sample(digits_network, lanes, pipeline):
     g = simulate(dnet, steps[:60])
     assert (g.decision >= 0).mean() > 0.9, "the trained network should decide"
     _run(dnet, steps[:60], lanes, "verilator", None, n_stall=30, pipeline=pipeline)
+
+
+def test_classifier_digits_ulx3s_weight_banks(digits_network):
+    """The ULX3S MNIST build's timing (boards.timing.ULX3S_BANKED: level 4, registered
+    weight banks of 4-bit memories, read-back registered: rb_latency 4) with banks
+    of 64 words instead of 4096, so that the digits network's memories span several banks
+    (layer 0: 512 words, 8 banks; layer 1: 128 words, 2), lanes 8: 60 test images bit for bit
+    (every neuron's spike step), 30 with stalls on both streams, a reset mid image and a
+    reload, and every weight read back at the latency, layers interleaved, before and after
+    an image and a reload."""
+    from spikegate.boards.timing import ULX3S_BANKED
+    dnet, steps, _ = digits_network
+    timing = ULX3S_BANKED.replace(weight_bank_depth=64)
+    assert timing.rb_latency == 4
+    _run(dnet, steps[:60], 8, "verilator", None, n_stall=30, timing=timing,
+         name="ttfs_classifier_l8_ulx3s_banks64",
+         context="digits 64-64-10, lanes 8, ULX3S timing with banks of 64 x 4")
+
+
+@pytest.mark.slow
+def test_classifier_ulx3s_mnist_build_weight_banks():
+    """The ULX3S MNIST build's classifier itself: 784-456-10 at lanes (8, 8) with the timing
+    ``boards.timing.board_timing`` gives it (ULX3S_BANKED: banks of 4096 words of 4-bit
+    memories, layer 0's 44,688 words in 11 banks, read-back 4 cycles after ``rb_en``), random
+    weights (layer 1's drawn around +0.5, so that 10 of the 12 images decide), 12 MNIST test
+    images (train ttfs's MNIST encoding) bit for bit, 6 with stalls, a reset mid image and a
+    reload, and every weight read back at the latency, layers interleaved. Needs the MNIST
+    files ($SPIKEGATE_DATA)."""
+    import os
+    from spikegate.boards.timing import ULX3S_BANKED, board_timing
+    from spikegate.golden.data import DataError, load_dataset
+    from spikegate.golden.encoding import encode
+    from spikegate.golden.ttfs_discrete import times_to_steps
+    from spikegate.scripts.train_ttfs import configs_for
+    try:
+        mnist = load_dataset("mnist", os.environ.get("SPIKEGATE_DATA"))
+    except (DataError, FileNotFoundError) as e:
+        pytest.skip(f"MNIST not available: {e}")
+    sizes, lanes = (784, 456, 10), (8, 8)
+    timing = board_timing("ulx3s-85F", sizes, lanes)
+    assert timing is ULX3S_BANKED and timing.rb_latency == 4
+    rng = np.random.default_rng(0)
+    net = DiscreteNetwork.from_float([rng.normal(0, 1.5 / np.sqrt(784), (784, 456)),
+                                      rng.normal(0.5, 1.5 / np.sqrt(456), (456, 10))])
+    enc, _, _ = configs_for("mnist", seed=0)
+    steps = times_to_steps(encode(mnist.x_test[:12], enc), net.config)
+    g = simulate(net, steps)
+    assert (g.decision >= 0).sum() >= 8 and (g.spikes[:, 1] > 0).all(), "the case should decide"
+    _run(net, steps, lanes, "verilator", None, n_stall=6, timing=timing,
+         name="ttfs_classifier_ulx3s_mnist_784_456_10",
+         context="784-456-10, lanes (8, 8), ULX3S_BANKED")
 
 
 @pytest.mark.slow
