@@ -7,10 +7,10 @@ A timestep goes through the layer in two parts:
    from the queue) walks its source's weight row through the
    :class:`~spikegate.hdl.lookup.WeightLookup` (op :attr:`LIFOp.ADD`); on the beats every lane
    adds its weight to its destination's synaptic sum, in a memory of one word per lane group
-   (read at the lookup's issue, written back at the beat; the read port is transparent so rows
-   follow each other with no gap). The sums are exact (wide enough for every source spiking
-   once per step), so saturating them to ``acc_bits`` at the end is
-   :func:`~spikegate.golden.ssgd_fixed.synaptic_input`.
+   (read at the lookup's issue, written back a cycle after the beat, at the beat with one
+   group; the read port is transparent so rows follow each other with no gap). The sums are
+   exact (wide enough for every source spiking once per step), so saturating them to
+   ``acc_bits`` at the end is :func:`~spikegate.golden.ssgd_fixed.synaptic_input`.
 2. **pass**, after the step's end marker and the last walk: a five-stage pipeline over the
    neurons, one per cycle, :func:`~spikegate.golden.ssgd_fixed.lif_step` cut in three so that
    no stage has more than one adder chain of it (the UP5K at 30 MHz). A reads neuron ``j``'s
@@ -450,16 +450,30 @@ class LIFLayer(wiring.Component):
 
     def _synaptic_words(self, m, beat, syn_rp, syn_wp, clearing, clear_addr, retire, b_group):
         """The synaptic words: zeroed after reset, a beat's sums added, zeroed after their
-        last lane was read by the pass (``retire``, group ``b_group``)."""
+        last lane was read by the pass (``retire``, group ``b_group``).
+
+        With two groups or more a beat's sums are registered and written the cycle after
+        (the weight memory's clock-to-out and the adders before a register, not before the
+        synaptic memory's write): a group is read again at the earliest ``groups`` cycles
+        after its last read, so the cycle of its write or later (the read port is
+        transparent), and the pass starts after the walks have drained, its first read a
+        cycle after the last write. With one group, the next row reads it the cycle after:
+        the sums are written at the beat."""
         new = Signal.like(syn_rp.data)
         for l in range(self._lanes):
             m.d.comb += new[l].eq(syn_rp.data[l] + beat.weights[l])
-        with m.If(clearing):
-            m.d.comb += [syn_wp.addr.eq(clear_addr), syn_wp.data.eq(0), syn_wp.en.eq(1)]
-        with m.Elif(beat.valid):
-            m.d.comb += [syn_wp.addr.eq(beat.group), syn_wp.data.eq(new), syn_wp.en.eq(1)]
-        with m.Elif(retire):
-            m.d.comb += [syn_wp.addr.eq(b_group), syn_wp.data.eq(0), syn_wp.en.eq(1)]
+        w_valid, w_group, w_data = beat.valid, beat.group, new
+        if self.groups > 1:
+            w_valid, w_group = Signal(name="syn_w_valid"), Signal.like(beat.group)
+            w_data = Signal.like(new)
+            m.d.sync += [w_valid.eq(beat.valid), w_group.eq(beat.group), w_data.eq(new)]
+        # The address and data from registers alone; only the enable has the pass's retire
+        # (the pipeline's stall) in it.
+        m.d.comb += [
+            syn_wp.addr.eq(Mux(clearing, clear_addr, Mux(w_valid, w_group, b_group))),
+            syn_wp.data.eq(Mux(~clearing & w_valid, w_data, 0)),
+            syn_wp.en.eq(clearing | w_valid | retire),
+        ]
 
     def _statistics(self, m, walk, spiked, active):
         """The layer's counters: input spikes walked, output spikes, active entries."""

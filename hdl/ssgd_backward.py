@@ -50,8 +50,9 @@ from .saturate import saturate
 from .signatures import TableWritePort
 from .spram import SPRAMMemory, has_spram
 
-__all__ = ["SSGDGradient", "GradientLayout", "event_ks", "event_delta", "expected_cycles",
-           "EVENT_OVERHEAD", "EVENT_MEMORIES", "EVENT_SPRAM_MIN_BITS", "block_ram_attrs"]
+__all__ = ["SSGDGradient", "GradientLayout", "event_ks", "event_delta", "delta_of_product",
+           "expected_cycles", "EVENT_OVERHEAD", "EVENT_MEMORIES", "EVENT_SPRAM_MIN_BITS",
+           "block_ram_attrs"]
 
 #: Values of ``SSGDGradient(event_memory=...)``.
 EVENT_MEMORIES = ("auto", "ebr", "spram")
@@ -114,8 +115,14 @@ def event_ks(K_t, g, tfmt):
 def event_delta(ks, u, tfmt):
     """The second half of :func:`~spikegate.golden.ssgd_train_fixed.event_delta`: ``delta =
     sat(round_shift(ks u, d_shift), delta_bits)`` (a multiply; the engine registers ``ks``
-    between the two)."""
-    return saturate(_round_shift(ks * u, tfmt.d_shift), signed(tfmt.delta_bits))
+    between the two, and ``ks u`` before :func:`delta_of_product`)."""
+    return delta_of_product(ks * u, tfmt)
+
+
+def delta_of_product(ks_u, tfmt):
+    """``sat(round_shift(ks_u, d_shift), delta_bits)``: :func:`event_delta` of the product
+    ``ks u``."""
+    return saturate(_round_shift(ks_u, tfmt.d_shift), signed(tfmt.delta_bits))
 
 
 class SSGDGradient(wiring.Component):
@@ -358,7 +365,12 @@ class SSGDGradient(wiring.Component):
         ks = Signal(unsigned(tf.ks_bits), name="ev_ks")
         ks_r = Signal(unsigned(tf.ks_bits))
         m.d.comb += ks.eq(event_ks(k_rp.data, g, tf))
-        m.d.sync += delta.eq(event_delta(ks_r, u_rp.data, tf))
+        # K and u addressed in every state (read in TABLES): no state decode before the
+        # addresses (K's, in logic on the ECP5, follows the event memory's clock-to-out).
+        m.d.comb += [k_rp.addr.eq(ev_rp.data.t), u_rp.addr.eq(j)]
+        # ks u registered, then delta from it (the multiplier and the rounding apart)
+        ks_u = Signal((ks_r * u_rp.data).shape())
+        m.d.sync += [ks_u.eq(ks_r * u_rp.data), delta.eq(delta_of_product(ks_u, tf))]
         i = Signal(range(n_in + 1))
         # column pipeline: stage 1 has t_i read, stage 2 has P and the accumulator read
         s1_valid, s2_valid = Signal(), Signal()
@@ -392,14 +404,14 @@ class SSGDGradient(wiring.Component):
                 m.d.sync += head.eq(0)
                 m.next = "TABLES"
             with m.State("TABLES"):
-                m.d.comb += [k_rp.addr.eq(ev_rp.data.t), k_rp.en.eq(1),
-                             u_rp.addr.eq(j), u_rp.en.eq(1)]
+                m.d.comb += [k_rp.en.eq(1), u_rp.en.eq(1)]
                 m.d.sync += [t.eq(ev_rp.data.t), g.eq(ev_rp.data.g), cur.eq(ev_rp.data.prev)]
                 m.next = "DELTA"
             with m.State("DELTA"):
-                # ks (K[t] g) registered; delta (ks u) the next cycle, from ks and the u read
-                # (held: u's port is read only in TABLES), before the column's first product
-                # two cycles later: the two multiplies are on separate paths, no cycle more.
+                # ks (K[t] g) registered; ks u the next cycle (COLUMN's first), from ks and
+                # the u read (held: u's port is read only in TABLES), and delta from it the
+                # cycle after, in time for the column's first product (COLUMN's third): the
+                # multiplies and the rounding on separate paths, no cycle more.
                 m.d.sync += [ks_r.eq(ks), i.eq(0)]
                 m.next = "COLUMN"
             with m.State("COLUMN"):
@@ -441,11 +453,13 @@ class SSGDGradient(wiring.Component):
         the accumulator's entry ``i`` gets ``P[t - 1 - t_i] delta`` added (the entry read as 0
         for the neuron's first event) and written back."""
         n_in, tf = self._n_in, self._tfmt
-        m.d.sync += [s1_valid.eq(issue), s1_i.eq(i)]
+        # seen[i] registered with the t_i read (the flags' multiplexer off stage 1's path)
+        s1_seen = Signal()
+        m.d.sync += [s1_valid.eq(issue), s1_i.eq(i), s1_seen.eq(seen.bit_select(i, 1))]
         # stage 1: k = t - 1 - t_i; read P[k] and the accumulator
         k = Signal(signed(self._time_bits + 2))
         t_i = Signal(self._time_bits)
-        m.d.comb += [t_i.eq(Mux(seen.bit_select(s1_i, 1), t_rp.data, tf.n_steps)),
+        m.d.comb += [t_i.eq(Mux(s1_seen, t_rp.data, tf.n_steps)),
                      k.eq(t - 1 - t_i)]
         with m.If(s1_valid):
             m.d.comb += [p_rp.addr.eq(k[:self._step_bits]), p_rp.en.eq(1),

@@ -130,7 +130,7 @@ class SSGDReadoutBackward(wiring.Component):
         loss = self._loss_registers(m, exp_rp)
         row = self._row_registers()
         req, port = self.i_stream, self.weights
-        m.d.comb += [req.ready.eq(~self.busy), port.rb_src.eq(row.j), port.rb_dst.eq(row.col),
+        m.d.comb += [req.ready.eq(~self.busy), port.rb_src.eq(row.rb_j), port.rb_dst.eq(row.rb_col),
                      port.w_src.eq(row.j)]
         with m.FSM(name="readout_bwd"):
             self._loss_states(m, loss, row, exp_rp, dlog_wp)
@@ -201,8 +201,14 @@ class SSGDReadoutBackward(wiring.Component):
         r_j = Signal(unsigned(tf.r_bits))
         u_pending = Signal()
         u_j = Signal(index_bits(H))
+        q_valid = Signal()          # the read-back's register holds a weight of the row
+        # Copies of j and col for the read-back's address alone (few loads, so placed near
+        # the weight memory: its address arithmetic and the block RAM's read-first logic
+        # follow), counted from themselves so that Yosys keeps them apart.
+        rb_j, rb_col = Signal.like(j, name="rb_j"), Signal.like(col, name="rb_col")
         return SimpleNamespace(j=j, col=col, rd_valid=rd_valid, rd_c=rd_c, acc=acc, r_j=r_j,
-                               u_pending=u_pending, u_j=u_j)
+                               u_pending=u_pending, u_j=u_j, q_valid=q_valid, rb_j=rb_j,
+                               rb_col=rb_col)
 
     def _loss_states(self, m, loss, row, exp_rp, dlog_wp):
         """The states from the request to ``dlog``: ``z_max``, ``S`` and the divisions."""
@@ -255,7 +261,7 @@ class SSGDReadoutBackward(wiring.Component):
                 m.d.comb += [dlog_wp.addr.eq(c), dlog_wp.en.eq(1),
                              dlog_wp.data.eq(p - Mux(c == label, 1 << tf.p_frac, 0))]
                 with m.If(c == C - 1):
-                    m.d.sync += [j.eq(0), col.eq(0)]
+                    m.d.sync += [j.eq(0), col.eq(0), row.rb_j.eq(0), row.rb_col.eq(0)]
                     m.next = "ROW_R"
                 with m.Else():
                     m.d.comb += c_inc.eq(1)
@@ -274,23 +280,26 @@ class SSGDReadoutBackward(wiring.Component):
             row.j, row.col, row.rd_valid, row.acc, row.r_j, row.u_pending)
         with m.State("ROW_R"):
             m.d.comb += [r_rp.addr.eq(j), r_rp.en.eq(1)]
-            m.d.sync += [col.eq(0), acc.eq(0)]
+            m.d.sync += [col.eq(0), row.rb_col.eq(0), acc.eq(0)]
             m.next = "ROW_HOLD"
         with m.State("ROW_HOLD"):
-            m.d.sync += r_j.eq(saturate(_round_shift(r_rp.data, tf.r_shift),
-                                        unsigned(tf.r_bits)))
+            # The row's first read-back goes out here (R_j is there for its G2 the next
+            # cycle): the read-back's register before the W2 dlog product costs no cycle.
+            m.d.comb += port.rb_en.eq(1)
+            m.d.sync += [r_j.eq(saturate(_round_shift(r_rp.data, tf.r_shift),
+                                         unsigned(tf.r_bits))), col.eq(1), row.rb_col.eq(1)]
             m.next = "ROW"
         with m.State("ROW"):
             with m.If(col < C):
                 m.d.comb += port.rb_en.eq(1)
-                m.d.sync += col.eq(col + 1)
-            with m.Elif(~rd_valid):
+                m.d.sync += [col.eq(col + 1), row.rb_col.eq(row.rb_col + 1)]
+            with m.Elif(~rd_valid & ~row.q_valid):
                 m.d.sync += u_pending.eq(1)
                 with m.If(j == H - 1):
                     m.d.sync += self.busy.eq(0)
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.sync += j.eq(j + 1)
+                    m.d.sync += [j.eq(j + 1), row.rb_j.eq(row.rb_j + 1)]
                     m.next = "ROW_R"
 
     def _row_datapath(self, m, row, dlog_rp):
@@ -314,20 +323,24 @@ class SSGDReadoutBackward(wiring.Component):
         m.d.comb += [dlog_rp.addr.eq(col), dlog_rp.en.eq(port.rb_en), d_c.eq(dlog_rp.data)]
         g2 = Signal(signed(tf.grad_bits))
         m.d.comb += g2.eq(saturate(r_j * d_c, signed(tf.grad_bits)))
-        # acc += W2[j, c] dlog_c, the product registered first (the read-back's block RAM and
-        # the multiplier, then the adder: two paths).
+        # The read-back W2[j, c] and dlog_c registered (w_old, d_q: the block RAMs' outputs
+        # straight into registers), then their product registered, then acc += it (three
+        # paths). The row's reads start a cycle early (ROW_HOLD), so its last product still
+        # reaches acc in the row's end cycle.
+        w_old = Signal.like(port.rb_data)
+        d_q = Signal.like(d_c)
+        m.d.sync += [row.q_valid.eq(rd_valid), w_old.eq(port.rb_data), d_q.eq(d_c)]
         p_valid = Signal()
         p_r = Signal(signed(8 + self._dlog_bits))
-        m.d.sync += [p_valid.eq(rd_valid), p_r.eq(port.rb_data * d_c)]
+        m.d.sync += [p_valid.eq(row.q_valid), p_r.eq(w_old * d_q)]
         with m.If(p_valid):
             m.d.sync += acc.eq(acc + p_r)
         # The weight's write a cycle after its read-back (G2's multiply, then the update: two
-        # paths); the row's last write lands in its end cycle (j unchanged, still busy).
+        # paths); the row's last write lands before its end cycle (j unchanged, still busy).
         w_valid = Signal()
         w_c = Signal(index_bits(C))
-        w_old = Signal.like(port.rb_data)
         g2_r = Signal.like(g2)
-        m.d.sync += [w_valid.eq(rd_valid), w_c.eq(rd_c), w_old.eq(port.rb_data), g2_r.eq(g2)]
+        m.d.sync += [w_valid.eq(rd_valid), w_c.eq(rd_c), g2_r.eq(g2)]
         m.d.comb += [port.w_en.eq(w_valid), port.w_dst.eq(w_c),
                      port.w_data.eq(weight_step(w_old, g2_r,
                                                 dither(self.image, tf.lr2_shift,

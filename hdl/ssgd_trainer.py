@@ -20,7 +20,6 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikegate.golden.fixed import unsigned_bits
 from spikegate.golden.ssgd_train_fixed import TrainFormat
 from .layouts import RESULT_COUNT_BITS, index_bits
 from .lif_layouts import LIFEventLayout
@@ -118,12 +117,18 @@ class SSGDTrainer(wiring.Component):
         # The weight ports: the host's, or the update engines' while they run (W2's from the
         # loss request, W1's from the hidden layer's backward, both to the result; registers,
         # not the state's decode, select them: they lead to the weight memories' addresses).
+        # Each select in two copies: one for the read-back's enable and address (the weight
+        # lookup's address arithmetic and its block RAM's read-first logic follow), one for
+        # the rest, so that neither has many loads. The copy toggles (it is set only while
+        # clear and cleared only while set), so that Yosys does not merge the two.
         w1_internal, w2_internal = Signal(), Signal()
-        for host, engine, port, internal in ((self.weights0, upd.weights, net.weights0,
-                                              w1_internal),
-                                             (self.weights1, rbwd.weights, net.weights1,
-                                              w2_internal)):
+        w1_rb_internal, w2_rb_internal = Signal(), Signal()
+        for host, engine, port, internals in ((self.weights0, upd.weights, net.weights0,
+                                               (w1_internal, w1_rb_internal)),
+                                              (self.weights1, rbwd.weights, net.weights1,
+                                               (w2_internal, w2_rb_internal))):
             for name in _PORT_OUT:
+                internal = internals[name.startswith("rb_")]
                 m.d.comb += getattr(port, name).eq(Mux(internal, getattr(engine, name),
                                                        getattr(host, name)))
             m.d.comb += [host.rb_data.eq(port.rb_data), engine.rb_data.eq(port.rb_data)]
@@ -175,7 +180,7 @@ class SSGDTrainer(wiring.Component):
                 with m.If(net.o_stream.valid):
                     m.d.sync += passing.eq(0)
                     with m.If(learn):
-                        m.d.sync += w2_internal.eq(1)
+                        m.d.sync += [w2_internal.eq(1), w2_rb_internal.eq(~w2_rb_internal)]
                         m.next = "LOSS"
                     with m.Else():
                         m.next = "RESULT"
@@ -188,12 +193,16 @@ class SSGDTrainer(wiring.Component):
                 m.d.sync += bwd_cycles.eq(bwd_cycles + 1)
                 with m.If(~rbwd.busy):
                     m.d.comb += grad.start.eq(1)
-                    m.d.sync += w1_internal.eq(1)
+                    m.d.sync += [w1_internal.eq(1), w1_rb_internal.eq(~w1_rb_internal)]
                     m.next = "HIDDEN"
             with m.State("HIDDEN"):
                 m.d.sync += bwd_cycles.eq(bwd_cycles + 1)
-                with m.If(~grad.busy & ~upd.busy):
-                    m.d.sync += [image.eq(image + 1), w1_internal.eq(0), w2_internal.eq(0)]
+                # The update's last write is on W1's port in the cycle its read-backs are
+                # done (this one): the port goes back to the host the next.
+                with m.If(~grad.busy & ~upd.reading):
+                    m.d.sync += [image.eq(image + 1), w1_internal.eq(0), w2_internal.eq(0),
+                                 w1_rb_internal.eq(~w1_rb_internal),
+                                 w2_rb_internal.eq(~w2_rb_internal)]
                     m.next = "RESULT"
             with m.State("RESULT"):
                 m.d.comb += [res.valid.eq(1), net.o_stream.ready.eq(res.ready)]

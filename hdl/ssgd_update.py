@@ -8,13 +8,15 @@ lr1_shift))``, ``d`` the dither of the image counter
 The weights stay where the forward reads them, row-major by source (word ``i G + j / lanes``
 of the :class:`~spikegate.hdl.lookup.WeightLookup`); a column ``j`` is ``n_in`` strided
 read-modify-writes, pipelined one per cycle: the read-back of entry ``k`` is issued as it is
-taken, its write the cycle after (``rb_data``), while the read-back of entry ``k + 1`` goes out
-(a different weight: the write lands a cycle later and is never read back by the next entry of
-a column). Only columns of neurons with events are visited (the others have ``G1 = 0``: no
-change). Latency 2 cycles, throughput one weight per cycle; ``i_stream`` is always ready.
+taken, ``rb_data`` registered the cycle after, its write the cycle after that, while the
+read-backs of entries ``k + 1`` and ``k + 2`` go out (different weights: an image's entries
+are distinct weights, so no write is ever read back by a later entry). Only columns of neurons
+with events are visited (the others have ``G1 = 0``: no change). Latency 3 cycles (the write
+is on the port 2 cycles after the entry's transfer), throughput one weight per cycle;
+``i_stream`` is always ready.
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -76,7 +78,10 @@ class SSGDUpdate(wiring.Component):
         To the hidden layer's weight memory (read back, then written); only while the layer
         is not walking rows.
     busy : Out
-        An entry is in flight.
+        An entry is in flight (its read-back or its write).
+    reading : Out
+        An entry's read-back is in flight: ``busy`` but for the last write, which is on the
+        port in the first cycle ``reading`` is low (a user may take the port back the next).
     """
 
     def __init__(self, n_in, H, tfmt=None):
@@ -90,6 +95,7 @@ class SSGDUpdate(wiring.Component):
             "image": In(max(tfmt.dither_bits, 1)),
             "weights": Out(WeightPort(n_in, H)),
             "busy": Out(1),
+            "reading": Out(1),
         })
 
     def elaborate(self, platform):
@@ -110,7 +116,15 @@ class SSGDUpdate(wiring.Component):
         m.d.sync += [b_valid.eq(take), b_i.eq(s.payload.index), b_j.eq(s.payload.neuron),
                      b_step.eq(sgd_step(s.payload.g1, dither(self.image, tf.lr1_shift,
                                                              tf.dither_bits), tf.lr1_shift))]
-        m.d.comb += [port.w_en.eq(b_valid), port.w_src.eq(b_i), port.w_dst.eq(b_j),
-                     port.w_data.eq(apply_step(port.rb_data, b_step)),
-                     self.busy.eq(b_valid)]
+        # The read-back registered (the block RAM's clock-to-out straight into a register),
+        # then the write: the old weight minus the step, saturated.
+        c_valid = Signal()
+        c_i, c_j = Signal.like(b_i), Signal.like(b_j)
+        c_step = Signal.like(b_step)
+        c_old = Signal.like(port.rb_data)
+        m.d.sync += [c_valid.eq(b_valid), c_i.eq(b_i), c_j.eq(b_j), c_step.eq(b_step),
+                     c_old.eq(port.rb_data)]
+        m.d.comb += [port.w_en.eq(c_valid), port.w_src.eq(c_i), port.w_dst.eq(c_j),
+                     port.w_data.eq(apply_step(c_old, c_step)),
+                     self.busy.eq(b_valid | c_valid), self.reading.eq(b_valid)]
         return m
