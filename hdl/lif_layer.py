@@ -467,13 +467,12 @@ class LIFLayer(wiring.Component):
             w_valid, w_group = Signal(name="syn_w_valid"), Signal.like(beat.group)
             w_data = Signal.like(new)
             m.d.sync += [w_valid.eq(beat.valid), w_group.eq(beat.group), w_data.eq(new)]
-        # The address and data from registers alone; only the enable has the pass's retire
-        # (the pipeline's stall) in it.
-        m.d.comb += [
-            syn_wp.addr.eq(Mux(clearing, clear_addr, Mux(w_valid, w_group, b_group))),
-            syn_wp.data.eq(Mux(~clearing & w_valid, w_data, 0)),
-            syn_wp.en.eq(clearing | w_valid | retire),
-        ]
+        with m.If(clearing):
+            m.d.comb += [syn_wp.addr.eq(clear_addr), syn_wp.data.eq(0), syn_wp.en.eq(1)]
+        with m.Elif(w_valid):
+            m.d.comb += [syn_wp.addr.eq(w_group), syn_wp.data.eq(w_data), syn_wp.en.eq(1)]
+        with m.Elif(retire):
+            m.d.comb += [syn_wp.addr.eq(b_group), syn_wp.data.eq(0), syn_wp.en.eq(1)]
 
     def _statistics(self, m, walk, spiked, active):
         """The layer's counters: input spikes walked, output spikes, active entries."""
