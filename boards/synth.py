@@ -643,9 +643,9 @@ def make_pd_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None):
 # --- SSGD trainer designs ------------------------------------------------------------------
 
 #: Hidden neurons of the digits SSGD trainer on each board (64-H-10). 64-64-10 with lanes
-#: (1, 1), the events in SPRAM, fits the UP5K: 4444 logic cells of 5280, 29 of 30 EBR, 2 SPRAM,
-#: 5 DSP, Fmax 29.48 / 29.43 / 29.55 MHz at seeds 1-3 against 30, not met yet (nextpnr, commit
-#: c0bb7ca; 5632 LCs before the cuts of 99b2e90; README, SSGD synthesis table). 64-32-10
+#: (1, 1), the events in SPRAM, fits the UP5K: 4548 logic cells of 5280, 29 of 30 EBR, 2 SPRAM,
+#: 5 DSP, Fmax 32.27 / 30.47 / 30.73 MHz at seeds 1-3 against 30 (nextpnr, commit a5e1fc6;
+#: 5632 LCs before the cuts of 99b2e90; README, SSGD synthesis table). 64-32-10
 #: trains to 90.56 % (digits, fixed point, seed 0, 20 epochs).
 SSGD_HIDDEN = {"icebreaker": 64, "ulx3s": 64}
 
