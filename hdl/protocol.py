@@ -25,7 +25,7 @@ from spikegate.golden.ttfs_discrete import THETA_MAX, DiscreteConfig
 from .layouts import ClassifierResultLayout, SpikeEventLayout
 from .params import checking
 from .protocol_spec import (CRC_INIT, MAX_CHUNK, MAX_LFSR_K, MAX_LR_SHIFT, SYNC,
-                            VERSION, BatchResult, ChunkHeader, ClassifyReply, Command, DeviceInfo,
+                            VERSION, ChunkHeader, ClassifyReply, Command, DeviceInfo,
                             StatsReply,
                             Status, ThetaPayload, TrainHeader, crc16_update, encode_identify,
                             max_payload)

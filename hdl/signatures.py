@@ -72,7 +72,9 @@ class WeightPort(_Keyed):
     rb_en, rb_src, rb_dst : Out
         Read weight (``rb_src``, ``rb_dst``) back.
     rb_data : In
-        The weight read back, one cycle after ``rb_en``.
+        The weight read back, the memory's read-back latency after ``rb_en`` (one cycle
+        for a plain :class:`~spikegate.hdl.lookup.WeightLookup`, three with weight banks;
+        the classifier's ``rb_latency`` adds its own registers).
     """
 
     def __init__(self, n_src, n_dst):

@@ -260,7 +260,7 @@ class Flow:
         x, _ = self.sample()
         _log(f"== synth: {self.board} cycles per classification (lanes {lanes}) in Verilator")
         hw = simulate_hardware(model.network(), model.encode(x), lanes, trace=False,
-                               timing=board_timing(self.board))
+                               timing=board_timing(self.board, model.network().sizes, lanes))
         d["board_classifier"] = {
             "lanes": list(lanes) if not isinstance(lanes, int) else lanes,
             "cycles_mean": float(hw.cycles.mean()), "cycles_median": float(np.median(hw.cycles)),

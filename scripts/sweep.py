@@ -63,10 +63,14 @@ def grid(hidden, lanes, timings, boards, seeds):
     return [Point(*p) for p in itertools.product(hidden, lanes, timings, boards, seeds)]
 
 
-def _timing(point_timing, board):
+def _timing(point_timing, board, sizes, lanes):
+    """The point's Timing: a preset's, or the board's for this network and lanes (the ULX3S
+    registers its weight banks for networks whose weights span several)."""
     from spikegate.boards.timing import board_timing
     from spikegate.hdl.timing import Timing
-    return board_timing(board) if point_timing == "board" else Timing.preset(int(point_timing))
+    if point_timing == "board":
+        return board_timing(board, sizes, lanes)
+    return Timing.preset(int(point_timing))
 
 
 # --- the tasks (plain functions; Ray runs them remotely) ---------------------------------
@@ -99,7 +103,8 @@ def sim_task(model_path, dataset, data, images, lanes, timing, board):
     net = model.network()
     L = len(net.sizes) - 1
     t0 = time.perf_counter()
-    hw = simulate_hardware(net, steps, (lanes,) * L, trace=True, timing=_timing(timing, board))
+    hw = simulate_hardware(net, steps, (lanes,) * L, trace=True,
+                           timing=_timing(timing, board, net.sizes, (lanes,) * L))
     mismatch = first_mismatch(hw, simulate(net, steps))
     return {"images": int(len(steps)), "bit_exact": mismatch is None,
             "mismatch": None if mismatch is None else str(mismatch),
@@ -118,7 +123,7 @@ def synth_task(model_path, lanes, timing, board, seed, build_dir):
     from spikegate.golden.model_file import load_model
     net = load_model(model_path).network()
     L = len(net.sizes) - 1
-    t = _timing(timing, board)
+    t = _timing(timing, board, net.sizes, (lanes,) * L)
 
     def top(net_, lanes_, *, clk_freq_hz):
         return default_top(net_, lanes_, clk_freq_hz=clk_freq_hz, timing=t)

@@ -25,7 +25,7 @@ async def run_images(dut):
         results.append(await tb.classify(steps, label=None if labels is None else int(labels[b]),
                                          lr_shift=int(a.get("lr_shift", 0))))
         if a.get("read_weights"):
-            weights.append(await tb.read_weights())
+            weights.append(await tb.read_weights(int(a.get("rb_latency", 1))))
         if a.get("trace"):
             traces.append(await tb.read_trace())
     HardwareResult.from_images(results, config.timesteps, traces=traces or None,

@@ -16,6 +16,7 @@ from spikegate.golden import atomic
 from spikegate.golden.model_file import read_npz
 from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteNetwork
 from spikegate.hdl.classifier import TTFSClassifier
+from spikegate.hdl.timing import Timing
 from .runner import run_cocotb
 
 __all__ = ["HardwareResult", "HardwareResultError", "simulate_hardware", "first_mismatch",
@@ -189,7 +190,8 @@ def simulate_hardware(net, steps, lanes, *, trace=True, sim=None, waves=None, ou
                               "steps": steps, "trace": bool(trace), "out": str(out),
                               "stall_in": stall_in, "stall_out": stall_out, "seed": seed,
                               "labels": None if labels is None else np.asarray(labels, np.int64),
-                              "lr_shift": int(lr_shift), "read_weights": bool(read_weights)},
+                              "lr_shift": int(lr_shift), "read_weights": bool(read_weights),
+                              "rb_latency": (Timing() if timing is None else timing).rb_latency},
                    timeout_s=timeout_s)
         return HardwareResult.load(out)
 

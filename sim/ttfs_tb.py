@@ -112,8 +112,10 @@ class ClassifierTB:
             out.append(np.array(vals))
         return out
 
-    async def read_weights(self):
-        """Every weight of every layer through the read-back port (classifier idle)."""
+    async def read_weights(self, latency=1):
+        """Every weight of every layer through the read-back port (classifier idle), each
+        read ``latency`` cycles after its ``rb_en`` (the classifier's
+        :attr:`~spikegate.hdl.classifier.TTFSClassifier.rb_latency`), one at a time."""
         out = []
         await FallingEdge(self.dut.clk)
         for l, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
@@ -125,9 +127,11 @@ class ClassifierTB:
                     self.dut.model__w_dst.value = j
                     self.dut.model__rb_en.value = 1
                     await FallingEdge(self.dut.clk)
+                    self.dut.model__rb_en.value = 0
+                    for _ in range(latency - 1):
+                        await FallingEdge(self.dut.clk)
                     w[i, j] = self.dut.model__rb_data.value.to_signed()
             out.append(w)
-        self.dut.model__rb_en.value = 0
         return out
 
     async def load_weights(self, weights):

@@ -45,3 +45,22 @@ def test_learning_200_digits_images_bit_exact():
             prev = expected[b - 1][l] if b else net.weights[l]
             changed += int((exp != prev).sum())
     assert changed > 1000, f"only {changed} weight changes: the test would be weak"
+
+
+def test_learning_read_back_at_the_ulx3s_latency():
+    # The ULX3S timing registers the read-back (rb_latency 2): the weights read after each
+    # image are still golden's (read at latency 1 they would be the previous weight's).
+    from spikegate.boards.timing import ULX3S
+    assert ULX3S.rb_latency == 2
+    seed, n, lr_shift = 3, 6, 1
+    d = load_dataset("digits")
+    net = random_discrete_network((64, 16, 10), seed=seed)
+    steps = times_to_steps(encode(d.x_train[:n], EncodingConfig(mode="graded")), net.config)
+    labels = d.y_train[:n].copy()
+    hw = simulate_hardware(net, steps, (4, 2), trace=False, labels=labels, lr_shift=lr_shift,
+                           read_weights=True, timing=ULX3S)
+    expected = golden_weights_after_each(net, steps, labels, lr_shift)
+    for b in range(n):
+        for l in range(len(net.weights)):
+            assert np.array_equal(hw.weights[l][b], expected[b][l]), (b, l)
+    assert any((expected[-1][l] != net.weights[l]).any() for l in range(2))   # it learned
