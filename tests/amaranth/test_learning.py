@@ -6,7 +6,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from spikegate.golden.sign_backprop import UpdateLFSR, hidden_deltas, sign_backprop_step
-from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteConfig, DiscreteNetwork, simulate
+from spikegate.golden.ttfs_discrete import DiscreteNetwork
 from spikegate.hdl.classifier import TTFSClassifier
 from spikegate.hdl.timing import Timing
 from spikegate.hdl.learning import DeltaVoter
@@ -81,6 +81,15 @@ def test_learning_matches_golden(sizes, lanes, lr_shift, pipeline):
     assert changed > 0, "the case should change weights"
 
 
+def assert_weights_match(weights, expected, context):
+    """Every layer's weights after every image equal golden's (the first difference named)."""
+    for b, (hw, gw) in enumerate(zip(weights, expected)):
+        for l in range(len(gw)):
+            bad = np.argwhere(hw[l] != gw[l])
+            assert not len(bad), (f"{context}, image {b}, layer {l}, weight {tuple(bad[0])}: "
+                                  f"hardware {hw[l][tuple(bad[0])]}, golden {gw[l][tuple(bad[0])]}")
+
+
 # Registered weight banks (the ULX3S MNIST build's layout at small depths; read-back 3 cycles
 # after rb_en): the LEARN passes' write-back goes to the bank of its word, one cycle after the
 # beat, and the next pass reads the new weights. Layer 0 of (20, 12, 5) at 3 lanes is 80
@@ -99,11 +108,8 @@ def test_learning_with_weight_banks_matches_golden(lanes, depth, width, pipeline
                                     weight_bank_width=width, group_wake=group_wake)
     expected = golden_training(net, images, labels, lr_shift)
     context = f"seed {seed}, lanes {lanes}, banks of {depth} x {width}, pipeline {pipeline}"
-    for b, (hw, gw) in enumerate(zip(weights, expected)):
-        for l in range(len(gw)):
-            bad = np.argwhere(hw[l] != gw[l])
-            assert not len(bad), (f"{context}, image {b}, layer {l}, weight {tuple(bad[0])}: "
-                                  f"hardware {hw[l][tuple(bad[0])]}, golden {gw[l][tuple(bad[0])]}")
+    assert_weights_match(weights, expected, context)
+    for b in range(len(expected)):
         assert results[b]["error"] == 0 and results[b]["learn_cycles"] > 0, f"{context}, image {b}"
     assert any((e != w0).any() for e, w0 in zip(expected[-1], net.weights)), \
         f"{context}: the case should change weights"
@@ -124,11 +130,7 @@ def test_stochastic_rounding_and_errors_only_match_golden(lanes, k, errors_only,
     expected = golden_training(net, images, labels, lr_shift, k=k, errors_only=errors_only)
     plain = golden_training(net, images, labels, lr_shift)
     context = f"seed {seed}, lanes {lanes}, k {k}, errors_only {errors_only}"
-    for b, (hw, gw) in enumerate(zip(weights, expected)):
-        for l in range(len(gw)):
-            bad = np.argwhere(hw[l] != gw[l])
-            assert not len(bad), (f"{context}, image {b}, layer {l}, weight {tuple(bad[0])}: "
-                                  f"hardware {hw[l][tuple(bad[0])]}, golden {gw[l][tuple(bad[0])]}")
+    assert_weights_match(weights, expected, context)
     assert any((e != p).any() for e, p in zip(expected[-1], plain[-1])), \
         f"{context}: the options should change the outcome"
     assert any((e != w0).any() for e, w0 in zip(expected[-1], net.weights)), \
