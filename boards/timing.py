@@ -52,11 +52,11 @@ def spans_banks(sizes, lanes, bank_depth):
     """Whether a weight memory of the network ``sizes`` at ``lanes`` (an int or one per
     weight layer) is deeper than ``bank_depth`` words (``n_src * ceil(n_dst / lanes)``,
     :class:`~spikegate.hdl.lookup.WeightLookup`)."""
+    from .fit import _memories
     n_w = len(sizes) - 1
-    per = [lanes] * n_w if isinstance(lanes, int) else list(lanes)
-    if len(per) != n_w:
+    if not isinstance(lanes, int) and len(lanes) != n_w:
         raise ValueError(f"lanes must be an integer or {n_w} of them, not {lanes!r}")
-    return any(sizes[l] * -(-sizes[l + 1] // per[l]) > bank_depth for l in range(n_w))
+    return any(depth > bank_depth for depth, _ in _memories(sizes, lanes))
 
 
 def board_timing(board, sizes=None, lanes=None):

@@ -115,6 +115,8 @@ class TTFSClassifier(wiring.Component):
                                  None if weights is None else weights[l], learning=learning,
                                  timing=timing)
                        for l in range(len(sizes) - 1)]
+        # The protocol engine waits timing.rb_latency for a weight: the hardware's must agree.
+        assert self.rb_latency == timing.rb_latency, (self.rb_latency, timing.rb_latency)
         self.scheduler = StepScheduler(self._sizes, self._lanes, config, timing,
                                        learning=learning)
         if learning:
@@ -177,9 +179,11 @@ class TTFSClassifier(wiring.Component):
 
     @property
     def rb_latency(self):
-        """Cycles from ``rb_en`` to the weight on ``rb_data`` (the timing's
-        :attr:`~spikegate.hdl.timing.Timing.rb_latency`)."""
-        return self._timing.rb_latency
+        """Cycles from ``rb_en`` to the weight on ``rb_data``: the layers' weight read-back
+        (:attr:`~spikegate.hdl.ttfs_layer.TTFSLayer.rb_latency`) plus one with
+        ``rb_register``; the timing's :attr:`~spikegate.hdl.timing.Timing.rb_latency`, which
+        the protocol engine waits for, says the same (checked at construction)."""
+        return self.layers[0].rb_latency + int(self._timing.rb_register)
 
     @property
     def timing(self):
@@ -251,7 +255,7 @@ class TTFSClassifier(wiring.Component):
                          layer.theta_w_data.eq(port.theta_data)]
         # The layer of each read-back, delayed with it (the layers' read-back latency).
         rb_sel = port.w_layer
-        for i in range(self._timing.weight_rb_latency):
+        for i in range(self.layers[0].rb_latency):
             delayed = Signal.like(port.w_layer, name=f"rb_sel{i}")
             m.d.sync += delayed.eq(rb_sel)
             rb_sel = delayed

@@ -238,9 +238,9 @@ class TTFSLayer(wiring.Component):
 
     @property
     def rb_latency(self):
-        """Cycles from ``weights.rb_en`` to ``weights.rb_data`` (the timing's
-        :attr:`~spikegate.hdl.timing.Timing.weight_rb_latency`: 1, 3 with weight banks)."""
-        return self._timing.weight_rb_latency
+        """Cycles from ``weights.rb_en`` to ``weights.rb_data``: the weight lookup's
+        (:attr:`~spikegate.hdl.lookup.WeightLookup.rb_latency`: 1, 3 with weight banks)."""
+        return self._lookup.rb_latency
 
     @property
     def group_wake(self):
