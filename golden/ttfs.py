@@ -62,8 +62,10 @@ Training
     deterministic for a given seed (float64 throughout). Optional, all off by default
     (:class:`TrainConfig`): spike dropout (the strongest regularizer found on digits), a
     sparsity cost on hidden spikes that come before the decision (fewer weight lookups; fixed,
-    or adapted towards a target count of hidden spikes before the decision), a softmax scale, L2 weight decay, input time jitter, random image shifts, and time-grid-aware training (hidden
-    spikes moved to the discrete model's grid in the forward pass, gradients passed straight
+    or adapted towards a target count of hidden spikes before the decision), a softmax scale,
+    L2 weight decay, input time jitter, random image shifts, turns and scalings, and
+    time-grid-aware training (hidden spikes moved to the discrete model's grid in the forward
+    pass, gradients passed straight
     through) that narrows the gap between the float and the 8-bit discrete model.
 
 Speed
@@ -88,7 +90,7 @@ __all__ = [
     "Z_MAX", "MAX_GROUPS", "TTFSNetwork", "TrainConfig", "Adam",
     "times_to_z", "z_to_times", "layer_forward", "layer_backward", "forward", "loss_and_grads",
     "predict", "accuracy", "train", "init_weights", "snap_to_grid",
-    "LATE_MIN", "LATE_MAX", "shift_images",
+    "LATE_MIN", "LATE_MAX", "shift_images", "distort_images",
 ]
 
 Z_MAX = 1e12
@@ -439,6 +441,13 @@ class TrainConfig:
         Training-time augmentation: every minibatch image (a square of ``n_in`` pixels) is
         moved by a random whole number of pixels in ``[-shift, shift]`` along each axis, drawn
         per image; pixels moved in from outside do not spike. 0 = off.
+    rotate : float
+        Training-time augmentation: every minibatch image is also turned about its centre by
+        an angle drawn uniformly from ``[-rotate, rotate]`` degrees (per image; nearest
+        pixel, :func:`distort_images`). 0 = off.
+    scale : float
+        Training-time augmentation: every minibatch image is also scaled about its centre
+        by a factor drawn uniformly from ``[1 - scale, 1 + scale]`` (per image). 0 = off.
     silent_cost : float
         0: Mostafa's loss, where an output neuron that fires after ``z_nospike`` or never
         passes no gradient. ``> 0``: the label's neuron still learns when it is silent:
@@ -469,6 +478,8 @@ class TrainConfig:
     grid_steps: int = 0
     grid_output: bool = False
     shift: int = 0
+    rotate: float = 0.0
+    scale: float = 0.0
 
     def __post_init__(self):
         if not isinstance(self.epochs, (int, np.integer)) or self.epochs < 0:
@@ -493,6 +504,10 @@ class TrainConfig:
         if not isinstance(self.shift, (int, np.integer)) or isinstance(self.shift, bool) \
                 or self.shift < 0:
             raise ValueError(f"shift must be an integer >= 0, not {self.shift!r}")
+        if not 0 <= self.rotate <= 180:
+            raise ValueError(f"rotate must be in [0, 180] degrees, not {self.rotate!r}")
+        if not 0 <= self.scale < 1:
+            raise ValueError(f"scale must be in [0, 1), not {self.scale!r}")
         if self.late_target and not self.late > 0:
             raise ValueError(f"late_target needs a starting late > 0, not {self.late!r}")
         for name in ("weight_sum_cost", "early", "weight_decay", "jitter", "late", "late_target",
@@ -638,6 +653,40 @@ def shift_images(z, shift, rng):
     return out.reshape(b, n)
 
 
+def distort_images(z, rng, *, shift=0, rotate=0.0, scale=0.0):
+    """Images ``z`` (``(batch, side * side)``, row-major) each turned about its centre by an
+    angle drawn uniformly from ``[-rotate, rotate]`` degrees, scaled about it by a factor from
+    ``[1 - scale, 1 + scale]`` and moved by a whole number of pixels in ``[-shift, shift]``
+    along each axis (all drawn from ``rng``, per image). Each output pixel takes the value of
+    the nearest source pixel (the values are spike times: nothing is interpolated); pixels
+    whose source lies outside the image are ``inf`` (no spike)."""
+    b, n = z.shape
+    side = int(round(np.sqrt(n)))
+    if side * side != n:
+        raise ValueError(f"distort_images needs square images, not {n} inputs")
+    if not 0 <= rotate <= 180 or not 0 <= scale < 1 or shift < 0:
+        raise ValueError(f"need rotate in [0, 180], scale in [0, 1), shift >= 0, not "
+                         f"{rotate!r}, {scale!r}, {shift!r}")
+    if b == 0 or (rotate == 0 and scale == 0 and shift == 0):
+        return z
+    theta = np.deg2rad(rng.uniform(-rotate, rotate, size=b))
+    factor = 1.0 + rng.uniform(-scale, scale, size=b)
+    d = rng.integers(-shift, shift + 1, size=(b, 2))              # (dy, dx): content moves by it
+    c = (side - 1) / 2.0
+    ar = np.arange(side) - c
+    oy = ar[None, :, None] - d[:, 0, None, None]                  # (b, side, 1)
+    ox = ar[None, None, :] - d[:, 1, None, None]                  # (b, 1, side)
+    cos = (np.cos(theta) / factor)[:, None, None]
+    sin = (np.sin(theta) / factor)[:, None, None]
+    # the inverse map: the source of output pixel o is R(-theta) o / factor
+    sy = np.floor(cos * oy - sin * ox + c + 0.5).astype(np.int64)
+    sx = np.floor(sin * oy + cos * ox + c + 0.5).astype(np.int64)
+    inside = (sy >= 0) & (sy < side) & (sx >= 0) & (sx < side)
+    src = np.where(inside, sy * side + sx, 0)
+    out = np.take_along_axis(z, src.reshape(b, n), axis=1)
+    return np.where(inside.reshape(b, n), out, np.inf)
+
+
 def train(net, z_train, y_train, cfg=TrainConfig(), *, callback=None, epoch_callback=None,
           info=None):
     """Train ``net`` in place with Adam; returns the per-epoch mean training loss.
@@ -666,7 +715,10 @@ def train(net, z_train, y_train, cfg=TrainConfig(), *, callback=None, epoch_call
         for bi in range(n_batches):
             idx = perm[bi * cfg.batch_size:(bi + 1) * cfg.batch_size]
             zb = z_train[idx]
-            if cfg.shift:
+            if cfg.rotate or cfg.scale:
+                zb = distort_images(zb, rng, shift=cfg.shift, rotate=cfg.rotate,
+                                    scale=cfg.scale)
+            elif cfg.shift:
                 zb = shift_images(zb, cfg.shift, rng)
             if cfg.jitter:
                 noise = np.exp(rng.normal(0.0, cfg.jitter, size=zb.shape))

@@ -113,6 +113,12 @@ def add_parser(subparsers):
     p.add_argument("--shift", type=non_negative_int, default=None,
                    help="augmentation: move every training image by up to this many pixels "
                         "along each axis (default: 0)")
+    p.add_argument("--rotate", type=number_in("[0, 180]"), default=None, metavar="DEG",
+                   help="augmentation: turn every training image about its centre by a random "
+                        "angle in [-DEG, DEG] degrees (nearest pixel; default: 0)")
+    p.add_argument("--scale", type=number_in("[0, 1)"), default=None, metavar="FRAC",
+                   help="augmentation: scale every training image about its centre by a random "
+                        "factor in [1 - FRAC, 1 + FRAC] (default: 0)")
     p.add_argument("--checkpoint", action="store_true",
                    help="after every epoch, write the model file so far (atomically) to the "
                         "output file (with --val: the weights --keep chooses so far); without "
@@ -324,7 +330,7 @@ def run(args):
         return run_sign(args, default_encoding=DEFAULTS[args.dataset][0])
     overrides = {name: getattr(args, name) for name in
                  ("epochs", "lr_decay", "dropout", "late", "late_target", "softmax_scale",
-                  "shift")
+                  "shift", "rotate", "scale")
                  if getattr(args, name) is not None}
     encoding, cfg, discrete = configs_for(
         args.dataset, encoding=args.encoding, threshold=args.threshold, timesteps=args.timesteps,

@@ -111,8 +111,8 @@ def test_validation_split_chooses_the_epoch_and_leaves_the_test_split_to_the_end
 
     model = tmp_path / "v.npz"
     code = main(["train", "ttfs", "--dataset", "digits", "--hidden", "8", "--epochs", "3",
-                 "--val", "300", "--val-seed", "2", "--shift", "1", "-o", str(model), "--quiet",
-                 "--checkpoint"])
+                 "--val", "300", "--val-seed", "2", "--shift", "1", "--rotate", "10",
+                 "--scale", "0.1", "-o", str(model), "--quiet", "--checkpoint"])
     captured = capsys.readouterr()
     assert code == 0, captured.out + captured.err
     lines = [l for l in captured.err.splitlines() if l.startswith("epoch ")]
@@ -123,6 +123,7 @@ def test_validation_split_chooses_the_epoch_and_leaves_the_test_split_to_the_end
     assert (v["samples"], v["seed"], v["keep"]) == (300, 2, "best")
     assert m.training["train_samples"] == 1437 - 300
     assert m.training["config"]["shift"] == 1
+    assert (m.training["config"]["rotate"], m.training["config"]["scale"]) == (10.0, 0.1)
     accs = [row["discrete_accuracy"] for row in v["curve"]]
     assert [row["epoch"] for row in v["curve"]] == [1, 2, 3]
     assert v["best_epoch"] == 1 + int(np.argmax(accs)) == v["epochs_kept"]

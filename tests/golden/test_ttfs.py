@@ -422,6 +422,72 @@ def test_shift_images_moves_each_image_within_the_bound():
         ttfs.shift_images(np.ones((2, 10)), 1, rng)
 
 
+def test_distort_images_turns_and_scales_about_the_centre():
+    side, r, rotate, scale = 21, 9, 30.0, 0.3
+    c = side // 2
+    z = np.full((300, side, side), np.inf)
+    z[:, c, c] = 0.5                       # the centre maps onto itself under every draw
+    z[:, c, c + r] = 1.5                   # one pixel r to the right of it
+    out = ttfs.distort_images(z.reshape(300, -1), np.random.default_rng(3), rotate=rotate,
+                              scale=scale).reshape(300, side, side)
+    assert np.all(out[:, c, c] == 0.5)
+    angles, dists = [], []
+    for img in out:
+        assert set(np.unique(img[np.isfinite(img)])) <= {0.5, 1.5}     # nearest pixel only
+        ys, xs = np.nonzero(img == 1.5)
+        if len(ys) == 0:
+            continue                       # shrinking by nearest pixel may skip the pixel
+        dy, dx = ys.mean() - c, xs.mean() - c
+        angles.append(np.degrees(np.arctan2(dy, dx)))
+        dists.append(np.hypot(dy, dx))
+    angles, dists = np.array(angles), np.array(dists)
+    assert len(angles) > 200
+    slack = np.degrees(1.0 / (r * (1 - scale)))                       # one pixel of rounding
+    assert np.all(np.abs(angles) <= rotate + slack)
+    assert angles.min() < -rotate / 2 and angles.max() > rotate / 2  # turned both ways
+    assert np.all((dists >= r * (1 - scale) - 1) & (dists <= r * (1 + scale) + 1))
+    assert dists.min() < r - 1.5 and dists.max() > r + 1.5           # scaled both ways
+    again = ttfs.distort_images(z.reshape(300, -1), np.random.default_rng(3), rotate=rotate,
+                                scale=scale)
+    assert np.array_equal(out.reshape(300, -1), again)
+
+
+def test_distort_images_shift_and_bad_values():
+    rng = np.random.default_rng(0)
+    z = np.full((400, 25), np.inf)
+    z[:, 12] = 1.0                                             # the centre pixel of 5 x 5
+    moved = ttfs.distort_images(z, rng, shift=2)
+    ys, xs = np.divmod(np.argmax(np.isfinite(moved), axis=1), 5)
+    assert np.all(np.isfinite(moved).sum(axis=1) == 1)
+    assert {(y - 2, x - 2) for y, x in zip(ys, xs)} == \
+        {(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)}
+    assert ttfs.distort_images(z, rng) is z
+    with pytest.raises(ValueError, match="square"):
+        ttfs.distort_images(np.ones((2, 10)), rng, rotate=5)
+    for bad in (dict(rotate=-1), dict(rotate=181), dict(scale=1.0), dict(shift=-1)):
+        with pytest.raises(ValueError, match="rotate in"):
+            ttfs.distort_images(z, rng, **bad)
+    for bad in (dict(rotate=-1.0), dict(rotate=200.0)):
+        with pytest.raises(ValueError, match="rotate must be in"):
+            ttfs.TrainConfig(**bad)
+    with pytest.raises(ValueError, match="scale must be in"):
+        ttfs.TrainConfig(scale=1.0)
+
+
+def test_training_with_distortion_is_deterministic_and_differs():
+    rng = np.random.default_rng(1)
+    z = _z(np.where(rng.random((64, 16)) < 0.4, 0.0, np.inf))
+    y = rng.integers(0, 3, 64)
+    nets = []
+    for kw in (dict(shift=1), dict(shift=1, rotate=20.0), dict(shift=1, rotate=20.0),
+               dict(shift=1, scale=0.2)):
+        net = ttfs.TTFSNetwork.create([16, 8, 3], seed=0, input_rate=0.4)
+        ttfs.train(net, z, y, ttfs.TrainConfig(epochs=2, batch_size=16, **kw))
+        nets.append(net.weights[0])
+    assert np.array_equal(nets[1], nets[2])
+    assert not np.allclose(nets[0], nets[1]) and not np.allclose(nets[0], nets[3])
+
+
 def test_training_with_shift_is_deterministic_and_differs():
     rng = np.random.default_rng(1)
     z = _z(np.where(rng.random((64, 16)) < 0.4, 0.0, np.inf))
