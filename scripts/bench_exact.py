@@ -6,8 +6,8 @@ bit (the decision and its step, spikes and lookups per layer, every neuron's spi
         --dataset mnist --data DIR --out bench_exact_out
 
 The images run in chunks (``--chunk``, one simulation each); every finished chunk's results
-are saved in ``OUT/<key>/<first>-<end>.npz`` (``key``: a hash of the network, lanes, timing
-and simulator), so an interrupted run picks up where it stopped, and a finished one prints
+are saved in ``OUT/<key>/<first>-<end>.npz`` (``key``: a hash of the network, lanes, timing,
+simulator and the hardware's sources, :func:`rtl_hash`), so an interrupted run picks up where it stopped, and a finished one prints
 its table again without simulating. Prints one line per chunk and a table: images, images
 where hardware = golden, the first disagreement (image, quantity, layer, neuron, values),
 the hardware's and the golden model's accuracy, cycles per classification (mean, max) and
@@ -50,8 +50,22 @@ def images_agree(hw, golden):
     return ok
 
 
-def _key(net, lanes, timing, sim):
+def rtl_hash():
+    """SHA-256 (first 16 hex digits) of the sources the simulated results depend on: every
+    module of ``spikegate.hdl`` and the TTFS test bench (``sim/ttfs_cocotb.py``,
+    ``sim/ttfs_tb.py``). Saved chunks are reused only while these are byte for byte the same."""
+    import spikegate.hdl
+    import spikegate.sim
+    files = sorted(Path(spikegate.hdl.__file__).parent.glob("*.py"))
+    files += [Path(spikegate.sim.__file__).parent / n for n in ("ttfs_cocotb.py", "ttfs_tb.py")]
     h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _key(net, lanes, timing, sim):
+    h = hashlib.sha256(rtl_hash().encode())
     for w in net.weights:
         h.update(np.ascontiguousarray(w, dtype=np.int64).tobytes())
     h.update(json.dumps({"sizes": list(net.sizes), "thetas": [int(t) for t in net.thetas],

@@ -12,6 +12,11 @@ from spikegate.scripts.cli import main as cli_main
 from spikegate.sim.ttfs_run import HardwareResult
 
 
+def small_net():
+    from spikegate.golden.sign_backprop import random_discrete_network
+    return random_discrete_network((6, 4, 3), seed=0, input_rate=0.5)
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "tiny.npz"
@@ -57,6 +62,16 @@ def test_chunks_saved_reused_and_checked(tiny_model, tmp_path):
     # Other lanes are another key: nothing reused
     other = run_exact(net, steps[:3], labels[:3], 2, chunk=4, out=tmp_path, log=logs.append)
     assert other["key"] != first["key"] and other["simulated_images"] == 3
+
+
+def test_key_follows_the_hardware_sources(monkeypatch):
+    from spikegate.scripts import bench_exact
+    net = small_net()
+    key = bench_exact._key(net, 4, None, None)
+    assert key == bench_exact._key(net, 4, None, None)
+    assert key != bench_exact._key(net, (4, 2), None, None)
+    monkeypatch.setattr(bench_exact, "rtl_hash", lambda: "another hdl/")
+    assert key != bench_exact._key(net, 4, None, None)
 
 
 def test_cli_table_and_errors(tiny_model, tmp_path, capsys):
