@@ -35,7 +35,8 @@ __all__ = ["main", "model_row"]
 
 #: Largest 8-bit weight count that fits an ECP5-85F on chip (issue 22).
 ECP5_85F_WEIGHTS = 426_000
-SETTINGS = ("epochs", "batch_size", "lr", "lr_decay", "dropout", "shift", "late_target",
+SETTINGS = ("epochs", "batch_size", "lr", "lr_decay", "dropout", "shift", "rotate", "scale",
+            "late_target",
             "silent_cost", "softmax_scale", "grid_steps", "grid_dt")
 
 
@@ -100,7 +101,9 @@ def format_table(rows):
             "-".join(map(str, r["sizes"])) + f" ({Path(r['file']).name})",
             f"{r['weights'] / 1000:.0f}k" + (" (over 85F)" if r["weights"] > ECP5_85F_WEIGHTS else ""),
             f"{r['epochs_done']} ep, batch {s['batch_size']}, lr decay {s['lr_decay']}, dropout "
-            f"{s['dropout']}, shift {s['shift'] or 0}, {s['grid_steps']} steps of {s['grid_dt']}",
+            f"{s['dropout']}, shift {s['shift'] or 0}"
+            + (f", turn {s['rotate']:g} deg, scale {s['scale']:g}" if s["rotate"] or s["scale"] else "")
+            + f", {s['grid_steps']} steps of {s['grid_dt']}",
             f"{100 * r['validation_kept']['discrete_accuracy']:.2f} % "
             f"({100 * r['validation_kept']['float_accuracy']:.2f} %), epoch {r['epoch_kept']}",
             f"{100 * r['test']['float_accuracy']:.2f} %",
