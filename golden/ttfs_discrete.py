@@ -65,7 +65,7 @@ __all__ = [
     "z_table", "quantize_layer", "times_to_steps", "ttfs_fires", "ttfs_accumulate",
     "ttfs_widths", "layer_fire_steps", "simulate", "spike_events", "QUIET_FACTORS",
     "QUIET_FACTORS_COARSE",
-    "quiet_horizons",
+    "quiet_horizons", "step0_thresholds", "step0_fire_steps",
 ]
 
 NO_SPIKE = -1
@@ -394,3 +394,35 @@ def quiet_horizons(config, factors=QUIET_FACTORS):
             h = int(ok[-1]) if len(ok) else 0
             out[i, k] = h if k + h < T - 1 else T - k
     return out
+
+
+def step0_thresholds(config, theta):
+    """Fire thresholds on ``acc_w`` of a layer whose every input arrives at step 0 (binary
+    input encoding: each pixel spikes at step 0 or never).
+
+    Such a neuron has ``acc_wz = z_0 * acc_w`` exactly (every input's ``w z_0``), so its
+    compare at step ``k``, ``z_k (acc_w - theta) >= z_0 acc_w``, is ``(z_k - z_0) acc_w >= z_k
+    theta``: for ``z_k > z_0`` it fires at ``k`` exactly when ``acc_w >= A_k = ceil(z_k theta /
+    (z_k - z_0))``, and never where ``z_k = z_0`` (step 0, and any step that ``z``'s rounding
+    leaves at ``z_0``). ``A_k`` does not increase with ``k`` (``z_k / (z_k - z_0)`` falls as
+    ``z_k`` grows), so a neuron's fire step is the first ``k`` with ``acc_w >= A_k``
+    (:func:`step0_fire_steps`): a comparison with a per-step constant instead of a product.
+    Returns an int64 array of length ``T``; -1 marks "never at this step"."""
+    if not isinstance(theta, (int, np.integer)) or not 1 <= theta <= THETA_MAX:
+        raise ValueError(f"theta must be an integer from 1 to {THETA_MAX}, not {theta!r}")
+    z = z_table(config)
+    gap = z - z[0]
+    a = np.full(len(z), -1, dtype=np.int64)
+    up = gap > 0
+    a[up] = -(-(z[up] * int(theta)) // gap[up])         # ceil, exact integers
+    return a
+
+
+def step0_fire_steps(acc_w, thresholds):
+    """Fire step of neurons whose inputs all arrived at step 0, from their ``acc_w`` and
+    :func:`step0_thresholds`: the first ``k`` with ``A_k >= 0`` and ``acc_w >= A_k``
+    (NO_SPIKE when there is none)."""
+    acc_w = np.asarray(acc_w, dtype=np.int64)
+    a = np.asarray(thresholds, dtype=np.int64)
+    ok = (a >= 0) & (acc_w[..., None] >= a)
+    return np.where(ok.any(-1), np.argmax(ok, axis=-1), NO_SPIKE).astype(np.int32)

@@ -176,3 +176,41 @@ def test_network_errors():
         simulate(net, np.zeros((2, 5), np.int32))
     with pytest.raises(ValueError, match="input steps"):
         simulate(net, np.full((1, 3), 64, np.int32))
+
+
+@pytest.mark.parametrize("config", [DiscreteConfig(), DiscreteConfig(64, 1 / 8),
+                                    DiscreteConfig(32, 1 / 8, 0), DiscreteConfig(200, 1 / 64, 3),
+                                    DiscreteConfig(16, 0.5, 12)])
+def test_step0_thresholds_give_the_compare_s_fire_step(config):
+    """Every acc_w around every threshold, every step: the first k with acc_w >= A_k is the
+    first k where z_k (acc_w - theta) >= z_0 acc_w (the compare with acc_wz = z_0 acc_w)."""
+    from spikegate.golden.ttfs_discrete import step0_fire_steps, step0_thresholds
+    z = z_table(config)
+    rng = np.random.default_rng(config.timesteps)
+    for theta in (1, 2, 3, 37, 127, 1000, 4095):
+        a = step0_thresholds(config, theta)
+        assert a[0] == -1 and np.all(np.diff(a[a >= 0]) <= 0)
+        near = np.unique(np.concatenate([a[a >= 0] + d for d in (-1, 0, 1)]))
+        acc_w = np.concatenate([near, rng.integers(-2000, 100_000, 200), [0, theta, -1]])
+        want = np.full(len(acc_w), NO_SPIKE)
+        for k in range(config.timesteps - 1, -1, -1):
+            fires = ttfs_fires(z[k], acc_w, z[0] * acc_w, theta)
+            want = np.where(fires, k, want)
+        assert np.array_equal(step0_fire_steps(acc_w, a), want), theta
+
+
+def test_step0_fire_steps_equal_the_layer_s_on_binary_inputs():
+    from spikegate.golden.ttfs_discrete import (layer_fire_steps, step0_fire_steps,
+                                                step0_thresholds)
+    rng = np.random.default_rng(4)
+    config = DiscreteConfig(64, 1 / 8)
+    w = rng.integers(-100, 128, (784, 40)).astype(np.int8)
+    x = rng.random((50, 784)) < 0.13
+    steps = np.where(x, 0, NO_SPIKE)
+    for theta in (200, 900, 3000):
+        got = step0_fire_steps(x.astype(np.int64) @ w.astype(np.int64),
+                               step0_thresholds(config, theta))
+        assert np.array_equal(got, layer_fire_steps(steps, w, theta, config))
+        assert 0 < np.mean(got != NO_SPIKE) < 1
+    with pytest.raises(ValueError, match="theta must be an integer from 1 to 4095"):
+        step0_thresholds(config, 0)
