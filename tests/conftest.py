@@ -7,6 +7,9 @@
   ``PATH`` the test is skipped with the reason, except under CI (the environment variable
   ``CI`` set, e.g. ``CI=true``, and not ``0`` / ``false`` / ``no``): there it fails, so that
   CI can never silently skip the Icarus runs (``.ci/run`` installs Icarus).
+* ``@pytest.mark.bench``: a benchmark-sized run (hours, e.g. the whole MNIST test set through
+  the Verilog): skipped with the reason unless pytest runs with ``--bench``. CI runs each
+  one's small sample instead.
 
 Test modules are imported with ``--import-mode=importlib`` (see ``pyproject.toml``), so two
 test modules may share a file name in different folders; import shared helpers from the
@@ -37,6 +40,20 @@ def pytest_generate_tests(metafunc):
         pytest.param("verilator", id="verilator"),
         pytest.param("icarus", id="icarus", marks=pytest.mark.requires_iverilog),
     ])
+
+
+def pytest_addoption(parser):
+    parser.addoption("--bench", action="store_true", default=False,
+                     help="also run the tests marked bench (benchmark-sized, hours)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--bench"):
+        return
+    skip = pytest.mark.skip(reason="a benchmark-sized run (hours): pytest --bench runs it")
+    for item in items:
+        if item.get_closest_marker("bench"):
+            item.add_marker(skip)
 
 
 def pytest_runtest_setup(item):

@@ -1,6 +1,9 @@
 """``bench_exact``: a test set through the classifier's Verilog in chunks, against golden (a
 CI-sized sample; the full MNIST test set is the benchmark's run, README)."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -86,3 +89,17 @@ def test_cli_table_and_errors(tiny_model, tmp_path, capsys):
     assert "file" in capsys.readouterr().err
     with pytest.raises(ValueError, match="chunk must be a positive integer"):
         run_exact(load_model(tiny_model).network(), np.zeros((1, 64), np.int64), [0], 4, chunk=0)
+
+
+@pytest.mark.bench
+def test_mnist_test_set_bit_exact_on_the_ulx3s_build(tmp_path):
+    """The ECP5-85F network (docs/models/mnist-456-T64.npz) on all 10,000 MNIST test images,
+    as the ULX3S builds it (registered weight banks, lanes (8, 8)): hardware = golden on
+    every image. ``SPIKEGATE_BENCH_OUT`` keeps its chunks between runs (it resumes)."""
+    data = os.environ.get("SPIKEGATE_DATA")
+    if not data:
+        pytest.skip("needs the MNIST IDX files: SPIKEGATE_DATA")
+    model = Path(__file__).resolve().parent.parent / "docs" / "models" / "mnist-456-T64.npz"
+    out = os.environ.get("SPIKEGATE_BENCH_OUT") or str(tmp_path)
+    assert main([str(model), "--board", "ulx3s", "--lanes", "8,8", "--dataset", "mnist",
+                 "--data", data, "--out", out]) == 0
