@@ -40,9 +40,13 @@ ULX3S = Timing.preset(4, quiet_factors=QUIET_FACTORS_COARSE, rb_register=True, g
 #: horizons: with them (57 groups in layer 0 of 784-456-10 at 8 lanes) the MNIST board top
 #: at d671641 reached 32.2 MHz at nextpnr seed 1, its critical path (31 ns) from layer 0's
 #: group wakes through a chain of comparators and the scheduler's jump into the lookup's
-#: command register; they save about 10 % of the cycles (scans) on MNIST.
+#: command register; they save about 10 % of the cycles (scans) on MNIST. With a register
+#: between the fire compare and the neuron-state write (``cut_before_write``, issue 22): at
+#: 8d93801 the critical path (14.3 ns) was layer 0's ``prod >= acc_wz`` into the state block
+#: RAM's write data (seed 2: into the fire-mask FIFO); the write and the fire masks now come
+#: from a register, for +0.5 cycles per MNIST image (5825.9 -> 5826.4, first 20 test images).
 ULX3S_BANKED = ULX3S.replace(weight_out_register=True, weight_bank_depth=4096,
-                             weight_bank_width=4, group_wake=False)
+                             weight_bank_width=4, group_wake=False, cut_before_write=True)
 
 #: The boards :func:`board_timing` knows.
 BOARD_NAMES = ("icebreaker", "ulx3s")

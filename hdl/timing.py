@@ -38,6 +38,15 @@ class Timing:
     cut_before_multiply
         A register stage before the multipliers (the state write is two cycles after the
         beat; rows of a layer with a single lane group are spaced by one idle cycle).
+    cut_before_write
+        A register stage between the fire compare (``z * (acc_w - theta) >= acc_wz``) and
+        the neuron-state write and the fire mask (the state is written three cycles after
+        the beat, the fire mask reaches the next layer a cycle later). Needs
+        ``cut_before_multiply`` and ``cut_after_multiply``: a beat two cycles after one of
+        the same group takes that beat's new ``acc_w`` and ``acc_wz`` at once (registers)
+        and its ``fired`` and ``step`` (the compare's) a cycle later, at the multiply stage,
+        from this stage's register; three cycles after, from this register at once. Rows
+        are spaced as without it (:attr:`row_distance`).
     late_weight_terms
         ``w * z`` and ``acc_w + w`` after the cut before the multipliers (the weight
         memory's read is then registered as it is).
@@ -90,6 +99,7 @@ class Timing:
     cut_after_multiply: bool = False
     cut_before_stats: bool = False
     cut_before_multiply: bool = False
+    cut_before_write: bool = False
     late_weight_terms: bool = False
     cut_quiet: bool = False
     command_slice: bool = False
@@ -108,6 +118,12 @@ class Timing:
             if f.name not in _NOT_BOOL and not isinstance(v, bool):
                 raise TypeError(f"Timing.{f.name} must be a bool, not {v!r}")
         self._check_banks()
+        if self.cut_before_write and not (self.cut_before_multiply and self.cut_after_multiply):
+            raise ValueError(f"Timing.cut_before_write=True needs cut_before_multiply and "
+                             f"cut_after_multiply (its forwarding fixes fired and step at the "
+                             f"multiply stage), not cut_before_multiply="
+                             f"{self.cut_before_multiply!r}, cut_after_multiply="
+                             f"{self.cut_after_multiply!r}")
         try:
             factors = tuple((int(n), int(d)) for n, d in self.quiet_factors)
         except (TypeError, ValueError):
@@ -165,8 +181,17 @@ class Timing:
 
     @property
     def write_distance(self):
-        """Register stages from a beat to its neuron-state write (0 to 2)."""
-        return int(self.cut_before_multiply) + int(self.cut_after_multiply)
+        """Register stages from a beat to its neuron-state write (0 to 3)."""
+        return (int(self.cut_before_multiply) + int(self.cut_after_multiply) +
+                int(self.cut_before_write))
+
+    @property
+    def row_distance(self):
+        """The fewest cycles between two beats of the same lane group (0 to 2): rows of a
+        layer with fewer groups are spaced by idle cycles. :attr:`write_distance`, but 2 with
+        ``cut_before_write`` (whose forwarding covers a beat two cycles after the one that
+        writes)."""
+        return self.write_distance - int(self.cut_before_write)
 
     @property
     def weight_rb_latency(self):
@@ -191,8 +216,9 @@ class Timing:
     def key(self):
         """A short stable text naming this object (for build directories)."""
         bits = "".join(str(int(getattr(self, f.name))) for f in dataclasses.fields(self)
-                       if f.name not in _NOT_BOOL)
+                       if f.name not in _NOT_BOOL + ("cut_before_write",))
         q = "".join(f"{n}{d}" for n, d in self.quiet_factors)
         banks = "" if self.weight_bank_depth is None else \
             f"b{self.weight_bank_depth}x{self.weight_bank_width or 0}"
-        return f"t{bits}q{q}{banks}"
+        write = "w" if self.cut_before_write else ""     # keys without it are unchanged
+        return f"t{bits}q{q}{banks}{write}"

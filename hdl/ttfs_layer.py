@@ -102,7 +102,10 @@ class TTFSLayer(wiring.Component):
         each cut adds a cycle of latency per pass and nothing else. With
         ``cut_after_multiply`` the state write is one cycle after the beat, with forwarding
         to the next row; with ``cut_before_multiply`` too it is two (rows of a layer with a
-        single lane group are spaced by one idle cycle). ``group_wake`` applies to layers of
+        single lane group are spaced by one idle cycle); with ``cut_before_write`` three,
+        forwarded in two parts (the new ``acc_w`` / ``acc_wz`` to the beat, ``fired`` /
+        ``step`` a cycle later to the multiply stage), the fire mask a cycle later, rows
+        spaced as without it. ``group_wake`` applies to layers of
         2 to :data:`~spikegate.hdl.lookup.MAX_MASKED_GROUPS` lane groups (:attr:`group_wake`
         tells); the others keep one layer-wide horizon. ``weight_out_register``,
         ``weight_bank_depth`` and ``weight_bank_width`` are the lookup's ``out_register``,
@@ -269,8 +272,14 @@ class TTFSLayer(wiring.Component):
         # Beat: the state read with the weights (forwarded from the write stage when that
         # writes the group this beat read one cycle before), ``acc_w - theta``, ``w * z``.
         st = Signal(data.ArrayLayout(self._state_layout, lk.lanes))
-        c2 = self._multiply(m, stages, st, theta, z)
-        c3 = self._write(m, stages, c2, st, wp, rp)
+        # With ``cut_before_write``: the write stage's registered new state, and whether the
+        # beat read a group whose compare runs now (its fired / step fixed a cycle later).
+        fwd = None
+        if self._timing.cut_before_write:
+            fwd = {"late": Signal(name="late_hit"),
+                   "new": Signal(data.ArrayLayout(self._state_layout, lk.lanes), name="w_new")}
+        c2 = self._multiply(m, stages, st, theta, z, fwd)
+        c3 = self._write(m, stages, c2, st, wp, rp, fwd)
         self._statistics(m, stages, c3)
         if self._group_wake:
             group_horizons(self, m, c3, stages, opts)
@@ -294,9 +303,10 @@ class TTFSLayer(wiring.Component):
         and masked scans start only when no pass is in flight. Returns the valid of the
         slice (for ``busy``), if any."""
         lk, t = self._lookup, self._timing
-        G, wdist = lk.groups, t.write_distance
+        G, wdist = lk.groups, t.row_distance
         # Rows reach the same lane group every ``G`` cycles. The state written ``wdist``
-        # cycles after a beat is forwarded to a beat read one cycle before the write; rows
+        # cycles after a beat is forwarded to a beat read one cycle before the write (with
+        # ``cut_before_write``, written a cycle later, to a beat two cycles before it); rows
         # closer than that (``G < wdist``) are spaced out by idle cycles.
         # Masked scans (``group_wake``) read the group wakes, so they start only when no pass
         # is in flight; they can revisit a group one cycle after the pass before it, so with
@@ -370,15 +380,19 @@ class TTFSLayer(wiring.Component):
         m.d.comb += [wz.eq(w * z), acc_w_new.eq(acc_w + w)]
         return {f"wz{l}": wz, f"acc_w_new{l}": acc_w_new}
 
-    def _multiply(self, m, stages, st, theta, z):
+    def _multiply(self, m, stages, st, theta, z, fwd=None):
         """The beat stage and, after ``cut_before_multiply``, the multiply stage: ``z *
-        (acc_w - theta)``, the new ``acc_wz``, the armed tests. Returns the values at the
-        write stage (after ``cut_after_multiply``)."""
+        (acc_w - theta)``, the new ``acc_wz``, the armed tests (with ``fwd``, the
+        ``cut_before_write`` forwarding, ``fired`` and ``step`` from the write register when
+        the beat's group was being compared). Returns the values at the write stage (after
+        ``cut_after_multiply``)."""
         lk, t, W = self._lookup, self._timing, self._widths
         beat = lk.beat
         ctrl = {"valid": beat.valid, "op": Value.cast(beat.op), "group": beat.group,
                 "first": beat.first, "last": beat.last}
         b = dict(ctrl)
+        if fwd is not None:
+            b["late"] = fwd["late"]
         for l in range(lk.lanes):
             s = st[l]
             w = beat.weights[l]
@@ -392,6 +406,15 @@ class TTFSLayer(wiring.Component):
                 b.update(self._weight_terms(m, l, w, s.acc_w, z))
 
         c1 = stages.cut(t.cut_before_multiply, "p1", b)
+        if fwd is not None:
+            c1 = dict(c1)
+            late = c1.pop("late")
+            for l in range(lk.lanes):
+                fired = Signal(name=f"fired_fwd{l}")
+                step = Signal.like(c1[f"step{l}"], name=f"step_fwd{l}")
+                m.d.comb += [fired.eq(Mux(late, fwd["new"][l].fired, c1[f"fired{l}"])),
+                             step.eq(Mux(late, fwd["new"][l].step, c1[f"step{l}"]))]
+                c1[f"fired{l}"], c1[f"step{l}"] = fired, step
         mstage = {k: v for k, v in c1.items() if not k.startswith("diff")}
         for l in range(lk.lanes):
             if t.late_weight_terms:
@@ -409,9 +432,10 @@ class TTFSLayer(wiring.Component):
             })
         return stages.cut(t.cut_after_multiply, "p2", mstage)
 
-    def _write(self, m, stages, c2, st, wp, rp):
+    def _write(self, m, stages, c2, st, wp, rp, fwd=None):
         """The write stage: the compare, the new state (forwarded to the beat that reads its
-        group), the fire mask, the learning lanes. Returns the statistics' stage values
+        group), the fire mask, the learning lanes; with ``fwd`` (``cut_before_write``) the
+        write and the fire mask a register stage later. Returns the statistics' stage values
         (after ``cut_before_stats``)."""
         lk, cfg = self._lookup, self._config
         L = lk.lanes
@@ -443,24 +467,55 @@ class TTFSLayer(wiring.Component):
                           f"acc_wz_new{l}": c2[f"acc_wz_new{l}"]})
         stats["fire_mask"] = fire_mask
         writes = state_op | is_clear
-        m.d.comb += [wp.addr.eq(c2["group"]), wp.data.eq(new), wp.en.eq(writes)]
-        if self._timing.write_distance:
-            hit = Signal()
-            m.d.comb += hit.eq(writes & (c2["group"] == lk.beat.group))
-            m.d.comb += st.eq(Mux(hit, new.as_value(), rp.data.as_value()))
+        w = {"valid": c2["valid"], "en": writes, "group": c2["group"], "new": new.as_value(),
+             "fire_valid": c2["valid"] & (fire_mask != 0), "fire_mask": fire_mask}
+        if fwd is None:
+            if self._timing.write_distance:
+                hit = Signal()
+                m.d.comb += hit.eq(writes & (c2["group"] == lk.beat.group))
+                m.d.comb += st.eq(Mux(hit, new.as_value(), rp.data.as_value()))
+            else:
+                m.d.comb += st.eq(rp.data)
         else:
-            m.d.comb += st.eq(rp.data)
+            w = stages.cut(True, "pw", w)
+            self._forward_late(m, c2, is_clear, writes, w, st, rp, fwd)
+        m.d.comb += [wp.addr.eq(w["group"]), wp.data.eq(w["new"]), wp.en.eq(w["en"])]
         if self._learning:
             from .learning import sign_update_lanes
             sign_update_lanes(self, m, st)
 
         # Fire masks for the next layer (from the write stage).
         m.d.comb += [
-            self.schedule.fire_valid.eq(c2["valid"] & (fire_mask != 0)),
-            self.schedule.fire.group.eq(c2["group"]),
-            self.schedule.fire.mask.eq(fire_mask),
+            self.schedule.fire_valid.eq(w["fire_valid"]),
+            self.schedule.fire.group.eq(w["group"]),
+            self.schedule.fire.mask.eq(w["fire_mask"]),
         ]
         return stages.cut(self._timing.cut_before_stats, "p3", stats)
+
+    def _forward_late(self, m, c2, is_clear, writes, w, st, rp, fwd):
+        """The beat's state with ``cut_before_write``: a group written now (the write
+        register ``w``) comes from that register; a group whose compare runs now (``c2``,
+        two cycles before) takes its new ``acc_w`` / ``acc_wz`` (registers) and, for now,
+        the old ``fired`` / ``step``, which the multiply stage replaces by the write
+        register's a cycle later (``fwd["late"]``). ``LEARN`` beats, which read ``fired`` /
+        ``step``, come after the classification's writes (the sequencer runs once the layers
+        are idle)."""
+        lk, T = self._lookup, self._config.timesteps
+        early = Signal(data.ArrayLayout(self._state_layout, lk.lanes), name="early")
+        for l in range(lk.lanes):
+            with m.If(is_clear):
+                m.d.comb += [early[l].acc_w.eq(0), early[l].acc_wz.eq(0),
+                             early[l].fired.eq(0), early[l].step.eq(T)]
+            with m.Else():
+                m.d.comb += [early[l].acc_w.eq(c2[f"acc_w_new{l}"]),
+                             early[l].acc_wz.eq(c2[f"acc_wz_new{l}"]),
+                             early[l].fired.eq(c2[f"fired{l}"]), early[l].step.eq(c2[f"step{l}"])]
+        hit2, hitw = Signal(name="hit_compare"), Signal(name="hit_write")
+        m.d.comb += [hit2.eq(writes & (c2["group"] == lk.beat.group)),
+                     hitw.eq(w["en"] & (w["group"] == lk.beat.group)),
+                     fwd["late"].eq(hit2), fwd["new"].eq(w["new"]),
+                     st.eq(Mux(hit2, early.as_value(),
+                               Mux(hitw, w["new"], rp.data.as_value())))]
 
     def _statistics(self, m, stages, c3):
         """The step's first spike and the spike and scan counts."""

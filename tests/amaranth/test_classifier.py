@@ -185,6 +185,34 @@ def test_weight_banks_match_golden(pipeline, lanes, depth, width, group_wake):
         f"{context}: banks change the cycles of the weight register"
 
 
+# The register before the state write (``cut_before_write``, boards.timing.ULX3S_BANKED's):
+# lanes 4 and 2 give layers of 2 and 3 groups (beats two and three cycles after the write of
+# their group: both forwarding paths, the late fired / step and the registered state), 8 a
+# single group (rows spaced), 1 many; level 3 and 4 with group wakes (masked scans), 5, and
+# the MNIST build's banks. Cycles: never fewer than without (the write and the fire masks
+# come a cycle later; a pass ends a cycle later).
+@pytest.mark.parametrize("pipeline, lanes, options", [
+    (4, 4, {}), (4, 2, {"group_wake": True}), (4, 8, {}), (3, 1, {}), (3, (4, 2), {}),
+    (5, (3, 2), {}),
+    (4, (4, 2), {"weight_out_register": True, "weight_bank_depth": 16, "weight_bank_width": 4,
+                 "rb_register": True, "quiet_factors": QUIET_FACTORS_COARSE}),
+])
+@pytest.mark.parametrize("sizes", [(20, 12, 5), (9, 16, 7, 4)])
+def test_cut_before_write_matches_golden(pipeline, lanes, options, sizes):
+    seed = 900 + 10 * pipeline + len(sizes)
+    if not isinstance(lanes, int) and len(lanes) != len(sizes) - 1:
+        lanes = lanes + lanes[-1:]          # one more weight layer: its lanes as the last's
+    net, images = random_case(seed, sizes)
+    context = f"seed {seed}, lanes {lanes}, sizes {sizes}, pipeline {pipeline}, {options}"
+    results, traces = run_images(net, images, lanes, pipeline=pipeline, cut_before_write=True,
+                                 **options)
+    g = check_against_golden(net, images, results, traces, context + ", cut_before_write")
+    assert (g.decision >= 0).any(), "the case should exercise decisions"
+    base, _ = run_images(net, images, lanes, trace=False, pipeline=pipeline, **options)
+    extra = [r["cycles"] - b["cycles"] for r, b in zip(results, base)]
+    assert min(extra) >= 0, f"{context}: cycles {extra} more than without cut_before_write"
+
+
 @pytest.mark.parametrize("pipeline", [0, 5])
 def test_random_stalls_change_only_cycles(pipeline):
     net, images = random_case(7, (20, 12, 5))

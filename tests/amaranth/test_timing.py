@@ -102,6 +102,28 @@ def test_weight_banks_latency_key_and_layers():
     rtlil.convert(clf)      # and it elaborates
 
 
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_cut_before_write_needs_both_multiply_cuts(level):
+    t = Timing.preset(level)
+    with pytest.raises(ValueError, match=(
+            f"cut_before_write=True needs cut_before_multiply and cut_after_multiply.*"
+            f"not cut_before_multiply={t.cut_before_multiply}, "
+            f"cut_after_multiply={t.cut_after_multiply}")):
+        t.replace(cut_before_write=True)
+    with pytest.raises(TypeError, match="cut_before_write must be a bool, not 1"):
+        Timing.preset(4, cut_before_write=1)
+
+
+def test_cut_before_write_distances_and_key():
+    t = Timing.preset(4)
+    w = t.replace(cut_before_write=True)
+    assert (t.write_distance, t.row_distance) == (2, 2)
+    assert (w.write_distance, w.row_distance) == (3, 2)     # rows spaced as without it
+    assert Timing.preset(1).row_distance == 1
+    assert w.key() == t.key() + "w" and "cut_before_write=True" in w.describe()
+    assert Timing.preset(5, cut_before_write=True).key() != Timing.preset(5).key()
+
+
 def test_blocks_refuse_a_timing_that_is_not_one():
     with pytest.raises(TypeError, match="timing must be a Timing, not 4"):
         TTFSClassifier((4, 3, 2), [10, 10], 1, timing=4)
@@ -121,8 +143,10 @@ def test_board_presets():
         board_timing("arty")
     # The ULX3S MNIST builds (a weight memory deeper than one bank of 4096 words) get the
     # registered weight banks, without group wakes; the digits builds and the iCEBreaker not.
+    # ... and the register before the state write (issue 22: the fire compare was the path).
     assert ULX3S_BANKED == ULX3S.replace(weight_out_register=True, weight_bank_depth=4096,
-                                         weight_bank_width=4, group_wake=False)
+                                         weight_bank_width=4, group_wake=False,
+                                         cut_before_write=True)
     assert ULX3S_BANKED.rb_latency == 4
     assert board_timing("ulx3s-85F", (784, 456, 10), (8, 8)) is ULX3S_BANKED
     assert board_timing("ulx3s-25F", (784, 64, 10), [2, 2]) is ULX3S_BANKED
