@@ -45,8 +45,13 @@ ULX3S = Timing.preset(4, quiet_factors=QUIET_FACTORS_COARSE, rb_register=True, g
 #: 8d93801 the critical path (14.3 ns) was layer 0's ``prod >= acc_wz`` into the state block
 #: RAM's write data (seed 2: into the fire-mask FIFO); the write and the fire masks now come
 #: from a register, for +0.5 cycles per MNIST image (5825.9 -> 5826.4, first 20 test images).
+#: The critical path then (16.6 ns at nextpnr seed 1, 46a091a) went from the scheduler's input
+#: head through its wake test and decisions into layer 0's lookup command registers: a
+#: register slice on each layer's command stream (``command_slice``) separates them, for
+#: +12.4 cycles per image (5826.4 -> 5838.8).
 ULX3S_BANKED = ULX3S.replace(weight_out_register=True, weight_bank_depth=4096,
-                             weight_bank_width=4, group_wake=False, cut_before_write=True)
+                             weight_bank_width=4, group_wake=False, cut_before_write=True,
+                             command_slice=True)
 
 #: The boards :func:`board_timing` knows.
 BOARD_NAMES = ("icebreaker", "ulx3s")

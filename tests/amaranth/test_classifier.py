@@ -189,13 +189,16 @@ def test_weight_banks_match_golden(pipeline, lanes, depth, width, group_wake):
 # lanes 4 and 2 give layers of 2 and 3 groups (beats two and three cycles after the write of
 # their group: both forwarding paths, the late fired / step and the registered state), 8 a
 # single group (rows spaced), 1 many; level 3 and 4 with group wakes (masked scans), 5, and
-# the MNIST build's banks. Cycles: never fewer than without (the write and the fire masks
+# the MNIST build's banks (with and without the command slice). Cycles: never fewer than without (the write and the fire masks
 # come a cycle later; a pass ends a cycle later).
 @pytest.mark.parametrize("pipeline, lanes, options", [
     (4, 4, {}), (4, 2, {"group_wake": True}), (4, 8, {}), (3, 1, {}), (3, (4, 2), {}),
     (5, (3, 2), {}),
     (4, (4, 2), {"weight_out_register": True, "weight_bank_depth": 16, "weight_bank_width": 4,
                  "rb_register": True, "quiet_factors": QUIET_FACTORS_COARSE}),
+    (4, (4, 2), {"weight_out_register": True, "weight_bank_depth": 16, "weight_bank_width": 4,
+                 "rb_register": True, "quiet_factors": QUIET_FACTORS_COARSE,
+                 "command_slice": True}),       # boards.timing.ULX3S_BANKED
 ])
 @pytest.mark.parametrize("sizes", [(20, 12, 5), (9, 16, 7, 4)])
 def test_cut_before_write_matches_golden(pipeline, lanes, options, sizes):

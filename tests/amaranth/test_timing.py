@@ -146,7 +146,7 @@ def test_board_presets():
     # ... and the register before the state write (issue 22: the fire compare was the path).
     assert ULX3S_BANKED == ULX3S.replace(weight_out_register=True, weight_bank_depth=4096,
                                          weight_bank_width=4, group_wake=False,
-                                         cut_before_write=True)
+                                         cut_before_write=True, command_slice=True)
     assert ULX3S_BANKED.rb_latency == 4
     assert board_timing("ulx3s-85F", (784, 456, 10), (8, 8)) is ULX3S_BANKED
     assert board_timing("ulx3s-25F", (784, 64, 10), [2, 2]) is ULX3S_BANKED
