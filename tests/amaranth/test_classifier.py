@@ -243,7 +243,7 @@ def test_edge_cases():
         np.array([0] + [NO_SPIKE] * 9, np.int32),    # a single input
     ]
     results, traces = run_images(net, images, 4)
-    g = check_against_golden(net, images, results, traces, "edge cases")
+    check_against_golden(net, images, results, traces, "edge cases")
     assert results[0]["decided"] == 0 and results[0]["step"] == cfg.timesteps
     assert results[1]["decided"] == 1 and results[1]["klass"] == 1   # tie of 1 and 2
 
