@@ -360,7 +360,6 @@ def main(argv=None):
     report["model"] = str(model_path)
     report["training"] = model.training
     report["sizes"] = [int(s) for s in model.sizes]
-    fixed = model.network
 
     x, y = ds.x_test, ds.y_test
     if args.test_limit is not None:

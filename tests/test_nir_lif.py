@@ -8,7 +8,7 @@ import nir
 import numpy as np
 import pytest
 
-from spikegate.golden.ssgd import SSGDConfig, lif_forward, readout_forward
+from spikegate.golden.ssgd import SSGDConfig, lif_forward
 from spikegate.golden.ssgd_model_file import SSGDModelFile, load_ssgd_model, save_ssgd_model
 from spikegate.golden.ssgd_train_fixed import TrainFormat, hidden_forward
 from spikegate.scripts.cli import main
