@@ -29,6 +29,7 @@ from spikegate.golden import atomic
 from spikegate.golden.data import DATASETS, load_dataset
 from spikegate.golden.model_file import load_model
 from spikegate.golden.ttfs_discrete import simulate
+from spikegate.sim.tools import SIMULATORS
 
 from .args import existing_dir, existing_file, lanes as lanes_type, output_dir, positive_int
 
@@ -168,7 +169,8 @@ def main(argv=None):
     p.add_argument("--images", type=positive_int, default=None,
                    help="the first N test images (default: all)")
     p.add_argument("--chunk", type=positive_int, default=500, help="images per simulation")
-    p.add_argument("--sim", choices=("verilator", "icarus"), default=None)
+    p.add_argument("--sim", choices=SIMULATORS, default=None,
+                   help="simulator (default verilator)")
     p.add_argument("--out", type=output_dir, default="bench_exact_out",
                    help="chunk results and summary.json (default bench_exact_out)")
     args = p.parse_args(argv)
