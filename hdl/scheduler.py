@@ -399,8 +399,9 @@ class StepScheduler(wiring.Component):
                     self._start_step(self._k1, "STEP_START")
 
     def _image_states(self, m):
-        """IDLE (an image starts: clear the statistics and every layer's state) and CLEAR."""
-        r, layers = self._r, self.layers
+        """IDLE: an image starts; ``clear_stats`` clears the statistics and every layer's
+        state (lazily, in the layer: no pass) and the first step starts in the next cycle."""
+        r = self._r
         with m.State("IDLE"):
             m.d.comb += self.idle.eq(1)
             with m.If(self._in.valid):
@@ -414,13 +415,6 @@ class StepScheduler(wiring.Component):
                     # Registers, not constants: Yosys would put a constant into an
                     # ``always @*`` of constants only, which Icarus never runs (X results).
                     m.d.sync += [self._no_learning[0].eq(0), self._no_learning[1].eq(0)]
-                m.next = "CLEAR"
-        with m.State("CLEAR"):
-            for layer in layers:
-                m.d.comb += [layer.cmd.valid.eq(1), layer.cmd.payload.op.eq(TTFSOp.CLEAR)]
-            m.next = "CLEAR_WAIT"
-        with m.State("CLEAR_WAIT"):
-            with m.If(sum(layer.busy for layer in layers) == 0):
                 m.next = "STEP_START"
 
     def _end_states(self, m):

@@ -116,7 +116,9 @@ class TTFSLayer(wiring.Component):
     cmd, step, step_start, busy, fire_valid, fire, clear_stats, spikes, lookups, weights, trace
         The :class:`~spikegate.hdl.signatures.SpikingLayer` interface, with :class:`TTFSOp`
         op codes: ``ACCUMULATE`` a source's row (fire check fused), ``SCAN`` every neuron
-        (fire check only), ``CLEAR`` every neuron (new image). At most one fire beat per
+        (fire check only), ``CLEAR`` every neuron. ``clear_stats`` (an image's start, while
+        no pass runs) also clears every neuron, lazily, in no cycle: a group reads as cleared
+        until its first write, and the quiet horizons are reset. At most one fire beat per
         group and step. ``trace.step`` is ``timesteps`` for a neuron that did not fire; use
         ``trace`` and ``weights``' read-back only while no pass runs.
     step_fired, step_first : Out
@@ -189,9 +191,10 @@ class TTFSLayer(wiring.Component):
         step_bits = config.step_bits
         self._state_layout = neuron_state_layout(self._widths, step_bits)
         G = self._lookup.groups
+        cleared = [{"step": config.timesteps}] * lanes
+        self._cleared = data.ArrayLayout(self._state_layout, lanes).const(cleared)
         self.state_data = memory.MemoryData(
-            shape=data.ArrayLayout(self._state_layout, lanes), depth=G,
-            init=[[{"step": config.timesteps}] * lanes] * G)
+            shape=data.ArrayLayout(self._state_layout, lanes), depth=G, init=[cleared] * G)
         learn_ports = {}
         if self._learning:
             self.delta_data = memory.MemoryData(shape=data.ArrayLayout(signed(2), lanes), depth=G,
@@ -279,14 +282,31 @@ class TTFSLayer(wiring.Component):
         m.d.comb += self.schedule.busy.eq(lk.busy | Cat(*stages.valids).any() if stages.valids
                                  else lk.busy)
 
-        # Trace port.
+        # Trace port (a group not written since the image started reads as cleared).
         L = lk.lanes
         group, lane_now = lane_split(self.trace.addr, L)
         trace_lane = Signal(range(L))
+        trace_stale = Signal()
         m.d.comb += tp.addr.eq(group)
-        m.d.sync += trace_lane.eq(lane_now)
-        m.d.comb += self.trace.step.eq(Array(tp.data[l].step for l in range(L))[trace_lane])
+        m.d.sync += [trace_lane.eq(lane_now), trace_stale.eq(self._stale.bit_select(group, 1))]
+        m.d.comb += self.trace.step.eq(Mux(trace_stale, self._config.timesteps,
+                                           Array(tp.data[l].step for l in range(L))[trace_lane]))
         return m
+
+    def _lazy_clear(self, m, wp):
+        """The image start (``clear_stats``) clears every group lazily: a group reads as
+        cleared (``acc_w = acc_wz = 0``, not fired, ``step = timesteps``) until its first state
+        write of the image, so no ``CLEAR`` pass is needed. Returns the stale bit of the group
+        of the current beat."""
+        G = self._lookup.groups
+        self._stale = stale = Signal(G, name="stale")
+        with m.If(self.schedule.clear_stats):
+            m.d.sync += stale.eq((1 << G) - 1)
+        with m.Elif(wp.en):
+            m.d.sync += stale.bit_select(wp.addr, 1).eq(0)
+        beat_stale = Signal()
+        m.d.comb += beat_stale.eq(stale.bit_select(self._lookup.beat.group, 1))
+        return beat_stale
 
     def _command_path(self, m):
         """``cmd`` to the lookup: through a register slice (``command_slice``), and gated so
@@ -444,12 +464,13 @@ class TTFSLayer(wiring.Component):
         stats["fire_mask"] = fire_mask
         writes = state_op | is_clear
         m.d.comb += [wp.addr.eq(c2["group"]), wp.data.eq(new), wp.en.eq(writes)]
+        read = Mux(self._lazy_clear(m, wp), self._cleared.as_value(), rp.data.as_value())
         if self._timing.write_distance:
             hit = Signal()
             m.d.comb += hit.eq(writes & (c2["group"] == lk.beat.group))
-            m.d.comb += st.eq(Mux(hit, new.as_value(), rp.data.as_value()))
+            m.d.comb += st.eq(Mux(hit, new.as_value(), read))
         else:
-            m.d.comb += st.eq(rp.data)
+            m.d.comb += st.eq(read)
         if self._learning:
             from .learning import sign_update_lanes
             sign_update_lanes(self, m, st)

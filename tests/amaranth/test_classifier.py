@@ -487,3 +487,29 @@ def test_group_wake_is_refused_with_the_level_5_cuts():
             Timing.preset(5, group_wake=True, **change)
     Timing.preset(5, group_wake=True, command_slice=False, registered_head=False)
     Timing.preset(4, group_wake=True)
+
+
+# The image start clears every layer lazily (no CLEAR pass): a group reads as cleared until
+# it is first written in the image, for the neurons, the trace and the quiet horizons. An
+# image with no input after one that armed and fired many neurons: no spike in the trace,
+# and no scan (cycles: the image start, the step start that finds the input over with
+# nothing armed, the end marker); an image after the others gives the same result and
+# cycles as the first after reset. Lanes 1 (groups the later images never write; group wakes) and mixed.
+@pytest.mark.parametrize("pipeline", [0, 4])
+@pytest.mark.parametrize("lanes", [1, (3, 1)])
+def test_image_start_clears_lazily(pipeline, lanes):
+    net, images = random_case(41, (20, 12, 5), n_images=3)
+    empty = np.full(20, NO_SPIKE, np.int32)
+    late = np.full(20, NO_SPIKE, np.int32)
+    late[3] = 30
+    images = [images[0], empty, images[1], late, images[2], images[0]]
+    results, traces = run_images(net, images, lanes, pipeline=pipeline)
+    context = f"seed 41, lanes {lanes}, pipeline {pipeline}"
+    g = check_against_golden(net, images, results, traces, context)
+    assert g.spikes[0, 1] > 0 and g.spikes[3, 1] == 0, "the case should fire, then not"
+    assert results[1]["cycles"] == 3, f"{context}: an empty image took {results[1]['cycles']} cycles"
+    # Nothing of an image is left for the next, its cycles included: the first image again,
+    # and the late input after an image that left neurons armed, as after reset.
+    assert results[5] == results[0], f"{context}: {results[5]} after other images, {results[0]} first"
+    alone, _ = run_images(net, [late], lanes, pipeline=pipeline, trace=False)
+    assert results[3] == alone[0], f"{context}: {results[3]} after other images, {alone[0]} alone"
