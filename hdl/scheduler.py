@@ -191,8 +191,15 @@ class StepScheduler(wiring.Component):
 
     def _mask_registers(self, m):
         """Per later layer: the fire mask being issued, its group, whether one is held, and
-        its lowest lane."""
+        its lowest lane; and (``_entry_lanes``) the lowest lane of the FIFO's head entry and
+        the entry without it."""
         masks = []
+        self._entry_lanes = []
+        for l, (f, lay) in enumerate(self._fifos):
+            mask = Signal(self._lanes[l], name=f"entry_mask{l + 1}")
+            rest = Signal(self._lanes[l], name=f"entry_rest{l + 1}")
+            m.d.comb += [mask.eq(lay(f.r_data).mask), rest.eq(mask & (mask - 1))]
+            self._entry_lanes.append((lowest_set_bit(m, mask, f"entry_low{l + 1}"), rest))
         for l in range(1, len(self._sizes) - 1):
             L = self._lanes[l - 1]      # the fire masks come from the layer before
             cur_mask = Signal(L, name=f"cur_mask{l}")
@@ -366,6 +373,7 @@ class StepScheduler(wiring.Component):
             f, lay = self._fifos[l - 1]
             entry = lay(f.r_data)
             cur_mask, cur_group, have, low = self._masks[l - 1]
+            e_low, e_rest = self._entry_lanes[l - 1]
             with m.If(have):
                 m.d.comb += [layer.cmd.valid.eq(1),
                              layer.cmd.payload.op.eq(TTFSOp.ACCUMULATE),
@@ -374,8 +382,15 @@ class StepScheduler(wiring.Component):
                     m.d.sync += [cur_mask.eq(cur_mask & (cur_mask - 1)),
                                  have.eq((cur_mask & (cur_mask - 1)) != 0)]
             with m.Elif(f.r_rdy):
-                m.d.comb += f.r_en.eq(1)
-                m.d.sync += [cur_mask.eq(entry.mask), cur_group.eq(entry.group), have.eq(1)]
+                # The entry's lowest spike goes out straight from the FIFO's output register
+                # (no cycle to load the mask first); the rest of the mask is kept.
+                m.d.comb += [layer.cmd.valid.eq(1),
+                             layer.cmd.payload.op.eq(TTFSOp.ACCUMULATE),
+                             layer.cmd.payload.src.eq(entry.group * self._lanes[l - 1] + e_low)]
+                with m.If(layer.cmd.ready):
+                    m.d.comb += f.r_en.eq(1)
+                    m.d.sync += [cur_mask.eq(e_rest), cur_group.eq(entry.group),
+                                 have.eq(e_rest != 0)]
             with m.Elif(finished[l - 1] & quiet[l - 1] & (f.level == 0)):
                 m.d.comb += finished[l].eq(1)
                 m.d.sync += done[l].eq(1)

@@ -513,3 +513,39 @@ def test_image_start_clears_lazily(pipeline, lanes):
     assert results[5] == results[0], f"{context}: {results[5]} after other images, {results[0]} first"
     alone, _ = run_images(net, [late], lanes, pipeline=pipeline, trace=False)
     assert results[3] == alone[0], f"{context}: {results[3]} after other images, {alone[0]} alone"
+
+
+# A fire mask at the head of a fire-mask FIFO is issued in the cycle it appears there, its
+# lowest spike straight from the FIFO's output (no cycle to load it first), whenever the next
+# layer takes a command: in every such cycle the layer is offered a row. Lanes 4: masks of
+# several spikes; three weight layers: two FIFOs. Results as golden.
+@pytest.mark.parametrize("pipeline", [0, 5])
+def test_fire_masks_issue_from_the_fifo_head(pipeline):
+    net, images = random_case(23, (9, 16, 7, 4))
+    dut = TTFSClassifier.from_network(net, 4, timing=Timing.preset(pipeline))
+    results, checked = [], []
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sched = dut.scheduler
+
+    async def bench(ctx):
+        for steps in images:
+            for beat in image_beats(steps):
+                await stream_put(ctx, dut.i_stream, beat)
+            p = await stream_get(ctx, dut.o_stream)
+            results.append(result_dict(p, len(net.sizes)))
+
+    async def monitor(ctx):
+        async for _ in ctx.tick():
+            for j, (f, _) in enumerate(sched._fifos):
+                cmd = dut.layers[j + 1].schedule.cmd
+                if ctx.get(f.r_rdy) and ctx.get(cmd.ready):
+                    checked.append(j)
+                    assert ctx.get(cmd.valid), \
+                        f"pipeline {pipeline}: a fire mask waits at FIFO {j}'s head, layer ready"
+
+    sim.add_testbench(bench)
+    sim.add_testbench(monitor, background=True)
+    sim.run()
+    check_against_golden(net, images, results, None, f"seed 23, lanes 4, pipeline {pipeline}")
+    assert set(checked) == {0, 1}, f"pipeline {pipeline}: FIFO heads seen {sorted(set(checked))}"
