@@ -382,15 +382,18 @@ class StepScheduler(wiring.Component):
                     m.d.sync += [cur_mask.eq(cur_mask & (cur_mask - 1)),
                                  have.eq((cur_mask & (cur_mask - 1)) != 0)]
             with m.Elif(f.r_rdy):
-                # The entry's lowest spike goes out straight from the FIFO's output register
-                # (no cycle to load the mask first); the rest of the mask is kept.
-                m.d.comb += [layer.cmd.valid.eq(1),
+                # The entry's lowest spike is offered straight from the FIFO's output register
+                # (no cycle to load the mask first) while the entry is read into the mask
+                # register, less that spike when the layer takes it (the FIFO's read does not
+                # wait for the layer: its control is the same as without the offer).
+                m.d.comb += [f.r_en.eq(1), layer.cmd.valid.eq(1),
                              layer.cmd.payload.op.eq(TTFSOp.ACCUMULATE),
                              layer.cmd.payload.src.eq(entry.group * self._lanes[l - 1] + e_low)]
+                m.d.sync += cur_group.eq(entry.group)
                 with m.If(layer.cmd.ready):
-                    m.d.comb += f.r_en.eq(1)
-                    m.d.sync += [cur_mask.eq(e_rest), cur_group.eq(entry.group),
-                                 have.eq(e_rest != 0)]
+                    m.d.sync += [cur_mask.eq(e_rest), have.eq(e_rest != 0)]
+                with m.Else():
+                    m.d.sync += [cur_mask.eq(entry.mask), have.eq(1)]
             with m.Elif(finished[l - 1] & quiet[l - 1] & (f.level == 0)):
                 m.d.comb += finished[l].eq(1)
                 m.d.sync += done[l].eq(1)

@@ -297,15 +297,18 @@ class TTFSLayer(wiring.Component):
         """The image start (``clear_stats``) clears every group lazily: a group reads as
         cleared (``acc_w = acc_wz = 0``, not fired, ``step = timesteps``) until its first state
         write of the image, so no ``CLEAR`` pass is needed. Returns the stale bit of the group
-        of the current beat."""
+        of the current beat, a register taken at the issue with the state read (and, as that
+        read, seeing a write in the same cycle): no multiplexer over the groups' bits between
+        the state memory and the arithmetic."""
         G = self._lookup.groups
+        issue = self._lookup.beat.issue_group
         self._stale = stale = Signal(G, name="stale")
         with m.If(self.schedule.clear_stats):
             m.d.sync += stale.eq((1 << G) - 1)
         with m.Elif(wp.en):
             m.d.sync += stale.bit_select(wp.addr, 1).eq(0)
         beat_stale = Signal()
-        m.d.comb += beat_stale.eq(stale.bit_select(self._lookup.beat.group, 1))
+        m.d.sync += beat_stale.eq(stale.bit_select(issue, 1) & ~(wp.en & (wp.addr == issue)))
         return beat_stale
 
     def _command_path(self, m):

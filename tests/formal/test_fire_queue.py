@@ -288,8 +288,9 @@ MUTATIONS = {
     # The step ends with fire masks still queued: they are read in the next step.
     "step_ends_early": ("_step_state", "quiet[l - 1] & (f.level == 0)", "quiet[l - 1]",
                         ((2, 4, 3), (2, 1)), True, ("none_lost0",)),
-    # Only the lowest lane of each fire mask is issued: the other spikes are lost.
-    "drops_lanes": ("_step_state", "have.eq((cur_mask & (cur_mask - 1)) != 0)", "have.eq(0)",
+    # Only the lowest lane of each fire mask is issued (from the FIFO's head): the other
+    # spikes are lost.
+    "drops_lanes": ("_step_state", "have.eq(e_rest != 0)", "have.eq(0)",
                     ((2, 4, 3), (2, 1)), True, ("none_lost0",)),
     # The next mask is read while one is being issued: its remaining spikes are lost.
     "reads_while_issuing": ("_step_state", "with m.Elif(f.r_rdy):", "with m.If(f.r_rdy):",
