@@ -15,8 +15,11 @@ __all__ = ["ICEBREAKER", "ULX3S", "ULX3S_BANKED", "BOARD_NAMES", "board_timing",
 #: it fits, 4866 LCs, but clocks at 16.4 MHz: the one-cycle neuron update is the critical
 #: path). The network of ``spikegate synth``'s default: 4515 LCs, 30.56 MHz at nextpnr seed 1
 #: (29.65 / 29.87 at seeds 2 / 3). Per-group quiet horizons are off: they do not combine with
-#: the quiet-test cut (and at level 0 they needed 5834 LCs).
-ICEBREAKER = Timing.preset(5, quiet_factors=QUIET_FACTORS_COARSE, rb_register=True)
+#: the quiet-test cut (and at level 0 they needed 5834 LCs). Without the lazy clear and the
+#: issue from the fire-mask FIFO's head (issue 22): with both, the digits build's Fmax fell
+#: from 31.08 / 29.40 / 30.56 to 28.53 / 27.64 / 29.53 MHz at nextpnr seeds 1-3.
+ICEBREAKER = Timing.preset(5, quiet_factors=QUIET_FACTORS_COARSE, rb_register=True,
+                           lazy_clear=False, head_issue=False)
 
 #: ULX3S (ECP5) builds: level 4 with the coarse quiet factors and the read-back registered.
 #: 85F, lanes 8, digits network: 78.8 / 82.3 / 78.8 MHz at nextpnr seeds 1 / 2 / 3 (57.6 MHz
@@ -51,7 +54,7 @@ ULX3S = Timing.preset(4, quiet_factors=QUIET_FACTORS_COARSE, rb_register=True, g
 #: +12.4 cycles per image (5826.4 -> 5838.8).
 ULX3S_BANKED = ULX3S.replace(weight_out_register=True, weight_bank_depth=4096,
                              weight_bank_width=4, group_wake=False, cut_before_write=True,
-                             command_slice=True)
+                             command_slice=True, lazy_clear=False, head_issue=False)
 
 #: The boards :func:`board_timing` knows.
 BOARD_NAMES = ("icebreaker", "ulx3s")

@@ -82,11 +82,14 @@ def layer_horizon(layer, m, c3, stages, opts):
     next_armed = Signal.like(layer.armed)
     m.d.comb += [next_until.eq(layer.quiet_until), next_until1.eq(until1),
                  next_armed.eq(layer.armed)]
-    with m.If(q_state):
+    if timing.lazy_clear:
+        # A CLEAR pass, or an image's start (``clear_stats``, the layer's lazy clear).
+        q_clear = q_clear | layer.schedule.clear_stats
+    with m.If(q_clear):
+        m.d.comb += [next_until.eq(0), next_until1.eq(1)]
+    with m.Elif(q_state):
         with m.If(q_last):
             m.d.comb += [next_until.eq(sel_until), next_until1.eq(sel_wake)]
-    with m.Elif(q_clear):
-        m.d.comb += [next_until.eq(0), next_until1.eq(1)]
 
     with m.If(q_clear):
         m.d.comb += next_armed.eq(0)
@@ -184,22 +187,23 @@ def group_horizons(layer, m, c3, stages, opts):
         delta = _armed_change(c3, L)
         m.d.comb += opt.eq(opts[1][beat_min])
     c3_state, c3_clear = stages.ops(c3, "ACCUMULATE", "SCAN"), stages.ops(c3, "CLEAR")
+    image_start = layer.schedule.clear_stats if layer.timing.lazy_clear else 0
     gwake = [Signal(range(T + 1), init=T, name=f"group_wake{g}") for g in range(G)]
     new = Signal(range(T + 1))
     m.d.comb += new.eq(Mux(~group_armed | (opt >= T), T, opt))
     for g in range(G):
-        with m.If(c3["group"] == g):
-            with m.If(c3_clear):
-                m.d.sync += gwake[g].eq(T)
-            with m.Elif(c3_state):
-                m.d.sync += gwake[g].eq(new)
+        # A CLEAR pass, or an image's start (``clear_stats``, the layer's lazy clear).
+        with m.If(image_start | (c3_clear & (c3["group"] == g))):
+            m.d.sync += gwake[g].eq(T)
+        with m.Elif(c3_state & (c3["group"] == g)):
+            m.d.sync += gwake[g].eq(new)
         m.d.comb += lk.beat.group_en[g].eq(gwake[g] <= layer.schedule.step)
     wake = min_tree(m, gwake, "wake_min")
     m.d.comb += [layer.schedule.wake.eq(wake), layer.quiet_until.eq(wake - 1)]
 
     next_armed = Signal.like(layer.armed)
     m.d.comb += next_armed.eq(layer.armed)
-    with m.If(c3_clear):
+    with m.If(c3_clear | image_start):
         m.d.comb += next_armed.eq(0)
     with m.Elif(c3_state):
         m.d.comb += next_armed.eq(layer.armed + delta)

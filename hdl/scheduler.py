@@ -191,8 +191,15 @@ class StepScheduler(wiring.Component):
 
     def _mask_registers(self, m):
         """Per later layer: the fire mask being issued, its group, whether one is held, and
-        its lowest lane."""
+        its lowest lane; and (``_entry_lanes``) the lowest lane of the FIFO's head entry and
+        the entry without it."""
         masks = []
+        self._entry_lanes = []
+        for l, (f, lay) in enumerate(self._fifos if self._timing.head_issue else ()):
+            mask = Signal(self._lanes[l], name=f"entry_mask{l + 1}")
+            rest = Signal(self._lanes[l], name=f"entry_rest{l + 1}")
+            m.d.comb += [mask.eq(lay(f.r_data).mask), rest.eq(mask & (mask - 1))]
+            self._entry_lanes.append((lowest_set_bit(m, mask, f"entry_low{l + 1}"), rest))
         for l in range(1, len(self._sizes) - 1):
             L = self._lanes[l - 1]      # the fire masks come from the layer before
             cur_mask = Signal(L, name=f"cur_mask{l}")
@@ -366,6 +373,7 @@ class StepScheduler(wiring.Component):
             f, lay = self._fifos[l - 1]
             entry = lay(f.r_data)
             cur_mask, cur_group, have, low = self._masks[l - 1]
+            e_low, e_rest = self._entry_lanes[l - 1] if self._timing.head_issue else (None, None)
             with m.If(have):
                 m.d.comb += [layer.cmd.valid.eq(1),
                              layer.cmd.payload.op.eq(TTFSOp.ACCUMULATE),
@@ -375,7 +383,22 @@ class StepScheduler(wiring.Component):
                                  have.eq((cur_mask & (cur_mask - 1)) != 0)]
             with m.Elif(f.r_rdy):
                 m.d.comb += f.r_en.eq(1)
-                m.d.sync += [cur_mask.eq(entry.mask), cur_group.eq(entry.group), have.eq(1)]
+                if self._timing.head_issue:
+                    # The entry's lowest spike is offered straight from the FIFO's output
+                    # register (no cycle to load the mask first) while the entry is read into
+                    # the mask register, less that spike when the layer takes it (the FIFO's
+                    # read does not wait for the layer: its control is the same as without
+                    # the offer).
+                    m.d.comb += [layer.cmd.valid.eq(1),
+                                 layer.cmd.payload.op.eq(TTFSOp.ACCUMULATE),
+                                 layer.cmd.payload.src.eq(entry.group * self._lanes[l - 1] + e_low)]
+                    m.d.sync += cur_group.eq(entry.group)
+                    with m.If(layer.cmd.ready):
+                        m.d.sync += [cur_mask.eq(e_rest), have.eq(e_rest != 0)]
+                    with m.Else():
+                        m.d.sync += [cur_mask.eq(entry.mask), have.eq(1)]
+                else:
+                    m.d.sync += [cur_mask.eq(entry.mask), cur_group.eq(entry.group), have.eq(1)]
             with m.Elif(finished[l - 1] & quiet[l - 1] & (f.level == 0)):
                 m.d.comb += finished[l].eq(1)
                 m.d.sync += done[l].eq(1)
@@ -399,8 +422,12 @@ class StepScheduler(wiring.Component):
                     self._start_step(self._k1, "STEP_START")
 
     def _image_states(self, m):
-        """IDLE (an image starts: clear the statistics and every layer's state) and CLEAR."""
+        """IDLE: an image starts; ``clear_stats`` clears the statistics and every layer's
+        state: with the timing's ``lazy_clear`` in the layers, in no cycle (the first step
+        starts in the next cycle), else by a ``CLEAR`` pass of every layer (states CLEAR and
+        CLEAR_WAIT)."""
         r, layers = self._r, self.layers
+        lazy = self._timing.lazy_clear
         with m.State("IDLE"):
             m.d.comb += self.idle.eq(1)
             with m.If(self._in.valid):
@@ -414,14 +441,15 @@ class StepScheduler(wiring.Component):
                     # Registers, not constants: Yosys would put a constant into an
                     # ``always @*`` of constants only, which Icarus never runs (X results).
                     m.d.sync += [self._no_learning[0].eq(0), self._no_learning[1].eq(0)]
-                m.next = "CLEAR"
-        with m.State("CLEAR"):
-            for layer in layers:
-                m.d.comb += [layer.cmd.valid.eq(1), layer.cmd.payload.op.eq(TTFSOp.CLEAR)]
-            m.next = "CLEAR_WAIT"
-        with m.State("CLEAR_WAIT"):
-            with m.If(sum(layer.busy for layer in layers) == 0):
-                m.next = "STEP_START"
+                m.next = "STEP_START" if lazy else "CLEAR"
+        if not lazy:
+            with m.State("CLEAR"):
+                for layer in layers:
+                    m.d.comb += [layer.cmd.valid.eq(1), layer.cmd.payload.op.eq(TTFSOp.CLEAR)]
+                m.next = "CLEAR_WAIT"
+            with m.State("CLEAR_WAIT"):
+                with m.If(sum(layer.busy for layer in layers) == 0):
+                    m.next = "STEP_START"
 
     def _end_states(self, m):
         """DRAIN (the rest of the image's events), LEARN (the learning sequencer runs) and

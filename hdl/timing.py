@@ -23,6 +23,11 @@ PRESET_LEVELS = (0, 1, 2, 3, 4, 5)
 #: The fields of :class:`Timing` that are not ``bool``.
 _NOT_BOOL = ("weight_bank_depth", "weight_bank_width", "quiet_factors")
 
+#: Fields that :meth:`Timing.key` writes as a letter (field, letter, the value it marks).
+_SUFFIXED_KEYS = (("cut_before_write", "w", True), ("lazy_clear", "L", True),
+                  ("head_issue", "H", True))
+_SUFFIXED = tuple(name for name, _, _ in _SUFFIXED_KEYS)
+
 
 @dataclasses.dataclass(frozen=True)
 class Timing:
@@ -94,6 +99,17 @@ class Timing:
     quiet_factors : tuple of (n, d)
         The scan scheduler's quiet factors ``n / 2**d``
         (:func:`~spikegate.golden.ttfs_discrete.quiet_horizons`): a comparator per lane each.
+    lazy_clear
+        An image's start clears every layer in no cycle instead of a ``CLEAR`` pass over its
+        groups: a stale bit per lane group (a register per group), taken with the state read
+        at the issue; a group reads as cleared until its first write of the image
+        (:class:`~spikegate.hdl.ttfs_layer.TTFSLayer`). Saves ``groups + 3`` cycles or so an
+        image.
+    head_issue
+        A fire mask at the head of a fire-mask FIFO offers its lowest spike's row to the next
+        layer straight from the FIFO's output register, in the cycle it appears there,
+        instead of a cycle later from the scheduler's mask register
+        (:class:`~spikegate.hdl.scheduler.StepScheduler`): a cycle less per fire mask.
     """
 
     cut_after_multiply: bool = False
@@ -111,6 +127,8 @@ class Timing:
     weight_bank_depth: int = None
     weight_bank_width: int = None
     quiet_factors: tuple = QUIET_FACTORS
+    lazy_clear: bool = True
+    head_issue: bool = True
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -216,9 +234,12 @@ class Timing:
     def key(self):
         """A short stable text naming this object (for build directories)."""
         bits = "".join(str(int(getattr(self, f.name))) for f in dataclasses.fields(self)
-                       if f.name not in _NOT_BOOL + ("cut_before_write",))
+                       if f.name not in _NOT_BOOL + _SUFFIXED)
         q = "".join(f"{n}{d}" for n, d in self.quiet_factors)
         banks = "" if self.weight_bank_depth is None else \
             f"b{self.weight_bank_depth}x{self.weight_bank_width or 0}"
-        write = "w" if self.cut_before_write else ""     # keys without it are unchanged
-        return f"t{bits}q{q}{banks}{write}"
+        # Later fields as letters (set when on), so that the key of a design without them
+        # stays as it was.
+        tail = "".join(letter for name, letter, when in _SUFFIXED_KEYS
+                       if getattr(self, name) == when)
+        return f"t{bits}q{q}{banks}{tail}"

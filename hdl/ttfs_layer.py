@@ -119,7 +119,10 @@ class TTFSLayer(wiring.Component):
     cmd, step, step_start, busy, fire_valid, fire, clear_stats, spikes, lookups, weights, trace
         The :class:`~spikegate.hdl.signatures.SpikingLayer` interface, with :class:`TTFSOp`
         op codes: ``ACCUMULATE`` a source's row (fire check fused), ``SCAN`` every neuron
-        (fire check only), ``CLEAR`` every neuron (new image). At most one fire beat per
+        (fire check only), ``CLEAR`` every neuron. With the timing's ``lazy_clear``,
+        ``clear_stats`` (an image's start, while no pass runs) also clears every neuron in no
+        cycle: a group reads as cleared until its first write, and the quiet horizons are
+        reset. At most one fire beat per
         group and step. ``trace.step`` is ``timesteps`` for a neuron that did not fire; use
         ``trace`` and ``weights``' read-back only while no pass runs.
     step_fired, step_first : Out
@@ -192,9 +195,10 @@ class TTFSLayer(wiring.Component):
         step_bits = config.step_bits
         self._state_layout = neuron_state_layout(self._widths, step_bits)
         G = self._lookup.groups
+        cleared = [{"step": config.timesteps}] * lanes
+        self._cleared = data.ArrayLayout(self._state_layout, lanes).const(cleared)
         self.state_data = memory.MemoryData(
-            shape=data.ArrayLayout(self._state_layout, lanes), depth=G,
-            init=[[{"step": config.timesteps}] * lanes] * G)
+            shape=data.ArrayLayout(self._state_layout, lanes), depth=G, init=[cleared] * G)
         learn_ports = {}
         if self._learning:
             self.delta_data = memory.MemoryData(shape=data.ArrayLayout(signed(2), lanes), depth=G,
@@ -288,14 +292,38 @@ class TTFSLayer(wiring.Component):
         m.d.comb += self.schedule.busy.eq(lk.busy | Cat(*stages.valids).any() if stages.valids
                                  else lk.busy)
 
-        # Trace port.
+        # Trace port (with ``lazy_clear``, a group not written since the image started reads
+        # as cleared).
         L = lk.lanes
         group, lane_now = lane_split(self.trace.addr, L)
         trace_lane = Signal(range(L))
         m.d.comb += tp.addr.eq(group)
         m.d.sync += trace_lane.eq(lane_now)
-        m.d.comb += self.trace.step.eq(Array(tp.data[l].step for l in range(L))[trace_lane])
+        trace_step = Array(tp.data[l].step for l in range(L))[trace_lane]
+        if self._timing.lazy_clear:
+            trace_stale = Signal()
+            m.d.sync += trace_stale.eq(self._stale.bit_select(group, 1))
+            trace_step = Mux(trace_stale, self._config.timesteps, trace_step)
+        m.d.comb += self.trace.step.eq(trace_step)
         return m
+
+    def _lazy_clear(self, m, wp):
+        """The image start (``clear_stats``) clears every group lazily: a group reads as
+        cleared (``acc_w = acc_wz = 0``, not fired, ``step = timesteps``) until its first state
+        write of the image, so no ``CLEAR`` pass is needed. Returns the stale bit of the group
+        of the current beat, a register taken at the issue with the state read (and, as that
+        read, seeing a write in the same cycle): no multiplexer over the groups' bits between
+        the state memory and the arithmetic."""
+        G = self._lookup.groups
+        issue = self._lookup.beat.issue_group
+        self._stale = stale = Signal(G, name="stale")
+        with m.If(self.schedule.clear_stats):
+            m.d.sync += stale.eq((1 << G) - 1)
+        with m.Elif(wp.en):
+            m.d.sync += stale.bit_select(wp.addr, 1).eq(0)
+        beat_stale = Signal()
+        m.d.sync += beat_stale.eq(stale.bit_select(issue, 1) & ~(wp.en & (wp.addr == issue)))
+        return beat_stale
 
     def _command_path(self, m):
         """``cmd`` to the lookup: through a register slice (``command_slice``), and gated so
@@ -469,17 +497,20 @@ class TTFSLayer(wiring.Component):
         writes = state_op | is_clear
         w = {"valid": c2["valid"], "en": writes, "group": c2["group"], "new": new.as_value(),
              "fire_valid": c2["valid"] & (fire_mask != 0), "fire_mask": fire_mask}
-        if fwd is None:
-            if self._timing.write_distance:
-                hit = Signal()
-                m.d.comb += hit.eq(writes & (c2["group"] == lk.beat.group))
-                m.d.comb += st.eq(Mux(hit, new.as_value(), rp.data.as_value()))
-            else:
-                m.d.comb += st.eq(rp.data)
-        else:
+        if fwd is not None:
             w = stages.cut(True, "pw", w)
-            self._forward_late(m, c2, is_clear, writes, w, st, rp, fwd)
         m.d.comb += [wp.addr.eq(w["group"]), wp.data.eq(w["new"]), wp.en.eq(w["en"])]
+        read = rp.data.as_value()
+        if self._timing.lazy_clear:
+            read = Mux(self._lazy_clear(m, wp), self._cleared.as_value(), read)
+        if fwd is not None:
+            self._forward_late(m, c2, is_clear, writes, w, st, read, fwd)
+        elif self._timing.write_distance:
+            hit = Signal()
+            m.d.comb += hit.eq(writes & (c2["group"] == lk.beat.group))
+            m.d.comb += st.eq(Mux(hit, new.as_value(), read))
+        else:
+            m.d.comb += st.eq(read)
         if self._learning:
             from .learning import sign_update_lanes
             sign_update_lanes(self, m, st)
@@ -492,7 +523,7 @@ class TTFSLayer(wiring.Component):
         ]
         return stages.cut(self._timing.cut_before_stats, "p3", stats)
 
-    def _forward_late(self, m, c2, is_clear, writes, w, st, rp, fwd):
+    def _forward_late(self, m, c2, is_clear, writes, w, st, read, fwd):
         """The beat's state with ``cut_before_write``: a group written now (the write
         register ``w``) comes from that register; a group whose compare runs now (``c2``,
         two cycles before) takes its new ``acc_w`` / ``acc_wz`` (registers) and, for now,
@@ -515,7 +546,7 @@ class TTFSLayer(wiring.Component):
                      hitw.eq(w["en"] & (w["group"] == lk.beat.group)),
                      fwd["late"].eq(hit2), fwd["new"].eq(w["new"]),
                      st.eq(Mux(hit2, early.as_value(),
-                               Mux(hitw, w["new"], rp.data.as_value())))]
+                               Mux(hitw, w["new"], read)))]
 
     def _statistics(self, m, stages, c3):
         """The step's first spike and the spike and scan counts."""

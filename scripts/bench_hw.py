@@ -3,7 +3,8 @@ classification against the physical bound, lookups against golden, scaling, lear
 
 Prints tables (targets, not tests):
 
-1. Digits test set (all 360 images), lanes 4 and 8 (``--lanes``: up to 64), the benchmark
+1. Digits test set (all 360 images), lanes 4 and 8 (``--lanes``: lane settings separated by
+   ``;``, each one number up to 64 or one per weight layer, e.g. ``4;8;8,10``), the benchmark
    network (hidden 64): cycles per classification against the bound ``weights looked up /
    lanes`` (target <= 1.25x, issue 22), with the breakdown: row-pass cycles (each spike's row, ``ceil(n / lanes)``
    cycles per layer), scan cycles (fire checks with no input), and the rest (control,
@@ -36,8 +37,7 @@ from spikegate.golden.ttfs_discrete import NO_SPIKE, simulate
 from spikegate.sim.tools import SIMULATORS
 from spikegate.sim.ttfs_run import first_mismatch, simulate_hardware
 
-from .args import (MAX_LANES, BadArgument, existing_dir, existing_file, int_list, lanes,
-                   output_dir, positive_int)
+from .args import BadArgument, existing_dir, existing_file, lanes, output_dir, positive_int
 
 
 def table(rows, cols):
@@ -123,8 +123,9 @@ def main(argv=None):
                    help="TTFS model file (default: train digits-64)")
     p.add_argument("--out", type=output_dir, default="bench-out",
                    help="cache directory (default: bench-out)")
-    p.add_argument("--lanes", type=int_list(1, MAX_LANES), default="4,8",
-                   help="lane counts, comma separated (default: 4,8)")
+    p.add_argument("--lanes", type=lanes_settings, default="4;8",
+                   help="lane settings separated by ';', each one number or one per weight "
+                        "layer (e.g. 4;8;8,10; default: 4;8)")
     p.add_argument("--images", type=positive_int, default=None, help="limit the test images")
     p.add_argument("--timing", type=timing_list, default="0",
                    help="timing presets, comma separated: levels 0-5 (hdl.timing.Timing.preset) "

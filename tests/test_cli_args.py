@@ -159,8 +159,8 @@ CASES = [
 
 # (module of spikegate.scripts, arguments, a part of the message); argparse exits with 2.
 BENCH_CASES = [
-    ("bench_hw", ["--lanes", "0"], "argument --lanes: must be integers from 1 to 64"),
-    ("bench_hw", ["--lanes", "4,65"], "argument --lanes: must be integers from 1 to 64"),
+    ("bench_hw", ["--lanes", "0"], "argument --lanes: must be an integer from 1 to 64"),
+    ("bench_hw", ["--lanes", "4;8,65"], "argument --lanes: must be an integer from 1 to 64"),
     ("bench_hw", ["--images", "0"], "argument --images: must be a positive integer"),
     ("bench_hw", ["--sim", "modelsim"], "argument --sim: invalid choice: 'modelsim'"),
     ("bench_ttfs", ["--epochs", "0"], "argument --epochs: must be a positive integer"),

@@ -198,7 +198,8 @@ def test_weight_banks_match_golden(pipeline, lanes, depth, width, group_wake):
                  "rb_register": True, "quiet_factors": QUIET_FACTORS_COARSE}),
     (4, (4, 2), {"weight_out_register": True, "weight_bank_depth": 16, "weight_bank_width": 4,
                  "rb_register": True, "quiet_factors": QUIET_FACTORS_COARSE,
-                 "command_slice": True}),       # boards.timing.ULX3S_BANKED
+                 "command_slice": True, "lazy_clear": False, "head_issue": False}),
+    # boards.timing.ULX3S_BANKED
 ])
 @pytest.mark.parametrize("sizes", [(20, 12, 5), (9, 16, 7, 4)])
 def test_cut_before_write_matches_golden(pipeline, lanes, options, sizes):
@@ -518,3 +519,65 @@ def test_group_wake_is_refused_with_the_level_5_cuts():
             Timing.preset(5, group_wake=True, **change)
     Timing.preset(5, group_wake=True, command_slice=False, registered_head=False)
     Timing.preset(4, group_wake=True)
+
+
+# The image start clears every layer lazily (no CLEAR pass): a group reads as cleared until
+# it is first written in the image, for the neurons, the trace and the quiet horizons. An
+# image with no input after one that armed and fired many neurons: no spike in the trace,
+# and no scan (cycles: the image start, the step start that finds the input over with
+# nothing armed, the end marker); an image after the others gives the same result and
+# cycles as the first after reset. Lanes 1 (groups the later images never write; group wakes) and mixed.
+@pytest.mark.parametrize("pipeline", [0, 4])
+@pytest.mark.parametrize("lanes", [1, (3, 1)])
+def test_image_start_clears_lazily(pipeline, lanes):
+    net, images = random_case(41, (20, 12, 5), n_images=3)
+    empty = np.full(20, NO_SPIKE, np.int32)
+    late = np.full(20, NO_SPIKE, np.int32)
+    late[3] = 30
+    images = [images[0], empty, images[1], late, images[2], images[0]]
+    results, traces = run_images(net, images, lanes, pipeline=pipeline)
+    context = f"seed 41, lanes {lanes}, pipeline {pipeline}"
+    g = check_against_golden(net, images, results, traces, context)
+    assert g.spikes[0, 1] > 0 and g.spikes[3, 1] == 0, "the case should fire, then not"
+    assert results[1]["cycles"] == 3, f"{context}: an empty image took {results[1]['cycles']} cycles"
+    # Nothing of an image is left for the next, its cycles included: the first image again,
+    # and the late input after an image that left neurons armed, as after reset.
+    assert results[5] == results[0], f"{context}: {results[5]} after other images, {results[0]} first"
+    alone, _ = run_images(net, [late], lanes, pipeline=pipeline, trace=False)
+    assert results[3] == alone[0], f"{context}: {results[3]} after other images, {alone[0]} alone"
+
+
+# A fire mask at the head of a fire-mask FIFO is issued in the cycle it appears there, its
+# lowest spike straight from the FIFO's output (no cycle to load it first), whenever the next
+# layer takes a command: in every such cycle the layer is offered a row. Lanes 4: masks of
+# several spikes; three weight layers: two FIFOs. Results as golden.
+@pytest.mark.parametrize("pipeline", [0, 5])
+def test_fire_masks_issue_from_the_fifo_head(pipeline):
+    net, images = random_case(23, (9, 16, 7, 4))
+    dut = TTFSClassifier.from_network(net, 4, timing=Timing.preset(pipeline))
+    results, checked = [], []
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sched = dut.scheduler
+
+    async def bench(ctx):
+        for steps in images:
+            for beat in image_beats(steps):
+                await stream_put(ctx, dut.i_stream, beat)
+            p = await stream_get(ctx, dut.o_stream)
+            results.append(result_dict(p, len(net.sizes)))
+
+    async def monitor(ctx):
+        async for _ in ctx.tick():
+            for j, (f, _) in enumerate(sched._fifos):
+                cmd = dut.layers[j + 1].schedule.cmd
+                if ctx.get(f.r_rdy) and ctx.get(cmd.ready):
+                    checked.append(j)
+                    assert ctx.get(cmd.valid), \
+                        f"pipeline {pipeline}: a fire mask waits at FIFO {j}'s head, layer ready"
+
+    sim.add_testbench(bench)
+    sim.add_testbench(monitor, background=True)
+    sim.run()
+    check_against_golden(net, images, results, None, f"seed 23, lanes 4, pipeline {pipeline}")
+    assert set(checked) == {0, 1}, f"pipeline {pipeline}: FIFO heads seen {sorted(set(checked))}"

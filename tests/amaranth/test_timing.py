@@ -23,7 +23,8 @@ LEVEL_CUTS = {
 
 def _on(t):
     return {f.name for f in dataclasses.fields(t)
-            if isinstance(getattr(t, f.name), bool) and getattr(t, f.name)} - {"group_wake"}
+            if isinstance(getattr(t, f.name), bool) and getattr(t, f.name)} - \
+        {"group_wake", "lazy_clear", "head_issue"}
 
 
 @pytest.mark.parametrize("level", PRESET_LEVELS)
@@ -32,6 +33,7 @@ def test_presets_add_the_cuts_of_each_level(level):
     want = set().union(*(LEVEL_CUTS[k] for k in range(1, level + 1)))
     assert _on(t) == want, f"level {level}: {t.describe()}"
     assert t.group_wake == (level < 4), f"level {level}"
+    assert t.lazy_clear and t.head_issue, f"level {level}: {t.describe()}"
     assert t.rb_register is False and t.quiet_factors == QUIET_FACTORS
     assert t.write_distance == int(level >= 1) + int(level >= 3)
 
@@ -90,7 +92,8 @@ def test_weight_banks_latency_key_and_layers():
             Timing.preset(4, weight_out_register=True).key()}
     assert len(keys) == 4, keys
     # The fields without banks keep the keys (and build directories) they had.
-    assert Timing.preset(4).key() == "t11111001000q935231204080"
+    assert Timing.preset(4, lazy_clear=False, head_issue=False).key() == "t11111001000q935231204080"
+    assert Timing.preset(4).key() == "t11111001000q935231204080LH"
     assert "weight_bank_depth=512" in t.describe()
     clf = TTFSClassifier((8, 20, 3), [10, 10], (4, 4), timing=t)
     for layer in clf.layers:
@@ -120,7 +123,7 @@ def test_cut_before_write_distances_and_key():
     assert (t.write_distance, t.row_distance) == (2, 2)
     assert (w.write_distance, w.row_distance) == (3, 2)     # rows spaced as without it
     assert Timing.preset(1).row_distance == 1
-    assert w.key() == t.key() + "w" and "cut_before_write=True" in w.describe()
+    assert w.key() == t.key().replace("LH", "wLH") and "cut_before_write=True" in w.describe()
     assert Timing.preset(5, cut_before_write=True).key() != Timing.preset(5).key()
 
 
@@ -146,8 +149,13 @@ def test_board_presets():
     # ... and the register before the state write (issue 22: the fire compare was the path).
     assert ULX3S_BANKED == ULX3S.replace(weight_out_register=True, weight_bank_depth=4096,
                                          weight_bank_width=4, group_wake=False,
-                                         cut_before_write=True, command_slice=True)
+                                         cut_before_write=True, command_slice=True,
+                                         lazy_clear=False, head_issue=False)
     assert ULX3S_BANKED.rb_latency == 4
+    # The lazy clear and the FIFO-head issue on the ECP5's digits build only (issue 22: they
+    # cost the UP5K its 30 MHz).
+    assert ULX3S.lazy_clear and ULX3S.head_issue
+    assert not (ICEBREAKER.lazy_clear or ICEBREAKER.head_issue)
     assert board_timing("ulx3s-85F", (784, 456, 10), (8, 8)) is ULX3S_BANKED
     assert board_timing("ulx3s-25F", (784, 64, 10), [2, 2]) is ULX3S_BANKED
     assert board_timing("ulx3s-85F", (64, 64, 10), 8) is ULX3S
@@ -171,3 +179,16 @@ def test_layers_follow_the_timing():
     assert registered.rb_latency == 2
     for dut in (clf, registered):
         rtlil.convert(dut)      # and each elaborates
+
+
+# lazy_clear and head_issue: on by default, each its own letter of the key (hardware with
+# neither keeps its old key), named by describe() when off.
+def test_lazy_clear_and_head_issue_keys():
+    t = Timing.preset(5)
+    assert t.lazy_clear and t.head_issue
+    keys = {t.key(), t.replace(lazy_clear=False).key(), t.replace(head_issue=False).key(),
+            t.replace(lazy_clear=False, head_issue=False).key()}
+    assert len(keys) == 4, keys
+    assert "lazy_clear=False" in t.replace(lazy_clear=False).describe()
+    with pytest.raises(TypeError, match="Timing.head_issue must be a bool, not 1"):
+        Timing(head_issue=1)

@@ -104,21 +104,30 @@ def scheduler_contract(m, schedule, timesteps, kind, *, name):
     layer is busy (a pass's beats, and their ``z``, follow its command by a cycle and more:
     the step may change in the cycle after a command only if the layer was idle);
     ``clear_starts``: a ``CLEAR`` is taken only with ``step_start`` (a new image);
-    ``start_is_step``: ``step_start`` only when the step changes or a ``CLEAR`` is offered
-    (so that "a step" of :func:`layer_contract` is not cut short); ``step_range``: ``step``
-    below ``timesteps``. Returns ``{key: statement}``."""
+    ``clear_idle``: ``clear_stats`` (an image's start, which clears the layer lazily) only
+    while the layer is idle and takes no command; ``clear_then_start``: ``step_start`` in
+    the cycle after it; ``start_is_step``: ``step_start`` only when the step changes, a
+    ``CLEAR`` is offered or an image starts (so that "a step" of :func:`layer_contract` is
+    not cut short); ``step_range``: ``step`` below ``timesteps``. Returns ``{key:
+    statement}``."""
     step = schedule.step
     p_step = past(m, step, name=f"{name}_p_step2")
     p_busy = past(m, schedule.busy, name=f"{name}_p_busy")
     take = transferred(schedule.cmd)
     clear = schedule.cmd.payload.op == TTFSOp.CLEAR
+    p_clear_stats = past(m, schedule.clear_stats, name=f"{name}_p_clear_stats")
     props = {
         "step_steady": kind(Initial() | ~(schedule.busy & p_busy) | (step == p_step),
                             f"{name}: step changed during a pass"),
         "clear_starts": kind(~(take & clear) | schedule.step_start,
                              f"{name}: a CLEAR within an image"),
+        "clear_idle": kind(~schedule.clear_stats | ~(schedule.busy | take),
+                           f"{name}: clear_stats during a pass"),
+        "clear_then_start": kind(Initial() | ~p_clear_stats | schedule.step_start,
+                                 f"{name}: clear_stats not followed by step_start"),
         "start_is_step": kind(Initial() | ~schedule.step_start | (step != p_step) |
-                              (schedule.cmd.valid & clear), f"{name}: step_start within a step"),
+                              (schedule.cmd.valid & clear) | p_clear_stats,
+                              f"{name}: step_start within a step"),
         "step_range": kind(step < timesteps, f"{name}: step out of range"),
     }
     m.d.comb += list(props.values())
@@ -142,12 +151,13 @@ class FireQueueSpec(Elaboratable):
     the FIFO's contents, which no invariant here reaches: BMC only.
 
     With ``lemmas`` the spec also asserts invariants on the scheduler's state (``fsm_state``,
-    ``done{l}``, ``have_mask{l}``, ``_step_start``, ``_k``, ``_k1``): passes run only in the states ``STEP``
-    (``ACCUMULATE`` and ``SCAN``) and ``CLEAR_WAIT`` (``CLEAR``); outside ``STEP`` every FIFO is
+    ``done{l}``, ``have_mask{l}``, ``_step_start``, ``_k``, ``_k1``): passes run only in the state ``STEP``
+    (``ACCUMULATE`` and ``SCAN``; with the timing's ``lazy_clear`` an image's start clears
+    lazily, else also in ``CLEAR_WAIT``, ``CLEAR``, which follows ``IDLE`` with
+    ``step_start``); outside ``STEP`` every FIFO is
     empty and no fire mask is held; a FIFO holds at most as many entries as its layer has
     groups that fired in this step; once layer ``l + 1`` is done for the step, layer ``l``
-    is done and idle and its FIFO is empty; ``CLEAR`` follows ``IDLE`` (with
-    ``step_start``); ``_k1`` is ``_k + 1`` wherever it is read. These make the contract
+    is done and idle and its FIFO is empty; ``_k1`` is ``_k + 1`` wherever it is read. These make the contract
     inductive.
     """
 
@@ -198,13 +208,18 @@ class FireQueueSpec(Elaboratable):
                 except KeyError:
                     pass
             in_step = fsm == codes["STEP"]
-            passes = in_step | (fsm == codes["CLEAR_WAIT"])
+            passes = in_step
             # k1 is k + 1 wherever it is read (with registered_head, STEP_START sets it).
-            k1_set = in_step | (fsm == codes["CLEAR"]) | (fsm == codes["CLEAR_WAIT"])
+            k1_set = in_step
             if not self.timing.registered_head:
                 k1_set |= fsm == codes["STEP_START"]
-            m.d.comb += [Assert((fsm != codes["CLEAR"]) | internal["_step_start"]),
-                         Assert(~k1_set | (internal["_k1"] == internal["_k"] + 1))]
+            if not self.timing.lazy_clear:
+                # The CLEAR pass: CLEAR follows IDLE (with step_start).
+                clearing = (fsm == codes["CLEAR"]) | (fsm == codes["CLEAR_WAIT"])
+                passes |= fsm == codes["CLEAR_WAIT"]
+                k1_set |= clearing
+                m.d.comb += Assert((fsm != codes["CLEAR"]) | internal["_step_start"])
+            m.d.comb += Assert(~k1_set | (internal["_k1"] == internal["_k"] + 1))
             for s in state:
                 m.d.comb += [Assert(~s["live_fire"] | s["live"]),
                              Assert(in_step | ~s["live_fire"]),
@@ -245,6 +260,10 @@ CASES = {
     "2-3-2": ((2, 3, 2), (1, 1), Timing()),
     "2-5-3-2_l2": ((2, 5, 3, 2), (2, 1, 1), Timing()),
     "2-5-3-2_l2_t5": ((2, 5, 3, 2), (2, 2, 1), Timing.preset(5)),
+    # The iCEBreaker's scheduler: a CLEAR pass at an image's start, masks issued from the
+    # mask register only.
+    "2-5-3-2_l2_t5_eager": ((2, 5, 3, 2), (2, 2, 1),
+                            Timing.preset(5, lazy_clear=False, head_issue=False)),
 }
 
 
@@ -281,8 +300,9 @@ MUTATIONS = {
     # The step ends with fire masks still queued: they are read in the next step.
     "step_ends_early": ("_step_state", "quiet[l - 1] & (f.level == 0)", "quiet[l - 1]",
                         ((2, 4, 3), (2, 1)), True, ("none_lost0",)),
-    # Only the lowest lane of each fire mask is issued: the other spikes are lost.
-    "drops_lanes": ("_step_state", "have.eq((cur_mask & (cur_mask - 1)) != 0)", "have.eq(0)",
+    # Only the lowest lane of each fire mask is issued (from the FIFO's head): the other
+    # spikes are lost.
+    "drops_lanes": ("_step_state", "have.eq(e_rest != 0)", "have.eq(0)",
                     ((2, 4, 3), (2, 1)), True, ("none_lost0",)),
     # The next mask is read while one is being issued: its remaining spikes are lost.
     "reads_while_issuing": ("_step_state", "with m.Elif(f.r_rdy):", "with m.If(f.r_rdy):",
@@ -308,8 +328,8 @@ class LayerFireSpec(Elaboratable):
     :func:`layer_contract` (``contract``, asserted), given (assumed): any commands of the ops
     the scheduler sends (``ACCUMULATE``, ``SCAN``, ``CLEAR``; not necessarily held until
     taken: the scheduler offers a scan for one cycle), the :func:`scheduler_contract`, each
-    source accumulated at most once between two ``CLEAR`` s (and below ``n_src``), any
-    ``clear_stats`` and trace address. Fixed weights and threshold (no writes).
+    source accumulated at most once between two clears (a ``CLEAR`` or ``clear_stats``; and
+    below ``n_src``), any trace address. Fixed weights and threshold (no writes).
 
     The fire beats' arithmetic is symbolic (which sources when, at which step): a group that
     fires in one pass of a step fires in no later pass of it, because the compare at step
@@ -337,10 +357,10 @@ class LayerFireSpec(Elaboratable):
         m.d.comb += Assume((op == TTFSOp.ACCUMULATE) | (op == TTFSOp.SCAN) | (op == TTFSOp.CLEAR))
         scheduler_contract(m, s, LAYER_CONFIG.timesteps, Assume, name="sched")
         take = transferred(cmd)
-        used = Signal(n_src)            # the sources accumulated since the last CLEAR
+        used = Signal(n_src)            # the sources accumulated since the last clear
         accumulate = take & (op == TTFSOp.ACCUMULATE)
         m.d.comb += Assume(~accumulate | ((src < n_src) & ~used.bit_select(src, 1)))
-        with m.If(take & (op == TTFSOp.CLEAR)):
+        with m.If((take & (op == TTFSOp.CLEAR)) | s.clear_stats):
             m.d.sync += used.eq(0)
         with m.Elif(accumulate):
             m.d.sync += used.eq(used | (Const(1, n_src) << src)[:n_src])
