@@ -199,6 +199,14 @@ def group_horizons(layer, m, c3, stages, opts):
             m.d.sync += gwake[g].eq(new)
         m.d.comb += lk.beat.group_en[g].eq(gwake[g] <= layer.schedule.step)
     wake = min_tree(m, gwake, "wake_min")
+    if layer.timing.cut_wake:
+        # The minimum over the groups, registered: it settles a cycle after a group's wake is
+        # written, a cycle that counts in ``busy``; an image's start sets it at once.
+        wake_r = Signal.like(layer.schedule.wake, init=T, name="wake_min_r")
+        settling = Signal(name="wake_settling")
+        m.d.sync += [wake_r.eq(Mux(image_start, T, wake)), settling.eq(c3_state | c3_clear)]
+        stages.valids.append(settling)
+        wake = wake_r
     m.d.comb += [layer.schedule.wake.eq(wake), layer.quiet_until.eq(wake - 1)]
 
     next_armed = Signal.like(layer.armed)

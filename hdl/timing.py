@@ -25,7 +25,7 @@ _NOT_BOOL = ("weight_bank_depth", "weight_bank_width", "quiet_factors")
 
 #: Fields that :meth:`Timing.key` writes as a letter (field, letter, the value it marks).
 _SUFFIXED_KEYS = (("cut_before_write", "w", True), ("lazy_clear", "L", True),
-                  ("head_issue", "H", True))
+                  ("head_issue", "H", True), ("cut_wake", "K", True))
 _SUFFIXED = tuple(name for name, _, _ in _SUFFIXED_KEYS)
 
 
@@ -99,6 +99,11 @@ class Timing:
     quiet_factors : tuple of (n, d)
         The scan scheduler's quiet factors ``n / 2**d``
         (:func:`~spikegate.golden.ttfs_discrete.quiet_horizons`): a comparator per lane each.
+    cut_wake
+        With ``group_wake``: a register after the minimum of the groups' wakes (the layer's
+        ``wake``), which settles one cycle after a group's wake is written (a cycle that
+        counts in the layer's ``busy``): the groups' wakes and the scheduler's jump over the
+        layers' wakes are separate paths.
     lazy_clear
         An image's start clears every layer in no cycle instead of a ``CLEAR`` pass over its
         groups: a stale bit per lane group (a register per group), taken with the state read
@@ -127,6 +132,7 @@ class Timing:
     weight_bank_depth: int = None
     weight_bank_width: int = None
     quiet_factors: tuple = QUIET_FACTORS
+    cut_wake: bool = False
     lazy_clear: bool = True
     head_issue: bool = True
 

@@ -150,12 +150,14 @@ def test_board_presets():
     assert ULX3S_BANKED == ULX3S.replace(weight_out_register=True, weight_bank_depth=4096,
                                          weight_bank_width=4, group_wake=False,
                                          cut_before_write=True, command_slice=True,
-                                         lazy_clear=False, head_issue=False)
+                                         lazy_clear=False, head_issue=False,
+                                         cut_wake=False)
     assert ULX3S_BANKED.rb_latency == 4
     # The lazy clear and the FIFO-head issue on the ECP5's digits build only (issue 22: they
     # cost the UP5K its 30 MHz).
     assert ULX3S.lazy_clear and ULX3S.head_issue
     assert not (ICEBREAKER.lazy_clear or ICEBREAKER.head_issue)
+    assert ULX3S.cut_wake and ULX3S.group_wake
     assert board_timing("ulx3s-85F", (784, 456, 10), (8, 8)) is ULX3S_BANKED
     assert board_timing("ulx3s-25F", (784, 64, 10), [2, 2]) is ULX3S_BANKED
     assert board_timing("ulx3s-85F", (64, 64, 10), 8) is ULX3S
