@@ -39,3 +39,38 @@ def test_designs_build_the_binary_first_layer(board, shim):
     for d in (design, plain):
         rtlil.convert(d.top)            # each top elaborates
         d._MustUse__silence = True      # the board wrapper needs a platform: not built here
+
+
+@pytest.mark.parametrize("mode", ["binary", "graded"])
+def test_synth_command_turns_binary_input_on_from_the_model(tmp_path, monkeypatch, mode):
+    """``spikegate synth --model FILE``: a binary-encoding model's design has the
+    multiplier-free first layer (and lanes (8, 1) pass the fit check); a graded one not."""
+    import argparse
+    from spikegate.golden.encoding import EncodingConfig
+    from spikegate.golden.model_file import TTFSModelFile, save_model
+    from spikegate.scripts import synth
+    rng = np.random.default_rng(5)
+    model = TTFSModelFile.from_float([rng.normal(0.1, 0.3, (784, 160)),
+                                      rng.normal(0.1, 0.4, (160, 10))],
+                                     encoding=EncodingConfig(mode=mode))
+    save_model(tmp_path / "m.npz", model)
+    built = []
+
+    def fake_build(args, out, make, note=None):
+        design, _ = make()
+        design._MustUse__silence = True
+        built.append(design)
+        return 0
+
+    monkeypatch.setattr(synth, "_build", fake_build)
+    parser = argparse.ArgumentParser()
+    synth.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["synth", "--board", "icebreaker", "--model",
+                              str(tmp_path / "m.npz"), "--lanes", "8,1" if mode == "binary"
+                              else "2,1", "--out", str(tmp_path / "out")])
+    assert synth.run(args) == 0
+    clf = built[0].top.classifier
+    assert clf.binary_input == (mode == "binary")
+    for c in [built[0].top, clf, clf.scheduler, built[0].top.engine, *clf.layers,
+              *(l.lookup for l in clf.layers)]:
+        c._MustUse__silence = True      # inspected, not elaborated
