@@ -52,7 +52,8 @@ class TTFSClassifier(wiring.Component):
     lanes : int or sequence of int
         Weights read per cycle (1 to :data:`~spikegate.hdl.lookup.MAX_LANES`): one number for
         every weight layer, or one per weight layer (a small output layer needs fewer lanes
-        than a wide hidden one; each lane costs two multipliers).
+        than a wide hidden one; each lane costs two multipliers, none in the first layer with
+        ``binary_input``).
     config : DiscreteConfig
         Time grid and z fixed point.
     weights : sequence of arrays, optional
