@@ -146,11 +146,13 @@ def weight_memory_plan(sizes, lanes, device, weight_memory="auto", *, learning=F
     return plan
 
 
-def multiplier_cells(sizes, lanes, device, config=None):
+def multiplier_cells(sizes, lanes, device, config=None, *, binary_input=False):
     """Multiplier cells of the lanes: two products per lane of weight layer ``l``,
     ``w * z`` (8 x ``z_bits``) and ``z * (acc_w - theta)`` (``z_bits`` x ``diff_bits``, the
     widths of :func:`~spikegate.golden.ttfs_discrete.ttfs_widths` for a fan-in of
-    ``sizes[l]``), each taking ``ceil(a / n) * ceil(b / n)`` cells of ``n`` x ``n`` bits.
+    ``sizes[l]``), each taking ``ceil(a / n) * ceil(b / n)`` cells of ``n`` x ``n`` bits;
+    none in layer 0 with ``binary_input`` (the multiplier-free layer of binary inputs,
+    :class:`~spikegate.hdl.ttfs_layer.TTFSLayer`'s ``binary_input``).
 
     An upper bound of what Yosys maps (it may leave a small partial product in logic): on the
     UP5K, 784-h-10 with lanes (2, 1) takes 8 ``SB_MAC16`` with 32 steps of 1/8 (``z_bits``
@@ -165,16 +167,20 @@ def multiplier_cells(sizes, lanes, device, config=None):
         return -(-a // n) * -(-b // n)
     total = 0
     for l, k in enumerate(lanes):
+        if binary_input and l == 0:
+            continue
         wd = ttfs_widths(sizes[l], THETA_MAX, config)
         total += k * (cells(WEIGHT_BITS, wd["z_bits"]) + cells(wd["z_bits"], wd["diff_bits"]))
     return total
 
 
-def check_fit(sizes, lanes, device, weight_memory="auto", *, learning=False, config=None):
+def check_fit(sizes, lanes, device, weight_memory="auto", *, learning=False, config=None,
+              binary_input=False):
     """Raise :class:`ResourceError` when the weights alone overflow the block RAM (or the
     SPRAM) or the lanes' multipliers (:func:`multiplier_cells`, for the time grid ``config``,
-    default :class:`~spikegate.golden.ttfs_discrete.DiscreteConfig`) overflow the multiplier
-    cells of ``device``; return the weight memories' plan (:func:`weight_memory_plan`)."""
+    default :class:`~spikegate.golden.ttfs_discrete.DiscreteConfig`; none in layer 0 with
+    ``binary_input``) overflow the multiplier cells of ``device``; return the weight
+    memories' plan (:func:`weight_memory_plan`)."""
     dev = _device(device)
     lanes_t = [lanes] * (len(sizes) - 1) if isinstance(lanes, int) else list(lanes)
     if len(lanes_t) != len(sizes) - 1 or not all(isinstance(n, int) and 1 <= n <= MAX_LANES
@@ -200,10 +206,12 @@ def check_fit(sizes, lanes, device, weight_memory="auto", *, learning=False, con
                             f"block RAM for the {bits // 8} weight bytes of {name} alone"
                             + (f" (weights of layer(s) {[l for l, k in enumerate(plan) if k == 'spram']}"
                                f" in SPRAM)" if "spram" in plan else ""))
-    n_mul = multiplier_cells(sizes, lanes_t, dev, config)
+    n_mul = multiplier_cells(sizes, lanes_t, dev, config, binary_input=binary_input)
     have = dev.resources[dev.dsp]
     if n_mul > have:
         raise ResourceError(dev.dsp, n_mul, have, dev.name,
-                            f"two products per lane, lanes {tuple(lanes_t)}, "
+                            f"two products per lane"
+                            f"{' (none in layer 0: binary input)' if binary_input else ''}, "
+                            f"lanes {tuple(lanes_t)}, "
                             f"{(config or DiscreteConfig()).timesteps} timesteps")
     return plan

@@ -27,10 +27,11 @@ __all__ = ["ICEBreakerDesign", "ice40_pll", "ice40_top", "OSC_HZ",
            "DEFAULT_CLK_HZ", "DEFAULT_LANES", "LANE_CHOICES", "default_lanes",
            "set_weight_memories", "platform"]
 
-def ice40_top(net, lanes, *, clk_freq_hz):
+def ice40_top(net, lanes, *, clk_freq_hz, **options):
     """The iCEBreaker's board top: :func:`~spikegate.boards.top.default_top` with the
-    board's timing, :data:`spikegate.boards.timing.ICEBREAKER`."""
-    return default_top(net, lanes, clk_freq_hz=clk_freq_hz, timing=ICEBREAKER)
+    board's timing, :data:`spikegate.boards.timing.ICEBREAKER` (``options``: more keyword
+    arguments, e.g. ``binary_input``)."""
+    return default_top(net, lanes, clk_freq_hz=clk_freq_hz, timing=ICEBREAKER, **options)
 
 #: The board's oscillator (pin 35).
 OSC_HZ = 12_000_000
@@ -93,7 +94,8 @@ def ice40_pll(f_in_hz, f_out_hz):
             "f_out_hz": f}
 
 
-def default_lanes(sizes, weight_memory="auto", device="iCE40UP5K", config=None):
+def default_lanes(sizes, weight_memory="auto", device="iCE40UP5K", config=None, *,
+                  binary_input=False):
     """Lanes for ``sizes`` (time grid ``config``) on the UP5K: the first of
     :data:`LANE_CHOICES` that fits for a network with two weight layers (the first choice when
     none does, so that :func:`~spikegate.boards.fit.check_fit` names the resource), else 1."""
@@ -101,7 +103,8 @@ def default_lanes(sizes, weight_memory="auto", device="iCE40UP5K", config=None):
         return 1
     for lanes in LANE_CHOICES:
         try:
-            check_fit(sizes, lanes, device, weight_memory, config=config)
+            check_fit(sizes, lanes, device, weight_memory, config=config,
+                      binary_input=binary_input)
             return lanes
         except ResourceError:
             pass
@@ -167,11 +170,15 @@ class ICEBreakerDesign(Elaboratable):
     device = DEVICES["iCE40UP5K"]
 
     def __init__(self, net, lanes=None, *, clk_freq_hz=DEFAULT_CLK_HZ, make_top=None,
-                 weight_memory="auto"):
+                 weight_memory="auto", binary_input=False):
         with checking(self):     # a refused design is not reported as unused
+            if not isinstance(binary_input, bool):
+                raise TypeError(f"binary_input must be a bool, not {binary_input!r}")
             if lanes is None:
-                lanes = default_lanes(net.sizes, weight_memory, self.device, net.config)
-            plan = check_fit(net.sizes, lanes, self.device, weight_memory, config=net.config)
+                lanes = default_lanes(net.sizes, weight_memory, self.device, net.config,
+                                      binary_input=binary_input)
+            plan = check_fit(net.sizes, lanes, self.device, weight_memory, config=net.config,
+                             binary_input=binary_input)
             if clk_freq_hz == OSC_HZ:
                 self.pll = None
                 self.clk_freq_hz = float(OSC_HZ)
@@ -179,7 +186,8 @@ class ICEBreakerDesign(Elaboratable):
                 self.pll = ice40_pll(OSC_HZ, clk_freq_hz)
                 self.clk_freq_hz = self.pll["f_out_hz"]
         self.net, self.lanes = net, lanes
-        self.top = (make_top or ice40_top)(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)))
+        self.top = (make_top or ice40_top)(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)),
+                                           **({"binary_input": True} if binary_input else {}))
         with checking(self):
             if getattr(getattr(self.top, "classifier", None), "learning", False):
                 # Learning writes back the word it read: two ports, block RAM only.

@@ -396,9 +396,9 @@ class ClassifierShim(wiring.Component):
     rx: In(1)
     tx: Out(1)
 
-    def __init__(self, net, lanes, *, clk_freq_hz):
+    def __init__(self, net, lanes, *, clk_freq_hz, binary_input=False):
         from spikegate.hdl.classifier import TTFSClassifier
-        self.classifier = TTFSClassifier.from_network(net, lanes)
+        self.classifier = TTFSClassifier.from_network(net, lanes, binary_input=binary_input)
         super().__init__()
 
     def elaborate(self, platform):
@@ -419,7 +419,7 @@ class ClassifierShim(wiring.Component):
 
 
 def make_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None, shim=False,
-                weight_memory="auto"):
+                weight_memory="auto", binary_input=False):
     """The board design and its platform: ``(design, platform)``.
 
     ``shim`` puts :class:`ClassifierShim` in place of the board top (the classifier alone).
@@ -428,7 +428,9 @@ def make_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None, shim
     MNIST builds; with them the Yosys script of :data:`ECP5_HIDE_FIELD_WIRES`).
     ``weight_memory`` (iCEBreaker only; ``"auto"``, ``"ebr"``, ``"spram"`` or one per weight
     layer) places the weights (:func:`spikegate.boards.fit.weight_memory_plan`); the ECP5
-    has no SPRAM and keeps them in block RAM.
+    has no SPRAM and keeps them in block RAM. ``binary_input`` (a model of binary input
+    encoding) builds the first layer without multipliers
+    (:class:`~spikegate.hdl.classifier.TTFSClassifier`'s ``binary_input``).
     """
     if board == "icebreaker":
         from . import icebreaker as b
@@ -444,7 +446,7 @@ def make_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None, shim
     design_cls = b.ICEBreakerDesign if board == "icebreaker" else b.ULX3SDesign
     make_top = ClassifierShim if shim else (_ulx3s_top if board == "ulx3s" else None)
     design = design_cls(net, lanes, clk_freq_hz=clk_freq_hz or b.DEFAULT_CLK_HZ,
-                        make_top=make_top, **kw)
+                        make_top=make_top, binary_input=bool(binary_input), **kw)
     if board == "ulx3s" and not shim and design.top.classifier.timing.weight_bank_depth:
         # The banked build's Yosys script (abc9's assertion on Amaranth's field wires).
         design.synth_overrides = dict(ECP5_HIDE_FIELD_WIRES)
@@ -452,7 +454,7 @@ def make_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None, shim
     return design, plat
 
 
-def _ulx3s_top(net, lanes, *, clk_freq_hz):
+def _ulx3s_top(net, lanes, *, clk_freq_hz, **options):
     """The ULX3S board top of ``net`` at ``lanes``: :class:`~spikegate.boards.top.BoardTop`
     with :func:`~spikegate.boards.timing.board_timing` of the network (registered weight
     banks, :data:`~spikegate.boards.timing.ULX3S_BANKED`, when a weight memory spans more
@@ -460,7 +462,7 @@ def _ulx3s_top(net, lanes, *, clk_freq_hz):
     from .timing import board_timing
     from .top import default_top
     return default_top(net, lanes, clk_freq_hz=clk_freq_hz,
-                       timing=board_timing("ulx3s", net.sizes, lanes))
+                       timing=board_timing("ulx3s", net.sizes, lanes), **options)
 
 
 # --- PD designs ----------------------------------------------------------------------------

@@ -66,7 +66,8 @@ class BoardTop(wiring.Component):
     leds: Out(2)
 
     def __init__(self, net, lanes, *, clk_freq_hz, baud=DEFAULT_BAUD, learning=False,
-                 timeout_cycles=None, max_chunk=MAX_CHUNK, timing=ULX3S, buffer_bytes=None):
+                 timeout_cycles=None, max_chunk=MAX_CHUNK, timing=ULX3S, buffer_bytes=None,
+                 binary_input=False):
         with checking(self):
             if not isinstance(net, DiscreteNetwork):
                 raise TypeError(f"net must be a DiscreteNetwork, not {net!r}")
@@ -86,7 +87,8 @@ class BoardTop(wiring.Component):
                 timing=timing, buffer_bytes=buffer_bytes)
             try:
                 self.classifier = TTFSClassifier(net.sizes, net.thetas, lanes, net.config,
-                                                 net.weights, learning=learning, timing=timing)
+                                                 net.weights, learning=learning, timing=timing,
+                                                 binary_input=binary_input)
             except (TypeError, ValueError):
                 self.engine._MustUse__silence = True    # not an unused design: an error
                 raise

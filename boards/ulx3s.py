@@ -121,7 +121,7 @@ class ULX3SDesign(Elaboratable):
     board = "ulx3s"
 
     def __init__(self, net, lanes=None, *, variant="85F", clk_freq_hz=DEFAULT_CLK_HZ,
-                 make_top=None):
+                 make_top=None, binary_input=False):
         with checking(self):     # a refused design is not reported as unused
             if variant not in VARIANTS:
                 raise ValueError(f"ULX3S variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
@@ -129,7 +129,7 @@ class ULX3SDesign(Elaboratable):
             self.device = DEVICES[VARIANTS[variant]]
             if lanes is None:
                 lanes = DEFAULT_LANES[variant] if len(net.sizes) == 3 else 4
-            check_fit(net.sizes, lanes, self.device)
+            check_fit(net.sizes, lanes, self.device, binary_input=binary_input)
             if clk_freq_hz == OSC_HZ:
                 self.pll = None
                 self.clk_freq_hz = float(OSC_HZ)
@@ -137,7 +137,8 @@ class ULX3SDesign(Elaboratable):
                 self.pll = ecp5_pll(OSC_HZ, clk_freq_hz)
                 self.clk_freq_hz = self.pll["f_out_hz"]
         self.net, self.lanes = net, lanes
-        self.top = (make_top or default_top)(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)))
+        self.top = (make_top or default_top)(net, lanes, clk_freq_hz=int(round(self.clk_freq_hz)),
+                                             **({"binary_input": True} if binary_input else {}))
 
     def platform(self):
         return platform(self.variant)

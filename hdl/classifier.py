@@ -52,7 +52,8 @@ class TTFSClassifier(wiring.Component):
     lanes : int or sequence of int
         Weights read per cycle (1 to :data:`~spikegate.hdl.lookup.MAX_LANES`): one number for
         every weight layer, or one per weight layer (a small output layer needs fewer lanes
-        than a wide hidden one; each lane costs two multipliers).
+        than a wide hidden one; each lane costs two multipliers, none in the first layer with
+        ``binary_input``).
     config : DiscreteConfig
         Time grid and z fixed point.
     weights : sequence of arrays, optional
@@ -66,6 +67,13 @@ class TTFSClassifier(wiring.Component):
         (:attr:`rb_latency`: 1, 2, 3 or 4 cycles after ``rb_en``).
     learning : bool
         Build the learning sequencer (on-chip sign backprop).
+    binary_input : bool
+        Every input spike comes at step 0 (binary input encoding): the first layer is the
+        multiplier-free :class:`~spikegate.hdl.ttfs_layer.TTFSLayer` of ``binary_input=True``
+        (an adder and comparators per lane; results unchanged for such inputs). A threshold
+        write to it keeps the classifier from starting an image for
+        :attr:`~spikegate.hdl.ttfs_layer.TTFSLayer.table_cycles` cycles (its scheduler waits
+        for the layers after the image's ``CLEAR``). Refused with ``learning``.
 
     Members
     -------
@@ -93,10 +101,13 @@ class TTFSClassifier(wiring.Component):
         maximum); ``errors_only``: skip an image whose decision is already the label. The
         update LFSR starts at ``LFSR_SEED`` after reset and whenever ``lfsr_seed`` is high
         while idle; it carries over from image to image.
+    binary_input_error : Out(1) (``binary_input=True`` only)
+        Sticky until reset: an input spike came at a step other than 0, so the results since
+        are not those of the model; every result then has ``error`` set.
     """
 
     def __init__(self, sizes, thetas, lanes, config=None, weights=None, *, learning=False,
-                 timing=None):
+                 timing=None, binary_input=False):
         timing = Timing() if timing is None else timing
         with checking(self):
             config = self._check(sizes, thetas, lanes, config, weights)
@@ -106,6 +117,12 @@ class TTFSClassifier(wiring.Component):
                 raise ValueError(f"on-chip learning counts votes over at most {MAX_LEARN_VOTES} "
                                  f"neurons per layer after the first hidden one, not "
                                  f"{tuple(sizes[2:])!r}")
+            if not isinstance(binary_input, bool):
+                raise TypeError(f"binary_input must be a bool, not {binary_input!r}")
+            if binary_input and learning:
+                raise ValueError("binary_input=True (the first layer without acc_wz) cannot be "
+                                 "combined with on-chip learning (learning=True)")
+        self._binary_input = binary_input
         self._learning = bool(learning)
         self._timing = timing
         self._sizes = tuple(int(s) for s in sizes)
@@ -113,7 +130,7 @@ class TTFSClassifier(wiring.Component):
         self._config = config
         self.layers = [TTFSLayer(sizes[l], sizes[l + 1], self._lanes[l], int(thetas[l]), config,
                                  None if weights is None else weights[l], learning=learning,
-                                 timing=timing)
+                                 timing=timing, binary_input=binary_input and l == 0)
                        for l in range(len(sizes) - 1)]
         # The protocol engine waits timing.rb_latency for a weight: the hardware's must agree.
         assert self.rb_latency == timing.rb_latency, (self.rb_latency, timing.rb_latency)
@@ -129,6 +146,7 @@ class TTFSClassifier(wiring.Component):
             "model": In(ModelPort(self._sizes)),
             "trace": In(TracePort(max(sizes[1:]), step_bits, n_layers=len(sizes))),
             **({"learn": In(LearnControl(sizes[-1]))} if learning else {}),
+            **({"binary_input_error": Out(1)} if binary_input else {}),
         })
 
     @staticmethod
@@ -170,12 +188,16 @@ class TTFSClassifier(wiring.Component):
         return tuple(int(x) for x in per)
 
     @classmethod
-    def from_network(cls, net, lanes, *, learning=False, timing=None):
+    def from_network(cls, net, lanes, *, learning=False, timing=None, binary_input=False):
         """Build from a :class:`~spikegate.golden.ttfs_discrete.DiscreteNetwork`."""
         if not isinstance(net, DiscreteNetwork):
             raise TypeError(f"net must be a DiscreteNetwork, not {net!r}")
         return cls(net.sizes, net.thetas, lanes, net.config, net.weights, learning=learning,
-                   timing=timing)
+                   timing=timing, binary_input=binary_input)
+
+    @property
+    def binary_input(self):
+        return self._binary_input
 
     @property
     def rb_latency(self):
@@ -211,6 +233,10 @@ class TTFSClassifier(wiring.Component):
         m.submodules.scheduler = sched = self.scheduler
         wiring.connect(m, wiring.flipped(self.i_stream), sched.i_stream)
         wiring.connect(m, sched.o_stream, wiring.flipped(self.o_stream))
+        if self._binary_input:
+            err = self.layers[0].binary_input_error
+            m.d.comb += [self.binary_input_error.eq(err),
+                         self.o_stream.payload.error.eq(sched.o_stream.payload.error | err)]
         m.d.comb += self.model.idle.eq(sched.idle)
         for l, layer in enumerate(self.layers):
             m.submodules[f"layer{l}"] = layer

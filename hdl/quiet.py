@@ -30,9 +30,13 @@ def _armed_change(c, lanes):
             sum(c[f"was_armed{l}"] for l in range(lanes)))
 
 
-def _quiet_test(c, l, n, d):
-    """Lane ``l``'s test of the quiet factor ``n / 2**d``: ``2**d * acc_wz' > n * z * (acc_w' -
-    theta)`` (``n * pz`` as shifts and adds)."""
+def _quiet_test(c, l, i, n, d):
+    """Lane ``l``'s test of its ``i``-th quiet factor ``n / 2**d``: ``2**d * acc_wz' > n * z *
+    (acc_w' - theta)`` (``n * pz`` as shifts and adds); in a layer of binary inputs the
+    layer's own test ``quiet{l}_{i}`` (a compare with a threshold, see
+    :class:`~spikegate.hdl.ttfs_layer.TTFSLayer`'s ``binary_input``)."""
+    if f"quiet{l}_{i}" in c:
+        return c[f"quiet{l}_{i}"]
     return (c[f"acc_wz_new{l}"] << d) > times_const(c[f"pz{l}"], n)
 
 
@@ -47,7 +51,7 @@ def quiet_class_min(m, c, lanes, factors):
         with m.If(c[f"armed_after{l}"]):
             m.d.comb += cls.eq(0)
             for i, (n, d) in enumerate(factors):
-                with m.If(_quiet_test(c, l, n, d)):
+                with m.If(_quiet_test(c, l, i, n, d)):
                     m.d.comb += cls.eq(i + 1)
         lane_class.append(cls)
     return min_tree(m, lane_class, "quiet_min")
@@ -111,7 +115,7 @@ def _beat_thermometer(m, c3, lanes, factors):
         tests = []
         for i, (n, d) in enumerate(factors):
             t = Signal(name=f"quiet_test{l}_{i}")
-            m.d.comb += t.eq(_quiet_test(c3, l, n, d))
+            m.d.comb += t.eq(_quiet_test(c3, l, i, n, d))
             tests.append(t)
         # Class >= j: not armed (class F), or the test of some factor i >= j - 1 holds
         # (the last test that holds sets the class).

@@ -430,7 +430,13 @@ class StepScheduler(wiring.Component):
         lazy = self._timing.lazy_clear
         with m.State("IDLE"):
             m.d.comb += self.idle.eq(1)
-            with m.If(self._in.valid):
+            # With the lazy clear an image starts only when every layer is idle (a layer can
+            # be busy between images: the binary-input layer's threshold table after a
+            # theta write); the CLEAR pass waits for them in CLEAR_WAIT.
+            start = self._in.valid
+            if lazy:
+                start &= sum(layer.busy for layer in layers) == 0
+            with m.If(start):
                 m.d.comb += [self._clear_stats.eq(1), self._k_set.eq(1)]
                 m.d.sync += [r["cycles"].eq(1), r["counting"].eq(1), r["in_spikes"].eq(0),
                              r["error"].eq(0), self._k.eq(0), self._k1.eq(1),

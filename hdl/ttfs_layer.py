@@ -20,7 +20,8 @@ from amaranth.lib import data, enum, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikegate.golden.ttfs_discrete import (THETA_BITS, THETA_MAX, DiscreteConfig, WEIGHT_BITS,
-                                            quiet_horizons, ttfs_widths, z_table)
+                                            quiet_horizons, step0_thresholds, ttfs_widths,
+                                            z_table)
 from .arith import lane_split, lowest_set_bit
 from .lookup import MAX_MASKED_GROUPS, WeightLookup
 from .params import checking
@@ -47,14 +48,107 @@ class TTFSOp(enum.IntEnum, shape=3):
     LEARN = 4
 
 
-def neuron_state_layout(widths, step_bits):
-    """One neuron's state: ``acc_w``, ``acc_wz`` (signed), ``fired``, ``step`` (of the spike)."""
+def neuron_state_layout(widths, step_bits, *, acc_wz=True):
+    """One neuron's state: ``acc_w``, ``acc_wz`` (signed; not with ``acc_wz=False``, the
+    layer of binary inputs), ``fired``, ``step`` (of the spike)."""
     return data.StructLayout({
         "acc_w": signed(widths["acc_w_bits"]),
-        "acc_wz": signed(widths["acc_wz_bits"]),
+        **({"acc_wz": signed(widths["acc_wz_bits"])} if acc_wz else {}),
         "fired": unsigned(1),
         "step": unsigned(step_bits),
     })
+
+
+class _ThresholdTable:
+    """The fire thresholds of a layer of binary inputs
+    (:func:`~spikegate.golden.ttfs_discrete.step0_thresholds`): a memory of ``T`` words
+    ``A_k`` (unsigned, :attr:`a_bits`; the steps with ``z_k = z_0`` are constants, not
+    stored) and the restoring divider that rewrites it after a threshold write.
+
+    ``A_k = theta + ceil(theta * 2**F / g_k)`` with ``g_k = z_k - z_0`` (``z_k = z_0 + g_k``),
+    so the divider divides ``(theta << F) + g_k - 1`` by the constant ``g_k``, one quotient bit
+    a cycle: :attr:`cycles` = ``T * (n_bits + 2)`` cycles for the table.
+
+    The quiet test of factor ``i`` after a pass of step ``k`` (no spike up to ``e = k +
+    h_i(k)``, :func:`~spikegate.golden.ttfs_discrete.quiet_horizons`) is exactly ``acc_w <
+    A'[min(e, T - 1)]``, ``A'`` being ``A`` with the steps where ``z_k = z_0`` as +infinity:
+    a neuron of binary inputs fires at the first step ``j`` with ``acc_w >= A'_j``, and ``A'``
+    does not increase with ``j`` (``z_j / (z_j - z_0)`` falls as ``z_j`` grows; the steps with
+    ``z_j = z_0`` come first, ``z`` not decreasing). With ``theta = 0`` (a register value the
+    golden model refuses) those steps fire (``z_0 (acc_w - 0) >= z_0 acc_w``) and the tests at
+    them do not hold.
+    """
+
+    def __init__(self, config, theta, factors):
+        T = config.timesteps
+        z = z_table(config)
+        gap = z - z[0]
+        self.valid = [bool(v) for v in gap > 0]
+        self.gaps = [int(v) if v > 0 else 1 for v in gap]
+        self.frac = config.z_frac_bits
+        self.a_bits = max(1, int(step0_thresholds(config, THETA_MAX).max()).bit_length())
+        self.g_bits = max(1, max(self.gaps).bit_length())
+        self.n_bits = max(THETA_BITS + self.frac, self.g_bits) + 1
+        self.cycles = T * (self.n_bits + 2)
+        self.index = np.minimum(quiet_horizons(config, factors) + np.arange(T), T - 1)
+        init = np.where(gap > 0, step0_thresholds(config, theta), 0)
+        self.data = memory.MemoryData(shape=unsigned(self.a_bits), depth=T,
+                                      init=[int(v) for v in init])
+
+    def _const_table(self, values, shape, index):
+        return Array(Const(int(v), shape) for v in values)[index]
+
+    def build(self, m, theta, start, step):
+        """The memory, its divider (restarted by ``start``, reading ``theta`` a cycle later)
+        and the per-step reads (registers following ``step``, like ``z``). Returns a dict:
+        ``busy``, ``a`` / ``a_ok`` (``A_step``, whether it is stored), ``quiet`` (per factor
+        ``(A'[index], stored)``)."""
+        T, nb, gb = len(self.valid), self.n_bits, self.g_bits
+        m.submodules.thresholds = mem = memory.Memory(data=self.data)
+        wp = mem.write_port()
+        run = Signal(name="table_run")
+        k = Signal(range(T), name="table_k")
+        i = Signal(range(nb + 2), name="table_i")
+        num = Signal(nb, name="table_num")
+        rem = Signal(gb, name="table_rem")
+        quo = Signal(nb, name="table_quo")
+        g = Signal(gb, name="table_gap")
+        shifted = Signal(gb + 1, name="table_shifted")       # 2 * rem + the next bit, < 2 g
+        m.d.comb += [g.eq(self._const_table(self.gaps, gb, k)),
+                     shifted.eq(Cat(num[-1], rem)),
+                     wp.addr.eq(k), wp.data.eq(theta + quo),
+                     wp.en.eq(run & (i == nb + 1) & self._const_table(self.valid, 1, k))]
+        with m.If(start):
+            m.d.sync += [run.eq(1), k.eq(0), i.eq(0)]
+        with m.Elif(run):
+            with m.If(i == 0):
+                m.d.sync += [num.eq((theta << self.frac) + g - 1), rem.eq(0), quo.eq(0),
+                             i.eq(1)]
+            with m.Elif(i <= nb):
+                with m.If(shifted >= g):
+                    m.d.sync += [rem.eq(shifted - g), quo.eq(Cat(Const(1, 1), quo))]
+                with m.Else():
+                    m.d.sync += [rem.eq(shifted), quo.eq(Cat(Const(0, 1), quo))]
+                m.d.sync += [num.eq(num << 1), i.eq(i + 1)]
+            with m.Else():
+                m.d.sync += i.eq(0)
+                with m.If(k == T - 1):
+                    m.d.sync += run.eq(0)
+                with m.Else():
+                    m.d.sync += k.eq(k + 1)
+
+        rp = mem.read_port()
+        a_ok = Signal(name="a_ok")
+        m.d.comb += rp.addr.eq(step)
+        m.d.sync += a_ok.eq(self._const_table(self.valid, 1, step))
+        quiet = []
+        for f, row in enumerate(self.index):
+            qp = mem.read_port()
+            ok = Signal(name=f"quiet_a_ok{f}")
+            m.d.comb += qp.addr.eq(self._const_table(row, range(T), step))
+            m.d.sync += ok.eq(self._const_table([self.valid[j] for j in row], 1, step))
+            quiet.append((qp.data, ok))
+        return {"busy": run, "a": rp.data, "a_ok": a_ok, "quiet": quiet}
 
 
 class _Stages:
@@ -113,6 +207,17 @@ class TTFSLayer(wiring.Component):
         read-back takes :attr:`rb_latency` 3 cycles). Results never change.
     learning : bool
         Build the learning lanes (the rule of :mod:`spikegate.golden.sign_backprop`).
+    binary_input : bool
+        Every input row arrives at step 0 (binary input encoding: each source spikes at step
+        0 or never). Then ``acc_wz = z_0 * acc_w`` and the fire compare at step ``k`` is
+        ``acc_w >= A_k`` (:func:`~spikegate.golden.ttfs_discrete.step0_thresholds`): each lane
+        is an adder and comparators, no multiplier, and the state has no ``acc_wz``. The
+        ``A_k`` (and the quiet tests' ``A`` at each factor's horizon) are read from a table of
+        ``timesteps`` words, initially that of ``theta``; a threshold write recomputes it with
+        a restoring divider (:attr:`table_cycles` cycles, ``busy`` meanwhile). An
+        ``ACCUMULATE`` row at a step other than 0 sets ``binary_input_error`` (sticky until
+        reset; checked on the row's beats): its results would be wrong. Refused with
+        ``learning``.
 
     Members
     -------
@@ -140,7 +245,10 @@ class TTFSLayer(wiring.Component):
     scan_cycles : Out(unsigned(32))
         Cycles of scan passes since ``clear_stats``.
     theta_w_en, theta_w_data : In
-        Set the threshold; only while no pass runs.
+        Set the threshold; only while no pass runs. With ``binary_input`` the layer is
+        ``busy`` for :attr:`table_cycles` cycles after it (a write meanwhile restarts it).
+    binary_input_error : Out (``binary_input=True`` only)
+        Sticky: an ``ACCUMULATE`` row came at a step other than 0.
 
     With ``learning=True`` (the rule of :mod:`spikegate.golden.sign_backprop`), also:
 
@@ -167,7 +275,7 @@ class TTFSLayer(wiring.Component):
     """
 
     def __init__(self, n_src, n_dst, lanes, theta, config=None, init=None, *, learning=False,
-                 timing=None):
+                 timing=None, binary_input=False):
         config = config or DiscreteConfig()
         timing = Timing() if timing is None else timing
         with checking(self):
@@ -177,6 +285,12 @@ class TTFSLayer(wiring.Component):
                 raise TypeError(f"config must be a DiscreteConfig, not {config!r}")
             if not isinstance(theta, (int, np.integer)) or not 1 <= theta <= THETA_MAX:
                 raise ValueError(f"theta must be an integer from 1 to {THETA_MAX}, not {theta!r}")
+            if not isinstance(binary_input, bool):
+                raise TypeError(f"binary_input must be a bool, not {binary_input!r}")
+            if binary_input and learning:
+                raise ValueError("binary_input=True cannot be combined with learning=True (the "
+                                 "learning lanes are built for the layer with acc_wz)")
+        self._binary = binary_input
         self._learning = bool(learning)
         self._timing = timing
         sized = all(isinstance(v, (int, np.integer)) and v >= 1 for v in (n_dst, lanes))
@@ -193,13 +307,17 @@ class TTFSLayer(wiring.Component):
         self._config = config
         self._widths = ttfs_widths(n_src, THETA_MAX, config)
         step_bits = config.step_bits
-        self._state_layout = neuron_state_layout(self._widths, step_bits)
+        self._state_layout = neuron_state_layout(self._widths, step_bits,
+                                                 acc_wz=not binary_input)
         G = self._lookup.groups
         cleared = [{"step": config.timesteps}] * lanes
         self._cleared = data.ArrayLayout(self._state_layout, lanes).const(cleared)
         self.state_data = memory.MemoryData(
             shape=data.ArrayLayout(self._state_layout, lanes), depth=G, init=[cleared] * G)
         learn_ports = {}
+        if binary_input:
+            self._table = _ThresholdTable(config, self._theta, timing.quiet_factors)
+            learn_ports = {"binary_input_error": Out(1)}
         if self._learning:
             self.delta_data = memory.MemoryData(shape=data.ArrayLayout(signed(2), lanes), depth=G,
                                                 init=[])
@@ -250,6 +368,16 @@ class TTFSLayer(wiring.Component):
         return self._lookup.rb_latency
 
     @property
+    def binary_input(self):
+        return self._binary
+
+    @property
+    def table_cycles(self):
+        """Cycles of the threshold table's recomputation after a ``theta`` write (0 without
+        ``binary_input``)."""
+        return self._table.cycles if self._binary else 0
+
+    @property
     def group_wake(self):
         """Whether the per-group quiet horizons are built (see the parameters)."""
         return self._group_wake
@@ -269,9 +397,18 @@ class TTFSLayer(wiring.Component):
         m.d.comb += [rp.addr.eq(lk.beat.issue_group), rp.en.eq(lk.beat.issue_valid)]
 
         z, opts = self._step_tables(m)
-        theta = Signal(THETA_BITS, init=self._theta)
+        theta = self._tab_theta = Signal(THETA_BITS, init=self._theta)
         with m.If(self.theta_w_en):
             m.d.sync += theta.eq(self.theta_w_data)
+        if self._binary:
+            # The threshold table stands in for z; its divider counts in ``busy``.
+            z = self._table.build(m, theta, self.theta_w_en, self.schedule.step)
+            stages.valids += [z["busy"], self.theta_w_en]
+            # An input row's beat at a step other than 0 (the step of its pass, which the
+            # compare uses; a row may be accepted a cycle before its step is set).
+            with m.If(lk.beat.valid & (lk.beat.op == TTFSOp.ACCUMULATE) &
+                      (self.schedule.step != 0)):
+                m.d.sync += self.binary_input_error.eq(1)
 
         # Beat: the state read with the weights (forwarded from the write stage when that
         # writes the group this beat read one cycle before), ``acc_w - theta``, ``w * z``.
@@ -283,7 +420,7 @@ class TTFSLayer(wiring.Component):
             fwd = {"late": Signal(name="late_hit"),
                    "new": Signal(data.ArrayLayout(self._state_layout, lk.lanes), name="w_new")}
         c2 = self._multiply(m, stages, st, theta, z, fwd)
-        c3 = self._write(m, stages, c2, st, wp, rp, fwd)
+        c3 = self._write(m, stages, c2, st, wp, rp, fwd, tab=z if self._binary else None)
         self._statistics(m, stages, c3)
         if self._group_wake:
             group_horizons(self, m, c3, stages, opts)
@@ -414,13 +551,11 @@ class TTFSLayer(wiring.Component):
         ``cut_before_write`` forwarding, ``fired`` and ``step`` from the write register when
         the beat's group was being compared). Returns the values at the write stage (after
         ``cut_after_multiply``)."""
+        if self._binary:
+            return self._compare(m, stages, st, theta, z, fwd)
         lk, t, W = self._lookup, self._timing, self._widths
         beat = lk.beat
-        ctrl = {"valid": beat.valid, "op": Value.cast(beat.op), "group": beat.group,
-                "first": beat.first, "last": beat.last}
-        b = dict(ctrl)
-        if fwd is not None:
-            b["late"] = fwd["late"]
+        b = self._beat_control(fwd)
         for l in range(lk.lanes):
             s = st[l]
             w = beat.weights[l]
@@ -433,16 +568,7 @@ class TTFSLayer(wiring.Component):
             else:
                 b.update(self._weight_terms(m, l, w, s.acc_w, z))
 
-        c1 = stages.cut(t.cut_before_multiply, "p1", b)
-        if fwd is not None:
-            c1 = dict(c1)
-            late = c1.pop("late")
-            for l in range(lk.lanes):
-                fired = Signal(name=f"fired_fwd{l}")
-                step = Signal.like(c1[f"step{l}"], name=f"step_fwd{l}")
-                m.d.comb += [fired.eq(Mux(late, fwd["new"][l].fired, c1[f"fired{l}"])),
-                             step.eq(Mux(late, fwd["new"][l].step, c1[f"step{l}"]))]
-                c1[f"fired{l}"], c1[f"step{l}"] = fired, step
+        c1 = self._forward_fired(m, stages.cut(t.cut_before_multiply, "p1", b), fwd)
         mstage = {k: v for k, v in c1.items() if not k.startswith("diff")}
         for l in range(lk.lanes):
             if t.late_weight_terms:
@@ -460,7 +586,69 @@ class TTFSLayer(wiring.Component):
             })
         return stages.cut(t.cut_after_multiply, "p2", mstage)
 
-    def _write(self, m, stages, c2, st, wp, rp, fwd=None):
+    def _beat_control(self, fwd):
+        """The beat stage's control values (with ``fwd``, the ``cut_before_write`` hit)."""
+        beat = self._lookup.beat
+        b = {"valid": beat.valid, "op": Value.cast(beat.op), "group": beat.group,
+             "first": beat.first, "last": beat.last}
+        if fwd is not None:
+            b["late"] = fwd["late"]
+        return b
+
+    def _forward_fired(self, m, c1, fwd):
+        """After the cut before the multiply stage: with ``fwd`` (``cut_before_write``), each
+        lane's ``fired`` and ``step`` from the write register when the beat's group was being
+        compared (``late``)."""
+        if fwd is None:
+            return c1
+        c1 = dict(c1)
+        late = c1.pop("late")
+        for l in range(self._lookup.lanes):
+            fired = Signal(name=f"fired_fwd{l}")
+            step = Signal.like(c1[f"step{l}"], name=f"step_fwd{l}")
+            m.d.comb += [fired.eq(Mux(late, fwd["new"][l].fired, c1[f"fired{l}"])),
+                         step.eq(Mux(late, fwd["new"][l].step, c1[f"step{l}"]))]
+            c1[f"fired{l}"], c1[f"step{l}"] = fired, step
+        return c1
+
+    def _compare(self, m, stages, st, theta, tab, fwd=None):
+        """The beat and compare stages of a layer of binary inputs, in the places of
+        :meth:`_multiply`'s: ``acc_w + w`` at the beat (after the cut with
+        ``late_weight_terms``), the compares ``acc_w >= A_k`` (``ge``) and ``acc_w > theta``
+        where the multiply stage has ``z * (acc_w - theta)``. Returns the values at the write
+        stage (after ``cut_after_multiply``)."""
+        lk, t = self._lookup, self._timing
+        beat = lk.beat
+        b = self._beat_control(fwd)
+        for l in range(lk.lanes):
+            s = st[l]
+            b.update({f"acc_w{l}": s.acc_w, f"fired{l}": s.fired, f"step{l}": s.step})
+            if t.late_weight_terms:
+                b[f"w{l}"] = beat.weights[l]
+            else:
+                b[f"acc_w_new{l}"] = self._acc_w_new(m, l, s.acc_w, beat.weights[l])
+        c1 = self._forward_fired(m, stages.cut(t.cut_before_multiply, "p1", b), fwd)
+        mstage = {k: v for k, v in c1.items() if not k.startswith(("acc_w", "w"))}
+        theta_zero = theta == 0
+        for l in range(lk.lanes):
+            acc_w = c1[f"acc_w{l}"]
+            acc_w_new = (self._acc_w_new(m, l, acc_w, c1[f"w{l}"]) if t.late_weight_terms
+                         else c1[f"acc_w_new{l}"])
+            ge = Signal(name=f"ge{l}")
+            m.d.comb += ge.eq(Mux(tab["a_ok"], acc_w >= tab["a"], theta_zero))
+            mstage.update({
+                f"acc_w_new{l}": acc_w_new, f"ge{l}": ge,
+                f"was_armed{l}": self._lane_ok(l, c1["group"]) & ~c1[f"fired{l}"] & (acc_w > theta),
+                f"pos_after{l}": acc_w_new > theta,
+            })
+        return stages.cut(t.cut_after_multiply, "p2", mstage)
+
+    def _acc_w_new(self, m, l, acc_w, w):
+        acc_w_new = Signal(signed(self._widths["acc_w_bits"]), name=f"acc_w_new{l}")
+        m.d.comb += acc_w_new.eq(acc_w + w)
+        return acc_w_new
+
+    def _write(self, m, stages, c2, st, wp, rp, fwd=None, tab=None):
         """The write stage: the compare, the new state (forwarded to the beat that reads its
         group), the fire mask, the learning lanes; with ``fwd`` (``cut_before_write``) the
         write and the fire mask a register stage later. Returns the statistics' stage values
@@ -475,24 +663,36 @@ class TTFSLayer(wiring.Component):
         for l in range(L):
             nw = new[l]
             fires = Signal(name=f"fires{l}")
+            crossed = c2[f"ge{l}"] if tab else c2[f"prod{l}"] >= c2[f"acc_wz{l}"]
             m.d.comb += fires.eq(self._lane_ok(l, c2["group"]) & ~c2[f"fired{l}"] & state_op &
-                                 (c2[f"prod{l}"] >= c2[f"acc_wz{l}"]))
+                                 crossed)
             m.d.comb += fire_mask[l].eq(fires)
             with m.If(is_clear):
-                m.d.comb += [nw.acc_w.eq(0), nw.acc_wz.eq(0), nw.fired.eq(0),
-                             nw.step.eq(cfg.timesteps)]
+                m.d.comb += [nw.acc_w.eq(0), nw.fired.eq(0), nw.step.eq(cfg.timesteps)]
+                if not tab:
+                    m.d.comb += nw.acc_wz.eq(0)
             with m.Else():
-                m.d.comb += [nw.acc_w.eq(c2[f"acc_w_new{l}"]), nw.acc_wz.eq(c2[f"acc_wz_new{l}"]),
+                m.d.comb += [nw.acc_w.eq(c2[f"acc_w_new{l}"]),
                              nw.fired.eq(c2[f"fired{l}"] | fires),
                              nw.step.eq(Mux(fires, self.schedule.step, c2[f"step{l}"]))]
+                if not tab:
+                    m.d.comb += nw.acc_wz.eq(c2[f"acc_wz_new{l}"])
             armed_after = self._lane_ok(l, c2["group"]) & ~nw.fired & c2[f"pos_after{l}"] & state_op
-            # How long this lane stays quiet without input: z * (acc_w' - theta) after the
-            # beat is prod + wz (no multiplier); its quiet class is taken after the cut.
-            pz = Signal(signed(self._widths["product_bits"] + 2), name=f"pz{l}")
-            m.d.comb += pz.eq(c2[f"prod{l}"] + c2[f"wz{l}"])
             stats.update({f"was_armed{l}": c2[f"was_armed{l}"] & state_op,
-                          f"armed_after{l}": armed_after, f"pz{l}": pz,
-                          f"acc_wz_new{l}": c2[f"acc_wz_new{l}"]})
+                          f"armed_after{l}": armed_after})
+            if tab:
+                # The quiet tests (:class:`_ThresholdTable`): compares with the table's
+                # thresholds at each factor's horizon.
+                for i, (a, ok) in enumerate(tab["quiet"]):
+                    q = Signal(name=f"quiet_lt{l}_{i}")
+                    m.d.comb += q.eq(Mux(ok, c2[f"acc_w_new{l}"] < a, self._tab_theta != 0))
+                    stats[f"quiet{l}_{i}"] = q
+            else:
+                # How long this lane stays quiet without input: z * (acc_w' - theta) after
+                # the beat is prod + wz (no multiplier); its quiet class is taken after the cut.
+                pz = Signal(signed(self._widths["product_bits"] + 2), name=f"pz{l}")
+                m.d.comb += pz.eq(c2[f"prod{l}"] + c2[f"wz{l}"])
+                stats.update({f"pz{l}": pz, f"acc_wz_new{l}": c2[f"acc_wz_new{l}"]})
         stats["fire_mask"] = fire_mask
         writes = state_op | is_clear
         w = {"valid": c2["valid"], "en": writes, "group": c2["group"], "new": new.as_value(),
@@ -535,12 +735,14 @@ class TTFSLayer(wiring.Component):
         early = Signal(data.ArrayLayout(self._state_layout, lk.lanes), name="early")
         for l in range(lk.lanes):
             with m.If(is_clear):
-                m.d.comb += [early[l].acc_w.eq(0), early[l].acc_wz.eq(0),
-                             early[l].fired.eq(0), early[l].step.eq(T)]
+                m.d.comb += [early[l].acc_w.eq(0), early[l].fired.eq(0), early[l].step.eq(T)]
+                if not self._binary:
+                    m.d.comb += early[l].acc_wz.eq(0)
             with m.Else():
                 m.d.comb += [early[l].acc_w.eq(c2[f"acc_w_new{l}"]),
-                             early[l].acc_wz.eq(c2[f"acc_wz_new{l}"]),
                              early[l].fired.eq(c2[f"fired{l}"]), early[l].step.eq(c2[f"step{l}"])]
+                if not self._binary:
+                    m.d.comb += early[l].acc_wz.eq(c2[f"acc_wz_new{l}"])
         hit2, hitw = Signal(name="hit_compare"), Signal(name="hit_write")
         m.d.comb += [hit2.eq(writes & (c2["group"] == lk.beat.group)),
                      hitw.eq(w["en"] & (w["group"] == lk.beat.group)),

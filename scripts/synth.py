@@ -96,6 +96,8 @@ def run(args):
             return _run_ssgd(args)
         from spikegate.golden.model_file import load_model
         model = load_model(args.model)
+    # A model of binary input encoding: the first layer without multipliers.
+    binary = model is not None and model.encoding.mode == "binary"
     if lanes is not None:
         # Refuse a design that cannot fit before training the default network or building.
         from spikegate.boards.fit import check_fit
@@ -105,7 +107,8 @@ def run(args):
             if model is None:
                 check_fit((64, 64, 10), lanes, device)
             else:
-                check_fit(model.sizes, lanes, device, config=model.discrete)
+                check_fit(model.sizes, lanes, device, config=model.discrete,
+                          binary_input=binary)
         except ResourceError as e:
             print(f"spikegate synth: does not fit: {e}", file=sys.stderr)
             return 1
@@ -113,7 +116,8 @@ def run(args):
     clk = None if args.clock_mhz is None else int(round(args.clock_mhz * 1e6))
     out = Path(args.out)
     return _build(args, out, lambda: make_design(args.board, net, lanes, variant=args.variant,
-                                                 clk_freq_hz=clk, shim=args.shim))
+                                                 clk_freq_hz=clk, shim=args.shim,
+                                                 binary_input=binary))
 
 
 def _build(args, out, make, note=None):

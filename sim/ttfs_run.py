@@ -160,11 +160,13 @@ class HardwareResult:
 
 def simulate_hardware(net, steps, lanes, *, trace=True, sim=None, waves=None, out_dir=None,
                       stall_in=0.0, stall_out=0.0, seed=None, timeout_s=None,
-                      labels=None, lr_shift=0, read_weights=False, timing=None):
+                      labels=None, lr_shift=0, read_weights=False, timing=None,
+                      binary_input=False):
     """Classify ``steps`` (``(n, n_in)`` input steps) on the Verilog of
-    ``TTFSClassifier.from_network(net, lanes, timing=timing)`` (``timing``: a
-    :class:`~spikegate.hdl.timing.Timing`, default none; a board's is
-    :func:`spikegate.boards.timing.board_timing`); returns a :class:`HardwareResult`.
+    ``TTFSClassifier.from_network(net, lanes, timing=timing, binary_input=binary_input)``
+    (``timing``: a :class:`~spikegate.hdl.timing.Timing`, default none; a board's is
+    :func:`spikegate.boards.timing.board_timing`; ``binary_input``: the multiplier-free first
+    layer, for inputs at step 0 only); returns a :class:`HardwareResult`.
 
     With ``labels`` (one per image) the classifier is built with on-chip learning and learns
     from every image (step ``2**lr_shift``); ``read_weights`` reads every weight back after
@@ -179,13 +181,14 @@ def simulate_hardware(net, steps, lanes, *, trace=True, sim=None, waves=None, ou
         out = Path(tmp) / "results.npz"
         lanes_name = "_".join(map(str, (lanes,) if isinstance(lanes, int) else lanes)) + \
             ("_learn" if labels is not None else "") + \
-            ("" if timing is None else "_" + timing.key())
+            ("" if timing is None else "_" + timing.key()) + ("_bin" if binary_input else "")
         run_cocotb(TTFSClassifier, module="spikegate.sim.ttfs_cocotb", sim=sim, waves=waves,
                    name=f"ttfs_classifier_l{lanes_name}",
                    params={"sizes": net.sizes, "thetas": net.thetas, "lanes": lanes,
                            "config": net.config, "weights": net.weights,
                            "learning": labels is not None,
-                           **({} if timing is None else {"timing": timing})},
+                           **({} if timing is None else {"timing": timing}),
+                           **({"binary_input": True} if binary_input else {})},
                    test_args={"config": net.config.to_dict(), "sizes": list(net.sizes),
                               "steps": steps, "trace": bool(trace), "out": str(out),
                               "stall_in": stall_in, "stall_out": stall_out, "seed": seed,

@@ -142,13 +142,14 @@ def digits_network():
 
 
 def _run(dnet, steps, lanes, sim, testcase, n_stall=40, context="", pipeline=0, timing=None,
-         name=None):
+         name=None, binary_input=False):
     rng = np.random.default_rng(5)
     weights2 = [rng.integers(-60, 100, w.shape).astype(np.int8) for w in dnet.weights]
     timing = Timing.preset(pipeline) if timing is None else timing
     run_cocotb(TTFSClassifier, module=__name__, sim=sim, testcase=testcase,
                params={"sizes": dnet.sizes, "thetas": dnet.thetas, "lanes": lanes,
-                       "config": dnet.config, "weights": dnet.weights, "timing": timing},
+                       "config": dnet.config, "weights": dnet.weights, "timing": timing,
+                       **({"binary_input": True} if binary_input else {})},
                name=name or f"ttfs_classifier_l{lanes}" + (f"_p{pipeline}" if pipeline else ""),
                test_args={"config": dnet.config.to_dict(), "weights": dnet.weights,
                           "thetas": dnet.thetas, "steps": steps,
@@ -169,6 +170,25 @@ def test_classifier_digits_sample(digits_network, lanes, pipeline):
     g = simulate(dnet, steps[:60])
     assert (g.decision >= 0).mean() > 0.9, "the trained network should decide"
     _run(dnet, steps[:60], lanes, "verilator", None, n_stall=30, pipeline=pipeline)
+
+
+# The multiplier-free first layer of binary inputs: the iCEBreaker's timing (level 5, coarse
+# quiet factors, registered read-back) with 3 lanes, level 3 with 8 (state forwarding).
+@pytest.mark.parametrize("lanes, level", [(3, "icebreaker"), (8, 3)])
+def test_classifier_digits_binary_input(digits_network, lanes, level):
+    """The digits network on binary inputs (the brighter half of each image's spiking pixels
+    at step 0, the rest never) with ``binary_input=True``: 60 images bit for bit, stalls, a
+    reset mid image, a reload and the read-back."""
+    from spikegate.boards.timing import ICEBREAKER
+    dnet, steps, _ = digits_network
+    on = steps != NO_SPIKE
+    steps = np.where(on & (steps <= np.median(steps[on])), 0, NO_SPIKE)[:60]
+    g = simulate(dnet, steps)
+    assert (g.decision >= 0).mean() > 0.5, "the case should decide"
+    timing = ICEBREAKER if level == "icebreaker" else Timing.preset(level)
+    _run(dnet, steps, lanes, "verilator", None, n_stall=30, timing=timing, binary_input=True,
+         name=f"ttfs_classifier_l{lanes}_{level}_binary",
+         context=f"digits 64-64-10 on binary inputs, lanes {lanes}, timing {level}")
 
 
 def test_classifier_digits_ulx3s_weight_banks(digits_network):
