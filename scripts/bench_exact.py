@@ -65,21 +65,24 @@ def rtl_hash():
     return h.hexdigest()[:16]
 
 
-def _key(net, lanes, timing, sim):
+def _key(net, lanes, timing, sim, binary_input=False):
     h = hashlib.sha256(rtl_hash().encode())
     for w in net.weights:
         h.update(np.ascontiguousarray(w, dtype=np.int64).tobytes())
-    h.update(json.dumps({"sizes": list(net.sizes), "thetas": [int(t) for t in net.thetas],
-                         "config": net.config.to_dict(), "lanes": lanes,
-                         "timing": None if timing is None else timing.key(),
-                         "sim": sim or "verilator"}, sort_keys=True).encode())
+    what = {"sizes": list(net.sizes), "thetas": [int(t) for t in net.thetas],
+            "config": net.config.to_dict(), "lanes": lanes,
+            "timing": None if timing is None else timing.key(), "sim": sim or "verilator"}
+    if binary_input:
+        what["binary_input"] = True
+    h.update(json.dumps(what, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
 def run_exact(net, steps, labels, lanes, *, timing=None, sim=None, chunk=500, out=None,
-              log=print):
+              log=print, binary_input=False):
     """Simulate ``steps`` (``(n, n_in)`` input steps) in chunks of ``chunk`` images on the
-    Verilog of ``TTFSClassifier.from_network(net, lanes, timing=timing)`` and compare every
+    Verilog of ``TTFSClassifier.from_network(net, lanes, timing=timing,
+    binary_input=binary_input)`` and compare every
     image with golden. ``out``: a directory for the chunks' results (reused when present).
     Returns a summary dict (``first_mismatch`` is ``None`` when every image agrees)."""
     from spikegate.sim.ttfs_run import HardwareResult, HardwareResultError, first_mismatch, \
@@ -90,7 +93,7 @@ def run_exact(net, steps, labels, lanes, *, timing=None, sim=None, chunk=500, ou
     n = len(steps)
     if n == 0 or len(labels) != n:
         raise ValueError(f"need n >= 1 images and as many labels, not {n} and {len(labels)}")
-    key = _key(net, lanes, timing, sim)
+    key = _key(net, lanes, timing, sim, binary_input)
     folder = None if out is None else Path(out) / key
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -114,7 +117,8 @@ def run_exact(net, steps, labels, lanes, *, timing=None, sim=None, chunk=500, ou
                 hw = None
         if hw is None:
             t0 = time.perf_counter()
-            hw = simulate_hardware(net, steps[a:b], lanes, trace=True, sim=sim, timing=timing)
+            hw = simulate_hardware(net, steps[a:b], lanes, trace=True, sim=sim, timing=timing,
+                                   binary_input=binary_input)
             dt = time.perf_counter() - t0
             seconds += dt
             simulated += b - a
@@ -173,6 +177,9 @@ def main(argv=None):
                    help="simulator (default verilator)")
     p.add_argument("--out", type=output_dir, default="bench_exact_out",
                    help="chunk results and summary.json (default bench_exact_out)")
+    p.add_argument("--multiply", action="store_true",
+                   help="a model of binary input encoding: build its first layer with the "
+                        "multipliers (default: without, as spikegate synth)")
     args = p.parse_args(argv)
 
     model = load_model(args.model)
@@ -187,11 +194,14 @@ def main(argv=None):
     if args.board != "none":
         from spikegate.boards.timing import board_timing
         timing = board_timing(args.board, net.sizes, args.lanes)
+    binary = model.encoding.mode == "binary" and not args.multiply
     s = run_exact(net, model.encode(x), y, args.lanes, timing=timing, sim=args.sim,
-                  chunk=args.chunk, out=args.out, log=lambda m: print(m, flush=True))
+                  chunk=args.chunk, out=args.out, log=lambda m: print(m, flush=True),
+                  binary_input=binary)
     what = (f"{'-'.join(map(str, net.sizes))} ({Path(args.model).name}), lanes {args.lanes}, "
-            f"board {args.board}, {args.sim or 'verilator'}")
-    s.update(model=str(args.model), board=args.board,
+            f"board {args.board}, {args.sim or 'verilator'}"
+            f"{', binary-input layer 0' if binary else ''}")
+    s.update(model=str(args.model), board=args.board, binary_input=binary,
              lanes=args.lanes if isinstance(args.lanes, int) else list(args.lanes),
              dataset=args.dataset)
     atomic.write_text(Path(args.out) / s["key"] / "summary.json", json.dumps(s, indent=1))

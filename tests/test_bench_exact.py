@@ -73,8 +73,27 @@ def test_key_follows_the_hardware_sources(monkeypatch):
     key = bench_exact._key(net, 4, None, None)
     assert key == bench_exact._key(net, 4, None, None)
     assert key != bench_exact._key(net, (4, 2), None, None)
+    assert key == bench_exact._key(net, 4, None, None, False)
+    assert key != bench_exact._key(net, 4, None, None, True)
     monkeypatch.setattr(bench_exact, "rtl_hash", lambda: "another hdl/")
     assert key != bench_exact._key(net, 4, None, None)
+
+
+# A model of binary input encoding runs on the binary-input first layer (no multipliers), as
+# spikegate synth builds it; --multiply builds the multiplying one. Both = golden.
+def test_binary_model_runs_the_binary_input_layer(tmp_path, capsys):
+    path = tmp_path / "binary.npz"
+    assert cli_main(["train", "ttfs", "--dataset", "digits", "--hidden", "8", "--epochs", "2",
+                     "--encoding", "binary", "--quiet", "-o", str(path)]) == 0
+    keys = []
+    for extra, label in (([], "binary-input layer 0"), (["--multiply"], None)):
+        assert main([str(path), "--dataset", "digits", "--images", "6", "--lanes", "3",
+                     "--out", str(tmp_path / "out")] + extra) == 0
+        out = capsys.readouterr().out
+        assert "6 of 6" in out, out
+        assert (label in out) if label else ("binary-input" not in out), out
+        keys.append(sorted(p.name for p in (tmp_path / "out").iterdir()))
+    assert len(keys[1]) == 2, keys          # another key: another build
 
 
 def test_cli_table_and_errors(tiny_model, tmp_path, capsys):
