@@ -24,7 +24,8 @@ from .timing import ICEBREAKER
 from .top import default_top
 
 __all__ = ["ICEBreakerDesign", "ice40_pll", "ice40_top", "OSC_HZ",
-           "DEFAULT_CLK_HZ", "DEFAULT_LANES", "LANE_CHOICES", "default_lanes",
+           "DEFAULT_CLK_HZ", "DEFAULT_LANES", "LANE_CHOICES", "BINARY_LANE_CHOICES",
+           "default_lanes",
            "set_weight_memories", "platform"]
 
 def ice40_top(net, lanes, *, clk_freq_hz, **options):
@@ -46,6 +47,11 @@ DEFAULT_LANES = (2, 1)
 #: fits (:func:`~spikegate.boards.fit.check_fit`). ``(2, 1)`` also suits the MNIST networks
 #: whose first layer is in SPRAM (16-bit words: one SPRAM column), ``(1, 1)`` the last resort.
 LANE_CHOICES = (DEFAULT_LANES, (1, 1))
+#: Lanes tried first for a network of binary inputs (``binary_input``: layer 0 needs no
+#: multiplier): four layer-0 lanes (32-bit words over the SPRAMs, 784-h-10 up to h = 164).
+#: Measured (issue 22): 784-160-10 at (4, 1), 5147 of 5280 LCs, 2 DSPs, 29.60 MHz at the best
+#: of nextpnr seeds 1-3; (8, 1) needs 6392 LCs.
+BINARY_LANE_CHOICES = ((4, 1),) + LANE_CHOICES
 #: Largest relative error of the PLL's output accepted (the UART's baud divisor is computed
 #: from the achieved frequency, so this only bounds how far from the request we land).
 PLL_TOLERANCE = 0.01
@@ -97,11 +103,12 @@ def ice40_pll(f_in_hz, f_out_hz):
 def default_lanes(sizes, weight_memory="auto", device="iCE40UP5K", config=None, *,
                   binary_input=False):
     """Lanes for ``sizes`` (time grid ``config``) on the UP5K: the first of
-    :data:`LANE_CHOICES` that fits for a network with two weight layers (the first choice when
-    none does, so that :func:`~spikegate.boards.fit.check_fit` names the resource), else 1."""
+    :data:`LANE_CHOICES` (:data:`BINARY_LANE_CHOICES` with ``binary_input``) that fits for a
+    network with two weight layers (the first choice when none does, so that
+    :func:`~spikegate.boards.fit.check_fit` names the resource), else 1."""
     if len(sizes) != 3:
         return 1
-    for lanes in LANE_CHOICES:
+    for lanes in BINARY_LANE_CHOICES if binary_input else LANE_CHOICES:
         try:
             check_fit(sizes, lanes, device, weight_memory, config=config,
                       binary_input=binary_input)

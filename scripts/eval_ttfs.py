@@ -81,7 +81,8 @@ def evaluate(model, x, y, *, float_model=True):
         "timesteps": _stats(timesteps[decided]),
         # One AC and one MAC per weight read (spikegate.sim.energy.synaptic_ops).
         "synaptic_ops": synaptic_ops(net.sizes, float(res.lookups.sum(1).mean()) if len(y) else 0.0),
-        "energy_estimate": _energy(net.sizes, res.lookups) if len(y) else {},
+        "energy_estimate": _energy(net.sizes, res.lookups, net.config,
+                                   model.encoding.mode == "binary") if len(y) else {},
         "discrete_seconds": seconds,
         "discrete_samples_per_s": len(y) / seconds if seconds > 0 else float("inf"),
     }
@@ -94,19 +95,21 @@ def evaluate(model, x, y, *, float_model=True):
     return summary, per_sample
 
 
-def board_lanes(sizes):
-    """The lanes each board's build of ``sizes`` uses by default (``spikegate synth``): a tuple
-    per weight layer, for the iCEBreaker and the ULX3S 85F."""
+def board_lanes(sizes, config=None, binary_input=False):
+    """The lanes each board's build of ``sizes`` (time grid ``config``; a model of binary input
+    encoding with ``binary_input``) uses by default (``spikegate synth``): a tuple per weight
+    layer, for the iCEBreaker and the ULX3S 85F."""
     from spikegate.boards import icebreaker, ulx3s
     L = len(sizes) - 1
     out = {}
-    for board, lanes in (("icebreaker", icebreaker.default_lanes(sizes)),
+    ice = icebreaker.default_lanes(sizes, config=config, binary_input=binary_input)
+    for board, lanes in (("icebreaker", ice),
                          ("ulx3s", ulx3s.DEFAULT_LANES["85F"])):
         out[board] = (lanes,) * L if isinstance(lanes, int) else tuple(lanes)
     return out
 
 
-def _energy(sizes, lookups):
+def _energy(sizes, lookups, config=None, binary_input=False):
     """The energy estimate per board without simulating the hardware: cycles per inference at
     the lookup bound (each layer's weights read over its lanes at the board's default lanes, a
     lower bound of the hardware's cycles), the board's default clock and all its logic cells
@@ -115,11 +118,11 @@ def _energy(sizes, lookups):
     lookups = np.asarray(lookups, dtype=np.float64)
     reads = float(lookups.sum(1).mean())
     bound = {b: float((lookups / np.asarray(lanes, dtype=np.float64)).sum(1).mean())
-             for b, lanes in board_lanes(sizes).items()}
+             for b, lanes in board_lanes(sizes, config, binary_input).items()}
     est = energy_estimates(reads, reads, {}, bound,
                            cycles_note="lookup-bound (a lower bound; spikegate run simulates them)")
     for b, e in est.items():
-        e["lanes"] = list(board_lanes(sizes)[b])
+        e["lanes"] = list(board_lanes(sizes, config, binary_input)[b])
     return est
 
 

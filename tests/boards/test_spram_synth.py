@@ -78,6 +78,12 @@ def test_default_lanes():
     assert default_lanes((784, 64, 10)) == (2, 1)      # (3, 1) would need 11 DSPs
     assert default_lanes((784, 167, 10)) == (1, 1)
     assert default_lanes((784, 10)) == 1
+    # Binary inputs (no layer-0 multipliers): four layer-0 lanes while the SPRAMs hold them.
+    cfg = DiscreteConfig(timesteps=32, dt=0.125)
+    assert default_lanes((784, 160, 10), config=cfg, binary_input=True) == (4, 1)
+    assert default_lanes((784, 164, 10), config=cfg, binary_input=True) == (4, 1)
+    assert default_lanes((784, 165, 10), config=cfg, binary_input=True) == (2, 1)
+    assert default_lanes((784, 160, 10), config=cfg) == (2, 1)
 
 
 def test_multiplier_cells():
