@@ -446,7 +446,7 @@ def make_design(board, net, lanes=None, *, variant="85F", clk_freq_hz=None, shim
     design_cls = b.ICEBreakerDesign if board == "icebreaker" else b.ULX3SDesign
     make_top = ClassifierShim if shim else (_ulx3s_top if board == "ulx3s" else None)
     design = design_cls(net, lanes, clk_freq_hz=clk_freq_hz or b.DEFAULT_CLK_HZ,
-                        make_top=make_top, binary_input=bool(binary_input), **kw)
+                        make_top=make_top, binary_input=binary_input, **kw)
     if board == "ulx3s" and not shim and design.top.classifier.timing.weight_bank_depth:
         # The banked build's Yosys script (abc9's assertion on Amaranth's field wires).
         design.synth_overrides = dict(ECP5_HIDE_FIELD_WIRES)

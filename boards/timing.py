@@ -31,11 +31,13 @@ ICEBREAKER = Timing.preset(5, quiet_factors=QUIET_FACTORS_COARSE, rb_register=Tr
 #: Verilator = golden: scan cycles per image 787 -> 65, cycles 6673 -> 6005 (1.17x -> 1.05x
 #: the lookup bound of 5707). The ECP5 has the logic: a wake register and a comparator per
 #: group.
-#: The minimum over the group wakes is registered (``cut_wake``): at 2f3ab60 the digits build
-#: reached only 55.29 / 55.20 / 56.73 MHz at seeds 1-3, its critical path (33 nets) from layer
-#: 0's group wakes through their minimum and the scheduler's jump into its next-step register.
-ULX3S = Timing.preset(4, quiet_factors=QUIET_FACTORS_COARSE, rb_register=True, group_wake=True,
-                      cut_wake=True)
+#: They cost the digits build its clock, so they are off (issue 22): at 2f3ab60 (group wakes
+#: on) 55.29 / 55.20 / 56.73 MHz at seeds 1-3, the critical path (33 nets) from layer 0's group
+#: wakes through their minimum and the scheduler's jump into its next-step register; with
+#: that minimum registered (``cut_wake``, ce439f1) 69.60 / 65.66 / 66.34 MHz, the path from
+#: the step through a compare into the neuron-state memory; without group wakes (with the
+#: lazy clear and the FIFO-head issue) 82.43 / 78.48 / 76.93 MHz.
+ULX3S = Timing.preset(4, quiet_factors=QUIET_FACTORS_COARSE, rb_register=True)
 
 #: ULX3S builds of networks whose weights spread over many block RAMs (the MNIST builds; see
 #: :func:`board_timing`): :data:`ULX3S` with registered weight banks of 4096 words, each bank
@@ -57,9 +59,8 @@ ULX3S = Timing.preset(4, quiet_factors=QUIET_FACTORS_COARSE, rb_register=True, g
 #: register slice on each layer's command stream (``command_slice``) separates them, for
 #: +12.4 cycles per image (5826.4 -> 5838.8).
 ULX3S_BANKED = ULX3S.replace(weight_out_register=True, weight_bank_depth=4096,
-                             weight_bank_width=4, group_wake=False, cut_before_write=True,
-                             command_slice=True, lazy_clear=False, head_issue=False,
-                             cut_wake=False)
+                             weight_bank_width=4, cut_before_write=True, command_slice=True,
+                             lazy_clear=False, head_issue=False)
 
 #: The boards :func:`board_timing` knows.
 BOARD_NAMES = ("icebreaker", "ulx3s")

@@ -125,6 +125,8 @@ class ULX3SDesign(Elaboratable):
         with checking(self):     # a refused design is not reported as unused
             if variant not in VARIANTS:
                 raise ValueError(f"ULX3S variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
+            if not isinstance(binary_input, bool):
+                raise TypeError(f"binary_input must be a bool, not {binary_input!r}")
             self.variant = variant
             self.device = DEVICES[VARIANTS[variant]]
             if lanes is None:

@@ -72,8 +72,9 @@ class TTFSClassifier(wiring.Component):
         multiplier-free :class:`~spikegate.hdl.ttfs_layer.TTFSLayer` of ``binary_input=True``
         (an adder and comparators per lane; results unchanged for such inputs). A threshold
         write to it keeps the classifier from starting an image for
-        :attr:`~spikegate.hdl.ttfs_layer.TTFSLayer.table_cycles` cycles (its scheduler waits
-        for the layers after the image's ``CLEAR``). Refused with ``learning``.
+        :attr:`~spikegate.hdl.ttfs_layer.TTFSLayer.table_cycles` cycles, and so does a reset
+        (its scheduler waits for the layers: before the image's start with the timing's
+        ``lazy_clear``, else after its ``CLEAR``). Refused with ``learning``.
 
     Members
     -------
@@ -102,8 +103,9 @@ class TTFSClassifier(wiring.Component):
         update LFSR starts at ``LFSR_SEED`` after reset and whenever ``lfsr_seed`` is high
         while idle; it carries over from image to image.
     binary_input_error : Out(1) (``binary_input=True`` only)
-        Sticky until reset: an input spike came at a step other than 0, so the results since
-        are not those of the model; every result then has ``error`` set.
+        An input spike of the current image (or of the last one, until the next starts)
+        came at a step other than 0, so its result is not the model's: that result has
+        ``error`` set. The next image starts clean.
     """
 
     def __init__(self, sizes, thetas, lanes, config=None, weights=None, *, learning=False,

@@ -44,8 +44,10 @@ class StepScheduler(wiring.Component):
     timing : Timing
         Uses ``registered_head`` (the tests of the input head and of the wakes against the
         step are registers, which the decisions wait for after a new head, step or pass,
-        and a step's start is a cycle of its own) and ``tree_jump`` (the jump target as a
-        tree of minimums).
+        and a step's start is a cycle of its own), ``tree_jump`` (the jump target as a
+        tree of minimums), ``lazy_clear`` (an image starts, once every layer is idle, with
+        ``clear_stats`` alone; else a ``CLEAR`` pass of every layer follows) and
+        ``head_issue`` (a fire mask's lowest spike offered from the FIFO's head).
     learning : bool
         Hand the end of each learned image to a learning sequencer (``handshake``) and pass
         its row commands (``learn_cmd{l}``) to the layers meanwhile.

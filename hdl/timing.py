@@ -155,6 +155,9 @@ class Timing:
                             f"{self.quiet_factors!r}") from None
         quiet_horizons(DiscreteConfig(timesteps=2), factors)      # checks the factors
         object.__setattr__(self, "quiet_factors", factors)
+        if self.cut_wake and not self.group_wake:
+            raise ValueError("Timing.cut_wake=True needs group_wake=True (it registers the "
+                             "minimum of the group wakes)")
         if self.group_wake and (self.command_slice or self.registered_head):
             # Found by tests/amaranth/test_classifier.py: with the command slice or the
             # registered head (level 5) the per-group wakes can stall a classification

@@ -106,7 +106,9 @@ class _ThresholdTable:
         T, nb, gb = len(self.valid), self.n_bits, self.g_bits
         m.submodules.thresholds = mem = memory.Memory(data=self.data)
         wp = mem.write_port()
-        run = Signal(name="table_run")
+        # Runs after reset too: the table follows the theta register's reset value (a
+        # written threshold is gone after a reset, as in the multiplying layer).
+        run = Signal(name="table_run", init=1)
         k = Signal(range(T), name="table_k")
         i = Signal(range(nb + 2), name="table_i")
         num = Signal(nb, name="table_num")
@@ -214,10 +216,10 @@ class TTFSLayer(wiring.Component):
         is an adder and comparators, no multiplier, and the state has no ``acc_wz``. The
         ``A_k`` (and the quiet tests' ``A`` at each factor's horizon) are read from a table of
         ``timesteps`` words, initially that of ``theta``; a threshold write recomputes it with
-        a restoring divider (:attr:`table_cycles` cycles, ``busy`` meanwhile). An
-        ``ACCUMULATE`` row at a step other than 0 sets ``binary_input_error`` (sticky until
-        reset; checked on the row's beats): its results would be wrong. Refused with
-        ``learning``.
+        a restoring divider (:attr:`table_cycles` cycles, ``busy`` meanwhile; also after
+        reset, which restores the built ``theta``). An ``ACCUMULATE`` row at a step other
+        than 0 sets ``binary_input_error`` until the next image's start (checked on the row's
+        beats): that image's results would be wrong. Refused with ``learning``.
 
     Members
     -------
@@ -248,7 +250,8 @@ class TTFSLayer(wiring.Component):
         Set the threshold; only while no pass runs. With ``binary_input`` the layer is
         ``busy`` for :attr:`table_cycles` cycles after it (a write meanwhile restarts it).
     binary_input_error : Out (``binary_input=True`` only)
-        Sticky: an ``ACCUMULATE`` row came at a step other than 0.
+        An ``ACCUMULATE`` row of this image (since ``clear_stats``) came at a step other
+        than 0.
 
     With ``learning=True`` (the rule of :mod:`spikegate.golden.sign_backprop`), also:
 
@@ -314,19 +317,19 @@ class TTFSLayer(wiring.Component):
         self._cleared = data.ArrayLayout(self._state_layout, lanes).const(cleared)
         self.state_data = memory.MemoryData(
             shape=data.ArrayLayout(self._state_layout, lanes), depth=G, init=[cleared] * G)
-        learn_ports = {}
+        extra_ports = {}
         if binary_input:
             self._table = _ThresholdTable(config, self._theta, timing.quiet_factors)
-            learn_ports = {"binary_input_error": Out(1)}
+            extra_ports = {"binary_input_error": Out(1)}
         if self._learning:
             self.delta_data = memory.MemoryData(shape=data.ArrayLayout(signed(2), lanes), depth=G,
                                                 init=[])
-            learn_ports = {"learn": In(LayerLearning(n_dst, lanes))}
+            extra_ports = {"learn": In(LayerLearning(n_dst, lanes))}
         super().__init__({
             "schedule": In(TTFSSchedule(n_src, n_dst, lanes, config.timesteps, TTFSOp)),
             "weights": In(WeightPort(n_src, n_dst)),
             "trace": In(TracePort(n_dst, step_bits)),
-            **learn_ports,
+            **extra_ports,
             "armed": Out(range(n_dst + 1)),
             "quiet_until": Out(step_bits + 2),
             "theta_w_en": In(1),
@@ -406,8 +409,11 @@ class TTFSLayer(wiring.Component):
             stages.valids += [z["busy"], self.theta_w_en]
             # An input row's beat at a step other than 0 (the step of its pass, which the
             # compare uses; a row may be accepted a cycle before its step is set).
-            with m.If(lk.beat.valid & (lk.beat.op == TTFSOp.ACCUMULATE) &
-                      (self.schedule.step != 0)):
+            # Per image: cleared at the image's start (``clear_stats``).
+            with m.If(self.schedule.clear_stats):
+                m.d.sync += self.binary_input_error.eq(0)
+            with m.Elif(lk.beat.valid & (lk.beat.op == TTFSOp.ACCUMULATE) &
+                        (self.schedule.step != 0)):
                 m.d.sync += self.binary_input_error.eq(1)
 
         # Beat: the state read with the weights (forwarded from the write stage when that

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from spikegate.boards.timing import ICEBREAKER, ULX3S, ULX3S_BANKED
 from spikegate.golden.ttfs_discrete import (NO_SPIKE, QUIET_FACTORS_COARSE, DiscreteConfig,
                                             DiscreteNetwork, simulate)
 from spikegate.hdl.classifier import TTFSClassifier
@@ -130,12 +131,16 @@ def test_pipelined_networks_match_golden(pipeline, lanes, sizes):
     assert min(extra) >= 0, f"{context}: a pipelined run took fewer cycles than pipeline 0"
 
 
-@pytest.mark.parametrize("pipeline", [3, 4, 5])
-def test_board_settings_match_golden(pipeline):
+@pytest.mark.parametrize("pipeline, options", [
+    (3, {}), (4, {}), (5, {}),
+    (5, {"lazy_clear": False, "head_issue": False, "rb_register": True}),   # ICEBREAKER
+    (4, {"rb_register": True}),                                             # ULX3S
+])
+def test_board_settings_match_golden(pipeline, options):
     """The board builds' settings: pipelined, with the coarse quiet factors."""
     net, images = random_case(321, (20, 12, 5))
     results, traces = run_images(net, images, (3, 2), pipeline=pipeline,
-                                 quiet_factors=QUIET_FACTORS_COARSE)
+                                 quiet_factors=QUIET_FACTORS_COARSE, **options)
     check_against_golden(net, images, results, traces,
                          f"seed 321, lanes (3, 2), board settings, pipeline {pipeline}")
 
@@ -274,7 +279,9 @@ def test_bad_events_are_dropped_and_flagged():
         assert results[0]["klass"] == results[1]["klass"]
 
 
-def test_reset_mid_image_then_correct():
+@pytest.mark.parametrize("timing", [Timing(), ICEBREAKER, ULX3S, ULX3S_BANKED],
+                         ids=lambda t: t.key())
+def test_reset_mid_image_then_correct(timing):
     net, images = random_case(9, (20, 12, 5), n_images=2)
     got = []
 
@@ -293,15 +300,16 @@ def test_reset_mid_image_then_correct():
             got.append(await read_trace(ctx, dut, net.sizes))
         return tb
 
-    _reset_run(net, 4, bench)
-    check_against_golden(net, images[1:], [got[0]], [got[1]], "reset mid image, seed 9")
+    _reset_run(net, 4, bench, timing)
+    check_against_golden(net, images[1:], [got[0]], [got[1]],
+                         f"reset mid image, seed 9, {timing.describe()}")
 
 
-def _reset_run(net, lanes, make_tb):
+def _reset_run(net, lanes, make_tb, timing=None):
     # Reset through the simulator's domain reset: wrap the classifier in a module whose
     # sync domain has an explicit reset signal we drive.
     from amaranth.hdl import ClockDomain, Module
-    dut = TTFSClassifier.from_network(net, lanes)
+    dut = TTFSClassifier.from_network(net, lanes, timing=timing)
     m = Module()
     m.domains.sync = cd = ClockDomain()
     m.submodules.dut = dut
@@ -450,7 +458,7 @@ def test_accumulators_at_their_limits(w0):
 # Per-group quiet horizons against the layer-wide one: the same results, fewer cycles. Lanes 1
 # (many groups), 4, and pipeline 3 (masked scans may not revisit a group on the next cycle).
 # Pipeline 4 and 5: the group wakes behind the quiet-test cut (written one cycle after the
-# group's state). ``cut_wake``: their minimum registered (the ULX3S's), at pipeline 0 and 4.
+# group's state). ``cut_wake``: their minimum registered, at pipeline 0 and 4.
 @pytest.mark.parametrize("lanes, pipeline, cut_wake", [
     (1, 0, False), (4, 0, False), (1, 3, False), (1, 4, False), (4, 4, False),
     (1, 0, True), (3, 4, True)])

@@ -55,18 +55,22 @@ def golden_training(net, images, labels, lr_shift, learn=None, k=0, errors_only=
 
 
 # Two and three weight layers; lanes that do and do not divide the sizes; two step sizes;
-# pipelined layers (the board builds' setting).
-@pytest.mark.parametrize("sizes, lanes, lr_shift, pipeline", [
-    ((20, 12, 5), 4, 0, 0), ((20, 12, 5), (3, 2), 2, 0), ((9, 16, 7, 4), (5, 2, 1), 1, 0),
-    ((20, 12, 5), (3, 2), 1, 3),
+# pipelined layers (the board builds' setting); a CLEAR pass at each image's start and masks
+# issued from the mask register (the iCEBreaker's scheduler: lazy_clear, head_issue off).
+@pytest.mark.parametrize("sizes, lanes, lr_shift, pipeline, options", [
+    ((20, 12, 5), 4, 0, 0, {}), ((20, 12, 5), (3, 2), 2, 0, {}),
+    ((9, 16, 7, 4), (5, 2, 1), 1, 0, {}), ((20, 12, 5), (3, 2), 1, 3, {}),
+    ((9, 16, 7, 4), (5, 2, 1), 1, 5, {"lazy_clear": False, "head_issue": False,
+                                      "rb_register": True}),
 ])
-def test_learning_matches_golden(sizes, lanes, lr_shift, pipeline):
+def test_learning_matches_golden(sizes, lanes, lr_shift, pipeline, options):
     seed = 300 + sum(sizes) + lr_shift
     net, images = random_case(seed, sizes, n_images=10)
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, sizes[-1], len(images))
     learn = [True] * 8 + [False, True]          # learning switched off for one image
-    results, weights = run_training(net, images, labels, lanes, lr_shift, learn, pipeline)
+    results, weights = run_training(net, images, labels, lanes, lr_shift, learn, pipeline,
+                                    **options)
     expected = golden_training(net, images, labels, lr_shift, learn)
     changed = 0
     for b, (hw, gw) in enumerate(zip(weights, expected)):

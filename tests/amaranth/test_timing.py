@@ -140,24 +140,25 @@ def test_board_presets():
         assert t.rb_register and t.rb_latency == 2
         assert t.quiet_factors == QUIET_FACTORS_COARSE
     assert ICEBREAKER.registered_head and not ULX3S.registered_head
-    # Group wakes on the ECP5 (logic to spare), not on the UP5K (its logic cells are full).
-    assert ULX3S.group_wake and not ICEBREAKER.group_wake
+    # Group wakes on neither: they do not fit the UP5K, and they cost the ECP5 its clock.
+    assert not (ULX3S.group_wake or ICEBREAKER.group_wake)
     with pytest.raises(ValueError, match="board must be one of icebreaker, ulx3s"):
         board_timing("arty")
     # The ULX3S MNIST builds (a weight memory deeper than one bank of 4096 words) get the
     # registered weight banks, without group wakes; the digits builds and the iCEBreaker not.
     # ... and the register before the state write (issue 22: the fire compare was the path).
     assert ULX3S_BANKED == ULX3S.replace(weight_out_register=True, weight_bank_depth=4096,
-                                         weight_bank_width=4, group_wake=False,
-                                         cut_before_write=True, command_slice=True,
-                                         lazy_clear=False, head_issue=False,
-                                         cut_wake=False)
+                                         weight_bank_width=4, cut_before_write=True,
+                                         command_slice=True, lazy_clear=False,
+                                         head_issue=False)
     assert ULX3S_BANKED.rb_latency == 4
     # The lazy clear and the FIFO-head issue on the ECP5's digits build only (issue 22: they
     # cost the UP5K its 30 MHz).
     assert ULX3S.lazy_clear and ULX3S.head_issue
     assert not (ICEBREAKER.lazy_clear or ICEBREAKER.head_issue)
-    assert ULX3S.cut_wake and ULX3S.group_wake
+    assert not ULX3S.cut_wake
+    with pytest.raises(ValueError, match="cut_wake=True needs group_wake=True"):
+        Timing(group_wake=False, cut_wake=True)
     assert board_timing("ulx3s-85F", (784, 456, 10), (8, 8)) is ULX3S_BANKED
     assert board_timing("ulx3s-25F", (784, 64, 10), [2, 2]) is ULX3S_BANKED
     assert board_timing("ulx3s-85F", (64, 64, 10), 8) is ULX3S

@@ -39,6 +39,8 @@ def test_designs_build_the_binary_first_layer(board, shim):
     for d in (design, plain):
         rtlil.convert(d.top)            # each top elaborates
         d._MustUse__silence = True      # the board wrapper needs a platform: not built here
+    with pytest.raises(TypeError, match="binary_input must be a bool, not 1"):
+        make_design(board, net, (3, 1), shim=shim, binary_input=1)
 
 
 @pytest.mark.parametrize("mode", ["binary", "graded"])
