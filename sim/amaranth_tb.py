@@ -11,7 +11,7 @@ from amaranth.lib import enum
 from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteConfig, DiscreteNetwork, spike_events
 
 __all__ = ["stream_put", "stream_get", "image_beats", "random_ttfs_case", "read_weights",
-           "LookupTestOp", "LOOKUP_TEST_OPS"]
+           "read_trace", "LookupTestOp", "LOOKUP_TEST_OPS"]
 
 
 class LookupTestOp(enum.IntEnum, shape=2):
@@ -93,4 +93,19 @@ async def read_weights(ctx, dut, shapes):
                 await ctx.tick().repeat(dut.rb_latency - 1)
             vals[i, j] = ctx.get(dut.model.rb_data)
         out.append(np.where(vals > 127, vals - 256, vals))
+    return out
+
+
+async def read_trace(ctx, dut, sizes):
+    """Every neuron's spike step after an image, through a TTFS classifier's ``trace`` port:
+    one array per layer after the input (``timesteps`` for a neuron that did not fire)."""
+    out = []
+    for layer in range(1, len(sizes)):
+        vals = []
+        for j in range(sizes[layer]):
+            ctx.set(dut.trace.layer, layer)
+            ctx.set(dut.trace.addr, j)
+            await ctx.tick()
+            vals.append(ctx.get(dut.trace.step))
+        out.append(np.array(vals))
     return out

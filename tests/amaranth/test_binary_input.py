@@ -17,7 +17,8 @@ from spikegate.golden.ttfs_discrete import (NO_SPIKE, QUIET_FACTORS, QUIET_FACTO
 from spikegate.hdl.classifier import TTFSClassifier
 from spikegate.hdl.timing import Timing
 from spikegate.hdl.ttfs_layer import TTFSLayer
-from spikegate.sim.amaranth_tb import image_beats, random_ttfs_case, stream_get, stream_put
+from spikegate.sim.amaranth_tb import (image_beats, random_ttfs_case, read_trace, stream_get,
+                                       stream_put)
 
 
 def binary_case(seed, sizes, n_images=6, **grid):
@@ -26,17 +27,11 @@ def binary_case(seed, sizes, n_images=6, **grid):
     return net, [np.where(x == NO_SPIKE, NO_SPIKE, 0).astype(np.int32) for x in images]
 
 
-async def read_trace(ctx, dut, sizes):
-    out = []
-    for layer in range(1, len(sizes)):
-        vals = []
-        for j in range(sizes[layer]):
-            ctx.set(dut.trace.layer, layer)
-            ctx.set(dut.trace.addr, j)
-            await ctx.tick()
-            vals.append(ctx.get(dut.trace.step))
-        out.append(np.array(vals))
-    return out
+def _result(p, n_layers):
+    return {"decided": p.decided, "klass": p.klass, "step": p.decision_step, "error": p.error,
+            "cycles": p.cycles, "scans": p.scan_cycles,
+            "spikes": [p.spikes[i] for i in range(n_layers)],
+            "lookups": [p.lookups[i] for i in range(n_layers - 1)]}
 
 
 async def write_theta(ctx, dut, layer, theta):
@@ -63,10 +58,7 @@ def run(net, images, lanes, *, timing=None, binary_input=True, before=None, betw
             for beat in image_beats(steps):
                 await stream_put(ctx, dut.i_stream, beat)
             p = await stream_get(ctx, dut.o_stream)
-            results.append({"decided": p.decided, "klass": p.klass, "step": p.decision_step,
-                            "error": p.error, "cycles": p.cycles, "scans": p.scan_cycles,
-                            "spikes": [p.spikes[i] for i in range(len(net.sizes))],
-                            "lookups": [p.lookups[i] for i in range(len(net.sizes) - 1)]})
+            results.append(_result(p, len(net.sizes)))
             traces.append(await read_trace(ctx, dut, net.sizes))
             if binary_input:
                 flags.append(ctx.get(dut.binary_input_error))
@@ -240,10 +232,7 @@ def _run_with_reset(net, images, lanes, timing, binary_input, new_theta, wait):
             for beat in image_beats(steps):
                 await stream_put(ctx, dut.i_stream, beat)
             p = await stream_get(ctx, dut.o_stream)
-            results.append({"decided": p.decided, "klass": p.klass, "step": p.decision_step,
-                            "error": p.error, "cycles": p.cycles, "scans": p.scan_cycles,
-                            "spikes": [p.spikes[i] for i in range(len(net.sizes))],
-                            "lookups": [p.lookups[i] for i in range(len(net.sizes) - 1)]})
+            results.append(_result(p, len(net.sizes)))
             traces.append(await read_trace(ctx, dut, net.sizes))
 
     sim = Simulator(m)

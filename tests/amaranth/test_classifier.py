@@ -14,27 +14,14 @@ from spikegate.golden.ttfs_discrete import (NO_SPIKE, QUIET_FACTORS_COARSE, Disc
                                             DiscreteNetwork, simulate)
 from spikegate.hdl.classifier import TTFSClassifier
 from spikegate.hdl.timing import Timing
-from spikegate.sim.amaranth_tb import (image_beats, random_ttfs_case as random_case, read_weights,
-                                       stream_get, stream_put)
+from spikegate.sim.amaranth_tb import (image_beats, random_ttfs_case as random_case, read_trace,
+                                       read_weights, stream_get, stream_put)
 
 
 def result_dict(p, n_layers):
     return {"decided": p.decided, "klass": p.klass, "step": p.decision_step, "error": p.error,
             "cycles": p.cycles, "spikes": [p.spikes[i] for i in range(n_layers)],
             "lookups": [p.lookups[i] for i in range(n_layers - 1)]}
-
-
-async def read_trace(ctx, dut, sizes):
-    out = []
-    for layer in range(1, len(sizes)):
-        vals = []
-        for j in range(sizes[layer]):
-            ctx.set(dut.trace.layer, layer)
-            ctx.set(dut.trace.addr, j)
-            await ctx.tick()
-            vals.append(ctx.get(dut.trace.step))
-        out.append(np.array(vals))
-    return out
 
 
 def run_images(net, images, lanes, *, seed=None, p_stall=0.0, trace=True, extra=None, pipeline=0,
