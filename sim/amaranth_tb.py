@@ -8,10 +8,11 @@ optionally idling a random number of cycles first (seeded by the caller's ``rng`
 import numpy as np
 from amaranth.lib import enum
 
-from spikegate.golden.ttfs_discrete import NO_SPIKE, DiscreteConfig, DiscreteNetwork, spike_events
+from spikegate.golden.ttfs_discrete import (NO_SPIKE, DiscreteConfig, DiscreteNetwork, simulate,
+                                            spike_events)
 
 __all__ = ["stream_put", "stream_get", "image_beats", "random_ttfs_case", "read_weights",
-           "read_trace", "LookupTestOp", "LOOKUP_TEST_OPS"]
+           "read_trace", "check_against_golden", "LookupTestOp", "LOOKUP_TEST_OPS"]
 
 
 class LookupTestOp(enum.IntEnum, shape=2):
@@ -109,3 +110,30 @@ async def read_trace(ctx, dut, sizes):
             vals.append(ctx.get(dut.trace.step))
         out.append(np.array(vals))
     return out
+
+
+def check_against_golden(net, images, results, traces, context):
+    """Assert that a TTFS classifier's ``results`` (dicts with ``error``, ``decided``,
+    ``klass``, ``step``, ``spikes``, ``lookups``) and ``traces`` (:func:`read_trace`, or
+    none) equal the discrete golden model's on ``images``, bit for bit; ``context`` starts
+    each message. Returns the golden result."""
+    g = simulate(net, np.asarray(images))
+    T = net.config.timesteps
+    assert len(results) == len(images), context
+    for b, r in enumerate(results):
+        msg = f"{context}, image {b}"
+        assert r["error"] == 0, msg
+        assert r["decided"] == (g.decision[b] >= 0), msg
+        if g.decision[b] >= 0:
+            assert r["klass"] == g.decision[b], msg
+            assert r["step"] == g.decision_step[b], msg
+        else:
+            assert r["step"] == T, msg
+        assert r["spikes"] == list(g.spikes[b]), msg
+        assert r["lookups"] == list(g.lookups[b]), msg
+        for l, tr in enumerate(traces[b] if traces else []):
+            hw = np.where(tr == T, NO_SPIKE, tr)
+            bad = np.nonzero(hw != g.spike_steps[l + 1][b])[0]
+            assert not len(bad), (f"{msg}: layer {l + 1} neuron {bad[0]}: hardware step "
+                                  f"{hw[bad[0]]}, golden {g.spike_steps[l + 1][b][bad[0]]}")
+    return g

@@ -17,8 +17,8 @@ from spikegate.golden.ttfs_discrete import (NO_SPIKE, QUIET_FACTORS, QUIET_FACTO
 from spikegate.hdl.classifier import TTFSClassifier
 from spikegate.hdl.timing import Timing
 from spikegate.hdl.ttfs_layer import TTFSLayer
-from spikegate.sim.amaranth_tb import (image_beats, random_ttfs_case, read_trace, stream_get,
-                                       stream_put)
+from spikegate.sim.amaranth_tb import (check_against_golden, image_beats, random_ttfs_case,
+                                       read_trace, stream_get, stream_put)
 
 
 def binary_case(seed, sizes, n_images=6, **grid):
@@ -68,27 +68,6 @@ def run(net, images, lanes, *, timing=None, binary_input=True, before=None, betw
     sim.add_testbench(tb)
     sim.run()
     return results, traces, flags
-
-
-def check(net, images, results, traces, context):
-    g = simulate(net, np.asarray(images))
-    T = net.config.timesteps
-    assert len(results) == len(images), context
-    for b, r in enumerate(results):
-        msg = f"{context}, image {b}"
-        assert r["error"] == 0, msg
-        assert r["decided"] == (g.decision[b] >= 0), msg
-        assert r["step"] == (g.decision_step[b] if g.decision[b] >= 0 else T), msg
-        if g.decision[b] >= 0:
-            assert r["klass"] == g.decision[b], msg
-        assert r["spikes"] == list(g.spikes[b]), msg
-        assert r["lookups"] == list(g.lookups[b]), msg
-        for l, tr in enumerate(traces[b]):
-            hw = np.where(tr == T, NO_SPIKE, tr)
-            bad = np.nonzero(hw != g.spike_steps[l + 1][b])[0]
-            assert not len(bad), (f"{msg}: layer {l + 1} neuron {bad[0]}: hardware step "
-                                  f"{hw[bad[0]]}, golden {g.spike_steps[l + 1][b][bad[0]]}")
-    return g
 
 
 def test_quiet_thresholds_are_exact():
@@ -159,7 +138,8 @@ def test_binary_networks_match_golden(lanes, sizes):
     seed = 500 + lanes
     net, images = binary_case(seed, sizes)
     results, traces, flags = run(net, images, lanes)
-    g = check(net, images, results, traces, f"seed {seed}, lanes {lanes}, sizes {sizes}")
+    g = check_against_golden(net, images, results, traces,
+                             f"seed {seed}, lanes {lanes}, sizes {sizes}")
     assert (g.decision >= 0).any(), "the case should exercise decisions"
     assert flags == [0] * len(images)
 
@@ -177,7 +157,8 @@ def test_binary_networks_match_golden(lanes, sizes):
 def test_binary_pipelines_match_golden(timing, lanes):
     net, images = binary_case(601, (20, 12, 5), n_images=4)
     results, traces, _ = run(net, images, lanes, timing=timing)
-    check(net, images, results, traces, f"seed 601, lanes {lanes}, {timing.describe()}")
+    check_against_golden(net, images, results, traces,
+                         f"seed 601, lanes {lanes}, {timing.describe()}")
 
 
 @pytest.mark.parametrize("lanes, timing", [(1, Timing()), (3, Timing.preset(4))])
@@ -207,16 +188,18 @@ def test_theta_write_then_classification(timing):
 
     results, traces, _ = run(net, images, 3, timing=timing, between=between)
     for b in range(len(images)):
-        check(nets[b], images[b:b + 1], results[b:b + 1], traces[b:b + 1],
-              f"seed 41, theta {thetas[b]}")
+        check_against_golden(nets[b], images[b:b + 1], results[b:b + 1], traces[b:b + 1],
+                             f"seed 41, theta {thetas[b]}")
     steps = [simulate(n, np.asarray(images)).spike_steps[1] for n in nets[:2]]
     assert not np.array_equal(*steps), "the thresholds should matter"
 
 
-def _run_with_reset(net, images, lanes, timing, binary_input, new_theta, wait):
-    """Write layer 0's theta, wait ``wait`` cycles (the divider takes ``table_cycles``), reset
-    the classifier's sync domain, then run ``images`` (results and traces)."""
+def _run_with_reset(net, images, lanes, timing, binary_input, new_theta, halfway):
+    """Write layer 0's theta, wait for the divider (``halfway``: half of it), reset the
+    classifier's sync domain, then run ``images`` (results and traces)."""
     dut = TTFSClassifier.from_network(net, lanes, timing=timing, binary_input=binary_input)
+    table = dut.layers[0].table_cycles              # 0 for the multiplying layer
+    wait = table // 2 if halfway else table + 10
     m = Module()
     m.domains.sync = cd = ClockDomain()
     m.submodules.dut = dut
@@ -248,19 +231,19 @@ def _run_with_reset(net, images, lanes, timing, binary_input, new_theta, wait):
 # image starts right after the reset.
 @pytest.mark.parametrize("binary_input, halfway, timing", [
     (False, False, Timing()), (True, False, Timing()), (True, True, Timing()),
-    (True, False, ICEBREAKER), (True, True, ICEBREAKER)], ids=str)
+    (True, False, ICEBREAKER), (True, True, ICEBREAKER)],
+    ids=lambda v: v.key() if isinstance(v, Timing) else str(v))
 def test_reset_after_theta_write_restores_the_built_threshold(binary_input, halfway, timing):
     net, images = binary_case(41, (20, 12, 5), n_images=3)
     new_theta = max(1, net.thetas[0] - 70)
-    wait = 300 if halfway else 3000
-    results, traces = _run_with_reset(net, images, 3, timing, binary_input, new_theta, wait)
+    results, traces = _run_with_reset(net, images, 3, timing, binary_input, new_theta, halfway)
     new_net = DiscreteNetwork(net.weights, [new_theta, net.thetas[1]], net.config)
     assert not np.array_equal(simulate(net, np.asarray(images)).spike_steps[1],
                               simulate(new_net, np.asarray(images)).spike_steps[1]), \
         "the thresholds should matter"
-    check(net, images, results, traces,
-          f"binary_input {binary_input}, reset after a theta write (halfway {halfway}), "
-          f"{timing.describe()}")
+    check_against_golden(net, images, results, traces,
+                         f"binary_input {binary_input}, reset after a theta write "
+                         f"(halfway {halfway}), {timing.describe()}")
 
 
 # An input after step 0 flags its image (the flag and the result's error bit); the next image
@@ -273,8 +256,9 @@ def test_input_after_step_0_flags_its_image(timing):
     results, traces, flags = run(net, [images[0], bad, images[2]], 4, timing=timing)
     assert flags == [0, 1, 0], flags
     assert [r["error"] for r in results] == [0, 1, 0]
-    check(net, [images[0], images[2]], [results[0], results[2]], [traces[0], traces[2]],
-          f"seed 43, the images around a bad one, {timing.describe()}")
+    check_against_golden(net, [images[0], images[2]], [results[0], results[2]],
+                         [traces[0], traces[2]],
+                         f"seed 43, the images around a bad one, {timing.describe()}")
     good, _, flags = run(net, [images[0], images[2]], 4, timing=timing)
     assert flags == [0, 0] and [r["error"] for r in good] == [0, 0]
 
@@ -303,4 +287,4 @@ def test_z_grid_with_flat_start_is_handled():
     net, images = binary_case(45, (20, 12, 5), n_images=4, timesteps=12, dt=1 / 16)
     net = DiscreteNetwork(net.weights, [max(1, t // 3) for t in net.thetas], cfg)
     results, traces, _ = run(net, images, 3)
-    check(net, images, results, traces, "seed 45, flat z start")
+    check_against_golden(net, images, results, traces, "seed 45, flat z start")

@@ -14,8 +14,9 @@ from spikegate.golden.ttfs_discrete import (NO_SPIKE, QUIET_FACTORS_COARSE, Disc
                                             DiscreteNetwork, simulate)
 from spikegate.hdl.classifier import TTFSClassifier
 from spikegate.hdl.timing import Timing
-from spikegate.sim.amaranth_tb import (image_beats, random_ttfs_case as random_case, read_trace,
-                                       read_weights, stream_get, stream_put)
+from spikegate.sim.amaranth_tb import (check_against_golden, image_beats,
+                                       random_ttfs_case as random_case, read_trace, read_weights,
+                                       stream_get, stream_put)
 
 
 def result_dict(p, n_layers):
@@ -62,29 +63,6 @@ def run_images(net, images, lanes, *, seed=None, p_stall=0.0, trace=True, extra=
         sim.add_testbench(consumer)
     sim.run()
     return results, traces
-
-
-def check_against_golden(net, images, results, traces, context):
-    g = simulate(net, np.asarray(images))
-    T = net.config.timesteps
-    assert len(results) == len(images), context
-    for b, r in enumerate(results):
-        msg = f"{context}, image {b}"
-        assert r["error"] == 0, msg
-        assert r["decided"] == (g.decision[b] >= 0), msg
-        if g.decision[b] >= 0:
-            assert r["klass"] == g.decision[b], msg
-            assert r["step"] == g.decision_step[b], msg
-        else:
-            assert r["step"] == T, msg
-        assert r["spikes"] == list(g.spikes[b]), msg
-        assert r["lookups"] == list(g.lookups[b]), msg
-        for l, tr in enumerate(traces[b] if traces else []):
-            hw = np.where(tr == T, NO_SPIKE, tr)
-            bad = np.nonzero(hw != g.spike_steps[l + 1][b])[0]
-            assert not len(bad), (f"{msg}: layer {l + 1} neuron {bad[0]}: hardware step {hw[bad[0]]}, "
-                                  f"golden {g.spike_steps[l + 1][b][bad[0]]}")
-    return g
 
 
 # Lane counts that divide the layer sizes and that do not; different lanes per layer.
