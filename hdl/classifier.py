@@ -121,19 +121,18 @@ class TTFSClassifier(wiring.Component):
                                  f"{tuple(sizes[2:])!r}")
             if not isinstance(binary_input, bool):
                 raise TypeError(f"binary_input must be a bool, not {binary_input!r}")
-            if binary_input and learning:
-                raise ValueError("binary_input=True (the first layer without acc_wz) cannot be "
-                                 "combined with on-chip learning (learning=True)")
         self._binary_input = binary_input
         self._learning = bool(learning)
         self._timing = timing
         self._sizes = tuple(int(s) for s in sizes)
         self._lanes = self._lanes_per_layer(lanes, len(sizes) - 1)
         self._config = config
-        self.layers = [TTFSLayer(sizes[l], sizes[l + 1], self._lanes[l], int(thetas[l]), config,
-                                 None if weights is None else weights[l], learning=learning,
-                                 timing=timing, binary_input=binary_input and l == 0)
-                       for l in range(len(sizes) - 1)]
+        with checking(self):      # the layers check the rest (binary_input with learning)
+            self.layers = [TTFSLayer(sizes[l], sizes[l + 1], self._lanes[l], int(thetas[l]),
+                                     config, None if weights is None else weights[l],
+                                     learning=learning, timing=timing,
+                                     binary_input=binary_input and l == 0)
+                           for l in range(len(sizes) - 1)]
         # The protocol engine waits timing.rb_latency for a weight: the hardware's must agree.
         assert self.rb_latency == timing.rb_latency, (self.rb_latency, timing.rb_latency)
         self.scheduler = StepScheduler(self._sizes, self._lanes, config, timing,

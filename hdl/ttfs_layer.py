@@ -102,7 +102,7 @@ class _ThresholdTable:
         """The memory, its divider (restarted by ``start``, reading ``theta`` a cycle later)
         and the per-step reads (registers following ``step``, like ``z``). Returns a dict:
         ``busy``, ``a`` / ``a_ok`` (``A_step``, whether it is stored), ``quiet`` (per factor
-        ``(A'[index], stored)``)."""
+        ``(A'[index], stored)``), ``theta`` (the threshold register it was built from)."""
         T, nb, gb = len(self.valid), self.n_bits, self.g_bits
         m.submodules.thresholds = mem = memory.Memory(data=self.data)
         wp = mem.write_port()
@@ -150,7 +150,7 @@ class _ThresholdTable:
             m.d.comb += qp.addr.eq(self._const_table(row, range(T), step))
             m.d.sync += ok.eq(self._const_table([self.valid[j] for j in row], 1, step))
             quiet.append((qp.data, ok))
-        return {"busy": run, "a": rp.data, "a_ok": a_ok, "quiet": quiet}
+        return {"busy": run, "a": rp.data, "a_ok": a_ok, "quiet": quiet, "theta": theta}
 
 
 class _Stages:
@@ -400,7 +400,7 @@ class TTFSLayer(wiring.Component):
         m.d.comb += [rp.addr.eq(lk.beat.issue_group), rp.en.eq(lk.beat.issue_valid)]
 
         z, opts = self._step_tables(m)
-        theta = self._tab_theta = Signal(THETA_BITS, init=self._theta)
+        theta = Signal(THETA_BITS, init=self._theta)
         with m.If(self.theta_w_en):
             m.d.sync += theta.eq(self.theta_w_data)
         if self._binary:
@@ -659,30 +659,21 @@ class TTFSLayer(wiring.Component):
         group), the fire mask, the learning lanes; with ``fwd`` (``cut_before_write``) the
         write and the fire mask a register stage later. Returns the statistics' stage values
         (after ``cut_before_stats``)."""
-        lk, cfg = self._lookup, self._config
+        lk = self._lookup
         L = lk.lanes
         state_op = stages.ops(c2, "ACCUMULATE", "SCAN")
         is_clear = stages.ops(c2, "CLEAR")
-        new = Signal(data.ArrayLayout(self._state_layout, L))
         fire_mask = Signal(L)
         stats = {k: c2[k] for k in ("valid", "op", "group", "first", "last")}
         for l in range(L):
-            nw = new[l]
             fires = Signal(name=f"fires{l}")
             crossed = c2[f"ge{l}"] if tab else c2[f"prod{l}"] >= c2[f"acc_wz{l}"]
             m.d.comb += fires.eq(self._lane_ok(l, c2["group"]) & ~c2[f"fired{l}"] & state_op &
                                  crossed)
             m.d.comb += fire_mask[l].eq(fires)
-            with m.If(is_clear):
-                m.d.comb += [nw.acc_w.eq(0), nw.fired.eq(0), nw.step.eq(cfg.timesteps)]
-                if not tab:
-                    m.d.comb += nw.acc_wz.eq(0)
-            with m.Else():
-                m.d.comb += [nw.acc_w.eq(c2[f"acc_w_new{l}"]),
-                             nw.fired.eq(c2[f"fired{l}"] | fires),
-                             nw.step.eq(Mux(fires, self.schedule.step, c2[f"step{l}"]))]
-                if not tab:
-                    m.d.comb += nw.acc_wz.eq(c2[f"acc_wz_new{l}"])
+        new = self._next_state(m, "new", c2, is_clear, fire_mask)
+        for l in range(L):
+            nw = new[l]
             armed_after = self._lane_ok(l, c2["group"]) & ~nw.fired & c2[f"pos_after{l}"] & state_op
             stats.update({f"was_armed{l}": c2[f"was_armed{l}"] & state_op,
                           f"armed_after{l}": armed_after})
@@ -691,7 +682,7 @@ class TTFSLayer(wiring.Component):
                 # thresholds at each factor's horizon.
                 for i, (a, ok) in enumerate(tab["quiet"]):
                     q = Signal(name=f"quiet_lt{l}_{i}")
-                    m.d.comb += q.eq(Mux(ok, c2[f"acc_w_new{l}"] < a, self._tab_theta != 0))
+                    m.d.comb += q.eq(Mux(ok, c2[f"acc_w_new{l}"] < a, tab["theta"] != 0))
                     stats[f"quiet{l}_{i}"] = q
             else:
                 # How long this lane stays quiet without input: z * (acc_w' - theta) after
@@ -729,6 +720,25 @@ class TTFSLayer(wiring.Component):
         ]
         return stages.cut(self._timing.cut_before_stats, "p3", stats)
 
+    def _next_state(self, m, name, c2, is_clear, fires=None):
+        """The lanes' state after the compare stage's beat ``c2``: the cleared state on a
+        ``CLEAR`` beat, else the new ``acc_w`` (and ``acc_wz``) with ``fired`` / ``step``
+        updated by ``fires`` (the lanes firing now; None keeps the old ones: the early
+        forward of ``cut_before_write``)."""
+        L = self._lookup.lanes
+        layout = data.ArrayLayout(self._state_layout, L)
+        upd, out = Signal(layout, name=f"{name}_upd"), Signal(layout, name=name)
+        for l in range(L):
+            fired, step = c2[f"fired{l}"], c2[f"step{l}"]
+            if fires is not None:
+                fired, step = fired | fires[l], Mux(fires[l], self.schedule.step, step)
+            m.d.comb += [upd[l].acc_w.eq(c2[f"acc_w_new{l}"]), upd[l].fired.eq(fired),
+                         upd[l].step.eq(step)]
+            if not self._binary:
+                m.d.comb += upd[l].acc_wz.eq(c2[f"acc_wz_new{l}"])
+        m.d.comb += out.eq(Mux(is_clear, self._cleared.as_value(), upd.as_value()))
+        return out
+
     def _forward_late(self, m, c2, is_clear, writes, w, st, read, fwd):
         """The beat's state with ``cut_before_write``: a group written now (the write
         register ``w``) comes from that register; a group whose compare runs now (``c2``,
@@ -737,18 +747,8 @@ class TTFSLayer(wiring.Component):
         register's a cycle later (``fwd["late"]``). ``LEARN`` beats, which read ``fired`` /
         ``step``, come after the classification's writes (the sequencer runs once the layers
         are idle)."""
-        lk, T = self._lookup, self._config.timesteps
-        early = Signal(data.ArrayLayout(self._state_layout, lk.lanes), name="early")
-        for l in range(lk.lanes):
-            with m.If(is_clear):
-                m.d.comb += [early[l].acc_w.eq(0), early[l].fired.eq(0), early[l].step.eq(T)]
-                if not self._binary:
-                    m.d.comb += early[l].acc_wz.eq(0)
-            with m.Else():
-                m.d.comb += [early[l].acc_w.eq(c2[f"acc_w_new{l}"]),
-                             early[l].fired.eq(c2[f"fired{l}"]), early[l].step.eq(c2[f"step{l}"])]
-                if not self._binary:
-                    m.d.comb += early[l].acc_wz.eq(c2[f"acc_wz_new{l}"])
+        lk = self._lookup
+        early = self._next_state(m, "early", c2, is_clear)
         hit2, hitw = Signal(name="hit_compare"), Signal(name="hit_write")
         m.d.comb += [hit2.eq(writes & (c2["group"] == lk.beat.group)),
                      hitw.eq(w["en"] & (w["group"] == lk.beat.group)),
